@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): installs what it needs, then lint, typecheck, unit tests, the guest image build
+# and the integration tests against real QEMU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
+echo "==> lint"
+npx eslint .
+echo "==> typecheck + build"
+npx tsc -p tsconfig.json
+echo "==> unit tests"
+bash scripts/run-tests.sh unit
+# Built images are shared between test homes through the image cache (cached by recipe hash).
+export VMFORK_IMAGE_CACHE=${VMFORK_IMAGE_CACHE:-/var/cache/vmfork/images}
+export VMFORK_TEST_HOME_ROOT=${VMFORK_TEST_HOME_ROOT:-$(mktemp -d /tmp/vmfork-test.XXXXXX)}
+echo "==> guest image (cache: $VMFORK_IMAGE_CACHE)"
+node dist/src/cli/main.js --home "$VMFORK_TEST_HOME_ROOT/image-home" image build --name default
+echo "==> integration tests"
+bash scripts/run-tests.sh integration

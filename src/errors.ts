@@ -1,0 +1,87 @@
+/**
+ * The one registry of vmfork error codes. Every failure a user can see carries one of these codes; the CLI prints
+ * it, the REST API maps it to `status`, and docs/errors.md must list exactly these codes (a test checks it).
+ *
+ * Adding a code: add it here with a one-line message and an HTTP status, then add a row to docs/errors.md.
+ */
+export const ERROR_REGISTRY = {
+  VMFORK_INVALID_ARGUMENT: { status: 400, message: 'Invalid argument' },
+  VMFORK_INVALID_SIZE: { status: 400, message: 'Malformed size' },
+  VMFORK_INVALID_NAME: { status: 400, message: 'Invalid name' },
+  VMFORK_NOT_ROOT: { status: 403, message: 'This operation needs root' },
+  VMFORK_DEPENDENCY_MISSING: { status: 500, message: 'A required host program is missing' },
+  VMFORK_QEMU_MISSING: { status: 500, message: 'QEMU is not installed' },
+  VMFORK_ACCEL_UNAVAILABLE: { status: 409, message: 'The requested accelerator cannot be used on this host' },
+  VMFORK_NO_SPACE: { status: 507, message: 'Not enough free disk space' },
+  VMFORK_INSUFFICIENT_MEMORY: { status: 507, message: 'Not enough free memory' },
+  VMFORK_STORE_FAILED: { status: 500, message: 'State store operation failed' },
+  VMFORK_IMAGE_NOT_FOUND: { status: 404, message: 'Unknown image' },
+  VMFORK_IMAGE_EXISTS: { status: 409, message: 'An image with this name already exists' },
+  VMFORK_IMAGE_IN_USE: { status: 409, message: 'The image is in use' },
+  VMFORK_IMAGE_BUILD_FAILED: { status: 500, message: 'Guest image build failed' },
+  VMFORK_IMAGE_INVALID: { status: 400, message: 'The image file is not a usable disk image' },
+  VMFORK_VM_NOT_FOUND: { status: 404, message: 'Unknown VM' },
+  VMFORK_VM_EXISTS: { status: 409, message: 'A VM with this name already exists' },
+  VMFORK_VM_STATE: { status: 409, message: 'The VM is not in a state that allows this operation' },
+  VMFORK_VM_START_FAILED: { status: 500, message: 'QEMU failed to start the VM' },
+  VMFORK_QMP_UNAVAILABLE: { status: 503, message: 'Cannot reach the QEMU monitor (QMP)' },
+  VMFORK_QMP_ERROR: { status: 500, message: 'QEMU rejected a monitor command' },
+  VMFORK_QMP_TIMEOUT: { status: 504, message: 'A QEMU monitor command timed out' },
+  VMFORK_QMP_PROTOCOL: { status: 502, message: 'QEMU monitor protocol violation' },
+  VMFORK_AGENT_UNAVAILABLE: { status: 503, message: 'Cannot reach the guest agent' },
+  VMFORK_AGENT_ERROR: { status: 500, message: 'The guest agent reported an error' },
+  VMFORK_AGENT_TIMEOUT: { status: 504, message: 'The guest agent did not answer in time' },
+  VMFORK_QEMU_IMG_FAILED: { status: 500, message: 'qemu-img failed' },
+  VMFORK_INTERNAL: { status: 500, message: 'Internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_REGISTRY;
+
+export const ERROR_CODES = Object.keys(ERROR_REGISTRY) as ErrorCode[];
+
+const BRAND = Symbol.for('vmfork.error');
+
+export interface VmforkErrorOptions {
+  cause?: unknown;
+  /** Structured facts for JSON output and the API (never secrets). */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Thrown by every vmfork operation that fails in a way a user can act on. `message` is the registry message
+ * followed by the specific detail; `cause` keeps the underlying error.
+ */
+export class VmforkError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+  readonly [BRAND] = true;
+
+  constructor(code: ErrorCode, detail?: string, options: VmforkErrorOptions = {}) {
+    const base = ERROR_REGISTRY[code].message;
+    super(detail ? `${base}: ${detail}` : base, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'VmforkError';
+    this.code = code;
+    this.status = ERROR_REGISTRY[code].status;
+    this.details = options.details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+  }
+}
+
+/** instanceof that survives duplicate copies of the package. */
+export function isVmforkError(err: unknown): err is VmforkError {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/** Wraps anything thrown into a VmforkError, keeping the original as `cause`. */
+export function toVmforkError(err: unknown, fallback: ErrorCode = 'VMFORK_INTERNAL'): VmforkError {
+  if (isVmforkError(err)) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  if (err && typeof err === 'object' && (err as NodeJS.ErrnoException).code === 'ENOSPC') {
+    return new VmforkError('VMFORK_NO_SPACE', msg, { cause: err });
+  }
+  return new VmforkError(fallback, msg, { cause: err });
+}

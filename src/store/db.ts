@@ -1,0 +1,53 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { hostname } from 'node:os';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { VmforkError } from '../errors.js';
+import { migrationProvider } from './migrations/index.js';
+import type { Database } from './schema.js';
+
+export type Db = Kysely<Database>;
+
+export interface OpenStoreOptions {
+  /** Busy timeout for concurrent CLI invocations and the API server sharing one file. @default 5000 */
+  busyTimeoutMs?: number;
+}
+
+/** The id of this machine in the hosts table; more hosts come with host agents. */
+export const LOCAL_HOST_ID = 'local';
+
+/**
+ * Opens (creating if needed) the SQLite store at `path` in WAL mode and applies pending migrations.
+ * `:memory:` works for tests.
+ */
+export async function openStore(path: string, options: OpenStoreOptions = {}): Promise<Db> {
+  let sqlite: SQLite.Database;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    sqlite = new SQLite(path);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('synchronous = NORMAL');
+  } catch (err) {
+    throw new VmforkError('VMFORK_STORE_FAILED', `cannot open ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await migrate(db);
+  await db
+    .insertInto('hosts')
+    .values({ id: LOCAL_HOST_ID, hostname: hostname(), created_at: new Date().toISOString() })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+  return db;
+}
+
+export async function migrate(db: Kysely<Database>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    throw new VmforkError('VMFORK_STORE_FAILED', `migration failed: ${(error as Error).message ?? String(error)}`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

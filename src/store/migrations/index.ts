@@ -1,0 +1,14 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import { initial } from './001-initial.js';
+
+/**
+ * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
+ * order; never rename or edit one that has shipped — add the next number.
+ */
+export const MIGRATIONS: Record<string, Migration> = {
+  '001-initial': initial,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(MIGRATIONS),
+};

@@ -1,0 +1,67 @@
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Table types of the state store. Timestamps are ISO-8601 strings; JSON columns are TEXT. */
+export interface Database {
+  hosts: HostsTable;
+  images: ImagesTable;
+  vms: VmsTable;
+  processes: ProcessesTable;
+}
+
+export interface HostsTable {
+  id: string;
+  hostname: string;
+  created_at: string;
+}
+
+export interface ImagesTable {
+  name: string;
+  /** 'built' by `vmfork image build`, 'imported' by `vmfork image import`. */
+  source: 'built' | 'imported';
+  disk_path: string;
+  kernel_path: string | null;
+  initrd_path: string | null;
+  manifest_path: string | null;
+  recipe_hash: string | null;
+  virtual_size: number;
+  file_size: number;
+  created_at: string;
+}
+
+export interface VmsTable {
+  name: string;
+  host_id: string;
+  image_name: string | null;
+  /** See src/vm/vm-state.ts for the state machine. */
+  state: string;
+  /** 'vm' (cold-booted), later 'template' and 'child'. */
+  role: string;
+  dir: string;
+  spec_json: string;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ProcessesTable {
+  id: Generated<number>;
+  vm_name: string;
+  pid: number;
+  /** Process start time in clock ticks since boot (/proc/PID/stat field 22): a pid alone can be reused. */
+  start_time: number;
+  qmp_path: string;
+  agent_path: string | null;
+  pidfile: string;
+  argv_json: string;
+  started_at: string;
+  exited_at: string | null;
+}
+
+export type HostRow = Selectable<HostsTable>;
+export type ImageRow = Selectable<ImagesTable>;
+export type NewImage = Insertable<ImagesTable>;
+export type VmRow = Selectable<VmsTable>;
+export type NewVm = Insertable<VmsTable>;
+export type VmUpdate = Updateable<VmsTable>;
+export type ProcessRow = Selectable<ProcessesTable>;
+export type NewProcess = Insertable<ProcessesTable>;
