@@ -32,6 +32,12 @@ export const ERROR_REGISTRY = {
   VMFORK_AGENT_ERROR: { status: 500, message: 'The guest agent reported an error' },
   VMFORK_AGENT_TIMEOUT: { status: 504, message: 'The guest agent did not answer in time' },
   VMFORK_QEMU_IMG_FAILED: { status: 500, message: 'qemu-img failed' },
+  VMFORK_NETWORK_NOT_FOUND: { status: 404, message: 'Unknown network' },
+  VMFORK_NETWORK_EXISTS: { status: 409, message: 'A network with this name already exists' },
+  VMFORK_NETWORK_IN_USE: { status: 409, message: 'The network still has leases' },
+  VMFORK_NETWORK_EXHAUSTED: { status: 409, message: 'CIDR exhausted' },
+  VMFORK_INVALID_CIDR: { status: 400, message: 'Invalid IPv4 CIDR' },
+  VMFORK_NETWORK_FAILED: { status: 500, message: 'Setting up the network on the host failed' },
   VMFORK_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
