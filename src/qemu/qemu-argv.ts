@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import { parseVmSpec, type VmSpecInput } from '../vm/vm-spec.js';
+
+/**
+ * The one place a QEMU command line is assembled. Template parents and forked children must present the guest
+ * with the identical machine — same devices, same ids, same order, hence same PCI slots (QEMU assigns slots in
+ * command-line order) — or the child cannot load the parent's device state. So the order below is fixed, device
+ * ids derive only from the spec's ids, and per-VM values (paths, MAC, guid, uuid) never change the shape.
+ *
+ * Bump LAYOUT_VERSION whenever the device part of the argv changes shape: templates recorded under an older
+ * layout are then refused instead of failing obscurely inside QEMU's migration code.
+ */
+export const LAYOUT_VERSION = 1;
+
+/** The guest agent's port name: qemu-guest-agent in the guest (started by udev) looks for exactly this. */
+export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0';
+
+/**
+ * Escapes a value inside a QEMU `key=value,key=value` option string, where a comma is written `,,`.
+ * Only for such option strings: `-kernel`, `-pidfile`, `-append` and `-serial file:` take their value verbatim.
+ */
+export function escapeOptionValue(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+/** Builds the argv (without the program name) that runs `spec` on qemu-system-x86_64. Validates the spec first. */
+export function buildQemuArgv(input: VmSpecInput): string[] {
+  const spec = parseVmSpec(input);
+  const mem = spec.memory;
+  const argv: string[] = ['-name', spec.name, '-nodefaults', '-no-user-config', '-display', 'none'];
+
+  argv.push('-machine', mem.kind === 'file' ? `${spec.machine},memory-backend=mem` : spec.machine);
+  argv.push('-accel', spec.accel === 'tcg' && spec.tbSizeMiB !== undefined ? `tcg,tb-size=${spec.tbSizeMiB}` : spec.accel);
+  argv.push('-cpu', spec.cpuModel, '-smp', String(spec.cpus), '-m', `${spec.memoryMiB}M`);
+  if (mem.kind === 'file') {
+    const share = mem.share ? 'on' : 'off';
+    argv.push('-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOptionValue(mem.path)},share=${share}`);
+  }
+  if (spec.uuid) argv.push('-uuid', spec.uuid);
+  if (spec.kernel) {
+    argv.push('-kernel', spec.kernel.kernel);
+    if (spec.kernel.initrd) argv.push('-initrd', spec.kernel.initrd);
+    argv.push('-append', spec.kernel.cmdline);
+  }
+
+  for (const d of spec.disks) {
+    const ro = d.readOnly ? ',readonly=on' : '';
+    argv.push('-drive', `if=none,id=${d.id},file=${escapeOptionValue(d.path)},format=${d.format},cache=${d.cache}${ro}`);
+    argv.push('-device', `virtio-blk-pci,drive=${d.id},id=${d.id}-blk`);
+  }
+  for (const n of spec.nics) {
+    const backend = n.backend.kind === 'tap' ? `tap,id=${n.id},ifname=${n.backend.ifname},script=no,downscript=no` : `user,id=${n.id}`;
+    argv.push('-netdev', backend, '-device', `virtio-net-pci,netdev=${n.id},mac=${n.mac},id=${n.id}-nic`);
+  }
+  if (spec.agentSocket) {
+    argv.push('-device', 'virtio-serial-pci,id=vserial0');
+    argv.push('-chardev', `socket,id=agent0,path=${escapeOptionValue(spec.agentSocket)},server=on,wait=off`);
+    argv.push('-device', `virtserialport,bus=vserial0.0,chardev=agent0,name=${GUEST_AGENT_PORT},id=agent0-port`);
+  }
+  if (spec.vmgenid) argv.push('-device', `vmgenid,guid=${spec.vmgenid},id=vmgenid0`);
+
+  // -qmp's "unix:" form is parsed as an option string (commas escaped); "-serial file:" takes the rest verbatim
+  argv.push('-qmp', `unix:${escapeOptionValue(spec.qmpSocket)},server=on,wait=off`);
+  if (spec.serialLog) argv.push('-serial', `file:${spec.serialLog}`);
+  if (spec.pidfile) argv.push('-pidfile', spec.pidfile);
+  if (spec.incoming) argv.push('-incoming', spec.incoming);
+  return argv;
+}
+
+/**
+ * The canonical description of what a child must share with its template: machine, accelerator, CPU model and
+ * count, RAM size and kind, and every device with its id, position and guest-visible settings. Per-VM values —
+ * MAC, paths, vmgenid guid, SMBIOS uuid, share flag, kernel, tb-size, incoming — are left out. Equal strings mean
+ * the child's device state will fit.
+ */
+export function deviceLayoutOf(input: VmSpecInput): string {
+  const s = parseVmSpec(input);
+  // keys in a fixed literal order: JSON.stringify keeps insertion order, so the string is canonical
+  const layout = {
+    layout: LAYOUT_VERSION,
+    machine: s.machine,
+    accel: s.accel,
+    cpuModel: s.cpuModel,
+    cpus: s.cpus,
+    memoryMiB: s.memoryMiB,
+    memoryKind: s.memory.kind,
+    disks: s.disks.map((d) => ({ id: d.id, readOnly: d.readOnly, cache: d.cache })),
+    nics: s.nics.map((n) => ({ id: n.id, backend: n.backend.kind })),
+    agent: s.agentSocket !== undefined,
+    vmgenid: s.vmgenid !== undefined,
+    serial: s.serialLog !== undefined,
+  };
+  return JSON.stringify(layout);
+}
+
+/** sha256 (hex) of `deviceLayoutOf(spec)`: short enough to store and compare. */
+export function deviceLayoutHash(spec: VmSpecInput): string {
+  return createHash('sha256').update(deviceLayoutOf(spec)).digest('hex');
+}
+
+/** The layout parts in which two specs differ, e.g. `memoryMiB: 512 ≠ 1024`; empty when a fork fits. */
+export function layoutDifferences(template: VmSpecInput, child: VmSpecInput): string[] {
+  const a = JSON.parse(deviceLayoutOf(template)) as Record<string, unknown>;
+  const b = JSON.parse(deviceLayoutOf(child)) as Record<string, unknown>;
+  return Object.keys(a)
+    .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+    .map((k) => `${k}: ${JSON.stringify(a[k])} ≠ ${JSON.stringify(b[k])}`);
+}
