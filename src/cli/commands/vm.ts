@@ -1,0 +1,146 @@
+import { Option, type Command } from 'commander';
+import { ACCEL_CHOICES, parseAccelChoice } from '../../host/accel.js';
+import { currentProcess } from '../../store/processes-repo.js';
+import type { VmRow } from '../../store/schema.js';
+import { bootVm } from '../../vm/boot.js';
+import { connectAgent, destroyVm, getVmReconciled, listVmsReconciled, stopVm } from '../../vm/lifecycle.js';
+import type { VmDeps } from '../../vm/vm-deps.js';
+import { vmPaths } from '../../vm/vm-paths.js';
+import { action } from '../action.js';
+import type { CliContext } from '../context.js';
+import { printJson, printTable } from '../output.js';
+
+async function deps(ctx: CliContext): Promise<VmDeps> {
+  return { db: await ctx.db(), home: ctx.home, log: ctx.log };
+}
+
+function summary(vm: VmRow): Record<string, unknown> {
+  const spec = JSON.parse(vm.spec_json) as { memoryMiB?: number; cpus?: number; accel?: string };
+  return {
+    name: vm.name,
+    state: vm.state,
+    role: vm.role,
+    image: vm.image_name,
+    host: vm.host_id,
+    accel: spec.accel,
+    memoryMiB: spec.memoryMiB,
+    cpus: spec.cpus,
+    createdAt: vm.created_at,
+    lastError: vm.last_error,
+  };
+}
+
+export const accelOption = (): Option =>
+  new Option('--accel <accel>', 'accelerator: kvm, tcg or auto (auto: KVM only where vmx/svm and kvm_intel/kvm_amd are present)')
+    .choices(ACCEL_CHOICES as string[])
+    .default('auto');
+
+export function registerVmCommands(program: Command): void {
+  const vm = program.command('vm').description('cold-booted VMs: boot, list, show, stop, destroy, exec');
+
+  vm.command('boot')
+    .description('cold-boot a VM from a linked clone of an image and wait for its guest agent (the baseline of every benchmark)')
+    .requiredOption('--image <name>', 'image to boot (see: vmfork image list)')
+    .option('--name <name>', 'VM name (RFC 1123 label); default vm-<random>')
+    .option('--memory <size>', 'guest RAM, e.g. 512M or 1G', '512M')
+    .option('--cpus <n>', 'virtual CPUs', '1')
+    .addOption(accelOption())
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, opts: { image: string; name?: string; memory: string; cpus: string; accel: string; json?: boolean }) => {
+        const r = await bootVm(await deps(ctx), {
+          image: opts.image,
+          ...(opts.name ? { name: opts.name } : {}),
+          memory: opts.memory,
+          cpus: Number(opts.cpus),
+          accel: parseAccelChoice(opts.accel),
+        });
+        if (opts.json) return printJson(r);
+        process.stdout.write(
+          `${r.name}: agent answered after ${r.secondsToAgent.toFixed(1)} s (${r.accel}: ${r.accelReason})\n` +
+            `  hostname ${r.hostname}\n  boot_id  ${r.bootId}\n  pid      ${r.pid}\n`,
+        );
+      }),
+    );
+
+  vm.command('list')
+    .description('list VMs with their state (checked against the live QEMU processes)')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, opts: { json?: boolean }) => {
+        const rows = (await listVmsReconciled(await deps(ctx))).map(summary);
+        if (opts.json) return printJson(rows);
+        printTable(rows, ['name', 'state', 'role', 'image', 'accel', 'memoryMiB', 'cpus']);
+      }),
+    );
+
+  vm.command('show <name>')
+    .description('show one VM: state, spec, process, files')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { json?: boolean }) => {
+        const d = await deps(ctx);
+        const row = await getVmReconciled(d, name);
+        const proc = await currentProcess(d.db, name);
+        const paths = vmPaths(ctx.home.vms, name);
+        const out = {
+          ...summary(row),
+          spec: JSON.parse(row.spec_json) as unknown,
+          process: proc ? { pid: proc.pid, startTime: proc.start_time, qmp: proc.qmp_path, agent: proc.agent_path, startedAt: proc.started_at } : null,
+          files: { dir: paths.dir, disk: paths.disk, serialLog: paths.serialLog, stderrLog: paths.stderrLog },
+        };
+        if (opts.json) return printJson(out);
+        for (const [k, v] of Object.entries(out)) {
+          if (k === 'spec') continue;
+          process.stdout.write(`${k.padEnd(10)} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v ?? '-')}\n`);
+        }
+      }),
+    );
+
+  vm.command('stop <name>')
+    .description('power the guest off cleanly (QEMU is told to quit after --timeout); the disk is kept')
+    .option('--timeout <seconds>', 'seconds to wait for the guest to power off', '60')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { timeout: string; json?: boolean }) => {
+        const row = await stopVm(await deps(ctx), name, { timeoutMs: Number(opts.timeout) * 1000 });
+        if (opts.json) return printJson(summary(row));
+        process.stdout.write(`${name}: ${row.state}\n`);
+      }),
+    );
+
+  vm.command('destroy <name>')
+    .description('kill the VM if running and delete its disk and record')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { json?: boolean }) => {
+        await destroyVm(await deps(ctx), name);
+        if (opts.json) return printJson({ name, destroyed: true });
+        process.stdout.write(`${name}: destroyed\n`);
+      }),
+    );
+
+  vm.command('exec <name> <command...>')
+    .description('run a command in the guest through the agent; prints its stdout/stderr and exits with its exit code (use -- before the command)')
+    .option('--timeout <seconds>', 'seconds the command may run', '60')
+    .option('--json', 'print JSON (exitCode, stdout, stderr) instead of passing output through')
+    .passThroughOptions()
+    .action(
+      action(async (ctx, name: string, command: string[], opts: { timeout: string; json?: boolean }) => {
+        const [path, ...args] = command;
+        const agent = await connectAgent(await deps(ctx), name);
+        try {
+          const r = await agent.exec(path ?? '', args, { timeoutMs: Number(opts.timeout) * 1000 });
+          if (opts.json) {
+            printJson({ exitCode: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString(), truncated: r.truncated });
+          } else {
+            process.stdout.write(r.stdout);
+            process.stderr.write(r.stderr);
+          }
+          return r.exitCode;
+        } finally {
+          agent.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,37 @@
+import { join } from 'node:path';
+import { VmforkError } from '../errors.js';
+
+/** Files of one VM, all inside its own directory so destroy is one recursive remove. */
+export interface VmPaths {
+  dir: string;
+  disk: string;
+  qmp: string;
+  agent: string;
+  serialLog: string;
+  stderrLog: string;
+  pidfile: string;
+}
+
+// sun_path holds 108 bytes including the NUL; a longer socket path fails deep inside QEMU with a vague error.
+const MAX_SOCKET_PATH = 107;
+
+export function vmPaths(vmsDir: string, name: string): VmPaths {
+  const dir = join(vmsDir, name);
+  const paths = {
+    dir,
+    disk: join(dir, 'disk.qcow2'),
+    qmp: join(dir, 'qmp.sock'),
+    agent: join(dir, 'qga.sock'),
+    serialLog: join(dir, 'serial.log'),
+    stderrLog: join(dir, 'qemu.stderr.log'),
+    pidfile: join(dir, 'qemu.pid'),
+  };
+  for (const sock of [paths.qmp, paths.agent]) {
+    if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) {
+      throw new VmforkError('VMFORK_INVALID_ARGUMENT', `socket path ${sock} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --home`, {
+        details: { path: sock },
+      });
+    }
+  }
+  return paths;
+}
