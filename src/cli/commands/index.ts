@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerDemoCommands } from './demo.js';
 import { registerDoctorCommands } from './doctor.js';
 import { registerNetworkCommands } from './network.js';
 import { registerVmCommands } from './vm.js';
@@ -8,4 +9,5 @@ export function registerCommands(program: Command): void {
   registerDoctorCommands(program);
   registerNetworkCommands(program);
   registerVmCommands(program);
+  registerDemoCommands(program);
 }

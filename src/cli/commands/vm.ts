@@ -124,7 +124,6 @@ export function registerVmCommands(program: Command): void {
     .description('run a command in the guest through the agent; prints its stdout/stderr and exits with its exit code (use -- before the command)')
     .option('--timeout <seconds>', 'seconds the command may run', '60')
     .option('--json', 'print JSON (exitCode, stdout, stderr) instead of passing output through')
-    .passThroughOptions()
     .action(
       action(async (ctx, name: string, command: string[], opts: { timeout: string; json?: boolean }) => {
         const [path, ...args] = command;
