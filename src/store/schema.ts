@@ -6,6 +6,8 @@ export interface Database {
   images: ImagesTable;
   vms: VmsTable;
   processes: ProcessesTable;
+  networks: NetworksTable;
+  ip_leases: IpLeasesTable;
 }
 
 export interface HostsTable {
@@ -57,6 +59,32 @@ export interface ProcessesTable {
   exited_at: string | null;
 }
 
+/** A vmfork network: one namespace with one bridge (see docs/networks.md). */
+export interface NetworksTable {
+  name: string;
+  /** Canonical CIDR, e.g. `10.231.0.0/24`. */
+  cidr: string;
+  /** Namespace name on the host, recorded because its prefix is configurable. */
+  netns: string;
+  bridge: string;
+  gateway: string;
+  /** Random id written into the bridge's alias: proves a namespace on the host belongs to this data dir. */
+  owner_id: string;
+  /** 'creating' until the host side is built, 'ready', 'deleting' while `network rm` runs. */
+  state: 'creating' | 'ready' | 'deleting';
+  created_at: string;
+}
+
+export interface IpLeasesTable {
+  id: Generated<number>;
+  network_name: string;
+  ip: string;
+  vm_name: string;
+  mac: string;
+  tap: string;
+  allocated_at: string;
+}
+
 export type HostRow = Selectable<HostsTable>;
 export type ImageRow = Selectable<ImagesTable>;
 export type NewImage = Insertable<ImagesTable>;
@@ -65,3 +93,7 @@ export type NewVm = Insertable<VmsTable>;
 export type VmUpdate = Updateable<VmsTable>;
 export type ProcessRow = Selectable<ProcessesTable>;
 export type NewProcess = Insertable<ProcessesTable>;
+export type NetworkRow = Selectable<NetworksTable>;
+export type NewNetwork = Insertable<NetworksTable>;
+export type LeaseRow = Selectable<IpLeasesTable>;
+export type NewLease = Insertable<IpLeasesTable>;

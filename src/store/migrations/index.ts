@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import { initial } from './001-initial.js';
+import { networks } from './002-networks.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -7,6 +8,7 @@ import { initial } from './001-initial.js';
  */
 export const MIGRATIONS: Record<string, Migration> = {
   '001-initial': initial,
+  '002-networks': networks,
 };
 
 export const migrationProvider: MigrationProvider = {

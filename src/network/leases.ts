@@ -1,0 +1,166 @@
+import { VmforkError } from '../errors.js';
+import type { Db } from '../store/db.js';
+import {
+  deleteLease,
+  findLeaseByMac,
+  getLease,
+  getNetwork,
+  isUniqueViolation,
+  listLeases,
+  requireNetwork,
+  withWriteLock,
+} from '../store/networks-repo.js';
+import type { LeaseRow, NetworkRow } from '../store/schema.js';
+import { assertValidName } from '../util/names.js';
+import { allocate, parseCidr, vmIndex, vmRange } from './cidr.js';
+import { isUnicastMac, normalizeMac, randomLocalMac } from './mac.js';
+import { tapName } from './names.js';
+
+/** Everything a VM needs to be wired to its network: the guest's address and the tap QEMU opens. */
+export interface Lease {
+  network: string;
+  vmName: string;
+  ip: string;
+  prefix: number;
+  gateway: string;
+  mac: string;
+  /** Tap inside `netns`, on `bridge`; QEMU runs under `ip netns exec <netns>` with `-netdev tap,ifname=<tap>`. */
+  tap: string;
+  netns: string;
+  bridge: string;
+  allocatedAt: string;
+}
+
+export interface AllocateLeaseOptions {
+  network: string;
+  vmName: string;
+  /** A unicast MAC for the VM. @default a random locally administered one, unique among all leases */
+  mac?: string | undefined;
+  /** Source of random MACs (tests inject collisions). @default randomLocalMac */
+  randomMac?: () => string;
+}
+
+const MAX_ATTEMPTS = 8;
+
+function toLease(net: NetworkRow, row: LeaseRow): Lease {
+  return {
+    network: net.name,
+    vmName: row.vm_name,
+    ip: row.ip,
+    prefix: parseCidr(net.cidr).prefix,
+    gateway: net.gateway,
+    mac: row.mac,
+    tap: row.tap,
+    netns: net.netns,
+    bridge: net.bridge,
+    allocatedAt: row.allocated_at,
+  };
+}
+
+function checkMac(mac: string | undefined): string | undefined {
+  if (mac === undefined) return undefined;
+  const m = normalizeMac(mac);
+  if (m === undefined || !isUnicastMac(m)) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `"${mac}" is not a unicast MAC address like 02:12:34:56:78:9a`, { details: { mac } });
+  }
+  return m;
+}
+
+/**
+ * Leases the lowest free address of `network` to `vmName`, with a MAC and a tap name. Idempotent: a VM that already
+ * holds a lease on the network gets it back (a retried fork must not leak addresses). Race-free between processes:
+ * the pick and the insert happen under SQLite's write lock, and the UNIQUE constraints are the last word (a
+ * conflict retries). Throws VMFORK_NETWORK_EXHAUSTED when no address is left.
+ *
+ * Only records the lease: the caller creates the tap (createTap) and releases the lease when the VM goes away.
+ */
+export async function allocateLease(db: Db, options: AllocateLeaseOptions): Promise<Lease> {
+  assertValidName(options.vmName, 'VM');
+  const wantedMac = checkMac(options.mac);
+  const randomMac = options.randomMac ?? (() => randomLocalMac());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await withWriteLock(db, async (conn) => {
+        const net = await requireNetwork(conn, options.network);
+        if (net.state === 'deleting') {
+          throw new VmforkError('VMFORK_NETWORK_NOT_FOUND', `network "${net.name}" is being deleted`, { details: { network: net.name } });
+        }
+        const held = await getLease(conn, net.name, options.vmName);
+        if (held) {
+          if (wantedMac !== undefined && wantedMac !== held.mac) {
+            throw new VmforkError('VMFORK_INVALID_ARGUMENT', `VM "${options.vmName}" already holds ${held.ip} on "${net.name}" with MAC ${held.mac}`, {
+              details: { network: net.name, vm: options.vmName, mac: held.mac },
+            });
+          }
+          return toLease(net, held);
+        }
+        const cidr = parseCidr(net.cidr);
+        const leases = await listLeases(conn, net.name);
+        const ip = allocate(cidr, leases.map((l) => l.ip));
+        if (ip === undefined) {
+          const total = vmRange(cidr).count;
+          throw new VmforkError('VMFORK_NETWORK_EXHAUSTED', `network "${net.name}" (${net.cidr}): 0 of ${total} addresses left`, {
+            details: { network: net.name, cidr: net.cidr, free: 0, total },
+          });
+        }
+        const mac = await pickMac(conn, wantedMac, randomMac);
+        const row = await conn
+          .insertInto('ip_leases')
+          .values({
+            network_name: net.name,
+            ip,
+            vm_name: options.vmName,
+            mac,
+            tap: tapName(vmIndex(cidr, ip) ?? 0),
+            allocated_at: new Date().toISOString(),
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return toLease(net, row);
+      });
+    } catch (err) {
+      // Only reachable if a writer bypassed the write lock or a random MAC collided between check and insert.
+      if (isUniqueViolation(err) && attempt < MAX_ATTEMPTS) continue;
+      throw err;
+    }
+  }
+}
+
+async function pickMac(conn: Db, wanted: string | undefined, randomMac: () => string): Promise<string> {
+  if (wanted !== undefined) {
+    const owner = await findLeaseByMac(conn, wanted);
+    if (owner) {
+      throw new VmforkError('VMFORK_INVALID_ARGUMENT', `MAC ${wanted} is already leased to VM "${owner.vm_name}" on "${owner.network_name}"`, {
+        details: { mac: wanted, vm: owner.vm_name, network: owner.network_name },
+      });
+    }
+    return wanted;
+  }
+  for (let i = 0; i < MAX_ATTEMPTS; i++) {
+    const mac = randomMac();
+    if (!(await findLeaseByMac(conn, mac))) return mac;
+  }
+  throw new VmforkError('VMFORK_INTERNAL', `no unused random MAC after ${MAX_ATTEMPTS} tries`);
+}
+
+/** Gives a VM's address back. Idempotent: releasing twice, or a VM that never had a lease, is not an error. */
+export async function releaseLease(db: Db, network: string, vmName: string): Promise<Lease | undefined> {
+  // A missing network cannot hold leases (its record cannot be deleted while it does), so there is nothing to do.
+  const net = await getNetwork(db, network);
+  if (!net) return undefined;
+  const row = await deleteLease(db, network, vmName);
+  return row ? toLease(net, row) : undefined;
+}
+
+export async function leasesFor(db: Db, network: string): Promise<Lease[]> {
+  const net = await requireNetwork(db, network);
+  return (await listLeases(db, network)).map((r) => toLease(net, r));
+}
+
+/** How many addresses of the network are still free for VMs (the gateway is never counted). */
+export async function freeCount(db: Db, network: string): Promise<{ free: number; used: number; total: number }> {
+  const net = await requireNetwork(db, network);
+  const total = vmRange(parseCidr(net.cidr)).count;
+  const used = (await listLeases(db, network)).length;
+  return { free: total - used, used, total };
+}
