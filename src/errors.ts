@@ -38,6 +38,13 @@ export const ERROR_REGISTRY = {
   VMFORK_NETWORK_EXHAUSTED: { status: 409, message: 'CIDR exhausted' },
   VMFORK_INVALID_CIDR: { status: 400, message: 'Invalid IPv4 CIDR' },
   VMFORK_NETWORK_FAILED: { status: 500, message: 'Setting up the network on the host failed' },
+  VMFORK_TEMPLATE_NOT_FOUND: { status: 404, message: 'Unknown template' },
+  VMFORK_TEMPLATE_EXISTS: { status: 409, message: 'A template with this name already exists' },
+  VMFORK_TEMPLATE_IN_USE: { status: 409, message: 'The template still has children' },
+  VMFORK_TEMPLATE_NOT_READY: { status: 409, message: 'The template is not ready to fork' },
+  VMFORK_TEMPLATE_CORRUPT: { status: 409, message: 'The template files changed or are missing' },
+  VMFORK_TEMPLATE_MISMATCH: { status: 409, message: 'This QEMU or device layout does not match the template' },
+  VMFORK_FORK_FAILED: { status: 500, message: 'Forking a child failed' },
   VMFORK_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

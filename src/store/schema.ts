@@ -8,6 +8,7 @@ export interface Database {
   processes: ProcessesTable;
   networks: NetworksTable;
   ip_leases: IpLeasesTable;
+  templates: TemplatesTable;
 }
 
 export interface HostsTable {
@@ -40,6 +41,23 @@ export interface VmsTable {
   role: string;
   dir: string;
   spec_json: string;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+  /** The template a child was forked from (role 'child'); null otherwise. */
+  template_name?: string | null;
+}
+
+/** A frozen template ("forked state"): see src/fork/template-state.ts and src/fork/template-record.ts. */
+export interface TemplatesTable {
+  name: string;
+  image_name: string;
+  state: string;
+  dir: string;
+  /** The parent VM's spec; children must match its device layout. */
+  spec_json: string;
+  /** What every child depends on (QEMU build, machine, files + sha256), written when the cut succeeds. */
+  record_json: string | null;
   last_error: string | null;
   created_at: string;
   updated_at: string;
@@ -97,3 +115,5 @@ export type NetworkRow = Selectable<NetworksTable>;
 export type NewNetwork = Insertable<NetworksTable>;
 export type LeaseRow = Selectable<IpLeasesTable>;
 export type NewLease = Insertable<IpLeasesTable>;
+export type TemplateRow = Selectable<TemplatesTable>;
+export type NewTemplate = Insertable<TemplatesTable>;

@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import { initial } from './001-initial.js';
 import { networks } from './002-networks.js';
+import { templates } from './003-templates.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -9,6 +10,7 @@ import { networks } from './002-networks.js';
 export const MIGRATIONS: Record<string, Migration> = {
   '001-initial': initial,
   '002-networks': networks,
+  '003-templates': templates,
 };
 
 export const migrationProvider: MigrationProvider = {
