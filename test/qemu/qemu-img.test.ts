@@ -1,22 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, closeSync, ftruncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertImageUsable, check, convert, createImage, createOverlay, info, version } from '../../src/qemu/qemu-img.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const MiB = 1024 * 1024;
-
-function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'vmfork-qemu-img,'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
 
 /** Sets the 16-bit refcount of `cluster` in a fresh qcow2's first refcount block (byte surgery for check tests). */
 function setRefcount(path: string, cluster: number, value: number, fileClusters?: number): void {
@@ -43,7 +32,7 @@ test('version parses', async () => {
   assert.match(v.build, /^qemu-img version /);
 });
 
-test('overlay over a base (in a directory with a comma): info shows format, sizes and backing file', withDir(async (dir) => {
+test('overlay over a base (in a directory with a comma): info shows format, sizes and backing file', withTempDir('vmfork-qemu-img,', async (dir) => {
   const base = join(dir, 'base.qcow2');
   const overlay = join(dir, 'child.qcow2');
   await createImage(base, { format: 'qcow2', sizeBytes: 4 * MiB });
@@ -61,7 +50,7 @@ test('overlay over a base (in a directory with a comma): info shows format, size
   await assert.rejects(info(join(dir, 'missing.qcow2')), { code: 'VMFORK_QEMU_IMG_FAILED', message: /No such file/ });
 }));
 
-test('convert raw → compressed qcow2 → raw keeps the bytes', withDir(async (dir) => {
+test('convert raw → compressed qcow2 → raw keeps the bytes', withTempDir('vmfork-qemu-img,', async (dir) => {
   const raw = join(dir, 'a.raw');
   const data = Buffer.alloc(2 * MiB);
   for (let i = 0; i < data.length; i += 4096) data.write(`block ${i}`, i);
@@ -73,7 +62,7 @@ test('convert raw → compressed qcow2 → raw keeps the bytes', withDir(async (
   await assert.rejects(convert(raw, join(dir, 'c.raw'), { outFormat: 'raw', compress: true }), { code: 'VMFORK_INVALID_ARGUMENT' });
 }));
 
-test('check: clean, leaks, corrupt, unsupported (raw), and unreadable', withDir(async (dir) => {
+test('check: clean, leaks, corrupt, unsupported (raw), and unreadable', withTempDir('vmfork-qemu-img,', async (dir) => {
   const img = (n: string): string => join(dir, n);
   await createImage(img('clean.qcow2'), { format: 'qcow2', sizeBytes: MiB });
   assert.deepEqual(await check(img('clean.qcow2')), { status: 'clean', corruptions: 0, leaks: 0, checkErrors: 0 });
