@@ -101,6 +101,18 @@ export function healthProblems(r: NamespaceReport, spec: HostNetworkSpec): strin
   return problems;
 }
 
+/**
+ * Inspects, waiting (up to ~2 s) while the bridge exists without an alias: `ip link add` cannot set the alias, so a
+ * concurrent ensure of the same network has a window of a few milliseconds in which its bridge is unlabelled.
+ */
+async function settledInspect(netns: string, bridge: string): Promise<NamespaceReport> {
+  for (let i = 0; ; i++) {
+    const r = await inspectNamespace(netns, bridge);
+    if (!r.bridge.present || r.bridge.alias || i >= 20) return r;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Runs `ip ARGS`, treating "already exists" as success: a concurrent ensure may have done the same step. */
 async function ipIdempotent(args: string[]): Promise<void> {
   try {
@@ -129,7 +141,7 @@ export async function ensureNamespace(spec: HostNetworkSpec): Promise<{ created:
     }
   }
   try {
-    const before = await inspectNamespace(netns, bridge);
+    const before = await settledInspect(netns, bridge);
     if (before.foreignLinks.length || before.routesOut.length) {
       throw new VmforkError('VMFORK_NETWORK_FAILED', `namespace ${netns} holds what vmfork never creates (${healthProblems(before, spec).join('; ')}); refusing to use it`, {
         details: { netns, foreignLinks: before.foreignLinks, routesOut: before.routesOut },
@@ -170,7 +182,7 @@ export async function ensureNamespace(spec: HostNetworkSpec): Promise<{ created:
 
 /**
  * Deletes the namespace (with its bridge and taps) if it is ours: its bridge carries our owner alias, or it holds
- * nothing but loopback and `emptyIsOurs` says the caller made it. A namespace that belongs to someone else is left
+ * nothing but loopback (and perhaps an unlabelled bridge) and `emptyIsOurs` says the caller made it. A namespace that belongs to someone else is left
  * alone ('foreign').
  */
 export async function deleteNamespace(
@@ -181,8 +193,9 @@ export async function deleteNamespace(
 ): Promise<'deleted' | 'absent' | 'foreign'> {
   const r = await inspectNamespace(netns, bridge);
   if (!r.present) return 'absent';
-  const empty = !r.bridge.present && r.taps.length === 0 && r.foreignLinks.length === 0;
-  const ours = r.bridge.present ? r.bridge.alias === ownerAlias(ownerId) : empty && options.emptyIsOurs === true;
+  // An unlabelled bridge is what an ensure leaves if it dies between `link add` and setting the alias.
+  const unclaimed = (!r.bridge.present || !r.bridge.alias) && r.taps.length === 0 && r.foreignLinks.length === 0;
+  const ours = r.bridge.alias === ownerAlias(ownerId) || (unclaimed && options.emptyIsOurs === true);
   if (!ours) return 'foreign';
   await ip(['netns', 'del', netns]);
   return 'deleted';

@@ -8,7 +8,7 @@ import { getNetwork } from '../../src/store/networks-repo.js';
 import { attachVm, detachVm } from '../../src/network/attach.js';
 import { execInNetns, ip, ipJson, listNamespaces } from '../../src/network/ip.js';
 import { leasesFor } from '../../src/network/leases.js';
-import { createNetwork, deleteNetwork, ensureNetwork } from '../../src/network/networks.js';
+import { createNetwork, deleteNetwork, ensureDefaultNetwork, ensureNetwork } from '../../src/network/networks.js';
 import { ensureNamespace, inspectNamespace } from '../../src/network/netns.js';
 import { createTap, deleteTap } from '../../src/network/tap.js';
 import { isRoot, removeNamespacesWithPrefix, uniqueNetnsPrefix } from './itest-helpers.js';
@@ -142,4 +142,16 @@ test('validation happens before the host is touched', { skip }, async () => {
   await assert.rejects(createNetwork(db, { name: 'Bad_Name', cidr: '10.0.0.0/24', netnsPrefix: prefix }), { code: 'VMFORK_INVALID_NAME' });
   await assert.rejects(createNetwork(db, { name: 'way-too-long-name', cidr: '10.0.0.0/24', netnsPrefix: prefix }), { code: 'VMFORK_INVALID_NAME' });
   assert.deepEqual(await listNamespaces(), beforeList);
+});
+
+test('ensureDefaultNetwork: created once even when called concurrently, then a no-op', { skip }, async () => {
+  const nets = await Promise.all([1, 2, 3].map(() => ensureDefaultNetwork(db, { netnsPrefix: prefix })));
+  assert.deepEqual(new Set(nets.map((n) => `${n.name} ${n.cidr} ${n.netns} ${n.gateway} ${n.owner_id}`)).size, 1);
+  const [net] = nets;
+  assert.deepEqual([net?.name, net?.cidr, net?.gateway, net?.state], ['default', '10.231.0.0/24', '10.231.0.1', 'ready']);
+  assert.equal((await ensureDefaultNetwork(db, { netnsPrefix: prefix })).owner_id, net?.owner_id);
+  const lease = await attachVm(db, { vmName: 'dflt' });
+  assert.deepEqual([lease.network, lease.ip, lease.netns], ['default', '10.231.0.2', `${prefix}default`]);
+  await detachVm(db, 'default', 'dflt');
+  await deleteNetwork(db, 'default');
 });
