@@ -44,10 +44,6 @@ export async function listNamespaces(): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
-export async function namespaceExists(netns: string): Promise<boolean> {
-  return (await listNamespaces()).includes(netns);
-}
-
 /** True when an `ip` failure only says the thing to create is already there (a concurrent ensure won the race). */
 export function isAlreadyExists(err: unknown): boolean {
   return err instanceof Error && /File exists|already exists|already assigned/i.test(err.message);

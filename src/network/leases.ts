@@ -5,6 +5,7 @@ import {
   findLeaseByMac,
   getLease,
   getNetwork,
+  insertLease,
   isUniqueViolation,
   listLeases,
   requireNetwork,
@@ -104,18 +105,14 @@ export async function allocateLease(db: Db, options: AllocateLeaseOptions): Prom
           });
         }
         const mac = await pickMac(conn, wantedMac, randomMac);
-        const row = await conn
-          .insertInto('ip_leases')
-          .values({
-            network_name: net.name,
-            ip,
-            vm_name: options.vmName,
-            mac,
-            tap: tapName(vmIndex(cidr, ip) ?? 0),
-            allocated_at: new Date().toISOString(),
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow();
+        const row = await insertLease(conn, {
+          network_name: net.name,
+          ip,
+          vm_name: options.vmName,
+          mac,
+          tap: tapName(vmIndex(cidr, ip) ?? 0),
+          allocated_at: new Date().toISOString(),
+        });
         return toLease(net, row);
       });
     } catch (err) {
