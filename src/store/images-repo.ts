@@ -30,8 +30,9 @@ export async function deleteImage(db: Db, name: string): Promise<void> {
   await db.deleteFrom('images').where('name', '=', name).execute();
 }
 
-/** Names of the VMs (not destroyed) that depend on the image. */
+/** Names of the VMs and templates that depend on the image (children depend on it through their template). */
 export async function imageUsers(db: Db, name: string): Promise<string[]> {
-  const rows = await db.selectFrom('vms').select('name').where('image_name', '=', name).where('state', '!=', 'destroyed').execute();
-  return rows.map((r) => r.name);
+  const vms = await db.selectFrom('vms').select('name').where('image_name', '=', name).execute();
+  const templates = await db.selectFrom('templates').select('name').where('image_name', '=', name).execute();
+  return [...new Set([...vms.map((r) => r.name), ...templates.map((r) => `template ${r.name}`)])];
 }

@@ -5,11 +5,10 @@ import { detectAccel, readHostFacts, type AccelChoice, type AccelDecision } from
 import { buildQemuArgv } from '../qemu/qemu-argv.js';
 import { createOverlay } from '../qemu/qemu-img.js';
 import { GuestAgentClient } from '../qemu/guest-agent-client.js';
-import { launchQemu, terminateProcess } from '../qemu/qemu-process.js';
+import { terminateProcess } from '../qemu/qemu-process.js';
 import { randomLocalMac } from '../network/mac.js';
 import { LOCAL_HOST_ID } from '../store/db.js';
 import { requireImage } from '../store/images-repo.js';
-import { recordProcess } from '../store/processes-repo.js';
 import { deleteVm, insertVm, updateVm } from '../store/vms-repo.js';
 import { assertValidName } from '../util/names.js';
 import { parseMemoryMiB } from '../util/size.js';
@@ -18,6 +17,7 @@ import { readGuestIdentity } from './guest-identity.js';
 import { checkHostCapacity } from './capacity.js';
 import type { VmDeps } from './vm-deps.js';
 import { vmPaths } from './vm-paths.js';
+import { startVmProcess } from './vm-process.js';
 import type { VmSpecInput } from './vm-spec.js';
 import { serialTail } from './serial-log.js';
 
@@ -84,22 +84,9 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
     const image = await requireImage(db, options.image);
     await mkdir(paths.dir, { recursive: true });
     await createOverlay(image.disk_path, paths.disk, { backingFormat: 'qcow2' });
-    const argv = buildQemuArgv(plan.spec);
     await updateVm(db, plan.name, { state: 'starting' });
     const t0 = performance.now();
-    launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp });
-    await recordProcess(db, {
-      vm_name: plan.name,
-      pid: launched.pid,
-      start_time: launched.startTime,
-      qmp_path: paths.qmp,
-      agent_path: paths.agent,
-      pidfile: paths.pidfile,
-      argv_json: JSON.stringify(argv),
-      started_at: new Date().toISOString(),
-      exited_at: null,
-    });
-    log.info({ vm: plan.name, pid: launched.pid, accel: plan.accel.accel }, 'qemu launched');
+    launched = await startVmProcess(deps, plan.name, plan.spec, paths);
     agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000 });
     const secondsToAgent = (performance.now() - t0) / 1000;
     const identity = await readGuestIdentity(agent);

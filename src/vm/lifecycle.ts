@@ -3,18 +3,13 @@ import { VmforkError } from '../errors.js';
 import { GuestAgentClient } from '../qemu/guest-agent-client.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { adoptProcess, terminateProcess, waitForExit } from '../qemu/qemu-process.js';
+import { detachVm } from '../network/attach.js';
+import { listLeases } from '../store/networks-repo.js';
 import { currentProcess, markProcessExited } from '../store/processes-repo.js';
 import type { ProcessRow, VmRow } from '../store/schema.js';
 import { deleteVm, listVms, requireVm, updateVm } from '../store/vms-repo.js';
 import type { VmDeps } from './vm-deps.js';
 import { LIVE_STATES, vmStateMachine, type VmState } from './vm-state.js';
-
-/** Extra teardown registered by other subsystems (network leases, template references) run by destroy. */
-export type DestroyHook = (deps: VmDeps, vm: VmRow) => Promise<void>;
-const destroyHooks: DestroyHook[] = [];
-export function onVmDestroy(hook: DestroyHook): void {
-  if (!destroyHooks.includes(hook)) destroyHooks.push(hook);
-}
 
 async function transition(deps: VmDeps, vm: VmRow, to: VmState, lastError?: string): Promise<VmRow> {
   vmStateMachine.assertTransition(vm.state as VmState, to, vm.name);
@@ -119,7 +114,7 @@ async function quitQemu(qmpPath: string): Promise<void> {
 }
 
 /**
- * Destroys a VM: kills its QEMU (only if pid AND start time still match), runs the destroy hooks (leases, …),
+ * Destroys a VM: kills its QEMU (only if pid AND start time still match), releases its taps and addresses,
  * removes its directory and its record. Safe to run again after a crash halfway.
  */
 export async function destroyVm(deps: VmDeps, name: string): Promise<void> {
@@ -130,7 +125,10 @@ export async function destroyVm(deps: VmDeps, name: string): Promise<void> {
     await terminateProcess(proc.pid, proc.start_time, { graceMs: 1_000 });
     await markProcessExited(deps.db, name);
   }
-  for (const hook of destroyHooks) await hook(deps, vm);
+  // after QEMU is gone: the tap must not be deleted (nor the address reused) while a process still holds it
+  for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === name)) {
+    await detachVm(deps.db, lease.network_name, name);
+  }
   await rm(vm.dir, { recursive: true, force: true });
   await deleteVm(deps.db, name);
 }

@@ -1,0 +1,117 @@
+import type { Command } from 'commander';
+import { parseAccelChoice } from '../../host/accel.js';
+import { createTemplate } from '../../fork/template-create.js';
+import { listTemplatesReconciled, reconcileTemplate, removeTemplate, verifyTemplate } from '../../fork/template-manage.js';
+import type { TemplateRecord } from '../../fork/template-record.js';
+import type { TemplateRow } from '../../store/schema.js';
+import { requireTemplate, templateChildren } from '../../store/templates-repo.js';
+import { formatBytes } from '../../util/size.js';
+import { action } from '../action.js';
+import { printJson, printTable } from '../output.js';
+import { accelOption } from './vm.js';
+
+function templateView(row: TemplateRow, children: string[]): Record<string, unknown> {
+  const record = row.record_json ? (JSON.parse(row.record_json) as TemplateRecord) : null;
+  return {
+    name: row.name,
+    state: row.state,
+    image: row.image_name,
+    children: children.length,
+    memoryMiB: record?.memoryMiB,
+    accel: record?.accel,
+    coldBootSeconds: record?.coldBootSeconds,
+    createdAt: row.created_at,
+    lastError: row.last_error,
+    record,
+  };
+}
+
+export function registerTemplateCommands(program: Command): void {
+  const tpl = program.command('template').description('templates ("forked state"): a parent VM booted once, prepared and frozen; children fork from it');
+
+  tpl
+    .command('create <name>')
+    .description('boot a parent from a linked clone of the image with file-backed shared RAM, prepare it, and freeze it')
+    .requiredOption('--image <name>', 'image to boot (see: vmfork image list)')
+    .option('--memory <size>', 'guest RAM, e.g. 512M', '512M')
+    .option('--cpus <n>', 'virtual CPUs', '1')
+    .option('--network <name>', 'network whose bridge the parent NIC sits on while it boots (no address is configured)', 'default')
+    .addOption(accelOption())
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { image: string; memory: string; cpus: string; network: string; accel: string; json?: boolean }) => {
+        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        process.stderr.write(`creating template ${name}: cold boot of ${opts.image}, prepare, freeze…\n`);
+        const record = await createTemplate(deps, {
+          name,
+          image: opts.image,
+          memory: opts.memory,
+          cpus: Number(opts.cpus),
+          network: opts.network,
+          accel: parseAccelChoice(opts.accel),
+        });
+        if (opts.json) return printJson({ name, state: 'ready', ...record });
+        process.stdout.write(
+          `template ${name}: ready (cold boot ${record.coldBootSeconds.toFixed(1)} s, cut ${record.cutMs} ms, ${record.accel})\n` +
+            `  RAM   ${record.files.ram.path} (${formatBytes(record.files.ram.size)})\n` +
+            `  state ${record.files.state.path} (${formatBytes(record.files.state.size)})\n` +
+            `  disk  ${record.files.disk.path}\n  boot_id ${record.bootId}\n`,
+        );
+      }),
+    );
+
+  tpl
+    .command('list')
+    .description('list templates')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, opts: { json?: boolean }) => {
+        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const rows = await Promise.all((await listTemplatesReconciled(deps)).map(async (r) => templateView(r, await templateChildren(deps.db, r.name))));
+        if (opts.json) return printJson(rows.map(({ record: _record, ...rest }) => rest));
+        printTable(rows, ['name', 'state', 'image', 'children', 'memoryMiB', 'accel', 'coldBootSeconds']);
+      }),
+    );
+
+  tpl
+    .command('show <name>')
+    .description('show a template and everything its children depend on (QEMU build, machine, files + sha256)')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { json?: boolean }) => {
+        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const row = await reconcileTemplate(deps, await requireTemplate(deps.db, name));
+        const children = await templateChildren(deps.db, name);
+        const view = { ...templateView(row, children), childNames: children };
+        if (opts.json) return printJson(view);
+        process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+      }),
+    );
+
+  tpl
+    .command('verify <name>')
+    .description('re-hash the template files (RAM, device state, disk) against their recorded sha256')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { json?: boolean }) => {
+        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const files = await verifyTemplate(deps, name);
+        const ok = files.every((f) => f.ok);
+        if (opts.json) printJson({ name, ok, files });
+        else printTable(files.map((f) => ({ ...f, ok: f.ok ? 'ok' : 'CHANGED' })), ['role', 'ok', 'path', 'problem']);
+        return ok ? 0 : 1;
+      }),
+    );
+
+  tpl
+    .command('rm <name>')
+    .description('remove a template and its files (refused while children use it)')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { json?: boolean }) => {
+        await removeTemplate({ db: await ctx.db(), home: ctx.home, log: ctx.log }, name);
+        if (opts.json) return printJson({ name, removed: true });
+        process.stdout.write(`template ${name}: removed\n`);
+      }),
+    );
+}
