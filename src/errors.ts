@@ -31,6 +31,7 @@ export const ERROR_REGISTRY = {
   VMFORK_AGENT_UNAVAILABLE: { status: 503, message: 'Cannot reach the guest agent' },
   VMFORK_AGENT_ERROR: { status: 500, message: 'The guest agent reported an error' },
   VMFORK_AGENT_TIMEOUT: { status: 504, message: 'The guest agent did not answer in time' },
+  VMFORK_IDENTITY_FAILED: { status: 500, message: 'A per-child identity step failed or did not verify' },
   VMFORK_QEMU_IMG_FAILED: { status: 500, message: 'qemu-img failed' },
   VMFORK_NETWORK_NOT_FOUND: { status: 404, message: 'Unknown network' },
   VMFORK_NETWORK_EXISTS: { status: 409, message: 'A network with this name already exists' },
