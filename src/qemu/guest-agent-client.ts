@@ -1,0 +1,287 @@
+import { randomInt } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { VmforkError, isVmforkError } from '../errors.js';
+import { QemuCommandError, SerialQueue, parseReply, sleep, type Reply } from './command-queue.js';
+import { guestExec, guestReadFile, guestWriteFile, type ExecOptions, type ExecResult, type FileOptions } from './guest-agent-ops.js';
+import { JsonLineDecoder, SILENT_LOGGER, connectUnixSocket, encodeJsonLine, isObject, type ProtocolLogger } from './json-line-stream.js';
+
+export type { ExecOptions, ExecResult, FileOptions } from './guest-agent-ops.js';
+
+export interface AgentConnectOptions {
+  /** Connect timeout. @default 5000 */
+  timeoutMs?: number;
+  /** Per-command timeout when a call is given none. @default 10000 */
+  commandTimeoutMs?: number;
+  /** @default silent */
+  logger?: ProtocolLogger;
+}
+
+export interface WaitReadyOptions extends Omit<AgentConnectOptions, 'timeoutMs'> {
+  /** Overall deadline. */
+  timeoutMs: number;
+  /** How long one connect or sync + ping attempt may take before the next. @default 1000 */
+  attemptTimeoutMs?: number;
+}
+
+export interface AgentCallOptions {
+  timeoutMs?: number;
+}
+
+/** guest-info, trimmed. */
+export interface AgentInfo {
+  version: string;
+  supported_command: { name: string; enabled: boolean; 'success-response': boolean }[];
+}
+
+/** Thrown by GuestAgentClient calls when the agent answers `{"error": {"class", "desc"}}`. */
+export class GuestAgentCommandError extends QemuCommandError {
+  constructor(command: string, errorClass: string, desc: string) {
+    super('VMFORK_AGENT_ERROR', command, errorClass, desc);
+    this.name = 'GuestAgentCommandError';
+  }
+}
+
+const SENTINEL = Buffer.from([0xff]);
+const RETRY_CONNECT_MS = 100;
+
+/**
+ * Client for qemu-ga behind QEMU's virtio-serial chardev socket. The agent has no greeting and no request ids:
+ * replies come in order, so one command is in flight at a time, and the stream is resynchronised with
+ * 0xFF + guest-sync-delimited before the first command and after any timeout (a late reply would otherwise be
+ * taken as the answer to the next command).
+ */
+export class GuestAgentClient {
+  private readonly decoder = new JsonLineDecoder({ sentinel: true });
+  private readonly queue = new SerialQueue();
+  private readonly logger: ProtocolLogger;
+  private readonly commandTimeoutMs: number;
+  private inbox: Reply[] = [];
+  private waiter: { resolve(reply: Reply): void; reject(err: VmforkError): void } | undefined;
+  private needsSync = true;
+  private closedReason: VmforkError | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly socketPath: string,
+    options: Omit<AgentConnectOptions, 'timeoutMs'>,
+  ) {
+    this.logger = options.logger ?? SILENT_LOGGER;
+    this.commandTimeoutMs = options.commandTimeoutMs ?? 10_000;
+    socket.on('data', (chunk: Buffer) => this.handleData(chunk));
+    socket.on('error', (err) => this.logger.debug({ err, socketPath }, 'guest agent socket error'));
+    socket.on('close', () => this.markClosed(`guest agent socket ${socketPath} closed`));
+  }
+
+  /** Connects only; the first command syncs. Missing socket or nothing listening → VMFORK_AGENT_UNAVAILABLE. */
+  static async connect(socketPath: string, options: AgentConnectOptions = {}): Promise<GuestAgentClient> {
+    try {
+      return new GuestAgentClient(await connectUnixSocket(socketPath, options.timeoutMs ?? 5_000), socketPath, options);
+    } catch (err) {
+      throw new VmforkError('VMFORK_AGENT_UNAVAILABLE', `cannot connect to ${socketPath}: ${(err as Error).message}`, {
+        cause: err,
+        details: { socketPath },
+      });
+    }
+  }
+
+  /**
+   * Connects, syncs and pings until the agent answers (a booting guest starts qemu-ga late). At the deadline:
+   * VMFORK_AGENT_UNAVAILABLE if the socket never accepted a connection, else VMFORK_AGENT_TIMEOUT.
+   */
+  static async waitReady(socketPath: string, options: WaitReadyOptions): Promise<GuestAgentClient> {
+    const deadline = Date.now() + options.timeoutMs;
+    const attemptMs = (): number => Math.min(options.attemptTimeoutMs ?? 1_000, deadline - Date.now());
+    let client: GuestAgentClient | undefined;
+    let connected = false;
+    let lastError: unknown;
+    while (attemptMs() > 0) {
+      try {
+        client ??= await GuestAgentClient.connect(socketPath, { ...options, timeoutMs: attemptMs() });
+        connected = true;
+        await client.sync({ timeoutMs: attemptMs() });
+        await client.ping({ timeoutMs: Math.max(1, attemptMs()) });
+        return client;
+      } catch (err) {
+        if (isVmforkError(err) && err.code === 'VMFORK_AGENT_ERROR') {
+          client?.close(); // the agent answered, with an error: waiting longer will not help
+          throw err;
+        }
+        lastError = err;
+        if (client?.closed) client = undefined; // QEMU went away (or restarted): connect again
+        if (!client) await sleep(Math.max(0, Math.min(RETRY_CONNECT_MS, deadline - Date.now())));
+      }
+    }
+    client?.close();
+    const code = connected ? 'VMFORK_AGENT_TIMEOUT' : 'VMFORK_AGENT_UNAVAILABLE';
+    const what = connected ? 'guest agent did not answer' : 'guest agent socket never accepted a connection';
+    throw new VmforkError(code, `${what} within ${options.timeoutMs} ms (${socketPath})`, { cause: lastError, details: { socketPath } });
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== undefined;
+  }
+
+  /** Resynchronises the stream now (done automatically before the first command and after a timeout). */
+  sync(options: AgentCallOptions = {}): Promise<void> {
+    return this.enqueue('guest-sync-delimited', options, async () => undefined, true);
+  }
+
+  /** Sends one command and resolves with its `return` value. */
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, options: AgentCallOptions = {}): Promise<T> {
+    return this.enqueue(command, options, async (signal) => {
+      await this.send(command, args, signal);
+      const reply = await this.nextReply(signal);
+      if (!reply.ok) throw new GuestAgentCommandError(command, reply.errorClass, reply.desc);
+      return reply.value as T;
+    });
+  }
+
+  async ping(options?: AgentCallOptions): Promise<void> {
+    await this.execute('guest-ping', undefined, options);
+  }
+
+  info(options?: AgentCallOptions): Promise<AgentInfo> {
+    return this.execute<AgentInfo>('guest-info', undefined, options);
+  }
+
+  exec(path: string, args: readonly string[] = [], options?: ExecOptions): Promise<ExecResult> {
+    return guestExec(this, path, args, options);
+  }
+
+  /** Runs `script` with /bin/sh -c in the guest. */
+  sh(script: string, options?: Omit<ExecOptions, 'env'>): Promise<ExecResult> {
+    return guestExec(this, '/bin/sh', ['-c', script], options);
+  }
+
+  readFile(path: string, options?: FileOptions): Promise<Buffer> {
+    return guestReadFile(this, path, options);
+  }
+
+  writeFile(path: string, data: string | Buffer, options?: FileOptions & { mode?: number }): Promise<void> {
+    return guestWriteFile(this, path, data, options);
+  }
+
+  /** guest-set-time: to `ns` nanoseconds since the epoch (host time), or without it from the guest's RTC. */
+  async setTime(ns?: bigint | number, options?: AgentCallOptions): Promise<void> {
+    await this.execute('guest-set-time', ns === undefined ? undefined : { time: typeof ns === 'bigint' ? ns : BigInt(Math.round(ns)) }, options);
+  }
+
+  /** Freezes all guest filesystems; returns how many. */
+  fsfreezeFreeze(options?: AgentCallOptions): Promise<number> {
+    return this.execute<number>('guest-fsfreeze-freeze', undefined, options);
+  }
+
+  fsfreezeThaw(options?: AgentCallOptions): Promise<number> {
+    return this.execute<number>('guest-fsfreeze-thaw', undefined, options);
+  }
+
+  fsfreezeStatus(options?: AgentCallOptions): Promise<'thawed' | 'frozen'> {
+    return this.execute<'thawed' | 'frozen'>('guest-fsfreeze-status', undefined, options);
+  }
+
+  /**
+   * guest-shutdown. qemu-ga sends no reply when it succeeds, so this resolves once the command is written; an
+   * error reply, if one ever comes, is discarded by the resync the next command performs.
+   */
+  shutdown(mode: 'powerdown' | 'reboot' | 'halt' = 'powerdown', options?: AgentCallOptions): Promise<void> {
+    return this.enqueue('guest-shutdown', options ?? {}, async (signal) => {
+      await this.send('guest-shutdown', { mode }, signal);
+      this.needsSync = true;
+    });
+  }
+
+  async getHostName(options?: AgentCallOptions): Promise<string> {
+    return (await this.execute<{ 'host-name': string }>('guest-get-host-name', undefined, options))['host-name'];
+  }
+
+  /** Closes the connection; pending and queued commands reject with VMFORK_AGENT_UNAVAILABLE. Idempotent. */
+  close(): void {
+    this.markClosed('guest agent client closed');
+    this.socket.destroy();
+  }
+
+  private enqueue<T>(command: string, options: AgentCallOptions, job: (signal: AbortSignal) => Promise<T>, forceSync = false): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.commandTimeoutMs;
+    const onTimeout = (queued: boolean): VmforkError => {
+      if (!queued) this.needsSync = true; // its reply may still come: the next command must resync past it
+      return new VmforkError('VMFORK_AGENT_TIMEOUT', `${command}: no reply within ${timeoutMs} ms${queued ? ' (never sent: still queued)' : ''}`, {
+        details: { command, timeoutMs, socketPath: this.socketPath },
+      });
+    };
+    return this.queue.run(timeoutMs, onTimeout, async (signal) => {
+      if (this.closedReason) throw new VmforkError('VMFORK_AGENT_UNAVAILABLE', `${command}: ${this.closedReason.message}`);
+      if (forceSync || this.needsSync) await this.resync(signal);
+      return job(signal);
+    });
+  }
+
+  /**
+   * 0xFF flushes the agent's parser (a half-written request from a previous client is dropped); the agent writes
+   * 0xFF before its reply, which makes our decoder drop any half-read stale reply; whole stale replies are
+   * dropped here because their id is not the one we just drew.
+   */
+  private async resync(signal: AbortSignal): Promise<void> {
+    this.needsSync = true;
+    const id = randomInt(1, 2 ** 47);
+    this.inbox = [];
+    await this.write(Buffer.concat([SENTINEL, Buffer.from(encodeJsonLine({ execute: 'guest-sync-delimited', arguments: { id } }))]));
+    for (;;) {
+      const reply = await this.nextReply(signal);
+      if (reply.ok && reply.value === id) break;
+      this.logger.debug({ socketPath: this.socketPath, reply }, 'guest agent: discarded stale reply while syncing');
+    }
+    this.needsSync = false;
+  }
+
+  private async send(command: string, args: Record<string, unknown> | undefined, signal: AbortSignal): Promise<void> {
+    if (this.inbox.length > 0) {
+      this.logger.warn({ socketPath: this.socketPath, stale: this.inbox }, 'guest agent: discarded unsolicited replies');
+      this.inbox = [];
+    }
+    signal.throwIfAborted();
+    await this.write(encodeJsonLine(args === undefined ? { execute: command } : { execute: command, arguments: args }));
+  }
+
+  private write(data: string | Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.socket.write(data, (err) => {
+        if (err) reject(new VmforkError('VMFORK_AGENT_UNAVAILABLE', `write to ${this.socketPath} failed: ${err.message}`, { cause: err }));
+        else resolve();
+      });
+    });
+  }
+
+  private nextReply(signal: AbortSignal): Promise<Reply> {
+    const queued = this.inbox.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.closedReason) return Promise.reject(this.closedReason);
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.waiter = undefined;
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const settle = (fn: () => void): void => {
+        signal.removeEventListener('abort', onAbort);
+        this.waiter = undefined;
+        fn();
+      };
+      this.waiter = { resolve: (reply) => settle(() => resolve(reply)), reject: (err) => settle(() => reject(err)) };
+    });
+  }
+
+  private handleData(chunk: Buffer): void {
+    for (const frame of this.decoder.push(chunk)) {
+      const reply = frame.type === 'message' && isObject(frame.value) ? parseReply(frame.value) : undefined;
+      if (reply && this.waiter) this.waiter.resolve(reply);
+      else if (reply) this.inbox.push(reply);
+      else if (frame.type !== 'sentinel') this.logger.warn({ socketPath: this.socketPath, frame }, 'guest agent: skipped unexpected line');
+    }
+  }
+
+  private markClosed(why: string): void {
+    if (this.closedReason) return;
+    this.closedReason = new VmforkError('VMFORK_AGENT_UNAVAILABLE', why, { details: { socketPath: this.socketPath } });
+    this.waiter?.reject(this.closedReason);
+  }
+}
