@@ -1,15 +1,21 @@
 import type { Command } from 'commander';
 import { registerDemoCommands } from './demo.js';
 import { registerDoctorCommands } from './doctor.js';
+import { registerForkCommands } from './fork.js';
+import { registerImageCommands } from './image.js';
 import { registerNetworkCommands } from './network.js';
+import { registerTemplateCommands } from './template.js';
 import { registerVerifyCommands } from './verify.js';
 import { registerVmCommands } from './vm.js';
 
 /** Every command group registers itself here; one line per group keeps merge conflicts trivial. */
 export function registerCommands(program: Command): void {
   registerDoctorCommands(program);
+  registerImageCommands(program);
   registerNetworkCommands(program);
   registerVmCommands(program);
+  registerTemplateCommands(program);
+  registerForkCommands(program);
   registerVerifyCommands(program);
   registerDemoCommands(program);
 }

@@ -1,0 +1,49 @@
+import { availableParallelism } from 'node:os';
+import { toVmforkError, type VmforkError } from '../errors.js';
+import type { VmDeps } from '../vm/vm-deps.js';
+import { forkChild, type ForkedChild } from './fork-child.js';
+import { planFork, type ForkRequest } from './fork-plan.js';
+
+export interface ForkBatchOptions extends ForkRequest {
+  /** Children forked at once. @default the number of CPUs */
+  concurrency?: number;
+  /** Called as each child finishes (progress bars). */
+  onChild?: (done: ForkedChild | { name: string; error: VmforkError }) => void;
+}
+
+export interface ForkBatchResult {
+  template: string;
+  network: string;
+  children: ForkedChild[];
+  failed: { name: string; error: ReturnType<VmforkError['toJSON']> }[];
+  wallMs: number;
+}
+
+/**
+ * Forks `count` children in parallel under a concurrency limit. Validation happens once for the batch, before
+ * anything is created; after that a failed child is rolled back alone and reported, the others stand.
+ */
+export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Promise<ForkBatchResult> {
+  const plan = await planFork(deps, options);
+  const t0 = performance.now();
+  const limit = Math.max(1, Math.min(options.concurrency ?? availableParallelism(), plan.names.length));
+  const children: ForkedChild[] = [];
+  const failed: ForkBatchResult['failed'] = [];
+  const queue = [...plan.names];
+  const worker = async (): Promise<void> => {
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+      try {
+        const child = await forkChild(deps, plan.template, name, plan.network);
+        children.push(child);
+        options.onChild?.(child);
+      } catch (err) {
+        const error = toVmforkError(err, 'VMFORK_FORK_FAILED');
+        failed.push({ name, error: error.toJSON() });
+        options.onChild?.({ name, error });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+  children.sort((a, b) => plan.names.indexOf(a.name) - plan.names.indexOf(b.name));
+  return { template: options.template, network: plan.network, children, failed, wallMs: Math.round(performance.now() - t0) };
+}
