@@ -48,8 +48,9 @@ export function buildQemuArgv(input: VmSpecInput): string[] {
     argv.push('-drive', `if=none,id=${d.id},file=${escapeOptionValue(d.path)},format=${d.format},cache=${d.cache}${ro}`);
     argv.push('-device', `virtio-blk-pci,drive=${d.id},id=${d.id}-blk`);
   }
+  // user-mode NICs get restrict=on: the guest reaches neither the host nor any other address
   for (const n of spec.nics) {
-    const backend = n.backend.kind === 'tap' ? `tap,id=${n.id},ifname=${n.backend.ifname},script=no,downscript=no` : `user,id=${n.id}`;
+    const backend = n.backend.kind === 'tap' ? `tap,id=${n.id},ifname=${n.backend.ifname},script=no,downscript=no` : `user,id=${n.id},restrict=on`;
     argv.push('-netdev', backend, '-device', `virtio-net-pci,netdev=${n.id},mac=${n.mac},id=${n.id}-nic`);
   }
   if (spec.agentSocket) {

@@ -63,7 +63,7 @@ test('cold boot argv', () => {
     '-kernel', '/img/vmlinuz', '-initrd', '/img/initrd.img', '-append', 'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet',
     '-drive', `if=none,id=disk0,file=${VM}/web1/disk.qcow2,format=qcow2,cache=writeback`,
     '-device', 'virtio-blk-pci,drive=disk0,id=disk0-blk',
-    '-netdev', 'user,id=net0', '-device', 'virtio-net-pci,netdev=net0,mac=52:54:00:aa:00:01,id=net0-nic',
+    '-netdev', 'user,id=net0,restrict=on', '-device', 'virtio-net-pci,netdev=net0,mac=52:54:00:aa:00:01,id=net0-nic',
     '-device', 'virtio-serial-pci,id=vserial0',
     '-chardev', `socket,id=agent0,path=${VM}/web1/agent.sock,server=on,wait=off`,
     '-device', 'virtserialport,bus=vserial0.0,chardev=agent0,name=org.qemu.guest_agent.0,id=agent0-port',
