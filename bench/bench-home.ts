@@ -1,0 +1,76 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { homeLayout, type HomeLayout } from '../src/config/home.js';
+import { removeTemplate } from '../src/fork/template-manage.js';
+import { deleteNetwork } from '../src/network/networks.js';
+import { openStore, type Db } from '../src/store/db.js';
+import { listNetworkRows } from '../src/store/networks-repo.js';
+import { listTemplates } from '../src/store/templates-repo.js';
+import { listVms } from '../src/store/vms-repo.js';
+import { run } from '../src/util/exec.js';
+import { createLogger, type Logger } from '../src/util/log.js';
+import { destroyVm } from '../src/vm/lifecycle.js';
+import type { VmDeps } from '../src/vm/vm-deps.js';
+
+/** dist/bench/ → dist/src/cli/main.js: the real CLI, run as a user would. */
+const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+
+/** A throw-away data dir owned by one bench run: everything in its store was created by this run. */
+export interface BenchHome extends VmDeps {
+  root: string;
+  home: HomeLayout;
+  db: Db;
+  log: Logger;
+  /** Destroys everything the run created and removes the data dir; runs once, later calls share the result. */
+  cleanup(): Promise<string[]>;
+}
+
+export async function createBenchHome(): Promise<BenchHome> {
+  // short path: QEMU socket paths must fit in 107 bytes
+  const root = await mkdtemp(join(tmpdir(), 'vmfork-bench-'));
+  const home = homeLayout(root);
+  const db = await openStore(home.db);
+  const log = createLogger(home.logs);
+  const h: Omit<BenchHome, 'cleanup'> = { root, home, db, log };
+  let cleaning: Promise<string[]> | undefined;
+  return { ...h, cleanup: () => (cleaning ??= cleanupHome(h)) };
+}
+
+/** Registers the image in the bench home; built into VMFORK_IMAGE_CACHE first when missing (minutes), else instant. */
+export async function ensureBenchImage(h: Pick<BenchHome, 'root'>, name = 'default'): Promise<void> {
+  await run(process.execPath, [CLI, '--home', h.root, 'image', 'build', '--name', name], { timeoutMs: 3_600_000 });
+}
+
+/**
+ * Children first (a template refuses removal while it has any), then templates (which also kill a parent left
+ * by an interrupted creation), then any VM still recorded, then networks (refused while leases remain), then the
+ * data dir. Every step is attempted even when an earlier one failed; the problems are returned, not thrown.
+ */
+async function cleanupHome(h: Omit<BenchHome, 'cleanup'>): Promise<string[]> {
+  const problems: string[] = [];
+  const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    try {
+      await fn();
+    } catch (err) {
+      problems.push(`${what}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  };
+  for (const vm of await listVms(h.db)) if (vm.role !== 'template') await attempt(`destroy ${vm.name}`, () => destroyVm(h, vm.name));
+  for (const t of await listTemplates(h.db)) await attempt(`remove template ${t.name}`, () => removeTemplate(h, t.name));
+  for (const vm of await listVms(h.db)) await attempt(`destroy ${vm.name}`, () => destroyVm(h, vm.name));
+  for (const n of await listNetworkRows(h.db)) await attempt(`delete network ${n.name}`, () => deleteNetwork(h.db, n.name));
+  // the data dir's path is unique to this run: a QEMU naming it can only be one this run started
+  const left = await run('pgrep', ['-f', `qemu-system.*${h.root}/`], { allowFailure: true });
+  for (const pid of left.stdout.split('\n').filter(Boolean).map(Number)) {
+    problems.push(`QEMU pid ${pid} outlived its record; killed`);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await attempt('close store', () => h.db.destroy());
+  await attempt(`remove ${h.root}`, () => rm(h.root, { recursive: true, force: true }));
+  return problems;
+}
