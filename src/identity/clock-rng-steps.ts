@@ -1,0 +1,111 @@
+import { fact, failed, passed } from './facts.js';
+import type { IdentityStep } from './types.js';
+
+/** How far the guest clock may end up from the host's. */
+export const CLOCK_TOLERANCE_MS = 1_000;
+
+/**
+ * Perl (perl-base is Essential in Debian) steps CLOCK_REALTIME by a relative amount: read, add, set within one
+ * process, so the step is exact however long the exec took to start. x86_64 syscall numbers: clock_gettime 228,
+ * clock_settime 227. Arguments: step name, nanoseconds to add. Prints the date right after.
+ */
+const PERL_CLOCK = [
+  'my ($s, $d) = @ARGV; sub f { print "\\@\\@step=$s $_[0]=$_[1]\\n" }',
+  '$d =~ /^-?\\d+$/ or die "bad clock step \\"$d\\"\\n";',
+  'my $t = pack("q2", 0, 0);',
+  'syscall(228, 0, $t) == 0 or die "clock_gettime: $!\\n";',
+  'my ($sec, $ns) = unpack("q2", $t);',
+  'my $ds = int($d / 1e9); $sec += $ds; $ns += $d - $ds * 1000000000;',
+  'while ($ns >= 1000000000) { $ns -= 1000000000; $sec++ } while ($ns < 0) { $ns += 1000000000; $sec-- }',
+  'syscall(227, 0, pack("q2", $sec, $ns)) == 0 or die "clock_settime: $!\\n";',
+  'syscall(228, 0, $t) == 0 or die "clock_gettime: $!\\n";',
+  '($sec, $ns) = unpack("q2", $t);',
+  'f("stepped_ns", $d); f("date_ns", sprintf("%d%09d", $sec, $ns));',
+].join(' ');
+
+/**
+ * The clock is stepped inside the script by the offset the host measured with guest-get-time just before, not
+ * set with guest-set-time: qemu-ga follows settimeofday with `hwclock -w`, which waits for the RTC's next second
+ * boundary — 0.7-1.6 s per child under TCG, more than the rest of the pipeline together — and QEMU's RTC already
+ * follows the host clock, so a fork needs no RTC write. A relative step does not age in transit the way an
+ * absolute time would. applyIdentity measures the offset again afterwards and falls back to guest-set-time when
+ * it is still too large (or the guest has no perl).
+ */
+export const clockStep: IdentityStep = {
+  name: 'clock',
+  script: () =>
+    [
+      'if command -v perl > /dev/null 2>&1; then',
+      `  perl -e '${PERL_CLOCK}' "$STEP" "$VMFORK_CLOCK_STEP_NS"`,
+      'else',
+      '  fact stepped_ns none',
+      'fi',
+    ].join('\n'),
+  verify(facts, ctx) {
+    const { offsetMs, correctedWithAgent, setTimeError } = ctx.clock;
+    if (setTimeError !== undefined) return failed(`guest-set-time failed: ${setTimeError}`);
+    if (offsetMs === undefined) return failed('the clock offset was not measured');
+    if (Math.abs(offsetMs) > CLOCK_TOLERANCE_MS) return failed(`the guest clock is ${offsetMs} ms off the host's`);
+    const stepped = fact(facts, 'stepped_ns');
+    if (!correctedWithAgent) {
+      const ns = fact(facts, 'date_ns');
+      if (stepped === undefined || ns === undefined || !/^\d{10,}$/.test(ns)) return failed(`the guest reported no clock step (${JSON.stringify(stepped)})`);
+      const guestMs = Number(BigInt(ns) / 1_000_000n);
+      const { start, end } = ctx.execWindowMs;
+      if (guestMs < start - CLOCK_TOLERANCE_MS || guestMs > end + CLOCK_TOLERANCE_MS) {
+        return failed(`after the step the guest clock read ${new Date(guestMs).toISOString()}, outside the exec window ${new Date(start).toISOString()}..${new Date(end).toISOString()}`);
+      }
+    }
+    const how =
+      stepped === undefined || stepped === 'none'
+        ? 'set with guest-set-time (not stepped in the script)'
+        : `stepped by ${Math.round(Number(stepped) / 1e6)} ms${correctedWithAgent ? ', then corrected with guest-set-time' : ''}`;
+    return passed(`${how}; offset ${offsetMs} ms`);
+  },
+};
+
+/**
+ * Perl issues RNDRESEEDCRNG (ioctl 0x5207) so the CRNG uses the entropy just written now rather than at its next
+ * scheduled reseed (up to a minute later), and counts the kernel's vmgenid reseed messages in /dev/kmsg (opened
+ * O_NONBLOCK = 2048, so reading stops at the end instead of waiting for new messages).
+ */
+const PERL_RESEED = [
+  'my $s = shift; sub f { print "\\@\\@step=$s $_[0]=$_[1]\\n" }',
+  'open(my $u, "<", "/dev/urandom") or die "/dev/urandom: $!\\n";',
+  'ioctl($u, 0x5207, 0) or die "RNDRESEEDCRNG: $!\\n";',
+  'my $n = 0;',
+  'if (sysopen(my $k, "/dev/kmsg", 2048)) {',
+  '  while (1) { my $r = sysread($k, my $rec, 8192); if (!defined $r) { next if $! == 32; last } last if !$r;',
+  '    $n++ if $rec =~ /crng reseeded due to virtual machine fork/ }',
+  '}',
+  'f("reseeded", 1); f("vmgenid_reseeds", $n);',
+].join(' ');
+
+/**
+ * Host entropy into the CRNG, written by the builtin printf (never in any argv). The vmgenid reseed happened at
+ * resume, before this script: the new guid alone makes a child's stream differ from its siblings'. The host
+ * entropy makes it unpredictable to anyone who knows the template's memory and the guid (which is on QEMU's
+ * command line).
+ */
+export const rngStep: IdentityStep = {
+  name: 'rng',
+  script: () =>
+    [
+      'printf "$VMFORK_RNG" > /dev/urandom',
+      'fact pushed_bytes "$(( ${#VMFORK_RNG} / 4 ))"',
+      'if command -v perl > /dev/null 2>&1; then',
+      `  perl -e '${PERL_RESEED}' "$STEP"`,
+      'else',
+      '  fact reseeded 0',
+      `  fact vmgenid_reseeds "$(dmesg 2> /dev/null | grep -c 'crng reseeded due to virtual machine fork' || :)"`,
+      'fi',
+    ].join('\n'),
+  verify(facts, ctx) {
+    const pushed = Number(fact(facts, 'pushed_bytes'));
+    if (pushed !== ctx.entropyBytes.rng) return failed(`pushed ${String(fact(facts, 'pushed_bytes'))} bytes of entropy, expected ${ctx.entropyBytes.rng}`);
+    const reseeded = fact(facts, 'reseeded') === '1' ? 'CRNG reseeded now (RNDRESEEDCRNG)' : 'mixed in; used at the next CRNG reseed (no perl for RNDRESEEDCRNG)';
+    const forks = fact(facts, 'vmgenid_reseeds');
+    const vmgenid = forks === undefined || forks === '' ? 'kernel log unavailable' : `kernel logged ${forks} vmgenid reseed(s)`;
+    return passed(`${pushed} bytes of host entropy; ${reseeded}; ${vmgenid}`);
+  },
+};

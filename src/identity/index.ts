@@ -1,0 +1,5 @@
+/** The identity pipeline's public surface: what the fork engine and the API use. */
+export { applyIdentity, RANDOM_SEED_BYTES, RNG_ENTROPY_BYTES, type ApplyIdentityOptions, type IdentityAgent } from './apply-identity.js';
+export { IDENTITY_STEPS, IDENTITY_STEP_NAMES } from './pipeline.js';
+export { newMachineId, validateIdentity, isValidHostname } from './validate.js';
+export type { ChildIdentity, GuestFacts, IdentityReport, IdentityStep, IdentityStepResult, NormalizedIdentity } from './types.js';

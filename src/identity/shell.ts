@@ -1,0 +1,125 @@
+/**
+ * The shell side of the identity pipeline: quoting, and the runtime every generated script starts with. The
+ * guest's /bin/sh is dash, so everything here is POSIX sh; it avoids forks where a builtin will do, because under
+ * TCG every fork + exec of a small program costs milliseconds.
+ */
+
+/** Single-quotes a string for sh: the only character that needs care inside '…' is ' itself. */
+export function shQuote(value: string): string {
+  if (value.includes('\0')) throw new Error('shQuote: NUL cannot be passed through a shell');
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Prefix of every structured output line: `@@step=<name> <key>=<value>`. */
+export const FACT_PREFIX = '@@step=';
+
+/** Step name → shell function name (dash accepts only [A-Za-z0-9_] in function names). */
+export function stepFunctionName(step: string): string {
+  if (!/^[a-z][a-z0-9-]*$/.test(step)) throw new Error(`invalid identity step name ${JSON.stringify(step)}`);
+  return `step_${step.replaceAll('-', '_')}`;
+}
+
+/**
+ * Helpers shared by the step fragments. Kept apart from the runtime so unit tests can source them on the host and
+ * exercise the file logic (hosts line, key marker) against a temporary directory.
+ */
+export const SHELL_HELPERS = [
+  "NL='\n'",
+  "fact() { printf '@@step=%s %s=%s\\n' \"$STEP\" \"$1\" \"$2\"; }",
+  '',
+  "# Reads the first line of file $2 into the variable named $1 ('' when the file is missing or empty).",
+  'read_first() {',
+  '  eval "$1="',
+  '  if [ -r "$2" ]; then IFS= read -r "$1" < "$2" || :; fi',
+  '}',
+  '',
+  '# Writes $2 plus a newline into file $1 in place, only when it differs. One small write() after O_TRUNC, no',
+  '# temp file + mv: under TCG every exec costs tens of ms, and these files are one line long (docs/identity.md).',
+  'put_line() {',
+  '  read_first _cur "$1"',
+  '  if [ "$_cur" != "$2" ] || [ ! -s "$1" ]; then printf \'%s\\n\' "$2" > "$1"; fi',
+  '}',
+  '',
+  '# Makes $2 the one 127.0.1.1 line of hosts file $1, where the first such line was (appended when none was).',
+  '# Pure shell (read/case/printf are builtins); the file is rewritten only when its content changes.',
+  'set_hosts_line() {',
+  '  _new=; _old=; _done=0',
+  '  if [ -e "$1" ]; then',
+  '    while IFS= read -r _l || [ -n "$_l" ]; do',
+  '      _old="$_old$_l$NL"',
+  '      case $_l in',
+  '        127.0.1.1[[:space:]]*) if [ "$_done" = 0 ]; then _new="$_new$2$NL"; _done=1; fi ;;',
+  '        *) _new="$_new$_l$NL" ;;',
+  '      esac',
+  '    done < "$1"',
+  '  fi',
+  '  if [ "$_done" = 0 ]; then _new="$_new$2$NL"; fi',
+  '  if [ "$_new" != "$_old" ] || [ ! -e "$1" ]; then printf \'%s\' "$_new" > "$1"; fi',
+  '}',
+  '',
+  '# One fact KEY per line of TEXT ($2), in this shell (no pipe, no fork).',
+  'fact_lines() {',
+  '  if [ -z "$2" ]; then return 0; fi',
+  '  _o=$IFS; IFS=$NL; set -f',
+  '  for _x in $2; do fact "$1" "$_x"; done',
+  '  set +f; IFS=$_o',
+  '}',
+  '',
+  '# True when dir $1 holds the ed25519 and ecdsa host keys generated for machine id $2 (its marker file says so).',
+  'ssh_keys_current() {',
+  '  for _k in ssh_host_ed25519_key ssh_host_ecdsa_key; do',
+  '    if [ ! -s "$1/$_k" ] || [ ! -s "$1/$_k.pub" ]; then return 1; fi',
+  '  done',
+  '  read_first _m "$1/vmfork-host-keys.machine-id"',
+  '  [ "$_m" = "$2" ]',
+  '}',
+].join('\n');
+
+/**
+ * Runs one step: its function in a subshell under `set -e` (a failing command ends that step only), stdout
+ * straight through (fd 3), stderr captured and printed as facts, then `rc` and `ms`. The clock is /proc/uptime
+ * (10 ms resolution) because reading it is a builtin `read`, while `date` would be a fork per measurement.
+ */
+const RUNTIME = [
+  'now_cs() {',
+  '  read -r _u _rest < /proc/uptime',
+  '  _u=${_u%.*}${_u#*.}',
+  '  _u=${_u#"${_u%%[!0]*}"}',
+  '  NOW_CS=${_u:-0}',
+  '}',
+  '',
+  'run_step() {',
+  '  STEP=$1',
+  '  now_cs; _t0=$NOW_CS',
+  // 2>&1 before 1>&3: stderr into the capture, stdout to the real stdout (dash mishandles the { } 2>&1 form)
+  '  _err=$( ( set -e; "$2" ) 2>&1 1>&3 )',
+  '  _rc=$?',
+  '  now_cs',
+  '  fact rc "$_rc"',
+  '  fact ms "$(( (NOW_CS - _t0) * 10 ))"',
+  '  if [ -n "$_err" ]; then',
+  "    printf '%s\\n' \"$_err\" | while IFS= read -r _l; do fact stderr \"$_l\"; done",
+  '  fi',
+  '}',
+].join('\n');
+
+/**
+ * The script's start: a known PATH (qemu-ga's environment is not a login shell's), stdin read with the `read`
+ * builtin into unexported variables (so the entropy is never in any process's argv or environment), then the
+ * helpers.
+ */
+export function scriptPreamble(): string {
+  return [
+    '# vmfork identity pipeline (generated). Entropy arrives on stdin, never in argv.',
+    'PATH=/usr/sbin:/usr/bin:/sbin:/bin; export PATH',
+    'umask 022',
+    // stdin: entropy for the CRNG, entropy for the random seed (octal escapes), the clock step in nanoseconds
+    'VMFORK_RNG=; VMFORK_SEED=; VMFORK_CLOCK_STEP_NS=',
+    'IFS= read -r VMFORK_RNG || :',
+    'IFS= read -r VMFORK_SEED || :',
+    'IFS= read -r VMFORK_CLOCK_STEP_NS || :',
+    'exec 3>&1',
+    SHELL_HELPERS,
+    RUNTIME,
+  ].join('\n');
+}

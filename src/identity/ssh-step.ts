@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import { fact, factList, failed, passed } from './facts.js';
+import { shQuote } from './shell.js';
+import type { IdentityStep, StepFacts } from './types.js';
+
+/** Key types generated per child: fast under TCG (RSA 3072 takes seconds there, so none is made). */
+export const SSH_KEY_TYPES = ['ed25519', 'ecdsa'] as const;
+/** Records which machine id the keys in /etc/ssh were generated for. */
+export const SSH_KEY_MARKER = '/etc/ssh/vmfork-host-keys.machine-id';
+
+/**
+ * Fresh host keys per child. Keys a booted template generated (its ssh.service runs `ssh-keygen -A`) are
+ * inherited by every child, so keys are regenerated unless the marker says they were made for this very machine
+ * id — which keeps a second run with the same identity from changing them. sshd is then sent SIGHUP, exactly what
+ * `systemctl reload ssh` does after its config test: sshd re-execs and loads the new keys, sessions survive, and
+ * neither systemctl (~100 ms to start under TCG) nor ExecStartPre's `ssh-keygen -A` (which would add an RSA key,
+ * seconds under TCG) runs. Fingerprints are computed host-side from the public keys the guest prints.
+ */
+export const sshHostKeysStep: IdentityStep = {
+  name: 'ssh-host-keys',
+  script: (id) =>
+    [
+      `mid=${shQuote(id.machineId)}`,
+      'gen=0',
+      'if ! ssh_keys_current /etc/ssh "$mid"; then',
+      '  rm -f /etc/ssh/ssh_host_*',
+      ...SSH_KEY_TYPES.map(
+        (t) => `  ssh-keygen -q -t ${t}${t === 'ecdsa' ? ' -b 256' : ''} -N '' -C ${shQuote(`root@${id.hostname}`)} -f /etc/ssh/ssh_host_${t}_key`,
+      ),
+      `  put_line ${SSH_KEY_MARKER} "$mid"`,
+      '  gen=1',
+      'fi',
+      'fact generated "$gen"',
+      'read_first pid /run/sshd.pid; comm=',
+      'if [ -n "$pid" ]; then read_first comm "/proc/$pid/comm"; fi',
+      'if [ "$comm" != sshd ]; then',
+      // not running (never started, or stopped): ssh.service's ExecStartPre will also add an RSA key, in the background
+      '  systemctl start --no-block ssh.service; fact sshd starting',
+      'elif [ "$gen" = 1 ]; then kill -HUP "$pid"; fact sshd reloaded',
+      'else fact sshd running; fi',
+      `read_first v ${SSH_KEY_MARKER}; fact marker "$v"`,
+      'for k in /etc/ssh/ssh_host_*_key.pub; do',
+      '  if [ -e "$k" ]; then read_first v "$k"; fact pubkey "$v"; fi',
+      'done',
+    ].join('\n'),
+  verify(facts, ctx) {
+    const marker = fact(facts, 'marker');
+    if (marker !== ctx.identity.machineId) return failed(`key marker is ${JSON.stringify(marker)}, expected the machine id`);
+    const fps = sshFingerprints(facts);
+    const missing = SSH_KEY_TYPES.filter((t) => !fps.some((f) => f.startsWith(`${t.toUpperCase()} SHA256:`)));
+    if (missing.length > 0) return failed(`no ${missing.join(', ')} host key (have: ${fps.join('; ') || 'none'})`);
+    const sshd = fact(facts, 'sshd') ?? 'unknown';
+    if (!['reloaded', 'running', 'starting'].includes(sshd)) return failed(`sshd: ${sshd}`);
+    return passed(`${fact(facts, 'generated') === '1' ? 'generated' : 'kept (already made for this machine id)'}; sshd ${sshd}`);
+  },
+};
+
+const KEY_TYPE_LABELS: Readonly<Record<string, string>> = {
+  'ssh-ed25519': 'ED25519',
+  'ssh-rsa': 'RSA',
+  'ssh-dss': 'DSA',
+};
+
+/**
+ * The fingerprint `ssh-keygen -lf` prints for an OpenSSH public key line: SHA256 of the key blob, base64 without
+ * padding, labelled with the key type (`ED25519 SHA256:…`). Undefined for a line that is not a public key.
+ */
+export function sshFingerprint(publicKeyLine: string): string | undefined {
+  const [type, b64] = publicKeyLine.trim().split(/\s+/);
+  if (!type || !b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
+  // the blob starts with its own type as an SSH string (uint32 length, bytes): anything else is not a key
+  const blob = Buffer.from(b64, 'base64');
+  if (blob.length < 4 || blob.subarray(4, 4 + blob.readUInt32BE(0)).toString('latin1') !== type) return undefined;
+  const label = KEY_TYPE_LABELS[type] ?? (type.startsWith('ecdsa-') ? 'ECDSA' : type.toUpperCase());
+  const digest = createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
+  return `${label} SHA256:${digest}`;
+}
+
+/** Fingerprints of every host public key the guest printed; lines that are not keys are kept whole, marked. */
+export function sshFingerprints(facts: StepFacts): string[] {
+  return factList(facts, 'pubkey').map((line) => sshFingerprint(line) ?? `unparsed: ${line.trim()}`);
+}

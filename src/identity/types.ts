@@ -1,0 +1,84 @@
+/** What makes a forked child its own machine. Validated by `validateIdentity` before any of it reaches the guest. */
+export interface ChildIdentity {
+  /** RFC 1123 host name: one label or dotted labels, lower-case, at most 64 characters (the kernel's limit). */
+  hostname: string;
+  /** Locally administered unicast MAC; the fork engine sets the same one on the QEMU NIC. */
+  mac: string;
+  /** Static IPv4; without it every global IPv4 address and the default route on the interface are removed. */
+  ipv4?: { address: string; prefix: number; gateway: string };
+  /** 32 lower-case hex digits, drawn host-side (`newMachineId()`). */
+  machineId: string;
+  /** The guest's NIC. @default 'eth0' */
+  interface?: string;
+}
+
+/** A ChildIdentity after validation: normalized (lower-case MAC) and with every default filled in. */
+export interface NormalizedIdentity {
+  hostname: string;
+  mac: string;
+  ipv4?: { address: string; prefix: number; gateway: string };
+  machineId: string;
+  interface: string;
+}
+
+export interface IdentityStepResult {
+  step: string;
+  ok: boolean;
+  detail?: string;
+  /** Guest-side duration (10 ms resolution: measured from /proc/uptime without forking). */
+  ms?: number;
+}
+
+/** What the guest reported after the pipeline, read from the guest itself (never echoed from the request). */
+export interface GuestFacts {
+  hostname: string;
+  machineId: string;
+  mac: string;
+  ipv4?: { address: string; prefix: number; gateway?: string };
+  ipv6LinkLocal?: string;
+  bootId: string;
+  /** Guest wall clock minus host wall clock after the pipeline, measured with guest-get-time. */
+  clockOffsetMs: number;
+}
+
+export interface IdentityReport {
+  steps: IdentityStepResult[];
+  /** Host-side wall time of the whole apply, agent round trips included. */
+  totalMs: number;
+  /** One per host key sshd serves, e.g. `ED25519 SHA256:…`. */
+  sshHostKeyFingerprints: string[];
+  guest: GuestFacts;
+}
+
+/** Facts one step printed: key → every value printed under it, in order. */
+export type StepFacts = ReadonlyMap<string, readonly string[]>;
+
+/** Host-side facts some verifications compare against. */
+export interface VerifyContext {
+  identity: NormalizedIdentity;
+  /** Host epoch ms just before the exec was sent and just after its result arrived. */
+  execWindowMs: { start: number; end: number };
+  /** Bytes of host entropy sent for the RNG and for the random seed. */
+  entropyBytes: { rng: number; seed: number };
+  /**
+   * The host-side half of the clock step: the offset guest-get-time measured after the script, and whether the
+   * script's setting was off by too much and guest-set-time had to correct it (with its error, if it failed).
+   */
+  clock: { offsetMs?: number; correctedWithAgent?: boolean; setTimeError?: string };
+}
+
+export interface StepVerdict {
+  ok: boolean;
+  detail?: string;
+}
+
+/**
+ * One named, idempotent identity step. `script` returns the body of a shell function that runs in its own
+ * subshell under `set -e`, changes one thing, then prints what the guest now reports with `fact KEY VALUE`;
+ * `verify` judges those facts. Running a step twice must leave the same state and must not fail.
+ */
+export interface IdentityStep {
+  name: string;
+  script(identity: NormalizedIdentity): string;
+  verify(facts: StepFacts, ctx: VerifyContext): StepVerdict;
+}

@@ -1,0 +1,114 @@
+/**
+ * The script's runtime and helpers, executed by the host's dash (the guest's /bin/sh is dash too) against a
+ * temporary directory: these steps only print facts or edit files in that directory, nothing on the host.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fact, factList, parseIdentityOutput } from '../../src/identity/facts.js';
+import { buildIdentityExec } from '../../src/identity/script.js';
+import { SHELL_HELPERS, shQuote } from '../../src/identity/shell.js';
+import type { IdentityStep } from '../../src/identity/types.js';
+import { validateIdentity } from '../../src/identity/validate.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'identity-runner-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const ID = validateIdentity({ hostname: 'h', mac: '02:00:00:00:00:01', machineId: 'a'.repeat(32) });
+const step = (name: string, body: string): IdentityStep => ({ name, script: () => body, verify: () => ({ ok: true }) });
+
+function sh(script: string, input = ''): { stdout: string; stderr: string; status: number | null } {
+  const r = spawnSync('dash', ['-c', script], { input });
+  return { stdout: r.stdout.toString(), stderr: r.stderr.toString(), status: r.status };
+}
+
+test('run_step: rc, stderr and facts per step; a failing command ends only its own step', () => {
+  const steps = [
+    step('first', 'fact a 1\nfact a "two words"\necho "a warning" >&2'),
+    step('breaks', 'fact before 1\nfalse\nfact after 1'),
+    step('exits', 'echo boom >&2\necho "second line" >&2\nexit 3'),
+    // the stdin lines, decoded by the builtin printf exactly as the rng and random-seed steps do
+    step('entropy', `printf "$VMFORK_RNG" > ${shQuote(join(dir, 'rng'))}\nprintf "$VMFORK_SEED" > ${shQuote(join(dir, 'seed'))}\nfact clock "$VMFORK_CLOCK_STEP_NS"`),
+    step('last', 'fact reached yes'),
+  ];
+  const rng = randomBytes(64);
+  const seed = Buffer.concat([Buffer.from([0, 0, 10, 13, 37, 92, 255]), randomBytes(505)]); // NUL, newline, %, backslash
+  const exec = buildIdentityExec(ID, { rng, seed }, -308_123_456_789n, steps);
+  const r = sh(exec.args[1] ?? '', exec.input);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '', 'every step stderr is captured into facts');
+  const out = parseIdentityOutput(r.stdout);
+  const f = (name: string): ReadonlyMap<string, readonly string[]> => out.get(name) ?? new Map();
+  assert.deepEqual(factList(f('first'), 'a'), ['1', 'two words']);
+  assert.equal(fact(f('first'), 'rc'), '0');
+  assert.deepEqual(factList(f('first'), 'stderr'), ['a warning']);
+  assert.match(fact(f('first'), 'ms') ?? '', /^\d+$/);
+  assert.equal(fact(f('breaks'), 'before'), '1');
+  assert.equal(fact(f('breaks'), 'after'), undefined, 'set -e stops the step at the failing command');
+  assert.equal(fact(f('breaks'), 'rc'), '1');
+  assert.equal(fact(f('exits'), 'rc'), '3');
+  assert.deepEqual(factList(f('exits'), 'stderr'), ['boom', 'second line']);
+  assert.deepEqual(readFileSync(join(dir, 'rng')), rng);
+  assert.deepEqual(readFileSync(join(dir, 'seed')), seed);
+  assert.equal(fact(f('entropy'), 'clock'), '-308123456789');
+  assert.equal(fact(f('last'), 'reached'), 'yes');
+  assert.match(fact(out.get('guest') ?? new Map(), 'boot_id') ?? '', /^[0-9a-f-]{36}$/);
+});
+
+test('set_hosts_line replaces the 127.0.1.1 line in place, appends when missing, and is idempotent', () => {
+  const hosts = join(dir, 'hosts');
+  const before = '127.0.0.1\tlocalhost\n127.0.1.1\tvmfork-template\n::1\tlocalhost ip6-localhost\n127.0.1.1 stale-dup\n';
+  writeFileSync(hosts, before);
+  const apply = (): void => {
+    const r = sh(`${SHELL_HELPERS}\nset_hosts_line ${shQuote(hosts)} ${shQuote('127.0.1.1\tweb-1')}`);
+    assert.equal(r.status, 0, r.stderr);
+  };
+  apply();
+  const once = readFileSync(hosts, 'utf8');
+  assert.equal(once, '127.0.0.1\tlocalhost\n127.0.1.1\tweb-1\n::1\tlocalhost ip6-localhost\n');
+  apply();
+  assert.equal(readFileSync(hosts, 'utf8'), once);
+  writeFileSync(hosts, '127.0.0.1\tlocalhost\n');
+  apply();
+  assert.equal(readFileSync(hosts, 'utf8'), '127.0.0.1\tlocalhost\n127.0.1.1\tweb-1\n');
+  rmSync(hosts);
+  apply();
+  assert.equal(readFileSync(hosts, 'utf8'), '127.0.1.1\tweb-1\n');
+});
+
+test('ssh key marker: keys are current only when both key pairs exist and the marker holds this machine id', () => {
+  const ssh = join(dir, 'ssh');
+  const current = (mid: string): boolean => sh(`${SHELL_HELPERS}\nssh_keys_current ${shQuote(ssh)} ${shQuote(mid)}`).status === 0;
+  const mid = 'b'.repeat(32);
+  assert.equal(sh(`mkdir -p ${shQuote(ssh)}`).status, 0);
+  assert.equal(current(mid), false, 'empty dir (the template has no keys)');
+  for (const f of ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub', 'ssh_host_ecdsa_key', 'ssh_host_ecdsa_key.pub']) writeFileSync(join(ssh, f), 'k\n');
+  assert.equal(current(mid), false, 'keys without a marker were made by someone else (the template booting)');
+  writeFileSync(join(ssh, 'vmfork-host-keys.machine-id'), `${'c'.repeat(32)}\n`);
+  assert.equal(current(mid), false, 'keys marked for another machine id (the template, or a previous identity)');
+  writeFileSync(join(ssh, 'vmfork-host-keys.machine-id'), `${mid}\n`);
+  assert.equal(current(mid), true, 'a second run with the same identity keeps the keys');
+  writeFileSync(join(ssh, 'ssh_host_ecdsa_key.pub'), '');
+  assert.equal(current(mid), false, 'an empty public key means a broken pair: regenerate');
+  rmSync(join(ssh, 'ssh_host_ecdsa_key.pub'));
+  assert.equal(current(mid), false);
+});
+
+test('put_line writes only when the content differs; read_first tolerates missing files', () => {
+  const f = join(dir, 'machine-id');
+  const put = (v: string): { stdout: string; stderr: string; status: number | null } =>
+    sh(`${SHELL_HELPERS}\nput_line ${shQuote(f)} ${shQuote(v)}\nread_first v ${shQuote(f)}; echo "[$v]"\nread_first w ${shQuote(join(dir, 'missing'))}; echo "[$w]"`);
+  const r = put('d'.repeat(32));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `[${'d'.repeat(32)}]\n[]\n`);
+  assert.equal(readFileSync(f, 'utf8'), `${'d'.repeat(32)}\n`);
+  const inode = statSync(f).mtimeMs;
+  put('d'.repeat(32));
+  assert.equal(statSync(f).mtimeMs, inode, 'unchanged content is not rewritten');
+  put('e'.repeat(32));
+  assert.equal(readFileSync(f, 'utf8'), `${'e'.repeat(32)}\n`);
+});
