@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBenchHome, ensureBenchImage, type BenchHome } from './bench-home.js';
 import { readChildrenMemory } from './child-probes.js';
-import type { ForkBenchOptions, ForkBenchRaw, ForkBenchResult, MemoryRound } from './fork-result.js';
+import type { ForkBenchOptions, ForkBenchRaw, ForkBenchResult, MemoryRound, RoundSample } from './fork-result.js';
 import { forkRound, measureColdBoots, measureTemplate, probeAndDestroy, type Progress } from './fork-phases.js';
 import { judgeTargets, summarizeFork } from './fork-summary.js';
 import { readLoadAvg, readMachineFacts, readMeminfoKiB, type LoadAvg } from './machine-facts.js';
@@ -38,6 +38,8 @@ export async function runForkBench(opts: ForkBenchOptions, progress: Progress): 
     error = err instanceof Error ? (err.stack ?? err.message) : String(err);
     progress(`FAILED: ${error.split('\n')[0]}`);
   } finally {
+    const failed = raw.rounds.flatMap((r) => r.failed);
+    if (failed.length) error = [error, `${failed.length} children failed to fork; first: ${failed[0]?.name}: ${failed[0]?.message}`].filter(Boolean).join('\n');
     const problems = await h.cleanup();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -67,6 +69,7 @@ async function runPhases(h: BenchHome, opts: ForkBenchOptions, raw: ForkBenchRaw
   raw.template = await measureTemplate(h, opts, progress);
   const seq = await forkRound(h, 'sequential', 's', opts.children, progress);
   raw.rounds.push(seq);
+  assertSomeReady(seq);
   await probeAndDestroy(h, seq);
   const sizes = [...opts.parallel].sort((a, b) => a - b);
   for (const [i, count] of sizes.entries()) {
@@ -74,6 +77,7 @@ async function runPhases(h: BenchHome, opts: ForkBenchOptions, raw: ForkBenchRaw
     const memAvailableBeforeKiB = await readMeminfoKiB('MemAvailable');
     const round = await forkRound(h, 'parallel', `p${count}`, count, progress);
     raw.rounds.push(round);
+    assertSomeReady(round);
     if (last) {
       // idle first: right after `ready` the guests still run the tail of the identity work
       await sleep(opts.idleWaitMs);
@@ -89,5 +93,12 @@ async function runPhases(h: BenchHome, opts: ForkBenchOptions, raw: ForkBenchRaw
       progress(`memory of ${memory.count} idle children read`);
     }
     await probeAndDestroy(h, round);
+  }
+}
+
+/** A round where no child became ready measures nothing: stop there rather than fork the next rounds to fail too. */
+function assertSomeReady(round: RoundSample): void {
+  if (round.children.length === 0) {
+    throw new Error(`every child of round ${round.label} failed; first: ${round.failed[0]?.name}: ${round.failed[0]?.message}`);
   }
 }

@@ -165,6 +165,6 @@ function breakdowns(r: ForkBenchResult): string[] {
 export function renderForkMarkdown(r: ForkBenchResult): string {
   const lines = [...header(r), ...figures(r), ...breakdowns(r)];
   if (r.error) lines.push('## Run error', '', '```', r.error, '```', '');
-  lines.push(`Raw samples: \`fork-${r.startedAt.slice(0, 10)}.json\`. How to read this: bench/README.md.`, '');
+  lines.push(`Raw samples: \`fork-${r.startedAt.slice(0, 10)}${r.error ? '-failed' : ''}.json\`. How to read this: bench/README.md.`, '');
   return lines.join('\n');
 }

@@ -1,6 +1,6 @@
 /**
  * Benchmark entry: `node dist/bench/main.js <benchmark> [options]` (via `npm run bench -- fork …`, which builds
- * first). Writes bench/results/<benchmark>-<YYYY-MM-DD>.json and .md, prints the markdown to stdout; progress
+ * first). Writes bench/results/<benchmark>-<YYYY-MM-DD>[-failed].json and .md, prints the markdown to stdout; progress
  * goes to stderr so stdout stays the report.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -33,7 +33,8 @@ async function main(argv: readonly string[]): Promise<number> {
   // namespaces belong to one data dir: this run's temp data dir gets its own prefix unless the caller chose one
   process.env.VMFORK_NETNS_PREFIX ??= `vbn${process.pid % 1000}-`;
   const result = await runForkBench(opts, progress);
-  const base = join(opts.outDir, `fork-${result.startedAt.slice(0, 10)}`);
+  // a failed run never overwrites the day's good result
+  const base = join(opts.outDir, `fork-${result.startedAt.slice(0, 10)}${result.error ? '-failed' : ''}`);
   const markdown = renderForkMarkdown(result);
   await mkdir(opts.outDir, { recursive: true });
   await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);

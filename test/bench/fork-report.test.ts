@@ -120,6 +120,7 @@ test('markdown: one table with baseline, targets and verdicts, plus the time and
   assert.match(md, /^\| ↳ step ssh-keys \(guest side, 10 ms resolution\) \| 30 ms \| 30 ms \|$/m);
   assert.match(md, /^\| TCG translation cache \(anonymous rwx mapping\) \| 20\.0 MiB \|/m);
   assert.doesNotMatch(md, /Run error/);
+  assert.match(md, /Raw samples: `fork-2026-11-25\.json`/);
 });
 
 test('markdown of a failed run says so and shows n/a for what was not measured', () => {
@@ -127,4 +128,5 @@ test('markdown of a failed run says so and shows n/a for what was not measured',
   const md = renderForkMarkdown({ ...r, error: 'VMFORK_IMAGE_BUILD_FAILED: no network' });
   assert.match(md, /## Run error\n\n```\nVMFORK_IMAGE_BUILD_FAILED: no network\n```/);
   assert.match(md, /^\| fork → customized-ready \(sequential, n=0\) \| n\/a \| n\/a \| ≤ 250 ms \(p50\) \| not measured \|$/m);
+  assert.match(md, /Raw samples: `fork-2026-11-25-failed\.json`/);
 });
