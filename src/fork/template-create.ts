@@ -10,7 +10,6 @@ import { createOverlay } from '../qemu/qemu-img.js';
 import { GuestAgentClient } from '../qemu/guest-agent-client.js';
 import { terminateProcess, type LaunchedProcess } from '../qemu/qemu-process.js';
 import { LOCAL_HOST_ID } from '../store/db.js';
-import { requireImage } from '../store/images-repo.js';
 import { markProcessExited } from '../store/processes-repo.js';
 import { deleteTemplateRow, getTemplate, insertTemplate, updateTemplate } from '../store/templates-repo.js';
 import { deleteVm, getVm, insertVm } from '../store/vms-repo.js';
@@ -76,7 +75,8 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   const memoryMiB = parseMemoryMiB(options.memory ?? '512M');
   const cpus = options.cpus ?? 1;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--cpus must be 1 to 64, got ${String(options.cpus)}`);
-  const image = await requireImage(db, options.image);
+  const source = await imageBootSource(db, options.image);
+  const image = source.image;
   if (await getTemplate(db, options.name)) throw new VmforkError('VMFORK_TEMPLATE_EXISTS', `a template named "${options.name}" already exists`);
   if (await getVm(db, options.name)) throw new VmforkError('VMFORK_VM_EXISTS', `a VM named "${options.name}" already exists; a template's parent takes its name`);
   const accel = detectAccel(await readHostFacts(), options.accel ?? 'auto');
@@ -119,12 +119,12 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   let agent: GuestAgentClient | undefined;
   try {
     await mkdir(files.dir, { recursive: true });
-    await createOverlay(image.disk_path, files.disk, { backingFormat: 'qcow2' });
+    await createOverlay(image.disk, files.disk, { backingFormat: source.diskFormat });
     const lease = await attachVm(db, { network, vmName: options.name });
     attached = true;
     const spec: VmSpecInput = {
       ...specBase,
-      ...(await imageBootSource(image)),
+      ...source.kernel,
       nics: [{ id: 'net0', mac: lease.mac, backend: { kind: 'tap', ifname: lease.tap } }],
     };
     buildQemuArgv(spec);

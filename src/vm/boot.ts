@@ -8,11 +8,10 @@ import { GuestAgentClient } from '../qemu/guest-agent-client.js';
 import { terminateProcess } from '../qemu/qemu-process.js';
 import { randomLocalMac } from '../network/mac.js';
 import { LOCAL_HOST_ID } from '../store/db.js';
-import { requireImage } from '../store/images-repo.js';
 import { deleteVm, insertVm, updateVm } from '../store/vms-repo.js';
 import { assertValidName } from '../util/names.js';
 import { parseMemoryMiB } from '../util/size.js';
-import { imageBootSource } from './image-boot.js';
+import { imageBootSource, type BootSource } from './image-boot.js';
 import { readGuestIdentity } from './guest-identity.js';
 import { checkHostCapacity } from './capacity.js';
 import type { VmDeps } from './vm-deps.js';
@@ -54,6 +53,7 @@ interface BootPlan {
   cpus: number;
   accel: AccelDecision;
   spec: VmSpecInput;
+  source: BootSource;
 }
 
 /**
@@ -81,9 +81,8 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
   let launched: { pid: number; startTime: number } | undefined;
   let agent: GuestAgentClient | undefined;
   try {
-    const image = await requireImage(db, options.image);
     await mkdir(paths.dir, { recursive: true });
-    await createOverlay(image.disk_path, paths.disk, { backingFormat: 'qcow2' });
+    await createOverlay(plan.source.image.disk, paths.disk, { backingFormat: plan.source.diskFormat });
     await updateVm(db, plan.name, { state: 'starting' });
     const t0 = performance.now();
     launched = await startVmProcess(deps, plan.name, plan.spec, paths);
@@ -128,7 +127,7 @@ async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) {
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--cpus must be a whole number from 1 to 64, got ${String(options.cpus)}`);
   }
-  const image = await requireImage(deps.db, options.image);
+  const source = await imageBootSource(deps.db, options.image);
   const accel = detectAccel(await readHostFacts(), options.accel ?? 'auto');
   const paths = vmPaths(deps.home.vms, name);
   await checkHostCapacity({ dir: deps.home.root, diskBytes: 256 * 1024 ** 2, memoryMiB, count: 1 });
@@ -137,7 +136,7 @@ async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
     accel: accel.accel,
     cpus,
     memoryMiB,
-    ...(await imageBootSource(image)),
+    ...source.kernel,
     disks: [{ id: 'disk0', path: paths.disk, format: 'qcow2' }],
     // user-mode networking with restrict=on: the NIC exists (same layout as forked VMs) but reaches nothing
     nics: [{ id: 'net0', mac: randomLocalMac(), backend: { kind: 'user' } }],
@@ -149,5 +148,5 @@ async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
     uuid: randomUUID(),
   };
   buildQemuArgv(spec); // validates the spec before anything is written
-  return { name, memoryMiB, cpus, accel, spec };
+  return { name, memoryMiB, cpus, accel, spec, source };
 }

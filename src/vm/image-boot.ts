@@ -1,24 +1,31 @@
-import { readFile } from 'node:fs/promises';
-import type { ImageRow } from '../store/schema.js';
+import { resolveImageBoot, type ImageBoot } from '../image/image-registry.js';
+import { VmforkError } from '../errors.js';
+import type { ImageFormat } from '../qemu/qemu-img.js';
+import type { Db } from '../store/db.js';
 import type { VmSpecInput } from './vm-spec.js';
 
 /** The kernel command line the image builder's guests expect (root on the first virtio disk, serial console). */
 export const DEFAULT_CMDLINE = 'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet';
 
-/**
- * How to boot an image: direct kernel boot when the image has a kernel (built images do; the cmdline comes from
- * its manifest), else the disk's own bootloader through the firmware.
- */
-export async function imageBootSource(image: ImageRow): Promise<Pick<VmSpecInput, 'kernel'>> {
-  if (!image.kernel_path) return {};
-  let cmdline = DEFAULT_CMDLINE;
-  if (image.manifest_path) {
-    try {
-      const manifest = JSON.parse(await readFile(image.manifest_path, 'utf8')) as { cmdline?: unknown };
-      if (typeof manifest.cmdline === 'string' && manifest.cmdline.length > 0) cmdline = manifest.cmdline;
-    } catch {
-      // an unreadable manifest is reported by `image show`; booting with the default line still works
-    }
+export interface BootSource {
+  image: ImageBoot;
+  /** Backing format for the VM's overlay. */
+  diskFormat: ImageFormat;
+  /** Direct kernel boot when the image has a kernel (built images do), else the disk's own bootloader. */
+  kernel: Pick<VmSpecInput, 'kernel'>;
+}
+
+/** Locates an image's files (VMFORK_IMAGE_NOT_FOUND / VMFORK_IMAGE_INVALID) and how to boot it. */
+export async function imageBootSource(db: Db, name: string): Promise<BootSource> {
+  const image = await resolveImageBoot(db, name);
+  const diskFormat = image.diskFormat;
+  if (diskFormat !== 'qcow2' && diskFormat !== 'raw') {
+    throw new VmforkError('VMFORK_IMAGE_INVALID', `image "${name}" is ${diskFormat}; only qcow2 and raw can back a VM`, { details: { image: name, diskFormat } });
   }
-  return { kernel: { kernel: image.kernel_path, ...(image.initrd_path ? { initrd: image.initrd_path } : {}), cmdline } };
+  if (!image.kernel) return { image, diskFormat, kernel: {} };
+  return {
+    image,
+    diskFormat,
+    kernel: { kernel: { kernel: image.kernel, ...(image.initrd ? { initrd: image.initrd } : {}), cmdline: image.cmdline ?? DEFAULT_CMDLINE } },
+  };
 }
