@@ -1,31 +1,85 @@
 import type { Command } from 'commander';
-import { parseAccelChoice } from '../../host/accel.js';
-import { bootVm } from '../../vm/boot.js';
+import { forkChildren } from '../../fork/fork-batch.js';
+import { createTemplate } from '../../fork/template-create.js';
+import { reconcileTemplate, removeTemplate } from '../../fork/template-manage.js';
+import type { TemplateRecord } from '../../fork/template-record.js';
+import { verifyChildren } from '../../fork/verify-collect.js';
+import { getTemplate } from '../../store/templates-repo.js';
 import { destroyVm } from '../../vm/lifecycle.js';
+import type { VmDeps } from '../../vm/vm-deps.js';
 import { action } from '../action.js';
-import { printJson } from '../output.js';
-import { accelOption } from './vm.js';
+import { printJson, printTable } from '../output.js';
+
+function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
+}
+
+/** The template the demo forks from: reused when ready, recreated when a previous attempt failed. */
+async function demoTemplate(deps: VmDeps, name: string, image: string): Promise<{ record: TemplateRecord; created: boolean }> {
+  const row = await getTemplate(deps.db, name);
+  if (row && (await reconcileTemplate(deps, row)).state === 'ready' && row.record_json) {
+    return { record: JSON.parse(row.record_json) as TemplateRecord, created: false };
+  }
+  if (row) await removeTemplate(deps, name);
+  process.stderr.write(`creating template "${name}" from image "${image}" (one cold boot, then frozen)…\n`);
+  return { record: await createTemplate(deps, { name, image }), created: true };
+}
 
 /** `vmfork demo`: what `npm start` runs after the image build. */
 export function registerDemoCommands(program: Command): void {
   program
     .command('demo')
-    .description('cold-boot a VM from the default image, print its identity and time to ready, then destroy it (unless --keep)')
-    .option('--image <name>', 'image to boot', 'default')
-    .option('--keep', 'leave the VM running')
-    .addOption(accelOption())
+    .description('fork children from the default template (created if missing), verify them, and compare with the template\'s cold boot')
+    .option('--image <name>', 'image of the template', 'default')
+    .option('--template <name>', 'template to fork from (created if missing)', 'default')
+    .option('--count <n>', 'children to fork', '5')
+    .option('--keep', 'leave the children running (default: destroy them at the end)')
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, opts: { image: string; keep?: boolean; accel: string; json?: boolean }) => {
+      action(async (ctx, opts: { image: string; template: string; count: string; keep?: boolean; json?: boolean }) => {
         const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
-        const r = await bootVm(deps, { image: opts.image, accel: parseAccelChoice(opts.accel) });
-        if (!opts.keep) await destroyVm(deps, r.name);
-        if (opts.json) return printJson({ coldBoot: r, kept: Boolean(opts.keep) });
-        process.stdout.write(
-          `Cold boot of image "${opts.image}" (${r.accel}: ${r.accelReason})\n` +
-            `  VM          ${r.name}${opts.keep ? ' (kept running: vmfork vm destroy ' + r.name + ')' : ' (destroyed)'}\n` +
-            `  hostname    ${r.hostname}\n  boot_id     ${r.bootId}\n  time to agent ${r.secondsToAgent.toFixed(1)} s\n`,
-        );
+        const { record } = await demoTemplate(deps, opts.template, opts.image);
+        process.stderr.write(`forking ${opts.count} children…\n`);
+        const batch = await forkChildren(deps, { template: opts.template, count: Number(opts.count), namePattern: 'demo-{n}' });
+        try {
+          const report = await verifyChildren(deps, { names: batch.children.map((c) => c.name) });
+          const ready = new Map(batch.children.map((c) => [c.name, c.timings.readyMs / 1000]));
+          const rows = report.children.map((c) => ({
+            name: c.name,
+            ip: c.ipv4,
+            mac: c.mac,
+            machineId: c.machineId,
+            secondsToReady: ready.get(c.name),
+            reboots: c.reboots ?? 'unknown',
+          }));
+          const readyMs = batch.children.map((c) => c.timings.readyMs);
+          const summary = {
+            templateColdBootSeconds: record.coldBootSeconds,
+            forkWallSeconds: batch.wallMs / 1000,
+            childReadyP50Seconds: percentile(readyMs, 50) / 1000,
+            children: batch.children.length,
+            failed: batch.failed,
+            collisions: report.collisions,
+            problems: report.problems,
+          };
+          if (opts.json) {
+            printJson({ ...summary, rows });
+          } else {
+            printTable(rows, ['name', 'ip', 'mac', 'machineId', 'secondsToReady', 'reboots']);
+            process.stdout.write(
+              `\ncold boot of the template: ${record.coldBootSeconds.toFixed(1)} s (${record.accel})\n` +
+                `fork of ${batch.children.length} children:     ${summary.forkWallSeconds.toFixed(2)} s in all, ` +
+                `${summary.childReadyP50Seconds.toFixed(2)} s to ready per child (p50), 0 boots\n` +
+                `verify: ${report.collisions.length} collision(s), ${report.problems.length} problem(s)\n`,
+            );
+            for (const f of batch.failed) process.stderr.write(`error ${f.error.code}: ${f.error.message}\n`);
+          }
+          return report.ok && batch.failed.length === 0 ? 0 : 1;
+        } finally {
+          if (!opts.keep) for (const c of batch.children) await destroyVm(deps, c.name);
+          else process.stderr.write(`children kept running: ${batch.children.map((c) => c.name).join(', ')} (vmfork vm destroy NAME)\n`);
+        }
       }),
     );
 }
