@@ -13,6 +13,7 @@ import { execInNetns, listNamespaces } from '../../src/network/ip.js';
 import { deleteNetwork } from '../../src/network/networks.js';
 import { listLeases } from '../../src/store/networks-repo.js';
 import { currentProcess } from '../../src/store/processes-repo.js';
+import { availableMemoryMiB } from '../../src/vm/capacity.js';
 import { destroyVm } from '../../src/vm/lifecycle.js';
 import { createTestHome, ensureImage, qemuProcessesMatching, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
 
@@ -115,8 +116,11 @@ vmTest('bad input is refused before anything is created', () => tracker, async (
     [{ template: T, count: 1, namePattern: 'tpl-1' }, 'VMFORK_VM_EXISTS'],
     [{ template: T, count: 1, network: 'nonet' }, 'VMFORK_NETWORK_NOT_FOUND'],
     [{ template: 'nope', count: 1 }, 'VMFORK_TEMPLATE_NOT_FOUND'],
-    [{ template: T, count: 250 }, 'VMFORK_NETWORK_EXHAUSTED'],
+    // a /24 holds 253 children; 3 are up, so 251 more cannot fit (checked before memory)
+    [{ template: T, count: 251 }, 'VMFORK_NETWORK_EXHAUSTED'],
   ];
+  // 200 children budget 200 × (64 + 512/4) MiB ≈ 37.5 GiB: beyond this host's memory, and the error says how many fit
+  if ((await availableMemoryMiB()) < 200 * 192) cases.push([{ template: T, count: 200 }, 'VMFORK_INSUFFICIENT_MEMORY']);
   const leasesBefore = (await listLeases(th.db)).length;
   for (const [req, code] of cases) {
     await assert.rejects(forkChildren(th, req), { code }, JSON.stringify(req));
