@@ -133,6 +133,34 @@ vmTest('bad input is refused before anything is created', () => tracker, async (
   assert.match(r.stderr, /VMFORK_INVALID_ARGUMENT/);
 });
 
+vmTest('QEMU dying mid-fork rolls back that child alone: overlay, tap, address, record', () => tracker, async () => {
+  const leasesBefore = (await listLeases(th.db)).length;
+  const forking = forkChildren(th, { template: T, count: 1, namePattern: 'doomed-{n}' });
+  // kill the child's QEMU as soon as it is recorded: it is then loading state or running the identity exec
+  const deadline = Date.now() + 60_000;
+  let killed = false;
+  while (!killed && Date.now() < deadline) {
+    const proc = await currentProcess(th.db, 'doomed-1');
+    if (proc) {
+      process.kill(proc.pid, 'SIGKILL');
+      killed = true;
+    } else {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+  assert.ok(killed, 'the child QEMU was seen and killed');
+  const result = await forking;
+  assert.deepEqual(result.children, []);
+  assert.equal(result.failed.length, 1);
+  assert.match(result.failed[0]?.error.message ?? '', /child doomed-1/);
+  assert.equal((await listLeases(th.db)).length, leasesBefore, 'its address was released');
+  assert.ok(!existsSync(join(th.home.vms, 'doomed-1')), 'its overlay was removed');
+  const show = await th.cli(['vm', 'show', 'doomed-1'], { allowFailure: true });
+  assert.match(show.stderr, /VMFORK_VM_NOT_FOUND/);
+  const taps = await execInNetns(batch.children[0]?.netns ?? '', 'ip', ['-o', 'link', 'show'], { allowFailure: true });
+  assert.equal(taps.stdout.split('\n').filter((l) => / vt\d+[@:]/.test(l)).length, batch.children.length, 'only the live children have taps');
+});
+
 vmTest('destroying children frees their IPs, taps and overlays', () => tracker, async () => {
   for (const c of batch.children) {
     await destroyVm(th, c.name);
