@@ -55,15 +55,26 @@ async function select(deps: VmDeps, req: VerifyRequest): Promise<{ targets: Targ
   return { targets, skipped };
 }
 
-/** Runs `fn`, recording a failure under `source` instead of throwing: one broken source must not hide the rest. */
-async function attempt<T>(errors: CollectionError[], source: FactSource, fn: () => Promise<T>): Promise<T | null> {
+/**
+ * Runs `fn` for one source, timing it, and records a failure under `source` instead of throwing: one broken
+ * source must not hide the others.
+ */
+async function attempt<T>(acc: Accumulator, source: FactSource, fn: () => Promise<T>): Promise<T | null> {
+  const t0 = performance.now();
   try {
     return await fn();
   } catch (err) {
     const e = toVmforkError(err);
-    errors.push({ source, code: e.code, message: e.message });
+    acc.errors.push({ source, code: e.code, message: e.message });
     return null;
+  } finally {
+    acc.sourceMs[source] = Math.round(performance.now() - t0);
   }
+}
+
+interface Accumulator {
+  errors: CollectionError[];
+  sourceMs: ChildFacts['sourceMs'];
 }
 
 async function readGuestOver(agentPath: string): Promise<Awaited<ReturnType<typeof readGuest>>> {
@@ -79,7 +90,7 @@ async function readGuestOver(agentPath: string): Promise<Awaited<ReturnType<type
 export async function collectChild(deps: VmDeps, target: Target): Promise<ChildFacts> {
   const t0 = performance.now();
   const { vm, templateBootId } = target;
-  const errors: CollectionError[] = [];
+  const acc: Accumulator = { errors: [], sourceMs: {} };
   const found = await currentProcess(deps.db, vm.name);
   // the QEMU may exit between selection and here: each source then reports it instead of the run aborting
   const proc = (): ProcessRow => {
@@ -87,13 +98,13 @@ export async function collectChild(deps: VmDeps, target: Target): Promise<ChildF
     return found;
   };
   const [guest, nic, netns] = await Promise.all([
-    attempt(errors, 'guest', async () => {
+    attempt(acc, 'guest', async () => {
       const agentPath = proc().agent_path;
       if (!agentPath) throw new VmforkError('VMFORK_AGENT_UNAVAILABLE', `VM ${vm.name} has no guest agent channel`);
       return readGuestOver(agentPath);
     }),
-    attempt(errors, 'qmp', () => queryMainMac(proc().qmp_path)),
-    attempt(errors, 'netns', async () => {
+    attempt(acc, 'qmp', () => queryMainMac(proc().qmp_path)),
+    attempt(acc, 'netns', async () => {
       const { pid } = proc();
       const ns = await netnsOfProcess(pid);
       if (!ns) throw new VmforkError('VMFORK_NETWORK_FAILED', `QEMU (pid ${pid}) is in no named network namespace: nothing to ping from`);
@@ -103,7 +114,7 @@ export async function collectChild(deps: VmDeps, target: Target): Promise<ChildF
   if (guest?.stderr) deps.log.debug({ vm: vm.name, stderr: guest.stderr }, 'verify: guest script stderr');
   const ipv4 = guest?.ipv4 ?? null;
   // both probes go to the address the GUEST has, inside the namespace the KERNEL says QEMU is in
-  const [ping, keys] = ipv4 && netns ? await Promise.all([attempt(errors, 'ping', () => pingInNetns(netns, ipv4)), attempt(errors, 'ssh', () => scanHostKeys(netns, ipv4))]) : [null, null];
+  const [ping, keys] = ipv4 && netns ? await Promise.all([attempt(acc, 'ping', () => pingInNetns(netns, ipv4)), attempt(acc, 'ssh', () => scanHostKeys(netns, ipv4))]) : [null, null];
   const bootId = guest?.bootId ?? null;
   const matches = bootId && templateBootId ? bootId === templateBootId : null;
   return {
@@ -128,7 +139,8 @@ export async function collectChild(deps: VmDeps, target: Target): Promise<ChildF
     reachable: ping?.reachable ?? null,
     pingRttMs: ping?.rttMs ?? null,
     collectMs: Math.round(performance.now() - t0),
-    errors,
+    sourceMs: acc.sourceMs,
+    errors: acc.errors,
   };
 }
 

@@ -9,14 +9,18 @@ import type { GuestAgentClient } from '../qemu/guest-agent-client.js';
  */
 export const GUEST_SCRIPT = [
   "sec() { printf '\\n@@%s\\n' \"$1\"; }",
+  // cat without a fork: under TCG every fork + exec of a small program costs tens of ms
+  'show() { while IFS= read -r _l || [ -n "$_l" ]; do printf \'%s\\n\' "$_l"; done < "$1"; }',
   'sec clock; date +%s%N',
-  'sec hostname; cat /proc/sys/kernel/hostname',
-  'sec mac; cat /sys/class/net/eth0/address',
+  'sec hostname; show /proc/sys/kernel/hostname',
+  'sec mac; show /sys/class/net/eth0/address',
   'sec ipv4; ip -4 -o addr show dev eth0',
   'sec ipv6ll; ip -6 -o addr show dev eth0 scope link',
-  'sec machine-id; cat /etc/machine-id',
-  'sec boot-id; cat /proc/sys/kernel/random/boot_id',
+  'sec machine-id; show /etc/machine-id',
+  'sec boot-id; show /proc/sys/kernel/random/boot_id',
   'sec urandom; head -c32 /dev/urandom | od -An -tx1',
+  // the second reading bounds the offset from the other side (see clockOffset)
+  'sec clock-end; date +%s%N',
   'sec end',
 ].join('\n');
 
@@ -29,8 +33,9 @@ export interface GuestReadout {
   machineId: string | null;
   bootId: string | null;
   urandom: string | null;
-  /** `date +%s%N` in the guest. */
+  /** `date +%s%N` in the guest, first and last thing the script does. */
   clockNs: bigint | null;
+  clockEndNs: bigint | null;
 }
 
 export interface GuestClock {
@@ -63,7 +68,7 @@ const orNull = (s: string | undefined): string | null => (s ? s : null);
 /** Parses GUEST_SCRIPT's output; an empty or malformed section becomes null. */
 export function parseGuestOutput(stdout: string): GuestReadout {
   const s = sections(stdout);
-  const clock = s.get('clock') ?? '';
+  const ns = (v: string | undefined): bigint | null => (v && /^\d{10,}$/.test(v) ? BigInt(v) : null);
   const ipv4 = /\binet (\d{1,3}(?:\.\d{1,3}){3})\/\d{1,2}\b/.exec(s.get('ipv4') ?? '');
   // `inet6 fe80::…/64 scope link dadfailed tentative \       valid_lft forever …`
   const ipv6 = /\binet6 ([0-9a-fA-F:]+)\/\d+ scope link((?: [a-z_]+)*)/.exec(s.get('ipv6ll') ?? '');
@@ -79,18 +84,25 @@ export function parseGuestOutput(stdout: string): GuestReadout {
     bootId: orNull(s.get('boot-id')?.toLowerCase()),
     // exactly 32 bytes, or the read was cut short: never report a partial value as entropy
     urandom: /^[0-9a-f]{64}$/.test(urandom) ? urandom : null,
-    clockNs: /^\d{10,}$/.test(clock) ? BigInt(clock) : null,
+    clockNs: ns(s.get('clock')),
+    clockEndNs: ns(s.get('clock-end')),
   };
 }
 
 /**
- * The guest read its clock at some host instant inside [startMs, endMs] (the exec was sent at start; the
- * status saying it exited arrived at end), so guest − midpoint is off by at most half the window.
+ * Bounds guest − host from both sides. The host sent the exec at hostStart and saw it exit at hostEnd; the guest
+ * read its clock at guestStart (first command) and guestEnd (last). guestStart happened after hostStart and
+ * guestEnd before hostEnd, so the offset lies in [guestEnd − hostEnd, guestStart − hostStart]: the window minus
+ * the script's own run time. A slow guest therefore does not widen the bound — only the exec's start-up and the
+ * exit's detection do. Without the second reading it is the whole window.
  */
-export function clockOffset(clockNs: bigint, startMs: number, endMs: number): GuestClock {
-  const guestMs = Number(clockNs / 1000n) / 1000;
+export function clockOffset(guestStartNs: bigint, guestEndNs: bigint | null, hostStartMs: number, hostEndMs: number): GuestClock {
+  const ms = (v: bigint): number => Number(v / 1000n) / 1000;
+  const hi = ms(guestStartNs) - hostStartMs;
+  const lo = ms(guestEndNs ?? guestStartNs) - hostEndMs;
   const round = (v: number): number => Math.round(v * 10) / 10;
-  return { offsetMs: round(guestMs - (startMs + endMs) / 2), uncertaintyMs: round((endMs - startMs) / 2) };
+  // lo > hi only if the guest clock was stepped during the exec: the spread is still the honest error bar
+  return { offsetMs: round((lo + hi) / 2), uncertaintyMs: round(Math.abs(hi - lo) / 2) };
 }
 
 /** Epoch ms with sub-ms resolution (Date.now() would add up to 1 ms of quantisation to a ~10 ms window). */
@@ -113,5 +125,5 @@ export async function readGuest(agent: GuestAgentClient, options: { timeoutMs?: 
     });
   }
   const readout = parseGuestOutput(out);
-  return { ...readout, stderr: r.stderr.toString().trim(), clock: readout.clockNs === null ? null : clockOffset(readout.clockNs, start, end) };
+  return { ...readout, stderr: r.stderr.toString().trim(), clock: readout.clockNs === null ? null : clockOffset(readout.clockNs, readout.clockEndNs, start, end) };
 }

@@ -61,8 +61,9 @@ export interface ChildFacts {
   sshHostKeys: SshHostKey[];
   reachable: boolean | null;
   pingRttMs: number | null;
-  /** Host-side time spent collecting this child. */
+  /** Host-side time spent collecting this child, and per source (sources run partly in parallel). */
   collectMs: number;
+  sourceMs: Partial<Record<FactSource, number>>;
   errors: CollectionError[];
 }
 

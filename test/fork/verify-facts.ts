@@ -28,6 +28,7 @@ export function childFacts(i: number, over: Partial<ChildFacts> = {}): ChildFact
     reachable: true,
     pingRttMs: 0.8,
     collectMs: 100,
+    sourceMs: { guest: 60, qmp: 5, netns: 3, ping: 10, ssh: 30 },
     errors: [],
     ...over,
   };

@@ -1,0 +1,141 @@
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { forkChildren, type ForkBatchResult } from '../../src/fork/fork-batch.js';
+import { createTemplate } from '../../src/fork/template-create.js';
+import { removeTemplate } from '../../src/fork/template-manage.js';
+import type { TemplateRecord } from '../../src/fork/template-record.js';
+import type { VerifyReport } from '../../src/fork/verify-types.js';
+import { listNamespaces } from '../../src/network/ip.js';
+import { deleteNetwork } from '../../src/network/networks.js';
+import { GuestAgentClient } from '../../src/qemu/guest-agent-client.js';
+import { currentProcess } from '../../src/store/processes-repo.js';
+import { destroyVm } from '../../src/vm/lifecycle.js';
+import { createTestHome, ensureImage, qemuProcessesMatching, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
+
+// Namespaces are owned per data dir: this fresh home must not meet another home's `vmfork-default`. Set before
+// anything creates a network (the CLI children inherit it through the environment).
+const PREFIX = `vft${process.pid % 1000}-`;
+process.env.VMFORK_NETNS_PREFIX = PREFIX;
+
+const T = 'vt';
+let th: TestHome;
+let tracker: VmTracker;
+let record: TemplateRecord;
+let batch: ForkBatchResult;
+
+before(async () => {
+  th = await createTestHome('verify');
+  tracker = new VmTracker(th);
+  await ensureImage(th);
+  record = await createTemplate(th, { name: T, image: 'default', memory: '512M' });
+});
+
+after(async () => {
+  await tracker.teardown();
+  await removeTemplate(th, T).catch(() => undefined);
+  await deleteNetwork(th.db, 'default').catch(() => undefined);
+  assert.deepEqual(await qemuProcessesMatching(th.root), [], 'no QEMU process left behind');
+  assert.deepEqual((await listNamespaces()).filter((n) => n.startsWith(PREFIX)), [], 'no namespace left behind');
+  await th.close();
+});
+
+async function verify(args: string[]): Promise<{ code: number; report: VerifyReport; ms: number }> {
+  const t0 = performance.now();
+  const r = await th.cli(['verify', ...args, '--json'], { allowFailure: true, timeoutMs: 120_000 });
+  const ms = Math.round(performance.now() - t0);
+  try {
+    return { code: r.code, report: JSON.parse(r.stdout) as VerifyReport, ms };
+  } catch {
+    throw new Error(`verify printed no JSON (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
+  }
+}
+
+async function guestSh(name: string, script: string): Promise<string> {
+  const proc = await currentProcess(th.db, name);
+  assert.ok(proc?.agent_path, `${name} has an agent socket`);
+  const agent = await GuestAgentClient.connect(proc.agent_path);
+  try {
+    const r = await agent.sh(script, { timeoutMs: 30_000 });
+    assert.equal(r.exitCode, 0, `${name}: ${script}: ${r.stderr.toString()}`);
+    return r.stdout.toString().trim();
+  } finally {
+    agent.close();
+  }
+}
+
+vmTest('3 forked children verify as distinct machines that never rebooted', () => tracker, async () => {
+  batch = await forkChildren(th, { template: T, count: 3 });
+  for (const c of batch.children) tracker.track(c.name);
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed, null, 2));
+
+  const { code, report, ms } = await verify(['--template', T]);
+  process.stderr.write(`verify of 3 children: ${report.wallMs} ms collecting, ${ms} ms for the whole CLI process\n`);
+  for (const c of report.children) {
+    process.stderr.write(`  ${c.name} ${c.ipv4} clock ${c.clockOffsetMs} ±${c.clockUncertaintyMs} ms, ping ${c.pingRttMs} ms, collected in ${c.collectMs} ms ${JSON.stringify(c.sourceMs)}\n`);
+  }
+  assert.deepEqual(report.collisions, []);
+  assert.deepEqual(report.problems, []);
+  assert.equal(code, 0);
+  assert.equal(report.ok, true);
+  assert.deepEqual(report.skipped, []);
+  assert.deepEqual(report.children.map((c) => c.name), batch.children.map((c) => c.name));
+  for (const c of report.children) {
+    assert.equal(c.bootId, record.bootId, `${c.name}: boot_id is the template's`);
+    assert.equal(c.bootIdMatchesTemplate, true);
+    assert.equal(c.reboots, 0);
+    assert.equal(c.reachable, true, `${c.name} answers ping`);
+    assert.equal(c.hostname, c.name);
+    assert.equal(c.mac, c.qemuMac, `${c.name}: the guest and QEMU agree on the MAC`);
+    assert.equal(c.netns, batch.children[0]?.netns, 'QEMU lives in the network namespace of its network');
+    assert.deepEqual(c.sshHostKeys.map((k) => k.type), ['ECDSA', 'ED25519']);
+    assert.match(c.urandom ?? '', /^[0-9a-f]{64}$/);
+    assert.ok(c.clockOffsetMs !== null && c.clockUncertaintyMs !== null);
+    assert.ok(Math.abs(c.clockOffsetMs) <= 2000);
+  }
+  // one child at a time: the same verdict; the clock bars are measured without the siblings competing for the CPU
+  const serial = await verify(['--template', T, '--concurrency', '1']);
+  assert.equal(serial.code, 0, JSON.stringify(serial.report.problems));
+  process.stderr.write(`verify --concurrency 1: ${serial.report.wallMs} ms; clocks ${serial.report.children.map((c) => `${c.clockOffsetMs} ±${c.clockUncertaintyMs}`).join(', ')} ms\n`);
+
+  const human = await th.cli(['verify', '--template', T]);
+  process.stderr.write(human.stdout);
+  assert.match(human.stdout, /^no collisions among 3 children$/m);
+  // the facts come from the guest, yet they must match what the fork engine assigned
+  for (const f of batch.children) {
+    const c = report.children.find((x) => x.name === f.name);
+    assert.equal(c?.ipv4, f.ip);
+    assert.equal(c?.mac, f.mac.toLowerCase());
+  }
+});
+
+vmTest('a real collision and a stale clock inside the guests are caught, and the exit code says so', () => tracker, async () => {
+  const [a, b] = batch.children;
+  assert.ok(a && b);
+  // the second child takes the first one's kernel host name and loses 5 minutes: both are guest state, not records
+  await guestSh(b.name, `echo ${a.name} > /proc/sys/kernel/hostname && date -s @$(( $(date +%s) - 300 )) >/dev/null`);
+  const { code, report } = await verify([a.name, b.name]);
+  assert.equal(code, 1);
+  assert.equal(report.ok, false);
+  assert.deepEqual(report.collisions, [{ field: 'hostname', value: a.name, children: [a.name, b.name] }]);
+  assert.deepEqual(report.problems.map((p) => [p.child, p.kind]), [[b.name, 'clock-offset']]);
+  const offset = report.children.find((c) => c.name === b.name)?.clockOffsetMs ?? 0;
+  process.stderr.write(`clock set back 300 s in ${b.name}: verify reports ${offset} ms\n`);
+  assert.ok(offset < -298_000 && offset > -302_000, `offset ${offset} ms is about −300 s`);
+
+  const human = await th.cli(['verify', a.name, b.name], { allowFailure: true });
+  assert.equal(human.code, 1);
+  assert.match(human.stdout, /^NAME +IP +MAC +MACHINE-ID +SSH-KEY +CLOCK +BOOT_ID=TEMPLATE +PING$/m);
+  assert.match(human.stdout, new RegExp(`^COLLISION hostname ${a.name}: ${a.name}, ${b.name}$`, 'm'));
+  assert.match(human.stdout, new RegExp(`^PROBLEM ${b.name} clock-offset: `, 'm'));
+});
+
+vmTest('destroying the children and the template leaves no QEMU and no namespace', () => tracker, async () => {
+  for (const c of batch.children) await destroyVm(th, c.name);
+  await removeTemplate(th, T);
+  const gone = await th.cli(['verify', '--template', T, '--json'], { allowFailure: true });
+  assert.equal(gone.code, 1, 'the template is gone');
+  assert.equal((JSON.parse(gone.stdout) as { error: { code: string } }).error.code, 'VMFORK_TEMPLATE_NOT_FOUND');
+  await deleteNetwork(th.db, 'default');
+  assert.deepEqual(await qemuProcessesMatching(th.root), []);
+  assert.deepEqual((await listNamespaces()).filter((n) => n.startsWith(PREFIX)), []);
+});
