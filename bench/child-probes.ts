@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { ForkedChild } from '../src/fork/fork-child.js';
+import { QEMU_IMG_BINARY, runQemuTool } from '../src/host/qemu-binary.js';
 import { GuestAgentClient } from '../src/qemu/guest-agent-client.js';
 import type { VmDeps } from '../src/vm/vm-deps.js';
 import { vmPaths } from '../src/vm/vm-paths.js';
@@ -32,11 +33,28 @@ export async function probeChild(deps: VmDeps, sample: ChildSample): Promise<voi
     if (r.exitCode !== 0 || !bootId) throw new Error(`probe exited ${r.exitCode}: ${r.stderr.toString().trim()}`);
     sample.bootId = bootId;
     sample.overlayBytes = (await stat(paths.disk)).blocks * 512;
+    // -U: QEMU holds the image locked; slightly stale metadata is fine for a size
+    const map = await runQemuTool(QEMU_IMG_BINARY, ['map', '-U', '--output=json', paths.disk], { timeoutMs: 30_000 });
+    sample.overlayDataBytes = topLayerDataBytes(JSON.parse(map.stdout) as unknown);
   } catch (err) {
     sample.probeError = (err as Error).message.split('\n')[0];
   } finally {
     agent?.close();
   }
+}
+
+/**
+ * Guest data held by the overlay itself (not its backing chain), from `qemu-img map --output=json`: the extents at
+ * depth 0 with data. Always whole clusters — a 4 KiB guest write allocates one (64 KiB by default) — and the rest
+ * of the allocated file is qcow2 header, tables and refcounts.
+ */
+export function topLayerDataBytes(map: unknown): number {
+  if (!Array.isArray(map)) throw new Error('qemu-img map did not print a JSON array');
+  let bytes = 0;
+  for (const e of map as { depth?: unknown; data?: unknown; length?: unknown }[]) {
+    if (e.depth === 0 && e.data === true && typeof e.length === 'number') bytes += e.length;
+  }
+  return bytes;
 }
 
 /** Reads every child's memory back to back, so the samples describe one instant of the same idle fleet. */

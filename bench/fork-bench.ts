@@ -56,7 +56,7 @@ export async function runForkBench(opts: ForkBenchOptions, progress: Progress): 
     finishedAt: new Date().toISOString(),
     options: opts,
     machine,
-    load: { ...load, end: await readLoadAvg() },
+    load: { ...load, end: await readLoadAvg(h.root) },
     raw,
     summary,
     targets: judgeTargets(summary),
@@ -81,7 +81,7 @@ async function runPhases(h: BenchHome, opts: ForkBenchOptions, raw: ForkBenchRaw
     if (last) {
       // idle first: right after `ready` the guests still run the tail of the identity work
       await sleep(opts.idleWaitMs);
-      load.atMemory = await readLoadAvg();
+      load.atMemory = await readLoadAvg(h.root);
       const memory: MemoryRound = {
         count: round.children.length,
         idleWaitMs: opts.idleWaitMs,

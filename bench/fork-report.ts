@@ -1,4 +1,5 @@
 import type { ForkBenchResult, TargetVerdict } from './fork-result.js';
+import type { LoadAvg } from './machine-facts.js';
 import type { Stats } from './stats.js';
 
 /** Renders the result as the markdown committed next to the JSON and printed at the end of a run. Pure. */
@@ -47,7 +48,8 @@ function header(r: ForkBenchResult): string[] {
   const m = r.machine;
   const t = r.raw.template;
   const seq = r.options.children;
-  const load = [`${r.load.start.one} at start`, ...(r.load.atMemory ? [`${r.load.atMemory.one} at the memory read`] : []), `${r.load.end.one} at end`];
+  const at = (l: LoadAvg, when: string): string => `${l.one} ${when}${l.otherQemu !== undefined ? ` (${l.otherQemu} other QEMU)` : ''}`;
+  const load = [at(r.load.start, 'at start'), ...(r.load.atMemory ? [at(r.load.atMemory, 'at the memory read, with this run\'s children up')] : []), at(r.load.end, 'at end')];
   return [
     `# Fork benchmark — ${r.startedAt.slice(0, 10)}`,
     '',
@@ -113,6 +115,7 @@ function figures(r: ForkBenchResult): string[] {
   const [rbTarget, rbVerdict] = targetCells(target('reboots'));
   out.push(
     row([`overlay after identity (n=${s.overlayMiB?.n ?? 0})`, spread(s.overlayMiB, (x) => mib(x, 2), ['p50', 'max']), 'a cold boot writes its whole boot', ovTarget, ovVerdict]),
+    row(['↳ of which guest data clusters in the overlay', spread(s.overlayDataMiB, (x) => mib(x, 2), ['p50', 'max']), '—', '—', '—']),
     row([
       'reboots per child (guest boot_id vs template)',
       `${s.reboots.rebooted} of ${s.reboots.checked} children${s.reboots.unreadable ? `; ${s.reboots.unreadable} unreadable` : ''}`,

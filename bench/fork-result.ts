@@ -57,6 +57,8 @@ export interface ChildSample {
   bootId?: string;
   /** Allocated bytes of the child's disk.qcow2 after identity and a guest `sync`. */
   overlayBytes?: number;
+  /** Of those, guest data clusters held by the overlay itself (qemu-img map, depth 0); the rest is qcow2 metadata. */
+  overlayDataBytes?: number;
   probeError?: string;
 }
 
@@ -126,6 +128,7 @@ export interface ForkSummary {
     memAvailableDropMiB: number;
   };
   overlayMiB?: Stats;
+  overlayDataMiB?: Stats;
   reboots: { checked: number; rebooted: number; unreadable: number };
   /** Cold boot p50 ÷ fork-to-ready p50. */
   readySpeedup?: number;

@@ -78,6 +78,10 @@ export function summarizeFork(raw: ForkBenchRaw): ForkSummary {
       probed.filter((c) => c.overlayBytes !== undefined).map((c) => (c.overlayBytes as number) / 1024 ** 2),
       2,
     ),
+    overlayDataMiB: stats(
+      probed.filter((c) => c.overlayDataBytes !== undefined).map((c) => (c.overlayDataBytes as number) / 1024 ** 2),
+      2,
+    ),
     reboots: {
       checked: probed.filter((c) => c.bootId !== undefined).length,
       rebooted: probed.filter((c) => c.bootId !== undefined && c.bootId !== templateBootId).length,

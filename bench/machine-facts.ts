@@ -13,6 +13,8 @@ export interface LoadAvg {
   fifteen: number;
   /** `running/total` scheduling entities at that instant. */
   tasks: string;
+  /** QEMU processes on the host that this run did not start (other engineers' tests). */
+  otherQemu?: number;
 }
 
 export interface MachineFacts {
@@ -35,8 +37,12 @@ export function parseLoadAvg(text: string, at: Date = new Date()): LoadAvg {
   return { at: at.toISOString(), one: Number(one), five: Number(five), fifteen: Number(fifteen), tasks: tasks ?? '' };
 }
 
-export async function readLoadAvg(): Promise<LoadAvg> {
-  return parseLoadAvg(await readFile('/proc/loadavg', 'utf8'));
+/** The load average, and how many QEMU processes whose command line does not name `ownRoot` are running. */
+export async function readLoadAvg(ownRoot?: string): Promise<LoadAvg> {
+  const load = parseLoadAvg(await readFile('/proc/loadavg', 'utf8'));
+  const ps = await run('pgrep', ['-af', 'qemu-system'], { allowFailure: true });
+  const lines = ps.stdout.split('\n').filter(Boolean);
+  return { ...load, otherQemu: lines.filter((l) => !(ownRoot && l.includes(`${ownRoot}/`))).length };
 }
 
 /** One `Key: N kB` value of /proc/meminfo, in KiB. */

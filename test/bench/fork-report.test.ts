@@ -17,6 +17,7 @@ function child(name: string, readyMs: number, overlayMiB: number, bootId = BOOT)
     identitySteps: [{ step: 'hostname', ok: true, ms: 10 }, { step: 'ssh-keys', ok: true, ms: 30 }],
     bootId,
     overlayBytes: overlayMiB * 1024 ** 2,
+    overlayDataBytes: 0.25 * 1024 ** 2,
   };
 }
 
@@ -66,7 +67,7 @@ function raw(): ForkBenchRaw {
 
 function result(r: ForkBenchRaw): ForkBenchResult {
   const summary = summarizeFork(r);
-  const load = { at: '2026-11-25T10:00:00.000Z', one: 1.5, five: 1.2, fifteen: 1, tasks: '2/140' };
+  const load = { at: '2026-11-25T10:00:00.000Z', one: 1.5, five: 1.2, fifteen: 1, tasks: '2/140', otherQemu: 1 };
   return {
     benchmark: 'fork',
     version: 1,
@@ -110,7 +111,8 @@ test('markdown: one table with baseline, targets and verdicts, plus the time and
   const md = renderForkMarkdown(result(raw()));
   assert.match(md, /^# Fork benchmark — 2026-11-25$/m);
   assert.match(md, /accelerator \*\*tcg\*\* \(PVM detected; using TCG\)/);
-  assert.match(md, /Load average \(1 min\): 1\.5 at start, 2 at end/);
+  assert.match(md, /Load average \(1 min\): 1\.5 at start \(1 other QEMU\), 2 at end \(1 other QEMU\)/);
+  assert.match(md, /^\| ↳ of which guest data clusters in the overlay \| p50 0\.25 MiB, max 0\.25 MiB \|/m);
   assert.match(md, /^\| cold boot → agent \(baseline, n=3\) \| p50 21\.6 s \(min 20\.0 s, max 22\.5 s\) \| 1× \|/m);
   assert.match(md, /^\| fork → customized-ready \(sequential, n=5\) \| p50 240 ms, p95 276 ms \| 90× faster \| ≤ 250 ms \(p50\) \| \*\*met\*\* \|$/m);
   assert.match(md, /^\| 3 children in parallel \(concurrency 2\) \| wall 0\.60 s; ready p50 410 ms — \*\*1 failed\*\* \|/m);
