@@ -5,62 +5,37 @@ import type { IdentityStep } from './types.js';
 export const CLOCK_TOLERANCE_MS = 1_000;
 
 /**
- * Perl (perl-base is Essential in Debian) steps CLOCK_REALTIME by a relative amount: read, add, set within one
- * process, so the step is exact however long the exec took to start. x86_64 syscall numbers: clock_gettime 228,
- * clock_settime 227. Arguments: step name, nanoseconds to add. Prints the date right after.
- */
-const PERL_CLOCK = [
-  'my ($s, $d) = @ARGV; sub f { print "\\@\\@step=$s $_[0]=$_[1]\\n" }',
-  '$d =~ /^-?\\d+$/ or die "bad clock step \\"$d\\"\\n";',
-  'my $t = pack("q2", 0, 0);',
-  'syscall(228, 0, $t) == 0 or die "clock_gettime: $!\\n";',
-  'my ($sec, $ns) = unpack("q2", $t);',
-  'my $ds = int($d / 1e9); $sec += $ds; $ns += $d - $ds * 1000000000;',
-  'while ($ns >= 1000000000) { $ns -= 1000000000; $sec++ } while ($ns < 0) { $ns += 1000000000; $sec-- }',
-  'syscall(227, 0, pack("q2", $sec, $ns)) == 0 or die "clock_settime: $!\\n";',
-  'syscall(228, 0, $t) == 0 or die "clock_gettime: $!\\n";',
-  '($sec, $ns) = unpack("q2", $t);',
-  'f("stepped_ns", $d); f("date_ns", sprintf("%d%09d", $sec, $ns));',
-].join(' ');
-
-/**
- * The clock is stepped inside the script by the offset the host measured with guest-get-time just before, not
- * set with guest-set-time: qemu-ga follows settimeofday with `hwclock -w`, which waits for the RTC's next second
- * boundary — 0.7-1.6 s per child under TCG, more than the rest of the pipeline together — and QEMU's RTC already
- * follows the host clock, so a fork needs no RTC write. A relative step does not age in transit the way an
- * absolute time would. applyIdentity measures the offset again afterwards and falls back to guest-set-time when
- * it is still too large (or the guest has no perl).
+ * The clock is stepped inside the script by the offset the host measured with guest-get-time just before:
+ * `date -s "now + 300.123456789 seconds"` reads the clock, adds and sets it within one process, so the step is
+ * exact however long the exec took to start (an absolute time would age in transit by that much). Not
+ * guest-set-time: qemu-ga follows settimeofday with `hwclock -w`, which waits for the RTC's next second boundary —
+ * 0.7-1.6 s per child under TCG, more than the rest of the pipeline together — and QEMU's RTC already follows the
+ * host clock, so a fork needs no RTC write. applyIdentity measures the offset again afterwards and falls back to
+ * guest-set-time when it is still too large.
  */
 export const clockStep: IdentityStep = {
   name: 'clock',
   script: () =>
     [
-      'if command -v perl > /dev/null 2>&1; then',
-      `  perl -e '${PERL_CLOCK}' "$STEP" "$VMFORK_CLOCK_STEP_NS"`,
-      'else',
-      '  fact stepped_ns none',
-      'fi',
+      'case $VMFORK_CLOCK_STEP in [+-][0-9]*.[0-9]*) ;; *) echo "bad clock step on stdin: $VMFORK_CLOCK_STEP" >&2; exit 1 ;; esac',
+      't=$(date -s "now $VMFORK_CLOCK_STEP seconds" +%s%N)',
+      'fact stepped "$VMFORK_CLOCK_STEP"',
+      'fact date_ns "$t"',
     ].join('\n'),
   verify(facts, ctx) {
     const { offsetMs, correctedWithAgent, setTimeError } = ctx.clock;
     if (setTimeError !== undefined) return failed(`guest-set-time failed: ${setTimeError}`);
     if (offsetMs === undefined) return failed('the clock offset was not measured');
     if (Math.abs(offsetMs) > CLOCK_TOLERANCE_MS) return failed(`the guest clock is ${offsetMs} ms off the host's`);
-    const stepped = fact(facts, 'stepped_ns');
-    if (!correctedWithAgent) {
-      const ns = fact(facts, 'date_ns');
-      if (stepped === undefined || ns === undefined || !/^\d{10,}$/.test(ns)) return failed(`the guest reported no clock step (${JSON.stringify(stepped)})`);
-      const guestMs = Number(BigInt(ns) / 1_000_000n);
-      const { start, end } = ctx.execWindowMs;
-      if (guestMs < start - CLOCK_TOLERANCE_MS || guestMs > end + CLOCK_TOLERANCE_MS) {
-        return failed(`after the step the guest clock read ${new Date(guestMs).toISOString()}, outside the exec window ${new Date(start).toISOString()}..${new Date(end).toISOString()}`);
-      }
+    const stepped = fact(facts, 'stepped');
+    const ns = fact(facts, 'date_ns');
+    if (stepped === undefined || ns === undefined || !/^\d{10,}$/.test(ns)) return failed(`the guest reported no clock step (${JSON.stringify(stepped)})`);
+    const guestMs = Number(BigInt(ns) / 1_000_000n);
+    const { start, end } = ctx.execWindowMs;
+    if (!correctedWithAgent && (guestMs < start - CLOCK_TOLERANCE_MS || guestMs > end + CLOCK_TOLERANCE_MS)) {
+      return failed(`after the step the guest clock read ${new Date(guestMs).toISOString()}, outside the exec window ${new Date(start).toISOString()}..${new Date(end).toISOString()}`);
     }
-    const how =
-      stepped === undefined || stepped === 'none'
-        ? 'set with guest-set-time (not stepped in the script)'
-        : `stepped by ${Math.round(Number(stepped) / 1e6)} ms${correctedWithAgent ? ', then corrected with guest-set-time' : ''}`;
-    return passed(`${how}; offset ${offsetMs} ms`);
+    return passed(`stepped by ${Math.round(Number(stepped) * 1000)} ms${correctedWithAgent ? ', then corrected with guest-set-time' : ''}; offset ${offsetMs} ms`);
   },
 };
 

@@ -22,7 +22,7 @@ export function verifySteps(steps: readonly IdentityStep[], output: IdentityOutp
   return steps.map((step) => {
     const facts = output.get(step.name) ?? EMPTY;
     const result = (ok: boolean, detail?: string): IdentityStepResult => {
-      const ms = Number(fact(facts, 'ms'));
+      const ms = Number(fact(facts, 'ms')) + Number(fact(facts, 'epilogue_ms') ?? 0);
       const r: IdentityStepResult = { step: step.name, ok };
       if (detail !== undefined) r.detail = detail;
       if (Number.isFinite(ms)) r.ms = ms;
@@ -36,6 +36,11 @@ export function verifySteps(steps: readonly IdentityStep[], output: IdentityOutp
     if (rc !== '0') {
       const stderr = factList(facts, 'stderr').slice(-3).join(' | ');
       return result(false, `exited ${rc}${stderr ? `: ${stderr}` : ''}`);
+    }
+    const epilogueRc = fact(facts, 'epilogue_rc');
+    if (epilogueRc !== undefined && epilogueRc !== '0') {
+      const stderr = factList(facts, 'epilogue_stderr').slice(-3).join(' | ');
+      return result(false, `epilogue exited ${epilogueRc}${stderr ? `: ${stderr}` : ''}`);
     }
     try {
       const verdict = step.verify(facts, ctx);

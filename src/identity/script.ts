@@ -20,13 +20,19 @@ export const GUEST_BLOCK = 'guest';
 
 /**
  * The whole pipeline as one sh script: one function per step, run in order by `run_step`, then the guest-wide
- * facts. One guest-exec instead of one per step: under TCG each guest-exec round trip costs tens of ms.
+ * facts, then the steps' epilogues (background service restarts they deferred). One guest-exec instead of one per step: under TCG each guest-exec round trip costs tens of ms.
  */
 export function buildIdentityScript(identity: NormalizedIdentity, steps: readonly IdentityStep[] = IDENTITY_STEPS): string {
   const parts = [scriptPreamble()];
-  for (const step of steps) parts.push(`${stepFunctionName(step.name)}() {\n${step.script(identity)}\n}`);
+  for (const step of steps) {
+    parts.push(`${stepFunctionName(step.name)}() {\n${step.script(identity)}\n}`);
+    if (step.epilogue) parts.push(`${stepFunctionName(step.name)}_epilogue() {\n${step.epilogue(identity)}\n}`);
+  }
   for (const step of steps) parts.push(`run_step ${step.name} ${stepFunctionName(step.name)}`);
-  parts.push(`STEP=${GUEST_BLOCK}`, 'read_first v /proc/sys/kernel/random/boot_id; fact boot_id "$v"', 'exit 0');
+  // the guest facts before the epilogues: nothing an epilogue starts in the background can change them
+  parts.push(`STEP=${GUEST_BLOCK}`, 'read_first v /proc/sys/kernel/random/boot_id; fact boot_id "$v"');
+  for (const step of steps) if (step.epilogue) parts.push(`run_step ${step.name} ${stepFunctionName(step.name)}_epilogue epilogue_`);
+  parts.push('exit 0');
   return `${parts.join('\n')}\n`;
 }
 
@@ -38,15 +44,21 @@ export function octalEscapes(bytes: Buffer): string {
   return Array.from(bytes, (b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
 }
 
+/** A clock step in ns as `date`'s relative item wants it: `+300.123456789`, `-0.000250000`. */
+export function formatClockStep(ns: bigint): string {
+  const abs = ns < 0n ? -ns : ns;
+  return `${ns < 0n ? '-' : '+'}${abs / 1_000_000_000n}.${(abs % 1_000_000_000n).toString().padStart(9, '0')}`;
+}
+
 /**
- * Stdin carries three lines: the CRNG entropy and the seed entropy (octal escapes), then how many nanoseconds to
- * step the guest clock by. The script reads them into unexported variables; argv carries only the script, which
- * is the same for the same identity.
+ * Stdin carries three lines: the CRNG entropy and the seed entropy (octal escapes), then how far to step the guest
+ * clock (seconds, signed, 9 decimals). The script reads them into unexported variables; argv carries only the
+ * script, which is the same for the same identity.
  */
 export function buildIdentityExec(identity: NormalizedIdentity, entropy: IdentityEntropy, clockStepNs: bigint, steps?: readonly IdentityStep[]): IdentityExec {
   return {
     path: '/bin/sh',
     args: ['-c', buildIdentityScript(identity, steps)],
-    input: `${octalEscapes(entropy.rng)}\n${octalEscapes(entropy.seed)}\n${clockStepNs}\n`,
+    input: `${octalEscapes(entropy.rng)}\n${octalEscapes(entropy.seed)}\n${formatClockStep(clockStepNs)}\n`,
   };
 }

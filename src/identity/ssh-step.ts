@@ -11,15 +11,19 @@ export const SSH_KEY_MARKER = '/etc/ssh/vmfork-host-keys.machine-id';
 /**
  * Fresh host keys per child. Keys a booted template generated (its ssh.service runs `ssh-keygen -A`) are
  * inherited by every child, so keys are regenerated unless the marker says they were made for this very machine
- * id — which keeps a second run with the same identity from changing them. sshd is then sent SIGHUP, exactly what
- * `systemctl reload ssh` does after its config test: sshd re-execs and loads the new keys, sessions survive, and
- * neither systemctl (~100 ms to start under TCG) nor ExecStartPre's `ssh-keygen -A` (which would add an RSA key,
- * seconds under TCG) runs. Fingerprints are computed host-side from the public keys the guest prints.
+ * id — which keeps a second run with the same identity from changing them. In the epilogue sshd is sent SIGHUP,
+ * exactly what `systemctl reload ssh` does after its config test: sshd re-execs and loads the new keys, sessions
+ * survive, and neither systemctl (~50 ms to start under TCG) nor ExecStartPre's `ssh-keygen -A` (which would add an
+ * RSA key, seconds under TCG) runs. Fingerprints are computed host-side from the public keys the guest prints.
  */
+/** Prints the pid of the running sshd listener (from its pid file, checked against /proc); false when none. */
+const SSHD_PID = 'sshd_pid() { read_first _p /run/sshd.pid; read_first _c "/proc/${_p:-0}/comm"; if [ -n "$_p" ] && [ "$_c" = sshd ]; then echo "$_p"; else return 1; fi; }';
+
 export const sshHostKeysStep: IdentityStep = {
   name: 'ssh-host-keys',
   script: (id) =>
     [
+      SSHD_PID,
       `mid=${shQuote(id.machineId)}`,
       'gen=0',
       'if ! ssh_keys_current /etc/ssh "$mid"; then',
@@ -31,17 +35,21 @@ export const sshHostKeysStep: IdentityStep = {
       '  gen=1',
       'fi',
       'fact generated "$gen"',
-      'read_first pid /run/sshd.pid; comm=',
-      'if [ -n "$pid" ]; then read_first comm "/proc/$pid/comm"; fi',
-      'if [ "$comm" != sshd ]; then',
-      // not running (never started, or stopped): ssh.service's ExecStartPre will also add an RSA key, in the background
-      '  systemctl start --no-block ssh.service; fact sshd starting',
-      'elif [ "$gen" = 1 ]; then kill -HUP "$pid"; fact sshd reloaded',
-      'else fact sshd running; fi',
+      'if [ "$gen" = 1 ] || ! sshd_pid > /dev/null; then defer sshd; fact sshd reload-deferred; else fact sshd running; fi',
       `read_first v ${SSH_KEY_MARKER}; fact marker "$v"`,
       'for k in /etc/ssh/ssh_host_*_key.pub; do',
       '  if [ -e "$k" ]; then read_first v "$k"; fact pubkey "$v"; fi',
       'done',
+    ].join('\n'),
+  // sshd's re-exec competes for the vCPU like any restart: after the other steps
+  epilogue: () =>
+    [
+      SSHD_PID,
+      'if take_deferred sshd; then',
+      '  if pid=$(sshd_pid); then kill -HUP "$pid"; fact sshd reloaded',
+      // not running (never started, or stopped): ssh.service's ExecStartPre will also add an RSA key, in the background
+      '  else systemctl start --no-block ssh.service; fact sshd starting; fi',
+      'fi',
     ].join('\n'),
   verify(facts, ctx) {
     const marker = fact(facts, 'marker');

@@ -80,5 +80,11 @@ export interface StepVerdict {
 export interface IdentityStep {
   name: string;
   script(identity: NormalizedIdentity): string;
+  /**
+   * Runs after every step (in step order), for background work the step asked for with `defer NAME`: service
+   * restarts that would otherwise compete with the remaining steps for the guest's one vCPU. Its facts use the
+   * same step name; its rc/ms/stderr are printed as epilogue_rc/epilogue_ms/epilogue_stderr.
+   */
+  epilogue?(identity: NormalizedIdentity): string;
   verify(facts: StepFacts, ctx: VerifyContext): StepVerdict;
 }

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fact, factList, parseIdentityOutput } from '../../src/identity/facts.js';
-import { buildIdentityExec } from '../../src/identity/script.js';
+import { buildIdentityExec, formatClockStep } from '../../src/identity/script.js';
 import { SHELL_HELPERS, shQuote } from '../../src/identity/shell.js';
 import type { IdentityStep } from '../../src/identity/types.js';
 import { validateIdentity } from '../../src/identity/validate.js';
@@ -32,7 +32,7 @@ test('run_step: rc, stderr and facts per step; a failing command ends only its o
     step('breaks', 'fact before 1\nfalse\nfact after 1'),
     step('exits', 'echo boom >&2\necho "second line" >&2\nexit 3'),
     // the stdin lines, decoded by the builtin printf exactly as the rng and random-seed steps do
-    step('entropy', `printf "$VMFORK_RNG" > ${shQuote(join(dir, 'rng'))}\nprintf "$VMFORK_SEED" > ${shQuote(join(dir, 'seed'))}\nfact clock "$VMFORK_CLOCK_STEP_NS"`),
+    step('entropy', `printf "$VMFORK_RNG" > ${shQuote(join(dir, 'rng'))}\nprintf "$VMFORK_SEED" > ${shQuote(join(dir, 'seed'))}\nfact clock "$VMFORK_CLOCK_STEP"`),
     step('last', 'fact reached yes'),
   ];
   const rng = randomBytes(64);
@@ -54,7 +54,7 @@ test('run_step: rc, stderr and facts per step; a failing command ends only its o
   assert.deepEqual(factList(f('exits'), 'stderr'), ['boom', 'second line']);
   assert.deepEqual(readFileSync(join(dir, 'rng')), rng);
   assert.deepEqual(readFileSync(join(dir, 'seed')), seed);
-  assert.equal(fact(f('entropy'), 'clock'), '-308123456789');
+  assert.equal(fact(f('entropy'), 'clock'), '-308.123456789');
   assert.equal(fact(f('last'), 'reached'), 'yes');
   assert.match(fact(out.get('guest') ?? new Map(), 'boot_id') ?? '', /^[0-9a-f-]{36}$/);
 });
@@ -111,4 +111,40 @@ test('put_line writes only when the content differs; read_first tolerates missin
   assert.equal(statSync(f).mtimeMs, inode, 'unchanged content is not rewritten');
   put('e'.repeat(32));
   assert.equal(readFileSync(f, 'utf8'), `${'e'.repeat(32)}\n`);
+});
+
+test('epilogues run after every step and the guest facts, only for work a step deferred', () => {
+  const steps: IdentityStep[] = [
+    { ...step('first', 'defer svc\nfact asked 1'), epilogue: () => 'if take_deferred svc; then fact did restart; fi\nif take_deferred svc; then fact did twice; fi' },
+    { ...step('second', 'fact x 1'), epilogue: () => 'if take_deferred other; then fact did other; fi' },
+    { ...step('third', 'fact y 1'), epilogue: () => 'echo "cannot restart" >&2\nexit 4' },
+  ];
+  const exec = buildIdentityExec(ID, { rng: Buffer.alloc(1), seed: Buffer.alloc(1) }, 0n, steps);
+  const r = spawnSync('dash', ['-c', exec.args[1] ?? ''], { input: exec.input, env: { ...process.env, VMFORK_STATE_DIR: dir } });
+  const stdout = r.stdout.toString();
+  const order = [...stdout.matchAll(/^@@step=(\S+) (\S+)=/gm)].map((m) => `${m[1]}.${m[2]}`);
+  assert.ok(order.indexOf('third.rc') < order.indexOf('guest.boot_id'), 'every step before the guest facts');
+  assert.ok(order.indexOf('guest.boot_id') < order.indexOf('first.did'), 'epilogues after the guest facts');
+  const out = parseIdentityOutput(stdout);
+  const f = (name: string): ReadonlyMap<string, readonly string[]> => out.get(name) ?? new Map();
+  assert.deepEqual(factList(f('first'), 'did'), ['restart'], 'a deferred action runs once');
+  assert.equal(fact(f('first'), 'epilogue_rc'), '0');
+  assert.equal(fact(f('second'), 'did'), undefined, 'nothing deferred, nothing done');
+  assert.equal(fact(f('third'), 'epilogue_rc'), '4');
+  assert.deepEqual(factList(f('third'), 'epilogue_stderr'), ['cannot restart']);
+  assert.equal(readFileSync(join(dir, 'vmfork-identity.svc'), 'utf8'), '', 'the flag is emptied');
+});
+
+test('the clock step format is what GNU date takes as a relative item, to the nanosecond', () => {
+  for (const ns of [300_123_456_789n, -300_123_456_789n, 250_000n, -1n, 0n]) {
+    const text = formatClockStep(ns);
+    assert.match(text, /^[+-]\d+\.\d{9}$/);
+    // -d, not -s: the host clock is only read
+    const before = process.hrtime.bigint();
+    const r = spawnSync('date', ['-d', `now ${text} seconds`, '+%s%N']);
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const elapsed = process.hrtime.bigint() - before;
+    const got = BigInt(r.stdout.toString().trim());
+    assert.ok(got - ns <= now + 1_000_000n && got - ns >= now - elapsed - 1_000_000n, `${text}: ${got} vs ${now}`);
+  }
 });

@@ -30,7 +30,7 @@ export function sampleFacts(id: NormalizedIdentity, nowMs = Date.now()): SampleF
   const hosts = short === id.hostname ? `127.0.1.1\t${id.hostname}` : `127.0.1.1\t${id.hostname}\t${short}`;
   return {
     clock: [
-      ['stepped_ns', '308123456789'],
+      ['stepped', '+308.123456789'],
       ['date_ns', `${BigInt(nowMs) * 1_000_000n + 123_456n}`],
     ],
     rng: [

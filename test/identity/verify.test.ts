@@ -76,7 +76,7 @@ test('missing or wrong facts fail the step that owns them', () => {
   const v4 = (a: string): string => `2: eth0    inet ${a} scope global eth0\\       valid_lft forever`;
   const cases: [string, SampleFacts[string], RegExp][] = [
     ['clock', [], /no clock step/],
-    ['clock', [['stepped_ns', '5'], ['date_ns', `${BigInt(NOW - 60_000) * 1_000_000n}`]], /outside the exec window/],
+    ['clock', [['stepped', '+0.000000005'], ['date_ns', `${BigInt(NOW - 60_000) * 1_000_000n}`]], /outside the exec window/],
     ['rng', [['pushed_bytes', '0']], /pushed 0 bytes/],
     ['machine-id', [['etc', 'f'.repeat(32)]], /\/etc\/machine-id is/],
     ['machine-id', [], /did not report \/etc\/machine-id/],
@@ -112,10 +112,11 @@ test('the clock step: a set-time error or a large final offset fails it; a guest
   const far = byStep(verify(sampleFacts(ID, NOW), ID, { offsetMs: -4000 })).clock;
   assert.equal(far?.ok, false);
   assert.match(far?.detail ?? '', /-4000 ms off/);
-  const corrected = byStep(verify(withFacts('clock', [['stepped_ns', 'none']]), ID, { offsetMs: 2, correctedWithAgent: true })).clock;
-  assert.equal(corrected?.ok, true);
-  assert.equal(corrected?.detail, 'set with guest-set-time (not stepped in the script); offset 2 ms');
-  assert.equal(byStep(verify(withFacts('clock', [['stepped_ns', 'none']]), ID, { offsetMs: 2 })).clock?.ok, false, 'not stepped and not corrected');
+  const lateDate: SampleFacts[string] = [['stepped', '+300.000000000'], ['date_ns', `${BigInt(NOW - 60_000) * 1_000_000n}`]];
+  const corrected = byStep(verify(withFacts('clock', lateDate), ID, { offsetMs: 2, correctedWithAgent: true })).clock;
+  assert.equal(corrected?.ok, true, 'after a guest-set-time correction the script\'s own date no longer matters');
+  assert.equal(corrected?.detail, 'stepped by 300000 ms, then corrected with guest-set-time; offset 2 ms');
+  assert.equal(byStep(verify(withFacts('clock', lateDate), ID, { offsetMs: 2 })).clock?.ok, false, 'not corrected: the date must fit the window');
 });
 
 test('without ipv4 the step passes only when the guest has no global IPv4 address and no default route', () => {
@@ -167,4 +168,24 @@ test('host key fingerprints computed from the public keys match ssh-keygen -lf',
   assert.equal(sshFingerprint('not a key'), undefined);
   assert.equal(sshFingerprint('ssh-ed25519 !!!'), undefined);
   assert.equal(sshFingerprint(SAMPLE_KEYS.ed25519.replace('ssh-ed25519', 'ssh-rsa')), undefined, 'type and blob disagree');
+});
+
+test('a failed epilogue fails its step; ms include the epilogue; a deferred action whose epilogue never ran fails', () => {
+  const base = sampleFacts(ID, NOW);
+  const r = byStep(
+    verify({
+      ...base,
+      'machine-id': [...(base['machine-id'] ?? []), ['epilogue_rc', '1'], ['epilogue_ms', '30'], ['epilogue_stderr', 'Failed to restart systemd-journald.service']],
+      'ssh-host-keys': [...(base['ssh-host-keys'] ?? []), ['epilogue_rc', '0'], ['epilogue_ms', '20']],
+    }),
+  );
+  assert.equal(r['machine-id']?.ok, false);
+  assert.equal(r['machine-id']?.detail, 'epilogue exited 1: Failed to restart systemd-journald.service');
+  assert.equal(r['machine-id']?.ms, 40);
+  assert.equal(r['ssh-host-keys']?.ok, true);
+  assert.equal(r['ssh-host-keys']?.ms, 30);
+  const pending = byStep(verify(withFacts('machine-id', [['journald', 'restart-deferred'], ['etc', ID.machineId]])))['machine-id'];
+  assert.match(pending?.detail ?? '', /epilogue did not run/);
+  const sshPending = byStep(verify(withFacts('ssh-host-keys', [['marker', ID.machineId], ['sshd', 'reload-deferred'], ['pubkey', SAMPLE_KEYS.ed25519], ['pubkey', SAMPLE_KEYS.ecdsa]])))['ssh-host-keys'];
+  assert.match(sshPending?.detail ?? '', /sshd: reload-deferred/);
 });
