@@ -15,8 +15,8 @@ export interface ScriptOutcome {
 
 /**
  * Judges every step, in order, from what the guest printed. A step that printed no `rc` never ran; a non-zero
- * `rc` fails with the step's own stderr; otherwise the step's verify decides. Never stops early: the report
- * says which steps failed, not only the first.
+ * `rc` (or `epilogue_rc`) fails with the step's own stderr; otherwise the step's verify decides. Never stops
+ * early: the report says which steps failed, not only the first.
  */
 export function verifySteps(steps: readonly IdentityStep[], output: IdentityOutput, ctx: VerifyContext, script: ScriptOutcome): IdentityStepResult[] {
   return steps.map((step) => {
