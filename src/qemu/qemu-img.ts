@@ -51,10 +51,12 @@ async function qemuImg(args: string[], timeoutMs = 10 * 60_000): Promise<RunResu
 
 /**
  * Creates a qcow2 overlay whose reads fall through to `backing` until written: every VM and child gets one, so
- * the base image and a template's disk are never written again.
+ * the base image and a template's disk are never written again. extended_l2 splits each 64 KiB cluster into 32
+ * subclusters: a guest's small scattered writes (a forked child writes ~45 of them while taking its identity)
+ * then allocate 2 KiB each instead of copying up a whole 64 KiB cluster from the backing file.
  */
 export async function createOverlay(backing: string, path: string, options: { backingFormat: ImageFormat }): Promise<void> {
-  await qemuImg(['create', '-q', '-f', 'qcow2', '-F', options.backingFormat, '-b', resolve(backing), resolve(path)]);
+  await qemuImg(['create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', '-F', options.backingFormat, '-b', resolve(backing), resolve(path)]);
 }
 
 /** Creates an empty image of `sizeBytes` (sparse for raw, metadata-only for qcow2). */
