@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { VmforkError, toVmforkError } from '../errors.js';
 import { attachVm, detachVm } from '../network/attach.js';
@@ -12,7 +11,8 @@ import { LOCAL_HOST_ID } from '../store/db.js';
 import { markProcessExited } from '../store/processes-repo.js';
 import { deleteVm, insertVm, updateVm } from '../store/vms-repo.js';
 import type { VmDeps } from '../vm/vm-deps.js';
-import { vmPaths, type VmPaths } from '../vm/vm-paths.js';
+import { vmChannels, vmPaths, type VmPaths } from '../vm/vm-paths.js';
+import { shQuote } from '../identity/shell.js';
 import { startVmProcess } from '../vm/vm-process.js';
 import type { VmSpec, VmSpecInput } from '../vm/vm-spec.js';
 import { giveIdentity, type ChildIdentityResult } from './child-identity.js';
@@ -59,13 +59,8 @@ export function childSpec(t: ReadyTemplate, name: string, paths: VmPaths, lease:
     // no -kernel: the guest is already running; 8 MiB less per child (a reboot would need a bootloader on disk)
     disks: base.disks.map((d) => ({ ...d, path: paths.disk })),
     nics: base.nics.map((n) => ({ id: n.id, mac: lease.mac, backend: { kind: 'tap' as const, ifname: lease.tap } })),
-    agentSocket: paths.agent,
-    qmpSocket: paths.qmp,
-    serialLog: paths.serialLog,
-    pidfile: paths.pidfile,
-    // a new generation id makes the guest kernel reseed its CRNG on resume
-    vmgenid: randomUUID(),
-    uuid: randomUUID(),
+    // a new vmgenid guid makes the guest kernel reseed its CRNG on resume
+    ...vmChannels(paths),
     incoming: 'defer',
   };
   const diffs = layoutDifferences(t.spec, spec);
@@ -73,10 +68,6 @@ export function childSpec(t: ReadyTemplate, name: string, paths: VmPaths, lease:
     throw new VmforkError('VMFORK_TEMPLATE_MISMATCH', `child ${name} would not match template ${t.row.name}: ${diffs.join('; ')}`, { details: { diffs } });
   }
   return spec;
-}
-
-function shQuote(path: string): string {
-  return `'${path.replace(/'/g, `'\\''`)}'`;
 }
 
 /** Resumes the template's frozen device state in a started `-incoming defer` QEMU. */

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VmforkError, toVmforkError } from '../errors.js';
@@ -20,7 +19,7 @@ import { readGuestIdentity } from '../vm/guest-identity.js';
 import { imageBootSource } from '../vm/image-boot.js';
 import { serialTail } from '../vm/serial-log.js';
 import type { VmDeps } from '../vm/vm-deps.js';
-import { vmPaths } from '../vm/vm-paths.js';
+import { vmChannels, vmPaths } from '../vm/vm-paths.js';
 import { startVmProcess } from '../vm/vm-process.js';
 import { parseVmSpec, type VmSpecInput } from '../vm/vm-spec.js';
 import { localQemuBuild } from './qemu-build.js';
@@ -94,12 +93,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     memoryMiB,
     memory: { kind: 'file' as const, path: files.ram, share: true },
     disks: [{ id: 'disk0', path: files.disk, format: 'qcow2' as const }],
-    agentSocket: paths.agent,
-    qmpSocket: paths.qmp,
-    serialLog: paths.serialLog,
-    pidfile: paths.pidfile,
-    vmgenid: randomUUID(),
-    uuid: randomUUID(),
+    ...vmChannels(paths),
   };
   const now = new Date().toISOString();
   await insertTemplate(db, {

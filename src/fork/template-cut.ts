@@ -1,6 +1,7 @@
 import { VmforkError } from '../errors.js';
 import type { GuestAgentClient } from '../qemu/guest-agent-client.js';
 import { QmpClient } from '../qemu/qmp-client.js';
+import { shQuote } from '../identity/shell.js';
 import { terminateProcess, waitForExit, type LaunchedProcess } from '../qemu/qemu-process.js';
 
 /**
@@ -27,11 +28,6 @@ export async function prepareTemplateGuest(agent: GuestAgentClient): Promise<voi
   }
 }
 
-/** Single-quotes a path for the `exec:` migration URI, which QEMU runs through /bin/sh. */
-function shQuote(path: string): string {
-  return `'${path.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * The cut: stop the vCPUs (the instruction every child resumes at), save device state only — x-ignore-shared
  * leaves the RAM in the shared file — then quit. The order matters: capabilities must be set before `migrate`,
@@ -43,6 +39,7 @@ export async function cutTemplate(qmpPath: string, statePath: string, proc: Laun
   try {
     await qmp.stop();
     await qmp.migrateSetCapabilities([{ capability: 'x-ignore-shared', state: true }]);
+    // QEMU runs an exec: URI through /bin/sh
     await qmp.migrate(`exec:cat > ${shQuote(statePath)}`);
     const info = await qmp.waitForMigration({ timeoutMs: 120_000, pollMs: 5 });
     const cutMs = performance.now() - t0;

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { VmforkError, toVmforkError } from '../errors.js';
 import { detectAccel, readHostFacts, type AccelChoice, type AccelDecision } from '../host/accel.js';
@@ -15,7 +15,7 @@ import { imageBootSource, type BootSource } from './image-boot.js';
 import { readGuestIdentity } from './guest-identity.js';
 import { checkHostCapacity } from './capacity.js';
 import type { VmDeps } from './vm-deps.js';
-import { vmPaths } from './vm-paths.js';
+import { vmChannels, vmPaths } from './vm-paths.js';
 import { startVmProcess } from './vm-process.js';
 import type { VmSpecInput } from './vm-spec.js';
 import { serialTail } from './serial-log.js';
@@ -140,12 +140,7 @@ async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
     disks: [{ id: 'disk0', path: paths.disk, format: 'qcow2' }],
     // user-mode networking with restrict=on: the NIC exists (same layout as forked VMs) but reaches nothing
     nics: [{ id: 'net0', mac: randomLocalMac(), backend: { kind: 'user' } }],
-    agentSocket: paths.agent,
-    qmpSocket: paths.qmp,
-    serialLog: paths.serialLog,
-    pidfile: paths.pidfile,
-    vmgenid: randomUUID(),
-    uuid: randomUUID(),
+    ...vmChannels(paths),
   };
   buildQemuArgv(spec); // validates the spec before anything is written
   return { name, memoryMiB, cpus, accel, spec, source };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { VmforkError } from '../errors.js';
 
@@ -34,4 +35,12 @@ export function vmPaths(vmsDir: string, name: string): VmPaths {
     }
   }
   return paths;
+}
+
+/**
+ * The per-VM part of a spec every kind of VM has: its control channels and log files, plus a fresh vmgenid guid
+ * (a child's guest reseeds its CRNG when it changes) and SMBIOS uuid.
+ */
+export function vmChannels(paths: VmPaths): { agentSocket: string; qmpSocket: string; serialLog: string; pidfile: string; vmgenid: string; uuid: string } {
+  return { agentSocket: paths.agent, qmpSocket: paths.qmp, serialLog: paths.serialLog, pidfile: paths.pidfile, vmgenid: randomUUID(), uuid: randomUUID() };
 }
