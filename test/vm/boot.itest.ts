@@ -45,6 +45,7 @@ vmTest('cold boot reaches the agent; exec round trip; clean stop; destroy leaves
   assert.equal(failing.stdout, 'out\n');
   assert.equal(failing.stderr, 'err\n');
 
+  await th.cli(['vm', 'exec', name, '--', 'sh', '-c', 'echo kept > /root/kept && sync']);
   const stopped = json<{ state: string }>((await th.cli(['vm', 'stop', name, '--json'])).stdout);
   assert.equal(stopped.state, 'stopped');
   assert.deepEqual(await qemuProcessesMatching(join(th.home.vms, name)), [], 'QEMU exited after stop');
@@ -52,6 +53,12 @@ vmTest('cold boot reaches the agent; exec round trip; clean stop; destroy leaves
   const execStopped = await th.cli(['vm', 'exec', name, '--', 'true'], { allowFailure: true });
   assert.notEqual(execStopped.code, 0);
   assert.match(execStopped.stderr, /VMFORK_VM_STATE/);
+
+  // start boots the same disk again: a new boot_id, and what the guest wrote before is still there
+  const started = json<{ state: string; bootId: string }>((await th.cli(['vm', 'start', name, '--json'])).stdout);
+  assert.equal(started.state, 'running');
+  assert.notEqual(started.bootId, boot.bootId);
+  assert.equal((await th.cli(['vm', 'exec', name, '--', 'cat', '/root/kept'])).stdout, 'kept\n');
 
   await th.cli(['vm', 'destroy', name]);
   assert.ok(!existsSync(join(th.home.vms, name)), 'destroy removes the VM dir');

@@ -6,6 +6,7 @@ import { bootVm } from '../../vm/boot.js';
 import { connectAgent, destroyVm, getVmReconciled, listVmsReconciled, stopVm } from '../../vm/lifecycle.js';
 import type { VmDeps } from '../../vm/vm-deps.js';
 import { vmPaths } from '../../vm/vm-paths.js';
+import { startVm } from '../../vm/start.js';
 import { action } from '../action.js';
 import type { CliContext } from '../context.js';
 import { printJson, printTable } from '../output.js';
@@ -36,7 +37,7 @@ export const accelOption = (): Option =>
     .default('auto');
 
 export function registerVmCommands(program: Command): void {
-  const vm = program.command('vm').description('cold-booted VMs: boot, list, show, stop, destroy, exec');
+  const vm = program.command('vm').description('VMs (cold-booted, and forked children): boot, list, show, stop, start, destroy, exec');
 
   vm.command('boot')
     .description('cold-boot a VM from a linked clone of an image and wait for its guest agent (the baseline of every benchmark)')
@@ -106,6 +107,18 @@ export function registerVmCommands(program: Command): void {
         const row = await stopVm(await deps(ctx), name, { timeoutMs: Number(opts.timeout) * 1000 });
         if (opts.json) return printJson(summary(row));
         process.stdout.write(`${name}: ${row.state}\n`);
+      }),
+    );
+
+  vm.command('start <name>')
+    .description('boot a stopped VM again from its own disk and wait for its agent (forked children cannot: fork new ones)')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { json?: boolean }) => {
+        const r = await startVm(await deps(ctx), name);
+        const out = { name, state: r.vm.state, bootId: r.identity.bootId, hostname: r.identity.hostname, secondsToAgent: Math.round(r.secondsToAgent * 1000) / 1000 };
+        if (opts.json) return printJson(out);
+        process.stdout.write(`${name}: running (agent after ${out.secondsToAgent.toFixed(1)} s, boot_id ${out.bootId})\n`);
       }),
     );
 
