@@ -32,8 +32,12 @@ export async function listTemplatesReconciled(deps: VmDeps): Promise<TemplateRow
   return Promise.all((await listTemplates(deps.db)).map((r) => reconcileTemplate(deps, r)));
 }
 
-/** Removes a template: refused while children exist (their RAM and disks are backed by its files). */
-export async function removeTemplate(deps: VmDeps, name: string): Promise<void> {
+/**
+ * Removes a template: refused while children exist (their RAM and disks are backed by its files). A template still
+ * being created is refused too, unless `force`: the escape hatch after the creating process was killed while its
+ * parent QEMU lives on (vmfork cannot tell a live creator from a dead one).
+ */
+export async function removeTemplate(deps: VmDeps, name: string, options: { force?: boolean } = {}): Promise<void> {
   const row = await reconcileTemplate(deps, await requireTemplate(deps.db, name));
   const children = await templateChildren(deps.db, name);
   if (children.length) {
@@ -41,8 +45,8 @@ export async function removeTemplate(deps: VmDeps, name: string): Promise<void> 
       details: { template: name, children },
     });
   }
-  if (TEMPLATE_BUSY_STATES.includes(row.state as TemplateState)) {
-    throw new VmforkError('VMFORK_TEMPLATE_NOT_READY', `template ${name} is still being created (${row.state})`);
+  if (TEMPLATE_BUSY_STATES.includes(row.state as TemplateState) && !options.force) {
+    throw new VmforkError('VMFORK_TEMPLATE_NOT_READY', `template ${name} is still being created (${row.state}); if its creator was killed, use --force`);
   }
   templateStateMachine.assertTransition(row.state as TemplateState, 'deleting', name);
   await updateTemplate(deps.db, name, { state: 'deleting' });

@@ -1,5 +1,6 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { listLeases } from '../../src/store/networks-repo.js';
 import { currentProcess } from '../../src/store/processes-repo.js';
 import { availableMemoryMiB } from '../../src/vm/capacity.js';
 import { destroyVm } from '../../src/vm/lifecycle.js';
-import { createTestHome, ensureImage, qemuProcessesMatching, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
+import { CLI, createTestHome, ensureImage, qemuProcessesMatching, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
 
 // namespaces belong to one data dir: a fresh test home needs its own prefix
 process.env.VMFORK_NETNS_PREFIX = `vfk${process.pid % 10000}-`;
@@ -188,4 +189,26 @@ vmTest('a changed template file is refused with VMFORK_TEMPLATE_CORRUPT', () => 
   const v = await th.cli(['template', 'verify', 'tpl2', '--json'], { allowFailure: true });
   assert.notEqual(v.code, 0);
   await removeTemplate(th, 'tpl2');
+});
+
+vmTest('a template create killed mid-boot is recovered: rm --force kills its parent and frees its lease', () => tracker, async () => {
+  const child = spawn(process.execPath, [CLI, 'template', 'create', 'crashy', '--image', 'default', '--memory', '256M'], {
+    env: { ...process.env, VMFORK_HOME: th.root },
+    stdio: 'ignore',
+  });
+  // wait until the parent QEMU runs, then kill the creating process outright (no cleanup can run)
+  const deadline = Date.now() + 60_000;
+  while (!(await currentProcess(th.db, 'crashy')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const proc = await currentProcess(th.db, 'crashy');
+  assert.ok(proc, 'the parent QEMU was recorded before the kill');
+  const list = JSON.parse((await th.cli(['template', 'list', '--json'])).stdout) as { name: string; state: string }[];
+  assert.ok(['booting', 'preparing', 'failed'].includes(list.find((t) => t.name === 'crashy')?.state ?? ''), JSON.stringify(list));
+  const plain = await th.cli(['template', 'rm', 'crashy'], { allowFailure: true });
+  if (plain.code !== 0) assert.match(plain.stderr, /VMFORK_TEMPLATE_NOT_READY/);
+  await th.cli(['template', 'rm', 'crashy', '--force']);
+  assert.deepEqual(await qemuProcessesMatching(join(th.home.templates, 'crashy')), [], 'parent QEMU killed');
+  assert.equal((await listLeases(th.db)).filter((l) => l.vm_name === 'crashy').length, 0, 'its lease released');
+  assert.ok(!existsSync(join(th.home.templates, 'crashy')), 'its files removed');
 });

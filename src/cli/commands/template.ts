@@ -106,10 +106,11 @@ export function registerTemplateCommands(program: Command): void {
   tpl
     .command('rm <name>')
     .description('remove a template and its files (refused while children use it)')
+    .option('--force', 'also remove a template whose creation was interrupted (kills its parent QEMU)')
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, name: string, opts: { json?: boolean }) => {
-        await removeTemplate({ db: await ctx.db(), home: ctx.home, log: ctx.log }, name);
+      action(async (ctx, name: string, opts: { force?: boolean; json?: boolean }) => {
+        await removeTemplate({ db: await ctx.db(), home: ctx.home, log: ctx.log }, name, { force: Boolean(opts.force) });
         if (opts.json) return printJson({ name, removed: true });
         process.stdout.write(`template ${name}: removed\n`);
       }),
