@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { toVmforkError, type VmforkError } from '../errors.js';
+import { VmforkError, toVmforkError } from '../errors.js';
 import type { VmDeps } from '../vm/vm-deps.js';
 import { forkChild, type ForkedChild } from './fork-child.js';
 import { planFork, type ForkRequest } from './fork-plan.js';
@@ -24,6 +24,9 @@ export interface ForkBatchResult {
  * anything is created; after that a failed child is rolled back alone and reported, the others stand.
  */
 export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Promise<ForkBatchResult> {
+  if (options.concurrency !== undefined && (!Number.isInteger(options.concurrency) || options.concurrency < 1)) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `concurrency must be a whole number ≥ 1, got ${String(options.concurrency)}`);
+  }
   const plan = await planFork(deps, options);
   const t0 = performance.now();
   const limit = Math.max(1, Math.min(options.concurrency ?? availableParallelism(), plan.names.length));

@@ -8,6 +8,7 @@ import { getTemplate } from '../../store/templates-repo.js';
 import { destroyVm } from '../../vm/lifecycle.js';
 import type { VmDeps } from '../../vm/vm-deps.js';
 import { action } from '../action.js';
+import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 
 function percentile(values: number[], p: number): number {
@@ -41,7 +42,7 @@ export function registerDemoCommands(program: Command): void {
         const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
         const { record } = await demoTemplate(deps, opts.template, opts.image);
         process.stderr.write(`forking ${opts.count} children…\n`);
-        const batch = await forkChildren(deps, { template: opts.template, count: Number(opts.count), namePattern: 'demo-{n}' });
+        const batch = await forkChildren(deps, { template: opts.template, count: positiveInt(opts.count, '--count'), namePattern: 'demo-{n}' });
         try {
           const report = await verifyChildren(deps, { names: batch.children.map((c) => c.name) });
           const ready = new Map(batch.children.map((c) => [c.name, c.timings.readyMs / 1000]));

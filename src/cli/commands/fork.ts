@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { forkChildren } from '../../fork/fork-batch.js';
 import { action } from '../action.js';
+import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 
 export function registerForkCommands(program: Command): void {
@@ -16,7 +17,7 @@ export function registerForkCommands(program: Command): void {
     .action(
       action(async (ctx, template: string, opts: { count: string; name?: string; network?: string; concurrency?: string; json?: boolean }) => {
         const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
-        const count = Number(opts.count);
+        const count = positiveInt(opts.count, '--count');
         const bar = !opts.json && process.stderr.isTTY ? new SingleBar({ format: 'forking [{bar}] {value}/{total} {last}', stream: process.stderr }, Presets.shades_classic) : undefined;
         bar?.start(count, 0, { last: '' });
         const result = await forkChildren(deps, {
@@ -24,7 +25,7 @@ export function registerForkCommands(program: Command): void {
           count,
           ...(opts.name ? { namePattern: opts.name } : {}),
           ...(opts.network ? { network: opts.network } : {}),
-          ...(opts.concurrency ? { concurrency: Number(opts.concurrency) } : {}),
+          ...(opts.concurrency ? { concurrency: positiveInt(opts.concurrency, '--concurrency') } : {}),
           onChild: (c) => bar?.increment({ last: c.name }),
         }).finally(() => bar?.stop());
         if (opts.json) {

@@ -7,6 +7,7 @@ import type { TemplateRow } from '../../store/schema.js';
 import { requireTemplate, templateChildren } from '../../store/templates-repo.js';
 import { formatBytes } from '../../util/size.js';
 import { action } from '../action.js';
+import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 import { accelOption } from './vm.js';
 
@@ -46,7 +47,7 @@ export function registerTemplateCommands(program: Command): void {
           name,
           image: opts.image,
           memory: opts.memory,
-          cpus: Number(opts.cpus),
+          cpus: positiveInt(opts.cpus, '--cpus'),
           network: opts.network,
           accel: parseAccelChoice(opts.accel),
         });

@@ -1,15 +1,9 @@
 import type { Command } from 'commander';
-import { VmforkError } from '../../errors.js';
 import { verifyChildren } from '../../fork/verify-collect.js';
 import { TABLE_COLUMNS, summaryLines, tableRows } from '../../fork/verify-report.js';
 import { action } from '../action.js';
+import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
-
-function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `${flag} must be a positive integer, got "${value}"`);
-  return n;
-}
 
 export function registerVerifyCommands(program: Command): void {
   program

@@ -8,6 +8,7 @@ import type { VmDeps } from '../../vm/vm-deps.js';
 import { vmPaths } from '../../vm/vm-paths.js';
 import { startVm } from '../../vm/start.js';
 import { action } from '../action.js';
+import { positiveInt } from '../parse.js';
 import type { CliContext } from '../context.js';
 import { printJson, printTable } from '../output.js';
 
@@ -53,7 +54,7 @@ export function registerVmCommands(program: Command): void {
           image: opts.image,
           ...(opts.name ? { name: opts.name } : {}),
           memory: opts.memory,
-          cpus: Number(opts.cpus),
+          cpus: positiveInt(opts.cpus, '--cpus'),
           accel: parseAccelChoice(opts.accel),
         });
         if (opts.json) return printJson(r);
@@ -104,7 +105,7 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { timeout: string; json?: boolean }) => {
-        const row = await stopVm(await deps(ctx), name, { timeoutMs: Number(opts.timeout) * 1000 });
+        const row = await stopVm(await deps(ctx), name, { timeoutMs: positiveInt(opts.timeout, '--timeout') * 1000 });
         if (opts.json) return printJson(summary(row));
         process.stdout.write(`${name}: ${row.state}\n`);
       }),
@@ -142,7 +143,7 @@ export function registerVmCommands(program: Command): void {
         const [path, ...args] = command;
         const agent = await connectAgent(await deps(ctx), name);
         try {
-          const r = await agent.exec(path ?? '', args, { timeoutMs: Number(opts.timeout) * 1000 });
+          const r = await agent.exec(path ?? '', args, { timeoutMs: positiveInt(opts.timeout, '--timeout') * 1000 });
           if (opts.json) {
             printJson({ exitCode: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString(), truncated: r.truncated });
           } else {
