@@ -6,7 +6,7 @@ export type ComparableFacts = Pick<ChildFacts, 'name' | 'hostname' | 'mac' | 'qe
 export interface ProblemLimits {
   /** |guest clock − host clock| above this is a problem. @default 2000 */
   maxClockOffsetMs?: number;
-  /** Host key types every child must serve (ssh-keygen's spelling). @default ['ED25519', 'ECDSA'] */
+  /** Host key types every child must serve (ssh-keygen's spelling). @default ['ED25519'] (what the identity pipeline makes) */
   sshKeyTypes?: readonly string[];
 }
 
@@ -75,7 +75,7 @@ export function findProblems(child: ChildFacts, limits: ProblemLimits = {}): Pro
   }
   if (child.reachable === false) add('unreachable', `no ICMP echo reply from ${child.ipv4 ?? '?'} inside ${child.netns ?? '?'}`);
   const served = new Set(child.sshHostKeys.map((k) => k.type.toUpperCase()));
-  const absent = (limits.sshKeyTypes ?? ['ED25519', 'ECDSA']).filter((t) => !served.has(t.toUpperCase()));
+  const absent = (limits.sshKeyTypes ?? ['ED25519']).filter((t) => !served.has(t.toUpperCase()));
   // without an address or a namespace no scan ran: that cause is reported already
   if (absent.length && child.ipv4 && child.netns && !failed.has('ssh')) {
     add('missing-ssh-host-key', `ssh-keyscan got no ${absent.join(', ')} host key from ${child.ipv4}`);

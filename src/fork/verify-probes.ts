@@ -65,7 +65,7 @@ export function parseFingerprints(text: string): SshHostKey[] {
  * fingerprints are computed on the host by `ssh-keygen -lf -` from what came over the wire. A closed port or a
  * silent sshd yields no keys (the caller reports that as a problem); a program failing to run is an error.
  */
-export async function scanHostKeys(netns: string, address: string, types: readonly string[] = ['ed25519', 'ecdsa']): Promise<SshHostKey[]> {
+export async function scanHostKeys(netns: string, address: string, types: readonly string[] = ['ed25519']): Promise<SshHostKey[]> {
   const scan = await execInNetns(netns, 'ssh-keyscan', ['-T', '5', '-t', types.join(','), address], { allowFailure: true, timeoutMs: 30_000 });
   const lines = scan.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
   if (lines.length === 0) return [];

@@ -3,18 +3,22 @@ import { fact, factList, failed, passed } from './facts.js';
 import { shQuote } from './shell.js';
 import type { IdentityStep, StepFacts } from './types.js';
 
-/** Key types generated per child: fast under TCG (RSA 3072 takes seconds there, so none is made). */
-export const SSH_KEY_TYPES = ['ed25519', 'ecdsa'] as const;
+/**
+ * Key types generated per child: ed25519 only, like the image's own first boot (docs/image.md). Every key costs
+ * an ssh-keygen run in the guest (~0.12-0.2 s each on a fresh child under TCG; RSA 3072 takes seconds), and every
+ * current OpenSSH client speaks ed25519.
+ */
+export const SSH_KEY_TYPES = ['ed25519'] as const;
 /** Records which machine id the keys in /etc/ssh were generated for. */
 export const SSH_KEY_MARKER = '/etc/ssh/vmfork-host-keys.machine-id';
 
 /**
- * Fresh host keys per child. Keys a booted template generated (its ssh.service runs `ssh-keygen -A`) are
+ * Fresh host keys per child. Keys a booted template generated (its ssh.service makes an ed25519 key) are
  * inherited by every child, so keys are regenerated unless the marker says they were made for this very machine
  * id — which keeps a second run with the same identity from changing them. In the epilogue sshd is sent SIGHUP,
  * exactly what `systemctl reload ssh` does after its config test: sshd re-execs and loads the new keys, sessions
- * survive, and neither systemctl (~50 ms to start under TCG) nor ExecStartPre's `ssh-keygen -A` (which would add an
- * RSA key, seconds under TCG) runs. Fingerprints are computed host-side from the public keys the guest prints.
+ * survive, and neither systemctl (~50 ms to start under TCG) nor ExecStartPre runs. Fingerprints are computed
+ * host-side from the public keys the guest prints.
  */
 /** Prints the pid of the running sshd listener (from its pid file, checked against /proc); false when none. */
 const SSHD_PID = 'sshd_pid() { read_first _p /run/sshd.pid; read_first _c "/proc/${_p:-0}/comm"; if [ -n "$_p" ] && [ "$_c" = sshd ]; then echo "$_p"; else return 1; fi; }';
@@ -27,10 +31,14 @@ export const sshHostKeysStep: IdentityStep = {
       `mid=${shQuote(id.machineId)}`,
       'gen=0',
       'if ! ssh_keys_current /etc/ssh "$mid"; then',
-      '  rm -f /etc/ssh/ssh_host_*',
-      ...SSH_KEY_TYPES.map(
-        (t) => `  ssh-keygen -q -t ${t}${t === 'ecdsa' ? ' -b 256' : ''} -N '' -C ${shQuote(`root@${id.hostname}`)} -f /etc/ssh/ssh_host_${t}_key`,
-      ),
+      // no other host key (another type, a stray file) may outlive the template; rm is an exec (~0.1 s on a fresh
+      // child), so it runs only for such a file, and the key being regenerated is overwritten instead
+      '  for f in /etc/ssh/ssh_host_*; do',
+      `    case $f in ${SSH_KEY_TYPES.map((t) => `/etc/ssh/ssh_host_${t}_key|/etc/ssh/ssh_host_${t}_key.pub`).join('|')}) ;; *) if [ -e "$f" ]; then rm -f "$f"; fi ;; esac`,
+      '  done',
+      // ssh-keygen asks before overwriting an existing key (the template's): "y" from a here-document (no fork, unlike
+      // a pipe), the question to /dev/null. The private key file keeps its mode 600 (ssh-keygen made it so).
+      ...SSH_KEY_TYPES.flatMap((t) => [`  ssh-keygen -q -t ${t} -N '' -C ${shQuote(`root@${id.hostname}`)} -f /etc/ssh/ssh_host_${t}_key > /dev/null <<'VMFORK_Y'`, 'y', 'VMFORK_Y']),
       `  put_line ${SSH_KEY_MARKER} "$mid"`,
       '  gen=1',
       'fi',
@@ -57,9 +65,12 @@ export const sshHostKeysStep: IdentityStep = {
     const fps = sshFingerprints(facts);
     const missing = SSH_KEY_TYPES.filter((t) => !fps.some((f) => f.startsWith(`${t.toUpperCase()} SHA256:`)));
     if (missing.length > 0) return failed(`no ${missing.join(', ')} host key (have: ${fps.join('; ') || 'none'})`);
+    const generated = fact(facts, 'generated') === '1';
+    const stray = fps.filter((f) => !SSH_KEY_TYPES.some((t) => f.startsWith(`${t.toUpperCase()} SHA256:`)));
+    if (generated && stray.length > 0) return failed(`host keys not made for this child are left: ${stray.join('; ')}`);
     const sshd = fact(facts, 'sshd') ?? 'unknown';
     if (!['reloaded', 'running', 'starting'].includes(sshd)) return failed(`sshd: ${sshd}`);
-    return passed(`${fact(facts, 'generated') === '1' ? 'generated' : 'kept (already made for this machine id)'}; sshd ${sshd}`);
+    return passed(`${generated ? 'generated' : 'kept (already made for this machine id)'}; sshd ${sshd}`);
   },
 };
 

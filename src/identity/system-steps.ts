@@ -80,7 +80,9 @@ export const randomSeedStep: IdentityStep = {
     [
       'f=/var/lib/systemd/random-seed',
       'if [ ! -d /var/lib/systemd ]; then mkdir -p /var/lib/systemd; fi',
-      '( umask 077; printf "$VMFORK_SEED" > "$f" )',
+      // run_step runs each step in a subshell of its own: this umask ends with the step (no subshell of its own, no fork)
+      'umask 077',
+      'printf "$VMFORK_SEED" > "$f"',
       `s=$(stat -c '%s %a %U' "$f")`,
       // an existing file keeps its mode through the write above
       `case $s in *' 600 root') ;; *) chmod 600 "$f"; chown root "$f"; s=$(stat -c '%s %a %U' "$f") ;; esac`,

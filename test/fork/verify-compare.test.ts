@@ -47,7 +47,7 @@ test('identical clones collide on every field at once', () => {
   const a = child(1);
   const b = { ...child(1), name: 'c-2' };
   const got = findCollisions([a, b]);
-  assert.deepEqual(got.map((c) => c.field), ['hostname', 'mac', 'qemuMac', 'ipv4', 'ipv6LinkLocal', 'machineId', 'sshHostKey', 'sshHostKey', 'urandom']);
+  assert.deepEqual(got.map((c) => c.field), ['hostname', 'mac', 'qemuMac', 'ipv4', 'ipv6LinkLocal', 'machineId', 'sshHostKey', 'urandom']);
   assert.ok(got.every((c) => c.children.join() === 'c-1,c-2'));
 });
 
@@ -77,7 +77,7 @@ test('per-child problems: MAC mismatch, reboot, clock, unreachable, missing key,
   assert.deepEqual(kinds({ clockOffsetMs: 2000 }), [], 'the limit itself is allowed');
   assert.deepEqual(kinds({ clockOffsetMs: 2000.1 }), ['clock-offset']);
   assert.deepEqual(kinds({ reachable: false }), ['unreachable']);
-  assert.deepEqual(kinds({ sshHostKeys: [{ type: 'ED25519', fingerprint: 'SHA256:x', bits: 256 }] }), ['missing-ssh-host-key']);
+  assert.deepEqual(kinds({ sshHostKeys: [{ type: 'ECDSA', fingerprint: 'SHA256:x', bits: 256 }] }), ['missing-ssh-host-key']);
   assert.deepEqual(kinds({ sshHostKeys: [] }), ['missing-ssh-host-key']);
   assert.deepEqual(kinds({ ipv6Flags: ['dadfailed', 'tentative'] }), ['ipv6-dad-failed']);
   assert.deepEqual(kinds({ ipv4: null, reachable: null, sshHostKeys: [] }), ['missing-value'], 'no address: no scan, one cause');
@@ -86,7 +86,8 @@ test('per-child problems: MAC mismatch, reboot, clock, unreachable, missing key,
 
 test('limits are configurable: clock limit and required key types', () => {
   const c = child(1, { clockOffsetMs: 150, sshHostKeys: [{ type: 'ED25519', fingerprint: 'SHA256:x', bits: 256 }] });
-  assert.deepEqual(findProblems(c, { maxClockOffsetMs: 100, sshKeyTypes: ['ED25519'] }).map((p) => p.kind), ['clock-offset']);
+  assert.deepEqual(findProblems(c, { maxClockOffsetMs: 100 }).map((p) => p.kind), ['clock-offset'], 'ed25519 alone is what a child serves');
+  assert.deepEqual(findProblems(c, { maxClockOffsetMs: 200, sshKeyTypes: ['ED25519', 'ECDSA'] }).map((p) => p.kind), ['missing-ssh-host-key']);
 });
 
 test('a VM that is not a child (no template boot_id) is not reported as rebooted', () => {

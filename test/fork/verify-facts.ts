@@ -22,7 +22,6 @@ export function childFacts(i: number, over: Partial<ChildFacts> = {}): ChildFact
     clockOffsetMs: 3.5,
     clockUncertaintyMs: 12,
     sshHostKeys: [
-      { type: 'ECDSA', fingerprint: `SHA256:ecdsa${i}`, bits: 256 },
       { type: 'ED25519', fingerprint: `SHA256:ed${i}`, bits: 256 },
     ],
     reachable: true,

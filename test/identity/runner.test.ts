@@ -80,21 +80,21 @@ test('set_hosts_line replaces the 127.0.1.1 line in place, appends when missing,
   assert.equal(readFileSync(hosts, 'utf8'), '127.0.1.1\tweb-1\n');
 });
 
-test('ssh key marker: keys are current only when both key pairs exist and the marker holds this machine id', () => {
+test('ssh key marker: keys are current only when the ed25519 key pair exists and the marker holds this machine id', () => {
   const ssh = join(dir, 'ssh');
   const current = (mid: string): boolean => sh(`${SHELL_HELPERS}\nssh_keys_current ${shQuote(ssh)} ${shQuote(mid)}`).status === 0;
   const mid = 'b'.repeat(32);
   assert.equal(sh(`mkdir -p ${shQuote(ssh)}`).status, 0);
   assert.equal(current(mid), false, 'empty dir (the template has no keys)');
-  for (const f of ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub', 'ssh_host_ecdsa_key', 'ssh_host_ecdsa_key.pub']) writeFileSync(join(ssh, f), 'k\n');
+  for (const f of ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']) writeFileSync(join(ssh, f), 'k\n');
   assert.equal(current(mid), false, 'keys without a marker were made by someone else (the template booting)');
   writeFileSync(join(ssh, 'vmfork-host-keys.machine-id'), `${'c'.repeat(32)}\n`);
   assert.equal(current(mid), false, 'keys marked for another machine id (the template, or a previous identity)');
   writeFileSync(join(ssh, 'vmfork-host-keys.machine-id'), `${mid}\n`);
   assert.equal(current(mid), true, 'a second run with the same identity keeps the keys');
-  writeFileSync(join(ssh, 'ssh_host_ecdsa_key.pub'), '');
+  writeFileSync(join(ssh, 'ssh_host_ed25519_key.pub'), '');
   assert.equal(current(mid), false, 'an empty public key means a broken pair: regenerate');
-  rmSync(join(ssh, 'ssh_host_ecdsa_key.pub'));
+  rmSync(join(ssh, 'ssh_host_ed25519_key.pub'));
   assert.equal(current(mid), false);
 });
 

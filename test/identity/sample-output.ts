@@ -13,7 +13,10 @@ export const SAMPLE_KEYS = {
   ecdsa:
     'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEidkAd7/XpizBq+jlyXKNfFIaLOVh0NwUEhZCeYHsVErKm1GJtgbWbpPNnCjaMhVZmn06IUSODT/Qxhvkh74p0= root@sample',
 };
-export const SAMPLE_FINGERPRINTS = ['ECDSA SHA256:ge5IocgR9fpzG8RdSPzwkq2hAVm2VdL5SNtFUGHHSYs', 'ED25519 SHA256:qHOXIWzMRa8g1KeNRNWCqIjL+nFzCEq3HFaqzaU7ACs'];
+export const SAMPLE_FINGERPRINTS = {
+  ed25519: 'ED25519 SHA256:qHOXIWzMRa8g1KeNRNWCqIjL+nFzCEq3HFaqzaU7ACs',
+  ecdsa: 'ECDSA SHA256:ge5IocgR9fpzG8RdSPzwkq2hAVm2VdL5SNtFUGHHSYs',
+};
 
 export type SampleFacts = Record<string, [key: string, value: string][]>;
 
@@ -66,7 +69,6 @@ export function sampleFacts(id: NormalizedIdentity, nowMs = Date.now()): SampleF
       ['generated', '1'],
       ['sshd', 'reloaded'],
       ['marker', id.machineId],
-      ['pubkey', SAMPLE_KEYS.ecdsa],
       ['pubkey', SAMPLE_KEYS.ed25519],
     ],
     'random-seed': [['stat', '512 600 root']],
