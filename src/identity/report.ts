@@ -42,6 +42,11 @@ export function verifySteps(steps: readonly IdentityStep[], output: IdentityOutp
       const stderr = factList(facts, 'epilogue_stderr').slice(-3).join(' | ');
       return result(false, `epilogue exited ${epilogueRc}${stderr ? `: ${stderr}` : ''}`);
     }
+    const unitRc = fact(facts, 'unit_job_rc');
+    if (unitRc !== undefined && unitRc !== '0') {
+      const stderr = factList(facts, 'unit_job_stderr').slice(-3).join(' | ');
+      return result(false, `systemctl reload-or-restart exited ${unitRc}${stderr ? `: ${stderr}` : ''}`);
+    }
     try {
       const verdict = step.verify(facts, ctx);
       return result(verdict.ok, verdict.detail);

@@ -32,6 +32,7 @@ export function buildIdentityScript(identity: NormalizedIdentity, steps: readonl
   // the guest facts before the epilogues: nothing an epilogue starts in the background can change them
   parts.push(`STEP=${GUEST_BLOCK}`, 'read_first v /proc/sys/kernel/random/boot_id; fact boot_id "$v"');
   for (const step of steps) if (step.epilogue) parts.push(`run_step ${step.name} ${stepFunctionName(step.name)}_epilogue epilogue_`);
+  parts.push('flush_unit_jobs');
   parts.push('exit 0');
   return `${parts.join('\n')}\n`;
 }

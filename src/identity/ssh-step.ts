@@ -56,7 +56,7 @@ export const sshHostKeysStep: IdentityStep = {
       'if take_deferred sshd; then',
       '  if pid=$(sshd_pid); then kill -HUP "$pid"; fact sshd reloaded',
       // not running (never started, or stopped): ssh.service's ExecStartPre will also add an RSA key, in the background
-      '  else systemctl start --no-block ssh.service; fact sshd starting; fi',
+      '  else queue_unit ssh.service; fact sshd starting; fi',
       'fi',
     ].join('\n'),
   verify(facts, ctx) {

@@ -25,7 +25,7 @@ export const machineIdStep: IdentityStep = {
       'if [ -e /var/lib/dbus/machine-id ]; then read_first v /var/lib/dbus/machine-id; fact dbus "$v"; fi',
     ].join('\n'),
   // a journald restart takes ~0.35 s of the guest's one vCPU under TCG: not while later steps still run
-  epilogue: () => 'if take_deferred journald; then systemctl restart --no-block systemd-journald.service; fact journald restarted; fi',
+  epilogue: () => 'if take_deferred journald; then queue_unit systemd-journald.service; fact journald restarted; fi',
   verify(facts, ctx) {
     const want = ctx.identity.machineId;
     const bad = expectFact(facts, 'etc', want, '/etc/machine-id');
