@@ -62,12 +62,26 @@ export function parseFingerprints(text: string): SshHostKey[] {
 
 /**
  * Host keys the child's sshd really serves: `ssh-keyscan` connects to the address inside the namespace, and the
- * fingerprints are computed on the host by `ssh-keygen -lf -` from what came over the wire. A closed port or a
- * silent sshd yields no keys (the caller reports that as a problem); a program failing to run is an error.
+ * fingerprints are computed on the host by `ssh-keygen -lf -` from what came over the wire. A port still closed
+ * after `settleMs` or a silent sshd yields no keys (the caller reports that as a problem); a program failing to run
+ * is an error.
  */
-export async function scanHostKeys(netns: string, address: string, types: readonly string[] = ['ed25519']): Promise<SshHostKey[]> {
-  const scan = await execInNetns(netns, 'ssh-keyscan', ['-T', '5', '-t', types.join(','), address], { allowFailure: true, timeoutMs: 30_000 });
-  const lines = scan.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+export async function scanHostKeys(
+  netns: string,
+  address: string,
+  types: readonly string[] = ['ed25519'],
+  options: { settleMs?: number } = {},
+): Promise<SshHostKey[]> {
+  // The identity pipeline starts sshd without waiting (--no-block): right after a fork it may still be starting,
+  // so an empty answer is retried for a while before it counts as "no key served".
+  const deadline = Date.now() + (options.settleMs ?? 15_000);
+  let lines: string[] = [];
+  for (;;) {
+    const scan = await execInNetns(netns, 'ssh-keyscan', ['-T', '5', '-t', types.join(','), address], { allowFailure: true, timeoutMs: 30_000 });
+    lines = scan.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    if (lines.length > 0 || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
   if (lines.length === 0) return [];
   const fp = await run('ssh-keygen', ['-lf', '-'], { input: `${lines.join('\n')}\n`, allowFailure: true, timeoutMs: 10_000 });
   if (fp.code !== 0) {
