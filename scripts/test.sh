@@ -12,7 +12,12 @@ echo "==> unit tests"
 bash scripts/run-tests.sh unit
 # Built images are shared between test homes through the image cache (cached by recipe hash).
 export VMFORK_IMAGE_CACHE=${VMFORK_IMAGE_CACHE:-/var/cache/vmfork/images}
-export VMFORK_TEST_HOME_ROOT=${VMFORK_TEST_HOME_ROOT:-$(mktemp -d /tmp/vmfork-test.XXXXXX)}
+if [[ -z "${VMFORK_TEST_HOME_ROOT:-}" ]]; then
+  VMFORK_TEST_HOME_ROOT=$(mktemp -d /tmp/vmfork-test.XXXXXX)
+  # test homes are scratch: removed at exit (each test removes its own VMs, taps and namespaces itself)
+  trap 'rm -rf "$VMFORK_TEST_HOME_ROOT"' EXIT
+fi
+export VMFORK_TEST_HOME_ROOT
 echo "==> guest image (cache: $VMFORK_IMAGE_CACHE)"
 node dist/src/cli/main.js --home "$VMFORK_TEST_HOME_ROOT/image-home" image build --name default
 echo "==> integration tests"
