@@ -5,7 +5,7 @@
 import type { ForkTimings } from '../src/fork/fork-child.js';
 import type { LoadAvg, MachineFacts } from './machine-facts.js';
 import type { ProcessMemory } from './smaps.js';
-import type { Stats } from './stats.js';
+import type { Stats } from '../src/util/stats.js';
 
 export interface ForkBenchOptions {
   /** Children forked one after another (concurrency 1) for the latency figures. @default 10 */

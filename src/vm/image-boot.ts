@@ -1,11 +1,10 @@
+import { DEFAULT_CMDLINE } from '../image/guest-config.js';
 import { resolveImageBoot, type ImageBoot } from '../image/image-registry.js';
 import { VmforkError } from '../errors.js';
 import type { ImageFormat } from '../qemu/qemu-img.js';
 import type { Db } from '../store/db.js';
 import type { VmSpecInput } from './vm-spec.js';
 
-/** The kernel command line the image builder's guests expect (root on the first virtio disk, serial console). */
-export const DEFAULT_CMDLINE = 'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet';
 
 export interface BootSource {
   image: ImageBoot;

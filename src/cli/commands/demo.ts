@@ -5,16 +5,12 @@ import { reconcileTemplate, removeTemplate } from '../../fork/template-manage.js
 import type { TemplateRecord } from '../../fork/template-record.js';
 import { verifyChildren } from '../../fork/verify-collect.js';
 import { getTemplate } from '../../store/templates-repo.js';
+import { percentile } from '../../util/stats.js';
 import { destroyVm } from '../../vm/lifecycle.js';
 import type { VmDeps } from '../../vm/vm-deps.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
-
-function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
-}
 
 /** The template the demo forks from: reused when ready, recreated when a previous attempt failed. */
 async function demoTemplate(deps: VmDeps, name: string, image: string): Promise<{ record: TemplateRecord; created: boolean }> {
@@ -39,7 +35,7 @@ export function registerDemoCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, opts: { image: string; template: string; count: string; keep?: boolean; json?: boolean }) => {
-        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const deps = await ctx.deps();
         const { record } = await demoTemplate(deps, opts.template, opts.image);
         process.stderr.write(`forking ${opts.count} children…\n`);
         const batch = await forkChildren(deps, { template: opts.template, count: positiveInt(opts.count, '--count'), namePattern: 'demo-{n}' });
@@ -58,7 +54,7 @@ export function registerDemoCommands(program: Command): void {
           const summary = {
             templateColdBootSeconds: record.coldBootSeconds,
             forkWallSeconds: batch.wallMs / 1000,
-            childReadyP50Seconds: percentile(readyMs, 50) / 1000,
+            childReadyP50Seconds: (percentile(readyMs, 50) ?? 0) / 1000,
             children: batch.children.length,
             failed: batch.failed,
             collisions: report.collisions,

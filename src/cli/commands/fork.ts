@@ -16,7 +16,7 @@ export function registerForkCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, template: string, opts: { count: string; name?: string; network?: string; concurrency?: string; json?: boolean }) => {
-        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const deps = await ctx.deps();
         const count = positiveInt(opts.count, '--count');
         const bar = !opts.json && process.stderr.isTTY ? new SingleBar({ format: 'forking [{bar}] {value}/{total} {last}', stream: process.stderr }, Presets.shades_classic) : undefined;
         bar?.start(count, 0, { last: '' });

@@ -41,7 +41,7 @@ export function registerTemplateCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { image: string; memory: string; cpus: string; network: string; accel: string; json?: boolean }) => {
-        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const deps = await ctx.deps();
         process.stderr.write(`creating template ${name}: cold boot of ${opts.image}, prepare, freeze…\n`);
         const record = await createTemplate(deps, {
           name,
@@ -67,7 +67,7 @@ export function registerTemplateCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, opts: { json?: boolean }) => {
-        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const deps = await ctx.deps();
         const rows = await Promise.all((await listTemplatesReconciled(deps)).map(async (r) => templateView(r, await templateChildren(deps.db, r.name))));
         if (opts.json) return printJson(rows.map(({ record: _record, ...rest }) => rest));
         printTable(rows, ['name', 'state', 'image', 'children', 'memoryMiB', 'accel', 'coldBootSeconds']);
@@ -80,7 +80,7 @@ export function registerTemplateCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const deps = await ctx.deps();
         const row = await reconcileTemplate(deps, await requireTemplate(deps.db, name));
         const children = await templateChildren(deps.db, name);
         const view = { ...templateView(row, children), childNames: children };
@@ -95,7 +95,7 @@ export function registerTemplateCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const deps = await ctx.deps();
         const files = await verifyTemplate(deps, name);
         const ok = files.every((f) => f.ok);
         if (opts.json) printJson({ name, ok, files });
@@ -111,7 +111,7 @@ export function registerTemplateCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { force?: boolean; json?: boolean }) => {
-        await removeTemplate({ db: await ctx.db(), home: ctx.home, log: ctx.log }, name, { force: Boolean(opts.force) });
+        await removeTemplate(await ctx.deps(), name, { force: Boolean(opts.force) });
         if (opts.json) return printJson({ name, removed: true });
         process.stdout.write(`template ${name}: removed\n`);
       }),

@@ -15,7 +15,7 @@ export function registerVerifyCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, names: string[], opts: { template?: string; concurrency: string; maxClockOffset: string; json?: boolean }) => {
-        const deps = { db: await ctx.db(), home: ctx.home, log: ctx.log };
+        const deps = await ctx.deps();
         const report = await verifyChildren(deps, {
           ...(opts.template ? { template: opts.template } : {}),
           names,

@@ -4,17 +4,11 @@ import { currentProcess } from '../../store/processes-repo.js';
 import type { VmRow } from '../../store/schema.js';
 import { bootVm } from '../../vm/boot.js';
 import { connectAgent, destroyVm, getVmReconciled, listVmsReconciled, stopVm } from '../../vm/lifecycle.js';
-import type { VmDeps } from '../../vm/vm-deps.js';
 import { vmPaths } from '../../vm/vm-paths.js';
 import { startVm } from '../../vm/start.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
-import type { CliContext } from '../context.js';
 import { printJson, printTable } from '../output.js';
-
-async function deps(ctx: CliContext): Promise<VmDeps> {
-  return { db: await ctx.db(), home: ctx.home, log: ctx.log };
-}
 
 function summary(vm: VmRow): Record<string, unknown> {
   const spec = JSON.parse(vm.spec_json) as { memoryMiB?: number; cpus?: number; accel?: string };
@@ -50,7 +44,7 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, opts: { image: string; name?: string; memory: string; cpus: string; accel: string; json?: boolean }) => {
-        const r = await bootVm(await deps(ctx), {
+        const r = await bootVm(await ctx.deps(), {
           image: opts.image,
           ...(opts.name ? { name: opts.name } : {}),
           memory: opts.memory,
@@ -70,7 +64,7 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, opts: { json?: boolean }) => {
-        const rows = (await listVmsReconciled(await deps(ctx))).map(summary);
+        const rows = (await listVmsReconciled(await ctx.deps())).map(summary);
         if (opts.json) return printJson(rows);
         printTable(rows, ['name', 'state', 'role', 'image', 'accel', 'memoryMiB', 'cpus']);
       }),
@@ -81,7 +75,7 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        const d = await deps(ctx);
+        const d = await ctx.deps();
         const row = await getVmReconciled(d, name);
         const proc = await currentProcess(d.db, name);
         const paths = vmPaths(ctx.home.vms, name);
@@ -105,7 +99,7 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { timeout: string; json?: boolean }) => {
-        const row = await stopVm(await deps(ctx), name, { timeoutMs: positiveInt(opts.timeout, '--timeout') * 1000 });
+        const row = await stopVm(await ctx.deps(), name, { timeoutMs: positiveInt(opts.timeout, '--timeout') * 1000 });
         if (opts.json) return printJson(summary(row));
         process.stdout.write(`${name}: ${row.state}\n`);
       }),
@@ -116,7 +110,7 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        const r = await startVm(await deps(ctx), name);
+        const r = await startVm(await ctx.deps(), name);
         const out = { name, state: r.vm.state, bootId: r.identity.bootId, hostname: r.identity.hostname, secondsToAgent: Math.round(r.secondsToAgent * 1000) / 1000 };
         if (opts.json) return printJson(out);
         process.stdout.write(`${name}: running (agent after ${out.secondsToAgent.toFixed(1)} s, boot_id ${out.bootId})\n`);
@@ -128,7 +122,7 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        await destroyVm(await deps(ctx), name);
+        await destroyVm(await ctx.deps(), name);
         if (opts.json) return printJson({ name, destroyed: true });
         process.stdout.write(`${name}: destroyed\n`);
       }),
@@ -141,7 +135,7 @@ export function registerVmCommands(program: Command): void {
     .action(
       action(async (ctx, name: string, command: string[], opts: { timeout: string; json?: boolean }) => {
         const [path, ...args] = command;
-        const agent = await connectAgent(await deps(ctx), name);
+        const agent = await connectAgent(await ctx.deps(), name);
         try {
           const r = await agent.exec(path ?? '', args, { timeoutMs: positiveInt(opts.timeout, '--timeout') * 1000 });
           if (opts.json) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describe, percentile, roundStats } from '../../bench/stats.js';
+import { describe, percentile, roundStats } from '../../src/util/stats.js';
 
 test('percentile interpolates linearly between closest ranks', () => {
   const xs = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];

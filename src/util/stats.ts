@@ -1,4 +1,4 @@
-/** Order statistics for benchmark samples. Pure: no I/O, no clock. */
+/** Order statistics for timing samples (benchmarks, the demo). Pure: no I/O, no clock. */
 
 export interface Stats {
   n: number;
