@@ -7,6 +7,7 @@ export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'src/web/static/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } } },
   {
     files: ['**/*.ts'],
     languageOptions: {
@@ -18,6 +19,19 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'import-x/no-cycle': 'error',
+    },
+  },
+  {
+    // every failure a user can see carries a stable code (src/errors.ts): no bare Error is thrown
+    files: ['src/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ThrowStatement > NewExpression[callee.name=/^(Error|TypeError|RangeError|SyntaxError|ReferenceError)$/]',
+          message: 'Throw a VmforkError with a registry code (src/errors.ts), not a bare Error.',
+        },
+      ],
     },
   },
   {

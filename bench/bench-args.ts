@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { parseMemoryMiB } from '../src/util/size.js';
+import { parseMemoryMiB } from '../src/util/index.js';
 import type { ForkBenchOptions } from './fork-result.js';
 
 export const USAGE = `usage: npm run bench -- fork [options]

@@ -1,17 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { homeLayout, type HomeLayout } from '../src/config/home.js';
-import { removeTemplate } from '../src/fork/template-manage.js';
-import { deleteNetwork } from '../src/network/networks.js';
-import { openStore, type Db } from '../src/store/db.js';
-import { listNetworkRows } from '../src/store/networks-repo.js';
-import { listTemplates } from '../src/store/templates-repo.js';
-import { listVms } from '../src/store/vms-repo.js';
-import { run } from '../src/util/exec.js';
-import { createLogger, type Logger } from '../src/util/log.js';
-import { destroyVm } from '../src/vm/lifecycle.js';
-import type { VmDeps } from '../src/vm/vm-deps.js';
+import { homeLayout, type HomeLayout } from '../src/config/index.js';
+import { deleteNetwork, listNetworks } from '../src/network/index.js';
+import { openStore, type Db } from '../src/store/index.js';
+import { listTemplates, removeTemplate } from '../src/template/index.js';
+import { createLogger, run, type Logger } from '../src/util/index.js';
+import { destroyVm, listVmsReconciled, type VmDeps } from '../src/vm/index.js';
 
 /** dist/bench/ → dist/src/cli/main.js: the real CLI, run as a user would. */
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
@@ -56,10 +51,10 @@ async function cleanupHome(h: Omit<BenchHome, 'cleanup'>): Promise<string[]> {
       problems.push(`${what}: ${(err as Error).message.split('\n')[0]}`);
     }
   };
-  for (const vm of await listVms(h.db)) if (vm.role !== 'template') await attempt(`destroy ${vm.name}`, () => destroyVm(h, vm.name));
-  for (const t of await listTemplates(h.db)) await attempt(`remove template ${t.name}`, () => removeTemplate(h, t.name));
-  for (const vm of await listVms(h.db)) await attempt(`destroy ${vm.name}`, () => destroyVm(h, vm.name));
-  for (const n of await listNetworkRows(h.db)) await attempt(`delete network ${n.name}`, () => deleteNetwork(h.db, n.name));
+  for (const vm of await listVmsReconciled(h)) if (vm.role !== 'template') await attempt(`destroy ${vm.name}`, () => destroyVm(h, vm.name));
+  for (const t of await listTemplates(h)) await attempt(`remove template ${String(t.name)}`, () => removeTemplate(h, String(t.name), { force: true }));
+  for (const vm of await listVmsReconciled(h)) await attempt(`destroy ${vm.name}`, () => destroyVm(h, vm.name));
+  for (const n of await listNetworks(h.db)) await attempt(`delete network ${n.name}`, () => deleteNetwork(h.db, n.name));
   // the data dir's path is unique to this run: a QEMU naming it can only be one this run started
   const left = await run('pgrep', ['-f', `qemu-system.*${h.root}/`], { allowFailure: true });
   for (const pid of left.stdout.split('\n').filter(Boolean).map(Number)) {

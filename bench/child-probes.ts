@@ -1,9 +1,9 @@
 import { stat } from 'node:fs/promises';
-import type { ForkedChild } from '../src/fork/fork-child.js';
-import { QEMU_IMG_BINARY, runQemuTool } from '../src/host/qemu-binary.js';
-import { GuestAgentClient } from '../src/qemu/guest-agent-client.js';
-import type { VmDeps } from '../src/vm/vm-deps.js';
-import { vmPaths } from '../src/vm/vm-paths.js';
+import { VmforkError } from '../src/errors.js';
+import type { ForkedChild } from '../src/fork/index.js';
+import { QEMU_IMG_BINARY, runQemuTool } from '../src/host/index.js';
+import { GuestAgentClient } from '../src/qemu/index.js';
+import { readGuestFacts, vmPaths, type VmDeps } from '../src/vm/index.js';
 import type { ChildSample, MemorySample } from './fork-result.js';
 import { readProcessMemory } from './smaps.js';
 
@@ -18,19 +18,17 @@ export function childSample(c: ForkedChild): ChildSample {
   };
 }
 
-// `sync` first: identity writes sit in the guest page cache until ext4 commits them, and the overlay figure is
-// meant to include them (the worst case of "after identity", not a lucky early read).
-const PROBE_SCRIPT = 'sync; cat /proc/sys/kernel/random/boot_id';
-
 /** Reads the child's boot_id from the guest, then the allocated size of its overlay (stat blocks × 512). */
 export async function probeChild(deps: VmDeps, sample: ChildSample): Promise<void> {
   const paths = vmPaths(deps.home.vms, sample.name);
   let agent: GuestAgentClient | undefined;
   try {
     agent = await GuestAgentClient.connect(paths.agent, { timeoutMs: 5_000 });
-    const r = await agent.sh(PROBE_SCRIPT, { timeoutMs: 60_000 });
-    const bootId = r.stdout.toString().trim();
-    if (r.exitCode !== 0 || !bootId) throw new Error(`probe exited ${r.exitCode}: ${r.stderr.toString().trim()}`);
+    // `sync` first: identity writes sit in the guest page cache until ext4 commits them, and the overlay figure is
+    // meant to include them (the worst case of "after identity", not a lucky early read)
+    const r = await readGuestFacts(agent, ['boot-id'], { sync: true, timeoutMs: 60_000 });
+    const bootId = r.sections.get('boot-id');
+    if (!bootId) throw new VmforkError('VMFORK_AGENT_ERROR', `the guest reported no boot_id: ${r.stderr}`);
     sample.bootId = bootId;
     sample.overlayBytes = (await stat(paths.disk)).blocks * 512;
     // -U: QEMU holds the image locked; slightly stale metadata is fine for a size
@@ -49,7 +47,7 @@ export async function probeChild(deps: VmDeps, sample: ChildSample): Promise<voi
  * of the allocated file is qcow2 header, tables and refcounts.
  */
 export function topLayerDataBytes(map: unknown): number {
-  if (!Array.isArray(map)) throw new Error('qemu-img map did not print a JSON array');
+  if (!Array.isArray(map)) throw new VmforkError('VMFORK_QEMU_IMG_FAILED', 'qemu-img map did not print a JSON array');
   let bytes = 0;
   for (const e of map as { depth?: unknown; data?: unknown; length?: unknown }[]) {
     if (e.depth === 0 && e.data === true && typeof e.length === 'number') bytes += e.length;

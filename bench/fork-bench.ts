@@ -1,4 +1,5 @@
 import { tmpdir } from 'node:os';
+import { VmforkError } from '../src/errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBenchHome, ensureBenchImage, type BenchHome } from './bench-home.js';
 import { readChildrenMemory } from './child-probes.js';
@@ -20,7 +21,7 @@ export async function runForkBench(opts: ForkBenchOptions, progress: Progress): 
   // read before the data dir exists (nothing to clean up if it throws); the data dir is created under tmpdir()
   const machine = await readMachineFacts(tmpdir());
   const h = await createBenchHome();
-  progress(`data dir ${h.root}; netns prefix ${process.env.VMFORK_NETNS_PREFIX ?? '(default)'}; load ${load.start.one}`);
+  progress(`data dir ${h.root}; netns prefix ${process.env.VMFORK_NETNS_PREFIX ?? '(its own)'}; load ${load.start.one}`);
   // Ctrl-C or a kill must not leave QEMU processes or namespaces behind: clean up, then exit.
   const onSignal = (signal: NodeJS.Signals): void => {
     progress(`${signal}: cleaning up`);
@@ -99,6 +100,6 @@ async function runPhases(h: BenchHome, opts: ForkBenchOptions, raw: ForkBenchRaw
 /** A round where no child became ready measures nothing: stop there rather than fork the next rounds to fail too. */
 function assertSomeReady(round: RoundSample): void {
   if (round.children.length === 0) {
-    throw new Error(`every child of round ${round.label} failed; first: ${round.failed[0]?.name}: ${round.failed[0]?.message}`);
+    throw new VmforkError('VMFORK_FORK_FAILED', `every child of round ${round.label} failed; first: ${round.failed[0]?.name}: ${round.failed[0]?.message}`);
   }
 }

@@ -1,11 +1,7 @@
 import { availableParallelism } from 'node:os';
-import { forkChildren } from '../src/fork/fork-batch.js';
-import { createTemplate } from '../src/fork/template-create.js';
-import { readyTemplate } from '../src/fork/template-record.js';
-import { requireTemplate } from '../src/store/templates-repo.js';
-import { bootVm } from '../src/vm/boot.js';
-import { destroyVm } from '../src/vm/lifecycle.js';
-import type { VmDeps } from '../src/vm/vm-deps.js';
+import { forkChildren } from '../src/fork/index.js';
+import { createTemplate, DEFAULT_TCG_TB_SIZE_MIB } from '../src/template/index.js';
+import { bootVm, destroyVm, type VmDeps } from '../src/vm/index.js';
 import { childSample, probeChild } from './child-probes.js';
 import type { ColdBootSample, ForkBenchOptions, RoundSample, TemplateSample } from './fork-result.js';
 
@@ -37,7 +33,6 @@ export async function measureTemplate(deps: VmDeps, opts: Pick<ForkBenchOptions,
     ...(opts.tbSizeMiB !== undefined ? { tbSizeMiB: opts.tbSizeMiB } : {}),
   });
   const wallMs = performance.now() - t0;
-  const spec = readyTemplate(await requireTemplate(deps.db, BENCH_TEMPLATE)).spec;
   progress(`template: boot ${record.coldBootSeconds.toFixed(1)} s, prepare ${record.prepareMs} ms, cut ${record.cutMs} ms, wall ${(wallMs / 1000).toFixed(1)} s`);
   return {
     coldBootSeconds: record.coldBootSeconds,
@@ -46,7 +41,7 @@ export async function measureTemplate(deps: VmDeps, opts: Pick<ForkBenchOptions,
     wallMs: Math.round(wallMs),
     bootId: record.bootId,
     memoryMiB: record.memoryMiB,
-    ...(spec.tbSizeMiB !== undefined ? { tbSizeMiB: spec.tbSizeMiB } : {}),
+    ...(record.accel === 'tcg' ? { tbSizeMiB: opts.tbSizeMiB ?? DEFAULT_TCG_TB_SIZE_MIB } : {}),
     stateBytes: record.files.state.size,
     ramBytes: record.files.ram.size,
     ramPath: record.files.ram.path,

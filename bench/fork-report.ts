@@ -1,6 +1,6 @@
 import type { ForkBenchResult, TargetVerdict } from './fork-result.js';
 import type { LoadAvg } from './machine-facts.js';
-import type { Stats } from '../src/util/stats.js';
+import type { Stats } from '../src/util/index.js';
 
 /** Renders the result as the markdown committed next to the JSON and printed at the end of a run. Pure. */
 

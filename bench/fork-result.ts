@@ -2,10 +2,10 @@
  * The shape of bench/results/fork-<date>.json: every raw sample, the summary computed from them, and the facts
  * a reader needs to judge them (machine, load). Types only.
  */
-import type { ForkTimings } from '../src/fork/fork-child.js';
+import type { ForkTimings } from '../src/fork/index.js';
 import type { LoadAvg, MachineFacts } from './machine-facts.js';
 import type { ProcessMemory } from './smaps.js';
-import type { Stats } from '../src/util/stats.js';
+import type { Stats } from '../src/util/index.js';
 
 export interface ForkBenchOptions {
   /** Children forked one after another (concurrency 1) for the latency figures. @default 10 */

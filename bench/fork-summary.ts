@@ -1,5 +1,5 @@
 import type { ChildSample, ForkBenchRaw, ForkSummary, PhaseStats, TargetVerdict } from './fork-result.js';
-import { describe, roundStats, type Stats } from '../src/util/stats.js';
+import { describe, roundStats, type Stats } from '../src/util/index.js';
 
 /** The targets for this machine under TCG (2 cores, software emulation). */
 export const FORK_TARGETS = {

@@ -1,9 +1,8 @@
 import { availableParallelism, release } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { detectAccel, readHostFacts } from '../src/host/accel.js';
-import { qemuProgramVersion } from '../src/host/qemu-binary.js';
-import { run } from '../src/util/exec.js';
+import { detectAccel, qemuProgramVersion, readHostFacts } from '../src/host/index.js';
+import { run } from '../src/util/index.js';
 
 /** The 1/5/15-minute load averages, so a reader can tell a quiet run from one sharing the 2 cores. */
 export interface LoadAvg {

@@ -30,8 +30,6 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${err.message}\n${USAGE}\n`);
     return 2;
   }
-  // namespaces belong to one data dir: this run's temp data dir gets its own prefix unless the caller chose one
-  process.env.VMFORK_NETNS_PREFIX ??= `vbn${process.pid % 1000}-`;
   const result = await runForkBench(opts, progress);
   // a failed run never overwrites the day's good result
   const base = join(opts.outDir, `fork-${result.startedAt.slice(0, 10)}${result.error ? '-failed' : ''}`);

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The test command (`npm test`): installs what it needs, then lint, typecheck, unit tests, the guest image build
-# and the integration tests against real QEMU.
+# The test command (`npm test`): installs what it needs, then lint, the architecture check, typecheck, unit tests,
+# the guest image build and the integration tests against real QEMU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 echo "==> lint"
 npx eslint .
+echo "==> architecture (folder cycles, imports only through index.ts)"
+npm run --silent depcheck
 echo "==> typecheck + build"
 npx tsc -p tsconfig.json
 echo "==> unit tests"
@@ -14,11 +16,14 @@ bash scripts/run-tests.sh unit
 export VMFORK_IMAGE_CACHE=${VMFORK_IMAGE_CACHE:-/var/cache/vmfork/images}
 if [[ -z "${VMFORK_TEST_HOME_ROOT:-}" ]]; then
   VMFORK_TEST_HOME_ROOT=$(mktemp -d /tmp/vmfork-test.XXXXXX)
-  # test homes are scratch: removed at exit (each test removes its own VMs, taps and namespaces itself)
-  trap 'rm -rf "$VMFORK_TEST_HOME_ROOT"' EXIT
+  # test homes are scratch: the data dir the test files share (its template, its network namespace) is torn down,
+  # then removed with the rest at exit (each test removes its own VMs, taps and namespaces itself)
+  trap 'node dist/test/fixtures/teardown-shared.js || true; rm -rf "$VMFORK_TEST_HOME_ROOT"' EXIT
 fi
 export VMFORK_TEST_HOME_ROOT
 echo "==> guest image (cache: $VMFORK_IMAGE_CACHE)"
 node dist/src/cli/main.js --home "$VMFORK_TEST_HOME_ROOT/image-home" image build --name default
 echo "==> integration tests"
 bash scripts/run-tests.sh integration
+echo "==> teardown of the shared test data dir"
+node dist/test/fixtures/teardown-shared.js

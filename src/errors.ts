@@ -23,6 +23,9 @@ export const ERROR_REGISTRY = {
   VMFORK_VM_NOT_FOUND: { status: 404, message: 'Unknown VM' },
   VMFORK_VM_EXISTS: { status: 409, message: 'A VM with this name already exists' },
   VMFORK_VM_STATE: { status: 409, message: 'The VM is not in a state that allows this operation' },
+  VMFORK_TEMPLATE_STATE: { status: 409, message: 'The template is not in a state that allows this operation' },
+  VMFORK_NETWORK_STATE: { status: 409, message: 'The network is not in a state that allows this operation' },
+  VMFORK_IMAGE_STATE: { status: 409, message: 'The image is not in a state that allows this operation' },
   VMFORK_VM_START_FAILED: { status: 500, message: 'QEMU failed to start the VM' },
   VMFORK_QMP_UNAVAILABLE: { status: 503, message: 'Cannot reach the QEMU monitor (QMP)' },
   VMFORK_QMP_ERROR: { status: 500, message: 'QEMU rejected a monitor command' },
@@ -63,11 +66,13 @@ export interface VmforkErrorOptions {
 
 /**
  * Thrown by every vmfork operation that fails in a way a user can act on. `message` is the registry message
- * followed by the specific detail; `cause` keeps the underlying error.
+ * followed by the specific detail; `detail` keeps that detail alone (so context can be added without repeating the
+ * registry message); `cause` keeps the underlying error.
  */
 export class VmforkError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  readonly detail: string | undefined;
   readonly details: Record<string, unknown> | undefined;
   readonly [BRAND] = true;
 
@@ -77,6 +82,7 @@ export class VmforkError extends Error {
     this.name = 'VmforkError';
     this.code = code;
     this.status = ERROR_REGISTRY[code].status;
+    this.detail = detail;
     this.details = options.details;
   }
 
@@ -98,4 +104,24 @@ export function toVmforkError(err: unknown, fallback: ErrorCode = 'VMFORK_INTERN
     return new VmforkError('VMFORK_NO_SPACE', msg, { cause: err });
   }
   return new VmforkError(fallback, msg, { cause: err });
+}
+
+export interface ContextOptions {
+  /** Code for a failure that carries none of its own (a plain Error, or VMFORK_INTERNAL). */
+  fallback?: ErrorCode;
+  /** Appended after the detail, e.g. a log tail on lines of its own. */
+  suffix?: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Adds context to a failure exactly once: the registry message stays in front, then the context, then the
+ * original detail — `A QEMU monitor command timed out: child web-1: waited 60000 ms for run state paused`, never
+ * the registry message twice. The original error stays the `cause`.
+ */
+export function withContext(err: unknown, context: string, options: ContextOptions = {}): VmforkError {
+  const e = toVmforkError(err, options.fallback);
+  const code = e.code === 'VMFORK_INTERNAL' && options.fallback ? options.fallback : e.code;
+  const detail = `${[context, e.detail].filter(Boolean).join(': ')}${options.suffix ?? ''}`;
+  return new VmforkError(code, detail, { cause: err, details: { ...e.details, ...options.details } });
 }

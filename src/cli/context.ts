@@ -1,32 +1,46 @@
 import type { Command } from 'commander';
-import { homeLayout, resolveHome, type HomeLayout } from '../config/home.js';
-import { openStore, type Db } from '../store/db.js';
-import { createLogger, type Logger } from '../util/log.js';
-import type { VmDeps } from '../vm/vm-deps.js';
+import { homeLayout, resolveHome, type HomeLayout } from '../config/index.js';
+import { healedLine, healInterrupted } from '../heal/index.js';
+import { openStore, type Db } from '../store/index.js';
+import { createLogger, type Logger } from '../util/index.js';
+import type { VmDeps } from '../vm/index.js';
 
 /** What every command needs: the data dir layout, a lazily opened store and the log. */
 export interface CliContext {
   home: HomeLayout;
   log: Logger;
+  /** The store, once any work left half-done by a killed vmfork process has been healed. */
   db(): Promise<Db>;
   /** The store, data dir and log together, as every VM, template and fork operation takes them. */
   deps(): Promise<VmDeps>;
   close(): Promise<void>;
 }
 
+/**
+ * The composition root of every command. The first time a command needs the store, records left in a
+ * transitional state by a vmfork process that died are finished or rolled back (src/heal/), and each one is said
+ * on stderr — before the command acts on anything.
+ */
 export function createContext(program: Command): CliContext {
   const opts = program.opts<{ home?: string }>();
   const home = homeLayout(resolveHome({ home: opts.home }));
   const log = createLogger(home.logs);
-  let db: Promise<Db> | undefined;
-  const openDb = (): Promise<Db> => (db ??= openStore(home.db));
+  let ready: Promise<Db> | undefined;
+  let opened: Db | undefined;
+  const open = async (): Promise<Db> => {
+    opened = await openStore(home.db);
+    for (const h of await healInterrupted({ db: opened, home, log })) process.stderr.write(`vmfork: ${healedLine(h)}\n`);
+    return opened;
+  };
+  const db = (): Promise<Db> => (ready ??= open());
   return {
     home,
     log,
-    db: openDb,
-    deps: async () => ({ db: await openDb(), home, log }),
+    db,
+    deps: async () => ({ db: await db(), home, log }),
     close: async () => {
-      if (db) await (await db).destroy();
+      if (ready) await ready.catch(() => undefined);
+      await opened?.destroy();
     },
   };
 }

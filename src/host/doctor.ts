@@ -1,10 +1,7 @@
 import { access, constants } from 'node:fs/promises';
-import type { HomeLayout } from '../config/home.js';
+import type { HomeLayout } from '../config/index.js';
 import { isVmforkError, toVmforkError } from '../errors.js';
-import type { Db } from '../store/db.js';
-import { listImages } from '../store/images-repo.js';
-import { which } from '../util/exec.js';
-import { formatBytes } from '../util/size.js';
+import { formatBytes, which } from '../util/index.js';
 import { detectAccel, readHostFacts, type Accel, type AccelChoice, type HostFacts } from './accel.js';
 import { freeSpace } from './disk-space.js';
 import { probeNetworking } from './net-probe.js';
@@ -42,8 +39,8 @@ export interface DoctorReport {
 
 export interface DoctorOptions {
   home: HomeLayout;
-  /** Opens the state store (only to look for registered images). */
-  db: () => Promise<Db>;
+  /** The images registered in the data dir (name and base disk); the host layer does not read the store itself. */
+  images: () => Promise<readonly { name: string; disk_path: string }[]>;
   /** `--accel`: a forced `kvm` that cannot work fails the accel check. @default 'auto' */
   accel?: AccelChoice;
   /** Host facts for accelerator detection. @default readHostFacts() */
@@ -60,7 +57,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checkSpace('shm', '/dev/shm', SHM_MIN_BYTES, 'template memory files'),
     checkSpace('data-dir', options.home.root, DATA_DIR_MIN_BYTES, 'images, overlays and templates'),
     probeNetworking(),
-    checkImage(options.db),
+    checkImage(options.images),
     which('debootstrap'),
   ]);
   const checks: DoctorCheck[] = [
@@ -152,11 +149,11 @@ async function checkSpace(
   }
 }
 
-async function checkImage(openDb: () => Promise<Db>): Promise<DoctorCheck> {
+async function checkImage(listImages: DoctorOptions['images']): Promise<DoctorCheck> {
   const name = 'guest-image';
   const fix = 'vmfork image build --name default';
   try {
-    const images = await listImages(await openDb());
+    const images = await listImages();
     const usable: string[] = [];
     for (const img of images) if (await readable(img.disk_path)) usable.push(img.name);
     const chosen = usable.includes('default') ? 'default' : usable[0];

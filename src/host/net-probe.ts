@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { isVmforkError } from '../errors.js';
-import { run } from '../util/exec.js';
+import { run } from '../util/index.js';
 
 export interface NetProbeResult {
   ok: boolean;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { VmforkError } from '../errors.js';
 
@@ -61,6 +62,6 @@ export async function waitForExit(pid: number, startTime: number, timeoutMs: num
   for (;;) {
     if (!(await isSameProcess(pid, startTime))) return true;
     if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, pollMs));
+    await sleep(pollMs);
   }
 }

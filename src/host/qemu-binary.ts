@@ -1,5 +1,5 @@
 import { isVmforkError, VmforkError } from '../errors.js';
-import { run, type RunOptions, type RunResult } from '../util/exec.js';
+import { run, type RunOptions, type RunResult } from '../util/index.js';
 
 /** The one system emulator vmfork drives. */
 export const QEMU_SYSTEM_BINARY = 'qemu-system-x86_64';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { VmforkError, isVmforkError } from '../errors.js';
-import type { GuestAgentClient } from '../qemu/guest-agent-client.js';
-import type { Logger } from '../util/log.js';
+import type { GuestAgentClient } from '../qemu/index.js';
+import { hostNowMs, hostNowNs, type Logger } from '../util/index.js';
 import { parseIdentityOutput } from './facts.js';
 import { IDENTITY_STEPS } from './pipeline.js';
 import { guestFacts, hostKeyFingerprints, verifySteps } from './report.js';
@@ -28,20 +28,11 @@ export const RANDOM_SEED_BYTES = 512;
  */
 export const CLOCK_CORRECT_MS = 100;
 
-/** Host wall clock with sub-millisecond precision (Date.now() alone is whole ms). */
-function hostEpochMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-function hostEpochNs(): bigint {
-  return BigInt(Math.round(hostEpochMs() * 1000)) * 1000n;
-}
-
 /** Guest minus host wall clock in ms: guest-get-time against the midpoint of its round trip (error ≤ half of it). */
 async function measureClockOffset(agent: IdentityAgent, timeoutMs: number): Promise<number> {
-  const before = hostEpochMs();
+  const before = hostNowMs();
   const guestNs = await agent.execute<number>('guest-get-time', undefined, { timeoutMs });
-  return guestNs / 1e6 - (before + hostEpochMs()) / 2;
+  return guestNs / 1e6 - (before + hostNowMs()) / 2;
 }
 
 /**
@@ -69,7 +60,7 @@ export async function applyIdentity(agent: IdentityAgent, identity: ChildIdentit
   const agentStart = performance.now();
   if (Math.abs(clock.offsetMs ?? 0) > CLOCK_CORRECT_MS) {
     try {
-      await agent.setTime(hostEpochNs(), { timeoutMs: remaining() });
+      await agent.setTime(hostNowNs(), { timeoutMs: remaining() });
       clock.correctedWithAgent = true;
       clock.offsetMs = Math.round(await measureClockOffset(agent, remaining()));
     } catch (err) {

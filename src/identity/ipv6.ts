@@ -1,10 +1,12 @@
+import { VmforkError } from '../errors.js';
+
 /**
  * The link-local address the kernel derives from a MAC with addr_gen_mode eui64 (modified EUI-64, RFC 4291
  * appendix A: flip the U/L bit, insert ff:fe in the middle), written as the kernel prints it (RFC 5952).
  */
 export function eui64LinkLocal(mac: string): string {
   const b = mac.split(':').map((x) => parseInt(x, 16));
-  if (b.length !== 6 || b.some((x) => !(x >= 0 && x <= 255))) throw new Error(`not a MAC: ${mac}`);
+  if (b.length !== 6 || b.some((x) => !(x >= 0 && x <= 255))) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `not a MAC: ${mac}`, { details: { mac } });
   const [b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0] = b;
   const groups = [0xfe80, 0, 0, 0, ((b0 ^ 0x02) << 8) | b1, (b2 << 8) | 0xff, (0xfe << 8) | b3, (b4 << 8) | b5];
   return compressIpv6(groups);

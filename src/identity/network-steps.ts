@@ -1,6 +1,7 @@
 import { addressesIn, expectFact, fact, factList, failed, passed } from './facts.js';
 import { eui64LinkLocal, parseIfInet6, sameIpv6 } from './ipv6.js';
-import { shQuote } from './shell.js';
+import { VmforkError } from '../errors.js';
+import { shQuote } from '../util/index.js';
 import type { IdentityStep, NormalizedIdentity } from './types.js';
 
 /**
@@ -9,7 +10,7 @@ import type { IdentityStep, NormalizedIdentity } from './types.js';
  * [0-9a-zA-Z_.:/-], which ip's batch parser takes as plain words. `options` go before -batch (e.g. `-4 -o `).
  */
 export function ipBatch(options: string, commands: readonly string[]): string {
-  for (const c of commands) if (!/^[0-9a-zA-Z_.:/+ -]+$/.test(c)) throw new Error(`unsafe ip batch command: ${JSON.stringify(c)}`);
+  for (const c of commands) if (!/^[0-9a-zA-Z_.:/+ -]+$/.test(c)) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `unsafe ip batch command: ${JSON.stringify(c)}`);
   return [`ip ${options}-batch - <<'VMFORK_IP'`, ...commands, 'VMFORK_IP'].join('\n');
 }
 

@@ -1,21 +1,18 @@
+import { VmforkError } from '../errors.js';
+
 /**
  * The shell side of the identity pipeline: quoting, and the runtime every generated script starts with. The
  * guest's /bin/sh is dash, so everything here is POSIX sh; it avoids forks where a builtin will do, because under
  * TCG every fork + exec of a small program costs milliseconds.
  */
 
-/** Single-quotes a string for sh: the only character that needs care inside '…' is ' itself. */
-export function shQuote(value: string): string {
-  if (value.includes('\0')) throw new Error('shQuote: NUL cannot be passed through a shell');
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}
 
 /** Prefix of every structured output line: `@@step=<name> <key>=<value>`. */
 export const FACT_PREFIX = '@@step=';
 
 /** Step name → shell function name (dash accepts only [A-Za-z0-9_] in function names). */
 export function stepFunctionName(step: string): string {
-  if (!/^[a-z][a-z0-9-]*$/.test(step)) throw new Error(`invalid identity step name ${JSON.stringify(step)}`);
+  if (!/^[a-z][a-z0-9-]*$/.test(step)) throw new VmforkError('VMFORK_INTERNAL', `invalid identity step name ${JSON.stringify(step)}`);
   return `step_${step.replaceAll('-', '_')}`;
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { fact, factList, failed, passed } from './facts.js';
-import { shQuote } from './shell.js';
+import { shQuote } from '../util/index.js';
 import type { IdentityStep, StepFacts } from './types.js';
 
 /**

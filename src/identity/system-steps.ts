@@ -1,5 +1,5 @@
 import { expectFact, fact, factList, failed, passed } from './facts.js';
-import { shQuote } from './shell.js';
+import { shQuote } from '../util/index.js';
 import type { IdentityStep, NormalizedIdentity } from './types.js';
 
 /**

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { VmforkError } from '../errors.js';
-import { formatIpv4, parseIpv4 } from '../network/cidr.js';
-import { isLocallyAdministeredUnicast, normalizeMac } from '../network/mac.js';
-import { isValidName } from '../util/names.js';
+import { formatIpv4, isLocallyAdministeredUnicast, normalizeMac, parseIpv4 } from '../network/index.js';
+import { isValidName } from '../util/index.js';
 import type { ChildIdentity, NormalizedIdentity } from './types.js';
 
 /** The kernel's HOST_NAME_MAX: `hostname` refuses anything longer. */

@@ -3,8 +3,8 @@ import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:f
 import { join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmforkError } from '../errors.js';
-import { isSameProcess, readStartTime } from '../host/proc-stat.js';
-import { run } from '../util/exec.js';
+import { isSameProcess, readStartTime } from '../host/index.js';
+import { run } from '../util/index.js';
 
 /**
  * Where builds happen: `<images>/.build-<random>/`, on the same filesystem as the final `<images>/<hash>/`, so

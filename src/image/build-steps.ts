@@ -1,8 +1,8 @@
 import { copyFile, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VmforkError } from '../errors.js';
-import { convert } from '../qemu/qemu-img.js';
-import { run, type RunResult } from '../util/exec.js';
+import { convert } from '../qemu/index.js';
+import { run, type RunResult } from '../util/index.js';
 import { removeDirSafely } from './build-dir.js';
 import { applyGuestConfig, applyHygiene } from './guest-config.js';
 import type { BuildInfo } from './manifest.js';

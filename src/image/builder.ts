@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ERROR_REGISTRY, VmforkError, toVmforkError } from '../errors.js';
-import { parseSize } from '../util/size.js';
+import { VmforkError, toVmforkError } from '../errors.js';
+import { parseSize } from '../util/index.js';
 import { hostDebianMirror } from './apt-sources.js';
 import { acquireBuildLock, createBuildDir, discardDir, publishDir, removeDirSafely, removeStaleBuildDirs } from './build-dir.js';
 import { DISK_FILE, IMAGE_BUILD_STEPS, INITRD_FILE, KERNEL_FILE, type BuildContext, type BuildFacts, type BuildStep } from './build-steps.js';
@@ -140,8 +140,7 @@ function requireFacts(facts: Partial<BuildFacts>): BuildFacts {
  */
 export function stepFailure(step: string, err: unknown): VmforkError {
   const e = toVmforkError(err, 'VMFORK_IMAGE_BUILD_FAILED');
-  const prefix = `${ERROR_REGISTRY[e.code].message}: `;
-  const detail = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+  const detail = e.detail ?? e.message;
   const tail = typeof e.details?.stderrTail === 'string' ? e.details.stderrTail : undefined;
   const code = e.code === 'VMFORK_NO_SPACE' || e.code === 'VMFORK_DEPENDENCY_MISSING' ? e.code : 'VMFORK_IMAGE_BUILD_FAILED';
   const shownTail = tail ? `\n${tail.split('\n').slice(-8).map((l) => `  | ${l}`).join('\n')}` : '';

@@ -2,14 +2,10 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { VmforkError } from '../errors.js';
-import { freeSpace } from '../host/disk-space.js';
-import { assertImageUsable, convert, type ImageInfo } from '../qemu/qemu-img.js';
-import type { Db } from '../store/db.js';
-import { getImage, requireImage, upsertImage } from '../store/images-repo.js';
-import type { ImageRow } from '../store/schema.js';
-import { run } from '../util/exec.js';
-import { assertValidName, isValidName } from '../util/names.js';
-import { formatBytes } from '../util/size.js';
+import { actorFor, freeSpace } from '../host/index.js';
+import { assertImageUsable, convert, type ImageInfo } from '../qemu/index.js';
+import { deleteImage, getImage, insertImage, requireImage, transition, updateImage, type Db, type ImageRow } from '../store/index.js';
+import { assertValidName, formatBytes, isValidName, run } from '../util/index.js';
 import { createBuildDir, discardDir, publishDir, removeDirSafely } from './build-dir.js';
 import { digestFile, writeManifest, type ImageManifest } from './manifest.js';
 
@@ -39,12 +35,14 @@ export function nameFromFile(file: string): string | undefined {
 async function requireReadableFile(path: string, what: string): Promise<number> {
   try {
     const s = await stat(path);
-    if (!s.isFile()) throw new Error('not a regular file');
-    await access(path, constants.R_OK);
-    return s.size;
+    if (s.isFile()) {
+      await access(path, constants.R_OK);
+      return s.size;
+    }
   } catch (err) {
     throw new VmforkError('VMFORK_IMAGE_INVALID', `${what} ${path}: ${(err as Error).message}`, { cause: err, details: { path } });
   }
+  throw new VmforkError('VMFORK_IMAGE_INVALID', `${what} ${path}: not a regular file`, { details: { path } });
 }
 
 /** A bzImage carries "HdrS" at offset 0x202 (the x86 boot protocol header); QEMU's -kernel needs one. */
@@ -99,14 +97,16 @@ async function copy(src: string, dest: string): Promise<void> {
 /**
  * Copies a user's disk image (and optional kernel/initrd) into `<imagesDir>/imported-<name>/` and registers it.
  * The user's files are never moved or modified. qcow2 and raw are copied as they are (sparsely); other formats
- * qemu-img reads (vmdk, vdi, vhdx, …) are converted to qcow2. Nothing is left behind on failure.
+ * qemu-img reads (vmdk, vdi, vhdx, …) are converted to qcow2. The name is reserved (state `importing`) before the
+ * copy, so two imports of one name cannot both run; nothing is left behind on failure, and an import whose process
+ * died is rolled back by the next vmfork command.
  */
 export async function importImage(db: Db, options: ImportImageOptions): Promise<ImportedImage> {
   const name = options.name ?? nameFromFile(options.file);
   if (!name) throw new VmforkError('VMFORK_INVALID_NAME', `cannot derive an image name from ${options.file}; pass --name`);
   assertValidName(name, 'image');
   const info = await validateImport(db, options, name);
-  const dir = join(options.imagesDir, `imported-${name}`);
+  const dir = importDir(options.imagesDir, name);
   if (await stat(dir).then(() => true, () => false)) {
     throw new VmforkError('VMFORK_IMAGE_EXISTS', `${dir} already exists (imported by another home sharing this image dir?); pick another --name`, {
       details: { image: name, dir },
@@ -118,14 +118,32 @@ export async function importImage(db: Db, options: ImportImageOptions): Promise<
   if (freeBytes < need) {
     throw new VmforkError('VMFORK_NO_SPACE', `importing needs ${formatBytes(need)} in ${measured}, only ${formatBytes(freeBytes)} free`, { details: { path: measured, freeBytes } });
   }
-
+  const keep = info.format === 'qcow2' || info.format === 'raw';
+  const diskFile = keep ? `disk.${info.format}` : 'disk.qcow2';
+  const actor = await actorFor('image-import');
+  const createdAt = new Date().toISOString();
+  await insertImage(
+    db,
+    {
+      name,
+      source: 'imported',
+      state: 'importing',
+      disk_path: join(dir, diskFile),
+      kernel_path: options.kernel ? join(dir, 'vmlinuz') : null,
+      initrd_path: options.initrd ? join(dir, 'initrd.img') : null,
+      manifest_path: join(dir, 'manifest.json'),
+      recipe_hash: null,
+      virtual_size: info.virtualSize,
+      file_size: 0,
+      created_at: createdAt,
+    },
+    actor,
+  );
   const work = await createBuildDir(options.imagesDir);
   let published = false;
   try {
     const out = join(work, 'out');
     await mkdir(out);
-    const keep = info.format === 'qcow2' || info.format === 'raw';
-    const diskFile = keep ? `disk.${info.format}` : 'disk.qcow2';
     if (keep) await copy(options.file, join(out, diskFile));
     else await convert(options.file, join(out, diskFile), { outFormat: 'qcow2' });
     if (options.kernel) await copy(options.kernel, join(out, 'vmlinuz'));
@@ -133,7 +151,7 @@ export async function importImage(db: Db, options: ImportImageOptions): Promise<
     const manifest: ImageManifest = {
       formatVersion: 1,
       source: 'imported',
-      createdAt: new Date().toISOString(),
+      createdAt,
       disk: { file: diskFile, format: keep ? info.format : 'qcow2', virtualSize: info.virtualSize },
       kernel: options.kernel ? 'vmlinuz' : null,
       initrd: options.initrd ? 'initrd.img' : null,
@@ -145,23 +163,19 @@ export async function importImage(db: Db, options: ImportImageOptions): Promise<
     await writeManifest(out, manifest);
     if (!(await publishDir(out, dir))) throw new VmforkError('VMFORK_IMAGE_EXISTS', `${dir} appeared during the import`, { details: { image: name, dir } });
     published = true;
-    await upsertImage(db, {
-      name,
-      source: 'imported',
-      disk_path: join(dir, diskFile),
-      kernel_path: manifest.kernel ? join(dir, manifest.kernel) : null,
-      initrd_path: manifest.initrd ? join(dir, manifest.initrd) : null,
-      manifest_path: join(dir, 'manifest.json'),
-      recipe_hash: null,
-      virtual_size: info.virtualSize,
-      file_size: manifest.files[diskFile]?.size ?? 0,
-      created_at: manifest.createdAt,
-    });
+    await updateImage(db, name, { file_size: manifest.files[diskFile]?.size ?? 0 });
+    await transition(db, 'images', name, 'importing', 'ready', actor);
     return { row: await requireImage(db, name), manifest, dir };
   } catch (err) {
     if (published) await discardDir(options.imagesDir, dir); // registered nothing: take the copy back out
+    await deleteImage(db, name);
     throw err;
   } finally {
     await removeDirSafely(work);
   }
+}
+
+/** Where an imported image's files live. */
+export function importDir(imagesDir: string, name: string): string {
+  return join(imagesDir, `imported-${name}`);
 }

@@ -1,10 +1,10 @@
 import { stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { VmforkError } from '../errors.js';
-import type { Db } from '../store/db.js';
-import { deleteImage, getImage, imageUsers, listImages, requireImage, upsertImage } from '../store/images-repo.js';
-import type { ImageRow } from '../store/schema.js';
-import { assertValidName } from '../util/names.js';
+import { actorFor } from '../host/index.js';
+import type { Actor } from '../state/index.js';
+import { deleteImage, getImage, imageUsers, listImages, requireImage, transition, upsertReadyImage, withWriteLock, type Db, type ImageRow } from '../store/index.js';
+import { assertValidName } from '../util/index.js';
 import { discardDir } from './build-dir.js';
 import type { BuiltImage } from './builder.js';
 import { readManifest, type ImageManifest } from './manifest.js';
@@ -46,6 +46,9 @@ export function imageBoot(row: ImageRow, manifest: ImageManifest): ImageBoot {
  */
 export async function resolveImageBoot(db: Db, name: string): Promise<ImageBoot> {
   const row = await requireImage(db, name);
+  if (row.state !== 'ready') {
+    throw new VmforkError('VMFORK_IMAGE_STATE', `image "${name}" is ${row.state}; it can be used once it is ready`, { details: { image: name, state: row.state } });
+  }
   if (!row.manifest_path) throw new VmforkError('VMFORK_IMAGE_INVALID', `image "${name}" has no manifest`, { details: { image: name } });
   const manifest = await readManifest(dirname(row.manifest_path));
   for (const path of [row.disk_path, row.kernel_path, row.initrd_path]) {
@@ -81,7 +84,7 @@ export async function checkBuiltName(db: Db, name: string, hash: string): Promis
 export async function registerBuiltImage(db: Db, name: string, built: BuiltImage): Promise<ImageRow> {
   const { manifest, dir } = built;
   const disk = join(dir, manifest.disk.file);
-  await upsertImage(db, {
+  await upsertReadyImage(db, {
     name,
     source: 'built',
     disk_path: disk,
@@ -106,22 +109,43 @@ export interface RemoveImageResult {
 
 /**
  * Unregisters an image and removes its files when nothing else in this home points at them. Built images live
- * in a cache other homes may share (VMFORK_IMAGE_CACHE), so their files stay unless `purge`.
+ * in a cache other homes may share (VMFORK_IMAGE_CACHE), so their files stay unless `purge`. The record goes
+ * `deleting` first (refused while any VM or template uses it); a removal whose process died is finished by the
+ * next vmfork command.
  */
 export async function removeImage(db: Db, imagesDir: string, name: string, options: { purge?: boolean } = {}): Promise<RemoveImageResult> {
-  const row = await requireImage(db, name);
-  const users = await imageUsers(db, name);
-  if (users.length > 0) {
-    throw new VmforkError('VMFORK_IMAGE_IN_USE', `image "${name}" backs ${users.join(', ')}; destroy them first`, { details: { image: name, vms: users } });
-  }
+  const actor = await actorFor('image-rm');
+  const row = await withWriteLock(db, async (conn) => {
+    const found = await requireImage(conn, name);
+    const users = await imageUsers(conn, name);
+    if (users.length > 0) {
+      throw new VmforkError('VMFORK_IMAGE_IN_USE', `image "${name}" backs ${users.join(', ')}; destroy them first`, { details: { image: name, vms: users } });
+    }
+    await transition(conn, 'images', name, found.state, 'deleting', actor);
+    return found;
+  });
+  return finishImageRemoval(db, imagesDir, row, options);
+}
+
+async function finishImageRemoval(db: Db, imagesDir: string, row: ImageRow, options: { purge?: boolean }): Promise<RemoveImageResult> {
   const dir = dirname(row.disk_path);
-  await deleteImage(db, name);
+  await deleteImage(db, row.name);
   const others = (await listImages(db)).filter((r) => dirname(r.disk_path) === dir).map((r) => r.name);
-  const result: RemoveImageResult = { name, dir, filesRemoved: false };
+  const result: RemoveImageResult = { name: row.name, dir, filesRemoved: false };
   if (others.length > 0) return { ...result, keptBecause: 'other-records' };
   // only ever delete what vmfork itself put into the image dir
   if (!resolve(dir).startsWith(resolve(imagesDir) + sep)) return { ...result, keptBecause: 'outside-image-dir' };
   if (row.source === 'built' && !options.purge) return { ...result, keptBecause: 'shared-cache' };
   await discardDir(imagesDir, dir);
   return { ...result, filesRemoved: true };
+}
+
+/**
+ * Heal (src/heal/) of an image whose process died: an import is rolled back (its published copy, if any, and the
+ * record), a removal is finished (built files stay in the shared cache).
+ */
+export async function healImage(db: Db, imagesDir: string, row: ImageRow, actor: Actor): Promise<string> {
+  if (row.state === 'importing') await transition(db, 'images', row.name, 'importing', 'deleting', actor);
+  const r = await finishImageRemoval(db, imagesDir, row, { purge: row.state === 'importing' });
+  return `${row.state === 'importing' ? 'import rolled back' : 'removal finished'}: record removed, files ${r.filesRemoved ? 'deleted' : `kept (${r.keptBecause ?? ''})`}`;
 }

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { VmforkError } from '../errors.js';
+import { sha256File } from '../util/index.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -46,12 +45,6 @@ export const manifestSchema = z.object({
 export type ImageManifest = z.infer<typeof manifestSchema>;
 export type BuildInfo = z.infer<typeof buildInfo>;
 export type FileDigest = z.infer<typeof digest>;
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 export async function digestFile(path: string): Promise<FileDigest> {
   const [sha256, st] = await Promise.all([sha256File(path), stat(path)]);

@@ -1,7 +1,6 @@
 import { VmforkError } from '../errors.js';
-import { freeSpace } from '../host/disk-space.js';
-import { which } from '../util/exec.js';
-import { formatBytes } from '../util/size.js';
+import { freeSpace } from '../host/index.js';
+import { formatBytes, which } from '../util/index.js';
 
 /** A build holds the rootfs (~450 MiB), the raw filesystem and the qcow2 at once; 3 GiB leaves headroom. */
 export const BUILD_SPACE_BYTES = 3 * 1024 ** 3;

@@ -1,5 +1,4 @@
-import type { Db } from '../store/db.js';
-import { getLease, getNetwork } from '../store/networks-repo.js';
+import { getLease, getNetwork, type Db } from '../store/index.js';
 import { allocateLease, releaseLease, type Lease } from './leases.js';
 import { DEFAULT_NETWORK } from './names.js';
 import { ensureDefaultNetwork, ensureNetwork } from './networks.js';
@@ -13,18 +12,32 @@ export interface AttachOptions extends TapOptions {
   mac?: string | undefined;
 }
 
+/** Makes the network usable on the host (the default one is created on first use) and returns its name. */
+export async function ensureNetworkNamed(db: Db, network: string | undefined): Promise<string> {
+  const name = network ?? DEFAULT_NETWORK.name;
+  if (name === DEFAULT_NETWORK.name) await ensureDefaultNetwork(db);
+  else await ensureNetwork(db, name);
+  return name;
+}
+
+/**
+ * Creates the tap of a lease taken earlier (a fork reserves its children's leases with their names). If the tap
+ * cannot be made, nothing of it is left; the caller releases the lease with the rest of its rollback.
+ */
+export async function plugLease(lease: Lease, options: TapOptions = {}): Promise<void> {
+  await createTap(lease, lease.tap, options);
+}
+
 /**
  * The one call a VM needs before QEMU starts: the network is ensured on the host (rebuilt after a reboot), an
  * address, MAC and tap name are leased, and the tap is created on the bridge. If the tap cannot be made, the lease
  * is released again, so a failed attach leaves nothing behind.
  */
 export async function attachVm(db: Db, options: AttachOptions): Promise<Lease> {
-  const name = options.network ?? DEFAULT_NETWORK.name;
-  if (name === DEFAULT_NETWORK.name) await ensureDefaultNetwork(db);
-  else await ensureNetwork(db, name);
+  const name = await ensureNetworkNamed(db, options.network);
   const lease = await allocateLease(db, { network: name, vmName: options.vmName, mac: options.mac });
   try {
-    await createTap(lease, lease.tap, options);
+    await plugLease(lease, options);
   } catch (err) {
     await releaseLease(db, name, options.vmName);
     throw err;

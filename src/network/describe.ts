@@ -1,6 +1,4 @@
-import type { Db } from '../store/db.js';
-import { countLeases, listNetworkRows, requireNetwork } from '../store/networks-repo.js';
-import type { NetworkRow } from '../store/schema.js';
+import { countLeases, listNetworkRows, requireNetwork, type Db, type NetworkRow } from '../store/index.js';
 import { parseCidr, vmRange } from './cidr.js';
 import { listNamespaces } from './ip.js';
 import { leasesFor, type Lease } from './leases.js';

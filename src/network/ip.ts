@@ -1,5 +1,5 @@
 import { VmforkError } from '../errors.js';
-import { run, type RunOptions, type RunResult } from '../util/exec.js';
+import { run, type RunOptions, type RunResult } from '../util/index.js';
 
 /**
  * Namespaces, bridges and taps need CAP_NET_ADMIN and `ip netns add` mounts under /run/netns, so in practice root.

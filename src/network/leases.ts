@@ -1,5 +1,4 @@
 import { VmforkError } from '../errors.js';
-import type { Db } from '../store/db.js';
 import {
   deleteLease,
   findLeaseByMac,
@@ -10,9 +9,11 @@ import {
   listLeases,
   requireNetwork,
   withWriteLock,
-} from '../store/networks-repo.js';
-import type { LeaseRow, NetworkRow } from '../store/schema.js';
-import { assertValidName } from '../util/names.js';
+  type Db,
+  type LeaseRow,
+  type NetworkRow,
+} from '../store/index.js';
+import { assertValidName } from '../util/index.js';
 import { allocate, parseCidr, vmIndex, vmRange } from './cidr.js';
 import { isUnicastMac, normalizeMac, randomLocalMac } from './mac.js';
 import { tapName } from './names.js';
@@ -76,51 +77,57 @@ function checkMac(mac: string | undefined): string | undefined {
  * Only records the lease: the caller creates the tap (createTap) and releases the lease when the VM goes away.
  */
 export async function allocateLease(db: Db, options: AllocateLeaseOptions): Promise<Lease> {
-  assertValidName(options.vmName, 'VM');
-  const wantedMac = checkMac(options.mac);
-  const randomMac = options.randomMac ?? (() => randomLocalMac());
   for (let attempt = 1; ; attempt++) {
     try {
-      return await withWriteLock(db, async (conn) => {
-        const net = await requireNetwork(conn, options.network);
-        if (net.state === 'deleting') {
-          throw new VmforkError('VMFORK_NETWORK_NOT_FOUND', `network "${net.name}" is being deleted`, { details: { network: net.name } });
-        }
-        const held = await getLease(conn, net.name, options.vmName);
-        if (held) {
-          if (wantedMac !== undefined && wantedMac !== held.mac) {
-            throw new VmforkError('VMFORK_INVALID_ARGUMENT', `VM "${options.vmName}" already holds ${held.ip} on "${net.name}" with MAC ${held.mac}`, {
-              details: { network: net.name, vm: options.vmName, mac: held.mac },
-            });
-          }
-          return toLease(net, held);
-        }
-        const cidr = parseCidr(net.cidr);
-        const leases = await listLeases(conn, net.name);
-        const ip = allocate(cidr, leases.map((l) => l.ip));
-        if (ip === undefined) {
-          const total = vmRange(cidr).count;
-          throw new VmforkError('VMFORK_NETWORK_EXHAUSTED', `network "${net.name}" (${net.cidr}): 0 of ${total} addresses left`, {
-            details: { network: net.name, cidr: net.cidr, free: 0, total },
-          });
-        }
-        const mac = await pickMac(conn, wantedMac, randomMac);
-        const row = await insertLease(conn, {
-          network_name: net.name,
-          ip,
-          vm_name: options.vmName,
-          mac,
-          tap: tapName(vmIndex(cidr, ip) ?? 0),
-          allocated_at: new Date().toISOString(),
-        });
-        return toLease(net, row);
-      });
+      return await withWriteLock(db, (conn) => allocateLeaseIn(conn, options));
     } catch (err) {
       // Only reachable if a writer bypassed the write lock or a random MAC collided between check and insert.
       if (isUniqueViolation(err) && attempt < MAX_ATTEMPTS) continue;
       throw err;
     }
   }
+}
+
+/**
+ * allocateLease for a caller that already holds the write lock (`conn` from withWriteLock): a fork reserves its
+ * children's names and addresses in one transaction, so two concurrent forks never plan the same ones.
+ */
+export async function allocateLeaseIn(conn: Db, options: AllocateLeaseOptions): Promise<Lease> {
+  assertValidName(options.vmName, 'VM');
+  const wantedMac = checkMac(options.mac);
+  const randomMac = options.randomMac ?? (() => randomLocalMac());
+  const net = await requireNetwork(conn, options.network);
+  if (net.state === 'deleting') {
+    throw new VmforkError('VMFORK_NETWORK_NOT_FOUND', `network "${net.name}" is being deleted`, { details: { network: net.name } });
+  }
+  const held = await getLease(conn, net.name, options.vmName);
+  if (held) {
+    if (wantedMac !== undefined && wantedMac !== held.mac) {
+      throw new VmforkError('VMFORK_INVALID_ARGUMENT', `VM "${options.vmName}" already holds ${held.ip} on "${net.name}" with MAC ${held.mac}`, {
+        details: { network: net.name, vm: options.vmName, mac: held.mac },
+      });
+    }
+    return toLease(net, held);
+  }
+  const cidr = parseCidr(net.cidr);
+  const leases = await listLeases(conn, net.name);
+  const ip = allocate(cidr, leases.map((l) => l.ip));
+  if (ip === undefined) {
+    const total = vmRange(cidr).count;
+    throw new VmforkError('VMFORK_NETWORK_EXHAUSTED', `network "${net.name}" (${net.cidr}): 0 of ${total} addresses left`, {
+      details: { network: net.name, cidr: net.cidr, free: 0, total },
+    });
+  }
+  const mac = await pickMac(conn, wantedMac, randomMac);
+  const row = await insertLease(conn, {
+    network_name: net.name,
+    ip,
+    vm_name: options.vmName,
+    mac,
+    tap: tapName(vmIndex(cidr, ip) ?? 0),
+    allocated_at: new Date().toISOString(),
+  });
+  return toLease(net, row);
 }
 
 async function pickMac(conn: Db, wanted: string | undefined, randomMac: () => string): Promise<string> {

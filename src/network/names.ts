@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { VmforkError } from '../errors.js';
-import { assertValidName } from '../util/names.js';
+import { settingOnce, type Db } from '../store/index.js';
+import { assertValidName } from '../util/index.js';
 
 /** Linux IFNAMSIZ is 16 bytes including the terminating NUL: interface names have at most 15 characters. */
 export const IFNAME_MAX = 15;
@@ -17,13 +19,6 @@ export const TAP_PREFIX = 'vt';
 export const DEFAULT_NETWORK = { name: 'default', cidr: '10.231.0.0/24' } as const;
 
 /**
- * Namespace names are `<prefix><network>`. The default prefix `vmfork-` can be changed with VMFORK_NETNS_PREFIX so
- * that several data dirs on one host (parallel test runs) each get their own namespaces; the chosen name is
- * recorded per network, so changing the prefix later never orphans an existing one.
- */
-export const DEFAULT_NETNS_PREFIX = 'vmfork-';
-
-/**
  * Network names are RFC 1123 labels like every vmfork name, and also at most IFNAME_MAX characters so that the
  * name itself is a legal interface name wherever one is derived from it (a host-side link, a log of `ip` output).
  */
@@ -36,15 +31,30 @@ export function assertValidNetworkName(name: string): void {
   }
 }
 
-export function netnsPrefix(env: NodeJS.ProcessEnv = process.env): string {
-  const prefix = env.VMFORK_NETNS_PREFIX ?? DEFAULT_NETNS_PREFIX;
-  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(prefix)) {
-    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `VMFORK_NETNS_PREFIX "${prefix}" must be 1-32 of [a-z0-9-]`);
-  }
+/**
+ * Namespace names are `<prefix><network>`, and namespaces are host-global: two data dirs on one host must not both
+ * call theirs `vmfork-default`. So each data dir draws its own prefix once (`vmf-<6 hex>-`, kept in its store);
+ * VMFORK_NETNS_PREFIX overrides it. The chosen name is recorded per network, so a prefix that changes later never
+ * orphans an existing namespace.
+ */
+export const NETNS_PREFIX_SETTING = 'netns_prefix';
+
+const PREFIX = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/** VMFORK_NETNS_PREFIX when set (validated), else undefined. */
+export function netnsPrefixOverride(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const prefix = env.VMFORK_NETNS_PREFIX;
+  if (prefix === undefined) return undefined;
+  if (!PREFIX.test(prefix)) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `VMFORK_NETNS_PREFIX "${prefix}" must be 1-32 of [a-z0-9-]`);
   return prefix;
 }
 
-export function netnsName(network: string, prefix: string = netnsPrefix()): string {
+/** The prefix this data dir gives new namespaces: the override, or its own (drawn on first use and kept). */
+export async function dataDirNetnsPrefix(db: Db, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return netnsPrefixOverride(env) ?? settingOnce(db, NETNS_PREFIX_SETTING, () => `vmf-${randomBytes(3).toString('hex')}-`);
+}
+
+export function netnsName(network: string, prefix: string): string {
   return `${prefix}${network}`;
 }
 

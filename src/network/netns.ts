@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { VmforkError } from '../errors.js';
 import { ip, ipJson, isAlreadyExists, listNamespaces } from './ip.js';
 import { isTapName } from './names.js';
@@ -109,7 +110,7 @@ async function settledInspect(netns: string, bridge: string): Promise<NamespaceR
   for (let i = 0; ; i++) {
     const r = await inspectNamespace(netns, bridge);
     if (!r.bridge.present || r.bridge.alias || i >= 20) return r;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 

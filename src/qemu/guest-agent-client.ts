@@ -1,45 +1,14 @@
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { VmforkError, isVmforkError } from '../errors.js';
-import { QemuCommandError, SerialQueue, parseReply, sleep, type Reply } from './command-queue.js';
+import { SerialQueue, parseReply, sleep, type Reply } from './command-queue.js';
 import { guestExec, guestReadFile, guestWriteFile, type ExecOptions, type ExecResult, type FileOptions } from './guest-agent-ops.js';
 import { JsonLineDecoder, SILENT_LOGGER, connectUnixSocket, encodeJsonLine, isObject, type ProtocolLogger } from './json-line-stream.js';
 
+import { GuestAgentCommandError, type AgentCallOptions, type AgentConnectOptions, type AgentInfo, type WaitReadyOptions } from './guest-agent-types.js';
+
 export type { ExecOptions, ExecResult, FileOptions } from './guest-agent-ops.js';
-
-export interface AgentConnectOptions {
-  /** Connect timeout. @default 5000 */
-  timeoutMs?: number;
-  /** Per-command timeout when a call is given none. @default 10000 */
-  commandTimeoutMs?: number;
-  /** @default silent */
-  logger?: ProtocolLogger;
-}
-
-export interface WaitReadyOptions extends Omit<AgentConnectOptions, 'timeoutMs'> {
-  /** Overall deadline. */
-  timeoutMs: number;
-  /** How long one connect or sync + ping attempt may take before the next. @default 1000 */
-  attemptTimeoutMs?: number;
-}
-
-export interface AgentCallOptions {
-  timeoutMs?: number;
-}
-
-/** guest-info, trimmed. */
-export interface AgentInfo {
-  version: string;
-  supported_command: { name: string; enabled: boolean; 'success-response': boolean }[];
-}
-
-/** Thrown by GuestAgentClient calls when the agent answers `{"error": {"class", "desc"}}`. */
-export class GuestAgentCommandError extends QemuCommandError {
-  constructor(command: string, errorClass: string, desc: string) {
-    super('VMFORK_AGENT_ERROR', command, errorClass, desc);
-    this.name = 'GuestAgentCommandError';
-  }
-}
+export { GuestAgentCommandError, type AgentCallOptions, type AgentConnectOptions, type AgentInfo, type WaitReadyOptions } from './guest-agent-types.js';
 
 const SENTINEL = Buffer.from([0xff]);
 const RETRY_CONNECT_MS = 100;

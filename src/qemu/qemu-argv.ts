@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { parseVmSpec, type VmSpecInput } from '../vm/vm-spec.js';
+import { isDeepStrictEqual } from 'node:util';
+import type { VmSpec } from '../spec/index.js';
 
 /**
  * The one place a QEMU command line is assembled. Template parents and forked children must present the guest
@@ -23,9 +24,8 @@ export function escapeOptionValue(value: string): string {
   return value.replace(/,/g, ',,');
 }
 
-/** Builds the argv (without the program name) that runs `spec` on qemu-system-x86_64. Validates the spec first. */
-export function buildQemuArgv(input: VmSpecInput): string[] {
-  const spec = parseVmSpec(input);
+/** Builds the argv (without the program name) that runs `spec` on qemu-system-x86_64. */
+export function buildQemuArgv(spec: VmSpec): string[] {
   const mem = spec.memory;
   const argv: string[] = ['-name', spec.name, '-nodefaults', '-no-user-config', '-display', 'none'];
 
@@ -69,15 +69,28 @@ export function buildQemuArgv(input: VmSpecInput): string[] {
 }
 
 /**
- * The canonical description of what a child must share with its template: machine, accelerator, CPU model and
- * count, RAM size and kind, and every device with its id, position and guest-visible settings. Per-VM values —
- * MAC, paths, vmgenid guid, SMBIOS uuid, share flag, kernel, tb-size, incoming — are left out. Equal strings mean
- * the child's device state will fit.
+ * What a child must share with its template: machine, accelerator, CPU model and count, RAM size and kind, and
+ * every device with its id, position and guest-visible settings. Per-VM values — MAC, paths, vmgenid guid, SMBIOS
+ * uuid, share flag, kernel, tb-size, incoming — are left out. Equal layouts mean the child's device state fits.
  */
-export function deviceLayoutOf(input: VmSpecInput): string {
-  const s = parseVmSpec(input);
-  // keys in a fixed literal order: JSON.stringify keeps insertion order, so the string is canonical
-  const layout = {
+export interface DeviceLayout {
+  layout: number;
+  machine: string;
+  accel: VmSpec['accel'];
+  cpuModel: string;
+  cpus: number;
+  memoryMiB: number;
+  memoryKind: VmSpec['memory']['kind'];
+  disks: { id: string; readOnly: boolean; cache: string }[];
+  nics: { id: string; backend: string }[];
+  agent: boolean;
+  vmgenid: boolean;
+  serial: boolean;
+}
+
+export function deviceLayout(s: VmSpec): DeviceLayout {
+  // keys in a fixed literal order: the JSON form below is then canonical
+  return {
     layout: LAYOUT_VERSION,
     machine: s.machine,
     accel: s.accel,
@@ -91,19 +104,23 @@ export function deviceLayoutOf(input: VmSpecInput): string {
     vmgenid: s.vmgenid !== undefined,
     serial: s.serialLog !== undefined,
   };
-  return JSON.stringify(layout);
+}
+
+/** The canonical text of a spec's layout, as a template records it (`record.layout`). */
+export function deviceLayoutOf(spec: VmSpec): string {
+  return JSON.stringify(deviceLayout(spec));
 }
 
 /** sha256 (hex) of `deviceLayoutOf(spec)`: short enough to store and compare. */
-export function deviceLayoutHash(spec: VmSpecInput): string {
+export function deviceLayoutHash(spec: VmSpec): string {
   return createHash('sha256').update(deviceLayoutOf(spec)).digest('hex');
 }
 
 /** The layout parts in which two specs differ, e.g. `memoryMiB: 512 ≠ 1024`; empty when a fork fits. */
-export function layoutDifferences(template: VmSpecInput, child: VmSpecInput): string[] {
-  const a = JSON.parse(deviceLayoutOf(template)) as Record<string, unknown>;
-  const b = JSON.parse(deviceLayoutOf(child)) as Record<string, unknown>;
-  return Object.keys(a)
-    .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+export function layoutDifferences(template: VmSpec, child: VmSpec): string[] {
+  const a = deviceLayout(template);
+  const b = deviceLayout(child);
+  return (Object.keys(a) as (keyof DeviceLayout)[])
+    .filter((k) => !isDeepStrictEqual(a[k], b[k]))
     .map((k) => `${k}: ${JSON.stringify(a[k])} ≠ ${JSON.stringify(b[k])}`);
 }

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { isVmforkError, VmforkError } from '../errors.js';
-import { QEMU_IMG_BINARY, qemuProgramVersion, runQemuTool, type QemuVersion } from '../host/qemu-binary.js';
-import type { RunResult } from '../util/exec.js';
+import { QEMU_IMG_BINARY, qemuProgramVersion, runQemuTool, type QemuVersion } from '../host/index.js';
+import type { RunResult } from '../util/index.js';
 
 /**
  * A thin typed wrapper over `qemu-img`. Every path is made absolute before it is passed: qemu-img reads

@@ -2,11 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { lstat, open, readFile, stat, unlink } from 'node:fs/promises';
 import { isVmforkError, VmforkError } from '../errors.js';
-import { QEMU_PACKAGES, QEMU_SYSTEM_BINARY } from '../host/qemu-binary.js';
-import { isSameProcess, readProcStat, readStartTime, waitForExit } from '../host/proc-stat.js';
+import { QEMU_PACKAGES, QEMU_SYSTEM_BINARY, isSameProcess, readProcStat, readStartTime, waitForExit } from '../host/index.js';
+import { sleep } from './command-queue.js';
 import { QmpClient } from './qmp-client.js';
-
-export { isSameProcess, readStartTime, waitForExit } from '../host/proc-stat.js';
 
 /**
  * QEMU runs detached from vmfork: its own session (no controlling terminal, no signal from a Ctrl-C of the CLI),
@@ -94,7 +92,7 @@ export async function launchQemu(options: LaunchOptions): Promise<LaunchedProces
       await terminateProcess(pid, startTime, { graceMs: 1_000 });
       return fail(`did not answer on ${options.qmpSocket} within ${timeoutMs} ms (killed)`);
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 

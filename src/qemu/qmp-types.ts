@@ -47,6 +47,8 @@ export interface MigrationInfo {
   'error-desc'?: string;
   'total-time'?: number;
   downtime?: number;
+  /** RAM transfer counters; with x-ignore-shared, `transferred` is the device state and firmware blocks only. */
+  ram?: { transferred?: number; [key: string]: unknown };
   [key: string]: unknown;
 }
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { VmforkError } from '../errors.js';
 import { migrationProvider } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -50,4 +50,29 @@ export async function migrate(db: Kysely<Database>): Promise<string[]> {
     throw new VmforkError('VMFORK_STORE_FAILED', `migration failed: ${(error as Error).message ?? String(error)}`, { cause: error });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** True for SQLite's UNIQUE (and PRIMARY KEY) constraint failure: the row or the value is already taken. */
+export function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && /UNIQUE constraint failed/.test(err.message);
+}
+
+/**
+ * Runs `fn` in a `BEGIN IMMEDIATE` transaction on one reserved connection. IMMEDIATE takes SQLite's write lock up
+ * front, so a read-then-insert (pick the lowest free address or the next free name, insert it) cannot interleave
+ * with another process doing the same; waiting for the lock is bounded by the store's busy_timeout. A plain
+ * (deferred) BEGIN would instead fail with SQLITE_BUSY when two readers both try to upgrade to writers.
+ */
+export async function withWriteLock<T>(db: Db, fn: (conn: Db) => Promise<T>): Promise<T> {
+  return db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    try {
+      const result = await fn(conn);
+      await sql`commit`.execute(conn);
+      return result;
+    } catch (err) {
+      await sql`rollback`.execute(conn);
+      throw err;
+    }
+  });
 }

@@ -1,6 +1,9 @@
 import { VmforkError } from '../errors.js';
 import type { Db } from './db.js';
+import { isUniqueViolation } from './db.js';
 import type { ImageRow, NewImage } from './schema.js';
+import type { Actor } from '../state/index.js';
+import { ownerColumns } from './transition.js';
 
 export async function getImage(db: Db, name: string): Promise<ImageRow | undefined> {
   return db.selectFrom('images').selectAll().where('name', '=', name).executeTakeFirst();
@@ -17,13 +20,51 @@ export async function listImages(db: Db): Promise<ImageRow[]> {
   return db.selectFrom('images').selectAll().orderBy('name').execute();
 }
 
-/** Inserts or replaces the record of an image (a rebuild with a new recipe replaces the old record). */
-export async function upsertImage(db: Db, image: NewImage): Promise<void> {
-  await db
-    .insertInto('images')
-    .values(image)
-    .onConflict((oc) => oc.column('name').doUpdateSet(image))
-    .execute();
+type ImageFields = Omit<NewImage, 'owner_pid' | 'owner_start_time' | 'owner_op' | 'state' | 'updated_at'>;
+
+/** Reserves an image name in `state` (owned by the actor while it is transitional); a taken name is VMFORK_IMAGE_EXISTS. */
+export async function insertImage(db: Db, image: ImageFields & { state: NewImage['state'] }, actor: Actor): Promise<void> {
+  try {
+    await db
+      .insertInto('images')
+      .values({ ...image, updated_at: image.created_at, ...ownerColumns('images', image.state ?? 'ready', actor) })
+      .execute();
+  } catch (err) {
+    if (isUniqueViolation(err)) {
+      throw new VmforkError('VMFORK_IMAGE_EXISTS', `an image named "${image.name}" already exists`, { cause: err, details: { image: image.name } });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Points a `ready` image record at new files (a rebuild under a new recipe), or inserts it ready. A record being
+ * imported or removed is left alone: VMFORK_IMAGE_STATE.
+ */
+export async function upsertReadyImage(db: Db, image: ImageFields): Promise<void> {
+  const now = new Date().toISOString();
+  const updated = await db
+    .updateTable('images')
+    .set({ ...image, updated_at: now })
+    .where('name', '=', image.name)
+    .where('state', '=', 'ready')
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) === 1) return;
+  try {
+    await db
+      .insertInto('images')
+      .values({ ...image, state: 'ready', updated_at: now, owner_pid: null, owner_start_time: null, owner_op: null })
+      .execute();
+  } catch (err) {
+    if (!isUniqueViolation(err)) throw err;
+    const row = await requireImage(db, image.name);
+    throw new VmforkError('VMFORK_IMAGE_STATE', `image "${image.name}" is ${row.state}; try again once that finishes`, { cause: err, details: { image: image.name, state: row.state } });
+  }
+}
+
+/** Updates an image's file facts (never its state or owner). */
+export async function updateImage(db: Db, name: string, update: Partial<Pick<ImageFields, 'virtual_size' | 'file_size'>>): Promise<void> {
+  await db.updateTable('images').set({ ...update, updated_at: new Date().toISOString() }).where('name', '=', name).execute();
 }
 
 export async function deleteImage(db: Db, name: string): Promise<void> {

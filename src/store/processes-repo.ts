@@ -24,7 +24,3 @@ export async function markProcessExited(db: Db, vmName: string): Promise<void> {
     .where('exited_at', 'is', null)
     .execute();
 }
-
-export async function liveProcesses(db: Db): Promise<ProcessRow[]> {
-  return db.selectFrom('processes').selectAll().where('exited_at', 'is', null).execute();
-}

@@ -1,6 +1,10 @@
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ImageState, NetworkState, OwnerOp, TemplateState, VmRole, VmState } from '../state/index.js';
 
-/** Table types of the state store. Timestamps are ISO-8601 strings; JSON columns are TEXT. */
+/**
+ * Table types of the state store. Timestamps are ISO-8601 strings; JSON columns are TEXT. Every resource with a
+ * state has the same owner columns: set while the row is in a transitional state (see src/state/), null otherwise.
+ */
 export interface Database {
   hosts: HostsTable;
   images: ImagesTable;
@@ -9,6 +13,14 @@ export interface Database {
   networks: NetworksTable;
   ip_leases: IpLeasesTable;
   templates: TemplatesTable;
+  settings: SettingsTable;
+}
+
+/** Who is moving a row through a transitional state: the process (pid + start time) and its operation. */
+export interface OwnerColumns {
+  owner_pid: number | null;
+  owner_start_time: number | null;
+  owner_op: OwnerOp | null;
 }
 
 export interface HostsTable {
@@ -17,10 +29,11 @@ export interface HostsTable {
   created_at: string;
 }
 
-export interface ImagesTable {
+export interface ImagesTable extends OwnerColumns {
   name: string;
   /** 'built' by `vmfork image build`, 'imported' by `vmfork image import`. */
   source: 'built' | 'imported';
+  state: ImageState;
   disk_path: string;
   kernel_path: string | null;
   initrd_path: string | null;
@@ -29,32 +42,32 @@ export interface ImagesTable {
   virtual_size: number;
   file_size: number;
   created_at: string;
+  updated_at: string;
 }
 
-export interface VmsTable {
+export interface VmsTable extends OwnerColumns {
   name: string;
   host_id: string;
   image_name: string | null;
-  /** See src/vm/vm-state.ts for the state machine. */
-  state: string;
-  /** 'vm' (cold-booted), later 'template' and 'child'. */
-  role: string;
+  state: VmState;
+  role: VmRole;
   dir: string;
+  /** The parsed VmSpec (src/spec/), every default applied: the same shape for every role. */
   spec_json: string;
   last_error: string | null;
   created_at: string;
   updated_at: string;
   /** The template a child was forked from (role 'child'); null otherwise. */
-  template_name?: string | null;
+  template_name: string | null;
 }
 
-/** A frozen template ("forked state"): see src/fork/template-state.ts and src/fork/template-record.ts. */
-export interface TemplatesTable {
+/** A frozen template ("forked state"): see src/template/. */
+export interface TemplatesTable extends OwnerColumns {
   name: string;
   image_name: string;
-  state: string;
+  state: TemplateState;
   dir: string;
-  /** The parent VM's spec; children must match its device layout. */
+  /** The parent VM's parsed spec ('{}' until it is planned); children must match its device layout. */
   spec_json: string;
   /** What every child depends on (QEMU build, machine, files + sha256), written when the cut succeeds. */
   record_json: string | null;
@@ -78,19 +91,19 @@ export interface ProcessesTable {
 }
 
 /** A vmfork network: one namespace with one bridge (see docs/networks.md). */
-export interface NetworksTable {
+export interface NetworksTable extends OwnerColumns {
   name: string;
   /** Canonical CIDR, e.g. `10.231.0.0/24`. */
   cidr: string;
-  /** Namespace name on the host, recorded because its prefix is configurable. */
+  /** Namespace name on the host, recorded because its prefix differs between data dirs. */
   netns: string;
   bridge: string;
   gateway: string;
   /** Random id written into the bridge's alias: proves a namespace on the host belongs to this data dir. */
   owner_id: string;
-  /** 'creating' until the host side is built, 'ready', 'deleting' while `network rm` runs. */
-  state: 'creating' | 'ready' | 'deleting';
+  state: NetworkState;
   created_at: string;
+  updated_at: string;
 }
 
 export interface IpLeasesTable {
@@ -103,7 +116,12 @@ export interface IpLeasesTable {
   allocated_at: string;
 }
 
-export type HostRow = Selectable<HostsTable>;
+/** Facts about this data dir that never change once set (e.g. its namespace prefix). */
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
 export type ImageRow = Selectable<ImagesTable>;
 export type NewImage = Insertable<ImagesTable>;
 export type VmRow = Selectable<VmsTable>;

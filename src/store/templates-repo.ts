@@ -1,6 +1,9 @@
 import { VmforkError } from '../errors.js';
 import type { Db } from './db.js';
+import { isUniqueViolation } from './db.js';
 import type { NewTemplate, TemplateRow, TemplatesTable } from './schema.js';
+import type { Actor } from '../state/index.js';
+import { ownerColumns } from './transition.js';
 
 export async function getTemplate(db: Db, name: string): Promise<TemplateRow | undefined> {
   return db.selectFrom('templates').selectAll().where('name', '=', name).executeTakeFirst();
@@ -16,27 +19,26 @@ export async function listTemplates(db: Db): Promise<TemplateRow[]> {
   return db.selectFrom('templates').selectAll().orderBy('name').execute();
 }
 
-export async function insertTemplate(db: Db, row: NewTemplate): Promise<void> {
+/** Inserts a template record owned by the actor; the primary key makes two concurrent creates of one name safe. */
+export async function insertTemplate(db: Db, row: Omit<NewTemplate, 'owner_pid' | 'owner_start_time' | 'owner_op'>, actor: Actor): Promise<void> {
   try {
-    await db.insertInto('templates').values(row).execute();
+    await db
+      .insertInto('templates')
+      .values({ ...row, ...ownerColumns('templates', row.state, actor) })
+      .execute();
   } catch (err) {
-    if (/UNIQUE constraint failed/.test((err as Error).message)) {
+    if (isUniqueViolation(err)) {
       throw new VmforkError('VMFORK_TEMPLATE_EXISTS', `a template named "${row.name}" already exists`, { cause: err, details: { template: row.name } });
     }
     throw err;
   }
 }
 
-export async function updateTemplate(db: Db, name: string, update: Partial<Omit<TemplatesTable, 'name' | 'updated_at'>>): Promise<void> {
+/** Updates columns other than the state and its owner (those change only through `transition`). */
+export async function updateTemplate(db: Db, name: string, update: Partial<Pick<TemplatesTable, 'spec_json' | 'record_json' | 'last_error'>>): Promise<void> {
   await db.updateTable('templates').set({ ...update, updated_at: new Date().toISOString() }).where('name', '=', name).execute();
 }
 
 export async function deleteTemplateRow(db: Db, name: string): Promise<void> {
   await db.deleteFrom('templates').where('name', '=', name).execute();
-}
-
-/** Children (VM rows) forked from the template. */
-export async function templateChildren(db: Db, name: string): Promise<string[]> {
-  const rows = await db.selectFrom('vms').select('name').where('template_name', '=', name).orderBy('name').execute();
-  return rows.map((r) => r.name);
 }

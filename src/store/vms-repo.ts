@@ -1,6 +1,10 @@
 import { VmforkError } from '../errors.js';
+import type { VmRole } from '../state/index.js';
 import type { Db } from './db.js';
 import type { NewVm, VmRow, VmUpdate } from './schema.js';
+import { isUniqueViolation } from './db.js';
+import type { Actor } from '../state/index.js';
+import { ownerColumns } from './transition.js';
 
 export async function getVm(db: Db, name: string): Promise<VmRow | undefined> {
   return db.selectFrom('vms').selectAll().where('name', '=', name).executeTakeFirst();
@@ -12,24 +16,44 @@ export async function requireVm(db: Db, name: string): Promise<VmRow> {
   return row;
 }
 
-export async function listVms(db: Db, filter: { role?: string } = {}): Promise<VmRow[]> {
+export async function listVms(db: Db, filter: { role?: VmRole; template?: string } = {}): Promise<VmRow[]> {
   let q = db.selectFrom('vms').selectAll();
   if (filter.role) q = q.where('role', '=', filter.role);
+  if (filter.template) q = q.where('template_name', '=', filter.template);
   return q.orderBy('created_at').orderBy('name').execute();
 }
 
-export async function insertVm(db: Db, vm: NewVm): Promise<void> {
+/** Every VM name in the store (children's names are planned against it). */
+export async function vmNames(db: Db): Promise<Set<string>> {
+  return new Set((await db.selectFrom('vms').select('name').execute()).map((r) => r.name));
+}
+
+/** Children (VM rows) forked from the template, by name. */
+export async function templateChildren(db: Db, template: string): Promise<string[]> {
+  const rows = await db.selectFrom('vms').select('name').where('template_name', '=', template).orderBy('name').execute();
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Inserts a VM record; its owner columns follow its state (a VM born `creating` is owned by the actor). The primary
+ * key makes the name a reservation: of two processes inserting one name, the second gets VMFORK_VM_EXISTS.
+ */
+export async function insertVm(db: Db, vm: Omit<NewVm, 'owner_pid' | 'owner_start_time' | 'owner_op'>, actor: Actor): Promise<void> {
   try {
-    await db.insertInto('vms').values(vm).execute();
+    await db
+      .insertInto('vms')
+      .values({ ...vm, ...ownerColumns('vms', vm.state, actor) })
+      .execute();
   } catch (err) {
-    if (/UNIQUE constraint failed/.test((err as Error).message)) {
+    if (isUniqueViolation(err)) {
       throw new VmforkError('VMFORK_VM_EXISTS', `a VM named "${vm.name}" already exists`, { cause: err, details: { vm: vm.name } });
     }
     throw err;
   }
 }
 
-export async function updateVm(db: Db, name: string, update: Omit<VmUpdate, 'name' | 'updated_at'>): Promise<void> {
+/** Updates columns other than the state and its owner (those change only through `transition`). */
+export async function updateVm(db: Db, name: string, update: Omit<VmUpdate, 'name' | 'state' | 'updated_at' | 'owner_pid' | 'owner_start_time' | 'owner_op'>): Promise<void> {
   await db
     .updateTable('vms')
     .set({ ...update, updated_at: new Date().toISOString() })

@@ -1,3 +1,5 @@
+import { VmforkError } from '../errors.js';
+
 /** Order statistics for timing samples (benchmarks, the demo). Pure: no I/O, no clock. */
 
 export interface Stats {
@@ -16,7 +18,7 @@ export interface Stats {
  * would make one slow outlier the whole figure. Undefined for no samples.
  */
 export function percentile(samples: readonly number[], q: number): number | undefined {
-  if (!(q >= 0 && q <= 100)) throw new RangeError(`percentile must be within 0..100, got ${q}`);
+  if (!(q >= 0 && q <= 100)) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `percentile must be within 0..100, got ${q}`);
   if (samples.length === 0) return undefined;
   const sorted = [...samples].sort((a, b) => a - b);
   const rank = (q / 100) * (sorted.length - 1);

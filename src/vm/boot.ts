@@ -1,24 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
-import { VmforkError, toVmforkError } from '../errors.js';
-import { detectAccel, readHostFacts, type AccelChoice, type AccelDecision } from '../host/accel.js';
-import { buildQemuArgv } from '../qemu/qemu-argv.js';
-import { createOverlay } from '../qemu/qemu-img.js';
-import { GuestAgentClient } from '../qemu/guest-agent-client.js';
-import { terminateProcess } from '../qemu/qemu-process.js';
-import { randomLocalMac } from '../network/mac.js';
-import { LOCAL_HOST_ID } from '../store/db.js';
-import { deleteVm, insertVm, updateVm } from '../store/vms-repo.js';
-import { assertValidName } from '../util/names.js';
-import { parseMemoryMiB } from '../util/size.js';
+import { mkdir } from 'node:fs/promises';
+import { VmforkError, withContext } from '../errors.js';
+import { actorFor, checkHostCapacity, detectAccel, readHostFacts, type AccelChoice, type AccelDecision } from '../host/index.js';
+import { createOverlay, GuestAgentClient, type LaunchedProcess } from '../qemu/index.js';
+import { randomLocalMac } from '../network/index.js';
+import { parseVmSpec, type VmSpec } from '../spec/index.js';
+import { insertVm, LOCAL_HOST_ID, transition } from '../store/index.js';
+import { assertValidName, parseMemoryMiB } from '../util/index.js';
+import { readGuestIdentity } from './guest-facts.js';
 import { imageBootSource, type BootSource } from './image-boot.js';
-import { readGuestIdentity } from './guest-identity.js';
-import { checkHostCapacity } from './capacity.js';
+import { serialTail } from './serial-log.js';
 import type { VmDeps } from './vm-deps.js';
 import { vmChannels, vmPaths } from './vm-paths.js';
 import { startVmProcess } from './vm-process.js';
-import type { VmSpecInput } from './vm-spec.js';
-import { serialTail } from './serial-log.js';
+import { rollbackVm } from './vm-record.js';
 
 export interface BootOptions {
   image: string;
@@ -49,11 +44,18 @@ export interface BootResult {
 
 interface BootPlan {
   name: string;
-  memoryMiB: number;
-  cpus: number;
   accel: AccelDecision;
-  spec: VmSpecInput;
+  spec: VmSpec;
   source: BootSource;
+}
+
+/** Guest CPUs a VM may be given (flags are checked with the same bounds everywhere). */
+export function checkCpus(cpus: number | undefined): number {
+  const n = cpus ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--cpus must be a whole number from 1 to 64, got ${String(cpus)}`, { details: { cpus } });
+  }
+  return n;
 }
 
 /**
@@ -63,33 +65,27 @@ interface BootPlan {
  */
 export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootResult> {
   const plan = await planBoot(deps, options);
-  const { db, home, log } = deps;
+  const { db, home } = deps;
   const paths = vmPaths(home.vms, plan.name);
+  const actor = await actorFor('boot');
   const now = new Date().toISOString();
-  await insertVm(db, {
-    name: plan.name,
-    host_id: LOCAL_HOST_ID,
-    image_name: options.image,
-    state: 'creating',
-    role: 'vm',
-    dir: paths.dir,
-    spec_json: JSON.stringify(plan.spec),
-    last_error: null,
-    created_at: now,
-    updated_at: now,
-  });
-  let launched: { pid: number; startTime: number } | undefined;
+  await insertVm(
+    db,
+    { name: plan.name, host_id: LOCAL_HOST_ID, image_name: options.image, template_name: null, state: 'creating', role: 'vm', dir: paths.dir, spec_json: JSON.stringify(plan.spec), last_error: null, created_at: now, updated_at: now },
+    actor,
+  );
+  let launched: LaunchedProcess | undefined;
   let agent: GuestAgentClient | undefined;
   try {
     await mkdir(paths.dir, { recursive: true });
     await createOverlay(plan.source.image.disk, paths.disk, { backingFormat: plan.source.diskFormat });
-    await updateVm(db, plan.name, { state: 'starting' });
+    await transition(db, 'vms', plan.name, 'creating', 'starting', actor);
     const t0 = performance.now();
     launched = await startVmProcess(deps, plan.name, plan.spec, paths);
     agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000 });
     const secondsToAgent = (performance.now() - t0) / 1000;
     const identity = await readGuestIdentity(agent);
-    await updateVm(db, plan.name, { state: 'running' });
+    await transition(db, 'vms', plan.name, 'starting', 'running', actor);
     return {
       name: plan.name,
       image: options.image,
@@ -98,40 +94,37 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
       secondsToAgent: Math.round(secondsToAgent * 1000) / 1000,
       accel: plan.accel.accel,
       accelReason: plan.accel.reason,
-      memoryMiB: plan.memoryMiB,
-      cpus: plan.cpus,
+      memoryMiB: plan.spec.memoryMiB,
+      cpus: plan.spec.cpus,
       pid: launched.pid,
     };
   } catch (err) {
+    agent?.close();
+    agent = undefined;
     const tail = await serialTail(paths.serialLog);
-    log.error({ vm: plan.name, err, serialTail: tail }, 'boot failed; rolling back');
-    if (launched) await terminateProcess(launched.pid, launched.startTime, { graceMs: 2000 }).catch(() => undefined);
-    await rm(paths.dir, { recursive: true, force: true });
-    await deleteVm(db, plan.name);
-    const e = toVmforkError(err, 'VMFORK_VM_START_FAILED');
-    throw new VmforkError(e.code, `${e.message.replace(/^[^:]*: /, '')}${tail ? `\n--- serial log tail (${plan.name}) ---\n${tail}` : ''}`, {
-      cause: err,
-      details: { ...e.details, vm: plan.name, serialTail: tail },
+    deps.log.error({ vm: plan.name, err, serialTail: tail }, 'boot failed; rolling back');
+    await rollbackVm(deps, plan.name, actor, err, launched);
+    throw withContext(err, `VM ${plan.name}`, {
+      fallback: 'VMFORK_VM_START_FAILED',
+      suffix: tail ? `\n--- serial log tail (${plan.name}) ---\n${tail}` : '',
+      details: { vm: plan.name, serialTail: tail },
     });
   } finally {
     agent?.close();
   }
 }
 
-/** Every check that can fail before anything is written. */
+/** Every check that can fail before anything is written; the spec is parsed here, once. */
 async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
   const name = options.name ?? `vm-${randomBytes(3).toString('hex')}`;
   assertValidName(name, 'VM');
   const memoryMiB = parseMemoryMiB(options.memory ?? '512M');
-  const cpus = options.cpus ?? 1;
-  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) {
-    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--cpus must be a whole number from 1 to 64, got ${String(options.cpus)}`);
-  }
+  const cpus = checkCpus(options.cpus);
   const source = await imageBootSource(deps.db, options.image);
   const accel = detectAccel(await readHostFacts(), options.accel ?? 'auto');
   const paths = vmPaths(deps.home.vms, name);
   await checkHostCapacity({ dir: deps.home.root, diskBytes: 256 * 1024 ** 2, memoryMiB, count: 1 });
-  const spec: VmSpecInput = {
+  const spec = parseVmSpec({
     name,
     accel: accel.accel,
     cpus,
@@ -141,7 +134,6 @@ async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
     // user-mode networking with restrict=on: the NIC exists (same layout as forked VMs) but reaches nothing
     nics: [{ id: 'net0', mac: randomLocalMac(), backend: { kind: 'user' } }],
     ...vmChannels(paths),
-  };
-  buildQemuArgv(spec); // validates the spec before anything is written
-  return { name, memoryMiB, cpus, accel, spec, source };
+  });
+  return { name, accel, spec, source };
 }

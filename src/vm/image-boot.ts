@@ -1,10 +1,8 @@
-import { DEFAULT_CMDLINE } from '../image/guest-config.js';
-import { resolveImageBoot, type ImageBoot } from '../image/image-registry.js';
 import { VmforkError } from '../errors.js';
-import type { ImageFormat } from '../qemu/qemu-img.js';
-import type { Db } from '../store/db.js';
-import type { VmSpecInput } from './vm-spec.js';
-
+import { DEFAULT_CMDLINE, resolveImageBoot, type ImageBoot } from '../image/index.js';
+import type { ImageFormat } from '../qemu/index.js';
+import type { VmSpecInput } from '../spec/index.js';
+import type { Db } from '../store/index.js';
 
 export interface BootSource {
   image: ImageBoot;

@@ -1,16 +1,14 @@
 import { VmforkError } from '../errors.js';
-import { GuestAgentClient } from '../qemu/guest-agent-client.js';
-import { terminateProcess, type LaunchedProcess } from '../qemu/qemu-process.js';
-import { markProcessExited } from '../store/processes-repo.js';
-import type { VmRow } from '../store/schema.js';
-import { updateVm } from '../store/vms-repo.js';
-import { readGuestIdentity, type GuestIdentity } from './guest-identity.js';
+import { actorFor } from '../host/index.js';
+import { GuestAgentClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
+import { decodeVmSpec } from '../spec/index.js';
+import type { Actor } from '../state/index.js';
+import { currentProcess, markProcessExited, requireVm, transition, type VmRow } from '../store/index.js';
+import { readGuestIdentity, type GuestIdentity } from './guest-facts.js';
 import { getVmReconciled } from './lifecycle.js';
 import type { VmDeps } from './vm-deps.js';
 import { vmPaths } from './vm-paths.js';
 import { startVmProcess } from './vm-process.js';
-import { parseVmSpec } from './vm-spec.js';
-import { vmStateMachine, type VmState } from './vm-state.js';
 
 /**
  * Boots a stopped (or failed) cold-booted VM again from its own overlay, and waits for its agent. Forked children
@@ -23,9 +21,9 @@ export async function startVm(deps: VmDeps, name: string, options: { agentTimeou
       details: { vm: name, role: vm.role },
     });
   }
-  vmStateMachine.assertTransition(vm.state as VmState, 'starting', name);
-  const spec = parseVmSpec(JSON.parse(vm.spec_json));
-  await updateVm(deps.db, name, { state: 'starting', last_error: null });
+  const spec = decodeVmSpec(vm.spec_json);
+  const actor = await actorFor('start');
+  await transition(deps.db, 'vms', name, vm.state, 'starting', actor, { last_error: null });
   let launched: LaunchedProcess | undefined;
   let agent: GuestAgentClient | undefined;
   try {
@@ -34,16 +32,27 @@ export async function startVm(deps: VmDeps, name: string, options: { agentTimeou
     agent = await GuestAgentClient.waitReady(spec.agentSocket ?? '', { timeoutMs: options.agentTimeoutMs ?? 300_000 });
     const secondsToAgent = (performance.now() - t0) / 1000;
     const identity = await readGuestIdentity(agent);
-    await updateVm(deps.db, name, { state: 'running' });
-    return { vm: { ...vm, state: 'running' }, identity, secondsToAgent };
+    await transition(deps.db, 'vms', name, 'starting', 'running', actor);
+    return { vm: await requireVm(deps.db, name), identity, secondsToAgent };
   } catch (err) {
     if (launched) {
       await terminateProcess(launched.pid, launched.startTime, { graceMs: 2000 }).catch(() => undefined);
       await markProcessExited(deps.db, name);
     }
-    await updateVm(deps.db, name, { state: 'failed', last_error: (err as Error).message });
+    await transition(deps.db, 'vms', name, 'starting', 'failed', actor, { last_error: (err as Error).message });
     throw err;
   } finally {
     agent?.close();
   }
+}
+
+/** Heal of a start whose process died: its QEMU (if any) is stopped and the VM marked failed, to be started again. */
+export async function abandonStart(deps: VmDeps, vm: VmRow, actor: Actor): Promise<string> {
+  const proc = await currentProcess(deps.db, vm.name);
+  if (proc) {
+    await terminateProcess(proc.pid, proc.start_time, { graceMs: 2_000 });
+    await markProcessExited(deps.db, vm.name);
+  }
+  await transition(deps.db, 'vms', vm.name, 'starting', 'failed', actor, { last_error: 'interrupted while starting (its vmfork process died)' });
+  return `start abandoned: ${proc ? `QEMU ${proc.pid} stopped, ` : ''}VM failed (vmfork vm start ${vm.name} to try again)`;
 }

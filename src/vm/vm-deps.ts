@@ -1,8 +1,8 @@
-import type { HomeLayout } from '../config/home.js';
-import type { Db } from '../store/db.js';
-import type { Logger } from '../util/log.js';
+import type { HomeLayout } from '../config/index.js';
+import type { Db } from '../store/index.js';
+import type { Logger } from '../util/index.js';
 
-/** What VM operations need from their caller (the CLI context, the API server, a test fixture). */
+/** What VM, template and fork operations need from their caller (the CLI context, the API server, a test fixture). */
 export interface VmDeps {
   db: Db;
   home: HomeLayout;

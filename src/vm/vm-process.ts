@@ -1,21 +1,14 @@
-import { buildQemuArgv } from '../qemu/qemu-argv.js';
-import { launchQemu, type LaunchedProcess } from '../qemu/qemu-process.js';
-import { recordProcess } from '../store/processes-repo.js';
+import { buildQemuArgv, launchQemu, type LaunchedProcess } from '../qemu/index.js';
+import type { VmSpec } from '../spec/index.js';
+import { recordProcess } from '../store/index.js';
 import type { VmDeps } from './vm-deps.js';
 import type { VmPaths } from './vm-paths.js';
-import type { VmSpecInput } from './vm-spec.js';
 
 /**
  * Launches QEMU for a VM record and records pid + start time at once, so that any later vmfork process (or this
  * one after a crash) can find, adopt or kill it.
  */
-export async function startVmProcess(
-  deps: VmDeps,
-  name: string,
-  spec: VmSpecInput,
-  paths: VmPaths,
-  options: { netns?: string } = {},
-): Promise<LaunchedProcess> {
+export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, paths: VmPaths, options: { netns?: string } = {}): Promise<LaunchedProcess> {
   const argv = buildQemuArgv(spec);
   const launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp, ...(options.netns ? { netns: options.netns } : {}) });
   await recordProcess(deps.db, {

@@ -1,58 +1,25 @@
-import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { forkChildren, type ForkBatchResult } from '../../src/fork/fork-batch.js';
-import { createTemplate } from '../../src/fork/template-create.js';
-import { removeTemplate } from '../../src/fork/template-manage.js';
-import { sha256File } from '../../src/fork/template-files.js';
-import type { TemplateRecord } from '../../src/fork/template-record.js';
-import { GuestAgentClient } from '../../src/qemu/guest-agent-client.js';
-import { execInNetns, listNamespaces } from '../../src/network/ip.js';
-import { deleteNetwork } from '../../src/network/networks.js';
-import { listLeases } from '../../src/store/networks-repo.js';
-import { currentProcess } from '../../src/store/processes-repo.js';
-import { availableMemoryMiB } from '../../src/vm/capacity.js';
-import { destroyVm } from '../../src/vm/lifecycle.js';
-import { CLI, createTestHome, ensureImage, qemuProcessesMatching, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ForkBatchOptions } from '../../src/fork/index.js';
+import { availableMemoryMiB } from '../../src/host/index.js';
+import { execInNetns } from '../../src/network/index.js';
+import { GuestAgentClient } from '../../src/qemu/index.js';
+import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
+import { sha256File } from '../../src/util/index.js';
+import { CLI, forkTracked, qemuProcessesMatching, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
 
-// namespaces belong to one data dir: a fresh test home needs its own prefix
-process.env.VMFORK_NETNS_PREFIX = `vfk${process.pid % 10000}-`;
-
-const T = 'tpl';
-let th: TestHome;
-let tracker: VmTracker;
-let record: TemplateRecord;
-let shaBefore: { ram: string; disk: string; state: string };
-let batch: ForkBatchResult;
-
-before(async () => {
-  th = await createTestHome('fork');
-  tracker = new VmTracker(th);
-  await ensureImage(th);
-  record = await createTemplate(th, { name: T, image: 'default', memory: '512M' });
-  shaBefore = { ram: record.files.ram.sha256, disk: record.files.disk.sha256, state: record.files.state.sha256 };
-});
-
-after(async () => {
-  await tracker.teardown();
-  await removeTemplate(th, T).catch(() => undefined);
-  await deleteNetwork(th.db, 'default').catch(() => undefined);
-  assert.deepEqual(await qemuProcessesMatching(th.root), [], 'no QEMU process left behind');
-  assert.ok(!(await listNamespaces()).some((n) => n.startsWith(process.env.VMFORK_NETNS_PREFIX ?? '')), 'no namespace left behind');
-  await th.close();
-});
-
-async function agentOf(name: string): Promise<GuestAgentClient> {
-  const proc = await currentProcess(th.db, name);
-  assert.ok(proc?.agent_path);
-  return GuestAgentClient.connect(proc.agent_path);
-}
+// one tracker per file: each test destroys its own children at its end (tracker.teardown), so none depends on another
+const fx = useSharedRung();
+const tracker = (): VmTracker => fx.tracker;
 
 async function sh(name: string, script: string): Promise<{ code: number; out: string }> {
-  const agent = await agentOf(name);
+  const proc = await currentProcess(fx.th.db, name);
+  assert.ok(proc?.agent_path, `${name} has an agent socket`);
+  const agent = await GuestAgentClient.connect(proc.agent_path);
   try {
     const r = await agent.sh(script, { timeoutMs: 60_000 });
     return { code: r.exitCode, out: r.stdout.toString().trim() };
@@ -61,11 +28,16 @@ async function sh(name: string, script: string): Promise<{ code: number; out: st
   }
 }
 
-vmTest('fork 3 children: distinct identities, same boot_id as the template, no reboot', () => tracker, async () => {
-  batch = await forkChildren(th, { template: T, count: 3 });
-  for (const c of batch.children) tracker.track(c.name);
-  assert.deepEqual(batch.failed, []);
-  assert.deepEqual(batch.children.map((c) => c.name), ['tpl-1', 'tpl-2', 'tpl-3']);
+async function fork(options: Omit<ForkBatchOptions, 'template'>): Promise<Awaited<ReturnType<typeof forkTracked>>> {
+  const batch = await forkTracked(fx.th, tracker(), { template: fx.template, ...options });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed, null, 2));
+  return batch;
+}
+
+vmTest('3 children: distinct identities, the template\'s boot_id, reachable, isolated; destroy frees everything', tracker, async () => {
+  const shaBefore = { ram: fx.rung.record.files.ram.sha256, disk: fx.rung.record.files.disk.sha256, state: fx.rung.record.files.state.sha256 };
+  const batch = await fork({ count: 3, namePattern: 'iso-{n}' });
+  assert.deepEqual(batch.children.map((c) => c.name), ['iso-1', 'iso-2', 'iso-3']);
   const facts = await Promise.all(
     batch.children.map(async (c) => {
       const [bootId, hostname, machineId, mac, ip] = (
@@ -75,140 +47,172 @@ vmTest('fork 3 children: distinct identities, same boot_id as the template, no r
     }),
   );
   for (const f of facts) {
-    assert.equal(f.bootId, record.bootId, `${f.name}: boot_id equals the template's (no reboot)`);
+    assert.equal(f.bootId, fx.rung.record.bootId, `${f.name}: boot_id equals the template's (no reboot)`);
     assert.equal(f.hostname, f.name);
   }
   for (const key of ['hostname', 'machineId', 'mac', 'ip'] as const) {
     assert.equal(new Set(facts.map((f) => f[key])).size, 3, `${key} unique: ${facts.map((f) => f[key]).join(' | ')}`);
   }
-});
-
-vmTest('each child answers ping on its own IP inside the namespace, and the children ping each other', () => tracker, async () => {
-  const netns = batch.children[0]?.netns ?? '';
+  const [a, b] = batch.children;
+  assert.ok(a && b);
   for (const c of batch.children) {
-    const r = await execInNetns(netns, 'ping', ['-c1', '-W3', c.ip], { allowFailure: true });
+    const r = await execInNetns(c.netns, 'ping', ['-c1', '-W3', c.ip], { allowFailure: true });
     assert.equal(r.code, 0, `host → ${c.name} (${c.ip}): ${r.stdout}${r.stderr}`);
   }
-  const [a, b] = batch.children;
-  assert.ok(a && b);
   assert.equal((await sh(a.name, `ping -c1 -W3 ${b.ip}`)).code, 0, `${a.name} → ${b.name}`);
   assert.equal((await sh(b.name, `ping -c1 -W3 ${a.ip}`)).code, 0, `${b.name} → ${a.name}`);
-});
 
-vmTest('a file written in one child is absent from its sibling; template files stay byte-identical', () => tracker, async () => {
-  const [a, b] = batch.children;
-  assert.ok(a && b);
   assert.equal((await sh(a.name, 'echo secret-of-a > /root/only-in-a && sync && cat /root/only-in-a')).out, 'secret-of-a');
   assert.equal((await sh(b.name, 'test -e /root/only-in-a; echo $?')).out, '1');
   // dirty 64 MiB of guest RAM in every child (tmpfs lives in guest RAM → MAP_PRIVATE copies)
+  for (const c of batch.children) assert.equal((await sh(c.name, 'head -c 67108864 /dev/urandom > /dev/shm/fill && echo ok')).out, 'ok');
+  assert.equal(await sha256File(fx.rung.record.files.ram.path), shaBefore.ram, 'template RAM unchanged');
+  assert.equal(await sha256File(fx.rung.record.files.disk.path), shaBefore.disk, 'template disk unchanged');
+  assert.equal(await sha256File(fx.rung.record.files.state.path), shaBefore.state, 'template state unchanged');
+
+  const inUse = await fx.th.cli(['template', 'rm', fx.template], { allowFailure: true });
+  assert.match(inUse.stderr, /VMFORK_TEMPLATE_IN_USE/);
   for (const c of batch.children) {
-    assert.equal((await sh(c.name, 'head -c 67108864 /dev/urandom > /dev/shm/fill && echo ok')).out, 'ok');
+    await fx.th.cli(['vm', 'destroy', c.name]);
+    assert.ok(!existsSync(join(fx.th.home.vms, c.name)), `${c.name} overlay removed`);
+    const tap = await execInNetns(c.netns, 'ip', ['-o', 'link', 'show', 'dev', c.tap], { allowFailure: true });
+    assert.notEqual(tap.code, 0, `${c.tap} deleted`);
   }
-  assert.equal(await sha256File(record.files.ram.path), shaBefore.ram, 'template RAM unchanged');
-  assert.equal(await sha256File(record.files.disk.path), shaBefore.disk, 'template disk unchanged');
-  assert.equal(await sha256File(record.files.state.path), shaBefore.state, 'template state unchanged');
+  assert.deepEqual((await listLeases(fx.th.db)).filter((l) => l.vm_name.startsWith('iso-')), [], 'every address released');
 });
 
-vmTest('bad input is refused before anything is created', () => tracker, async () => {
-  const cases: [Parameters<typeof forkChildren>[1], string][] = [
-    [{ template: T, count: 0 }, 'VMFORK_INVALID_ARGUMENT'],
-    [{ template: T, count: 1, namePattern: 'Bad_Name{n}' }, 'VMFORK_INVALID_NAME'],
-    [{ template: T, count: 2, namePattern: 'same' }, 'VMFORK_VM_EXISTS'],
-    [{ template: T, count: 1, namePattern: 'tpl-1' }, 'VMFORK_VM_EXISTS'],
-    [{ template: T, count: 1, network: 'nonet' }, 'VMFORK_NETWORK_NOT_FOUND'],
+vmTest('bad input is refused before anything is created', tracker, async () => {
+  await fork({ count: 1, namePattern: 'taken-{n}' });
+  const free = 253 - (await listLeases(fx.th.db)).length;
+  const cases: [Omit<ForkBatchOptions, 'template'> & { template?: string }, string][] = [
+    [{ count: 0 }, 'VMFORK_INVALID_ARGUMENT'],
+    [{ count: 1, namePattern: 'Bad_Name{n}' }, 'VMFORK_INVALID_NAME'],
+    [{ count: 2, namePattern: 'same' }, 'VMFORK_VM_EXISTS'],
+    [{ count: 1, namePattern: 'taken-1' }, 'VMFORK_VM_EXISTS'],
+    [{ count: 1, network: 'nonet' }, 'VMFORK_NETWORK_NOT_FOUND'],
     [{ template: 'nope', count: 1 }, 'VMFORK_TEMPLATE_NOT_FOUND'],
-    // a /24 holds 253 children; 3 are up, so 251 more cannot fit (checked before memory)
-    [{ template: T, count: 251 }, 'VMFORK_NETWORK_EXHAUSTED'],
+    // a /24 holds 253 children: one more than are free cannot fit (checked before memory)
+    [{ count: free + 1 }, 'VMFORK_NETWORK_EXHAUSTED'],
   ];
   // 200 children budget 200 × (64 + 512/4) MiB ≈ 37.5 GiB: beyond this host's memory, and the error says how many fit
-  if ((await availableMemoryMiB()) < 200 * 192) cases.push([{ template: T, count: 200 }, 'VMFORK_INSUFFICIENT_MEMORY']);
-  const leasesBefore = (await listLeases(th.db)).length;
+  if ((await availableMemoryMiB()) < 200 * 192) cases.push([{ count: 200 }, 'VMFORK_INSUFFICIENT_MEMORY']);
+  const leasesBefore = (await listLeases(fx.th.db)).length;
   for (const [req, code] of cases) {
-    await assert.rejects(forkChildren(th, req), { code }, JSON.stringify(req));
+    await assert.rejects(forkTracked(fx.th, tracker(), { template: fx.template, ...req }), { code }, JSON.stringify(req));
   }
-  assert.equal((await listLeases(th.db)).length, leasesBefore, 'no lease taken by a refused fork');
-  const inUse = await th.cli(['template', 'rm', T], { allowFailure: true });
-  assert.match(inUse.stderr, /VMFORK_TEMPLATE_IN_USE/);
-  const r = await th.cli(['fork', T, '--count', '0'], { allowFailure: true });
+  assert.equal((await listLeases(fx.th.db)).length, leasesBefore, 'no lease taken by a refused fork');
+  const r = await fx.th.cli(['fork', fx.template, '--count', '0'], { allowFailure: true });
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /VMFORK_INVALID_ARGUMENT/);
+  await tracker().teardown();
 });
 
-vmTest('QEMU dying mid-fork rolls back that child alone: overlay, tap, address, record', () => tracker, async () => {
-  const leasesBefore = (await listLeases(th.db)).length;
-  const forking = forkChildren(th, { template: T, count: 1, namePattern: 'doomed-{n}' });
+vmTest('QEMU dying mid-fork rolls back that child alone: overlay, tap, address, record', tracker, async () => {
+  const leasesBefore = (await listLeases(fx.th.db)).length;
+  const forking = forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern: 'doomed-{n}' });
   // kill the child's QEMU as soon as it is recorded: it is then loading state or running the identity exec
   const deadline = Date.now() + 60_000;
   let killed = false;
   while (!killed && Date.now() < deadline) {
-    const proc = await currentProcess(th.db, 'doomed-1');
+    const proc = await currentProcess(fx.th.db, 'doomed-1');
     if (proc) {
       process.kill(proc.pid, 'SIGKILL');
       killed = true;
     } else {
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
   }
   assert.ok(killed, 'the child QEMU was seen and killed');
   const result = await forking;
   assert.deepEqual(result.children, []);
   assert.equal(result.failed.length, 1);
-  assert.match(result.failed[0]?.error.message ?? '', /child doomed-1/);
-  assert.equal((await listLeases(th.db)).length, leasesBefore, 'its address was released');
-  assert.ok(!existsSync(join(th.home.vms, 'doomed-1')), 'its overlay was removed');
-  const show = await th.cli(['vm', 'show', 'doomed-1'], { allowFailure: true });
+  // the context is added once: the registry message appears once, then the child, then the cause
+  const message = result.failed[0]?.error.message ?? '';
+  assert.match(message, /: child doomed-1: /);
+  assert.equal(message.split(': child doomed-1: ')[1]?.includes(message.split(': child doomed-1: ')[0] ?? '§'), false, `no repeated message: ${message}`);
+  assert.equal((await listLeases(fx.th.db)).length, leasesBefore, 'its address was released');
+  assert.ok(!existsSync(join(fx.th.home.vms, 'doomed-1')), 'its overlay was removed');
+  const show = await fx.th.cli(['vm', 'show', 'doomed-1'], { allowFailure: true });
   assert.match(show.stderr, /VMFORK_VM_NOT_FOUND/);
-  const taps = await execInNetns(batch.children[0]?.netns ?? '', 'ip', ['-o', 'link', 'show'], { allowFailure: true });
-  assert.equal(taps.stdout.split('\n').filter((l) => / vt\d+[@:]/.test(l)).length, batch.children.length, 'only the live children have taps');
 });
 
-vmTest('destroying children frees their IPs, taps and overlays', () => tracker, async () => {
-  for (const c of batch.children) {
-    await destroyVm(th, c.name);
-    assert.ok(!existsSync(join(th.home.vms, c.name)), `${c.name} overlay removed`);
-    const taps = await execInNetns(c.netns, 'ip', ['-o', 'link', 'show', 'dev', c.tap], { allowFailure: true });
-    assert.notEqual(taps.code, 0, `${c.tap} deleted`);
-  }
-  assert.deepEqual(await listLeases(th.db), [], 'every address released');
-  const rm = await th.cli(['template', 'rm', T], { allowFailure: true });
-  assert.equal(rm.code, 0, `template rm is allowed once no child uses it: ${rm.stderr}`);
+vmTest('two `vmfork fork T --count 2` started together in one data dir end with four children', tracker, async () => {
+  const forks = await Promise.all([1, 2].map(() => fx.th.cli(['fork', fx.template, '--count', '2', '--name', 'pair-{n}', '--json'], { allowFailure: true })));
+  const results = forks.map((r) => {
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { children: { name: string; ip: string }[]; failed: unknown[] };
+  });
+  const children = results.flatMap((r) => r.children);
+  for (const c of children) tracker().track(c.name);
+  assert.deepEqual(results.map((r) => r.failed), [[], []]);
+  assert.deepEqual(children.map((c) => c.name).sort(), ['pair-1', 'pair-2', 'pair-3', 'pair-4']);
+  assert.equal(new Set(children.map((c) => c.ip)).size, 4, 'four addresses');
+  const list = JSON.parse((await fx.th.cli(['vm', 'list', '--json'])).stdout) as { name: string; state: string }[];
+  assert.deepEqual(list.filter((v) => v.name.startsWith('pair-')).map((v) => v.state), ['running', 'running', 'running', 'running']);
+  await tracker().teardown();
 });
 
-vmTest('a changed template file is refused with VMFORK_TEMPLATE_CORRUPT', () => tracker, async () => {
-  const t2 = await createTemplate(th, { name: 'tpl2', image: 'default', memory: '256M' });
-  const fh = await open(t2.files.state.path, 'r+');
+vmTest('kill -9 of `vmfork fork` in flight: the next command rolls the child back and says so', tracker, async () => {
+  const cli = spawn(process.execPath, [CLI, 'fork', fx.template, '--count', '1', '--name', 'orphan-{n}'], { env: { ...process.env, VMFORK_HOME: fx.th.root }, stdio: 'ignore' });
+  const exited = new Promise((resolve) => cli.once('exit', resolve));
+  // kill the fork while its child is forking: QEMU runs (detached) with the template's identity, the row says forking
+  const deadline = Date.now() + 60_000;
+  let proc: Awaited<ReturnType<typeof currentProcess>>;
+  while (!(proc = await currentProcess(fx.th.db, 'orphan-1')) && Date.now() < deadline) await sleep(20);
+  assert.ok(proc, 'the child QEMU was recorded');
+  assert.equal((await getVm(fx.th.db, 'orphan-1'))?.state, 'forking');
+  cli.kill('SIGKILL');
+  await exited;
+  tracker().track('orphan-1');
+  const list = await fx.th.cli(['vm', 'list', '--json']);
+  assert.match(list.stderr, new RegExp(`^vmfork: healed VM orphan-1 \\(forking; vmfork pid ${cli.pid} died\\): rolled back: QEMU ${proc.pid} stopped; 10\\.\\d+\\.\\d+\\.\\d+ on default \\(tap vt\\d+\\) released; files and record removed$`, 'm'));
+  const rows = JSON.parse(list.stdout) as { name: string; state: string }[];
+  assert.deepEqual(rows.filter((r) => r.state === 'forking' || r.name === 'orphan-1'), [], 'no forking child is left');
+  assert.deepEqual(await qemuProcessesMatching(join(fx.th.home.vms, 'orphan-1')), [], 'no QEMU of it is left');
+  assert.deepEqual((await listLeases(fx.th.db)).filter((l) => l.vm_name === 'orphan-1'), [], 'its address is free');
+  assert.ok(!existsSync(join(fx.th.home.vms, 'orphan-1')), 'its overlay is gone');
+});
+
+vmTest('a changed template file is refused with VMFORK_TEMPLATE_CORRUPT (and accepted again once restored)', tracker, async () => {
+  const flip = async (): Promise<void> => {
+    const fh = await open(fx.rung.record.files.state.path, 'r+');
+    try {
+      const b = Buffer.alloc(1);
+      await fh.read(b, 0, 1, 100);
+      b[0] = (b[0] ?? 0) ^ 0xff;
+      await fh.write(b, 0, 1, 100);
+    } finally {
+      await fh.close();
+    }
+  };
+  await flip();
   try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, 100);
-    b[0] = (b[0] ?? 0) ^ 0xff;
-    await fh.write(b, 0, 1, 100);
+    await assert.rejects(forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern: 'corrupt-{n}' }), { code: 'VMFORK_TEMPLATE_CORRUPT' });
+    const v = await fx.th.cli(['template', 'verify', fx.template, '--json'], { allowFailure: true });
+    assert.notEqual(v.code, 0);
+    assert.equal((JSON.parse(v.stdout) as { files: { role: string; ok: boolean }[] }).files.find((f) => f.role === 'state')?.ok, false);
   } finally {
-    await fh.close();
+    await flip(); // the shared template serves the other tests: its bytes are put back exactly
   }
-  await assert.rejects(forkChildren(th, { template: 'tpl2', count: 1 }), { code: 'VMFORK_TEMPLATE_CORRUPT' });
-  const v = await th.cli(['template', 'verify', 'tpl2', '--json'], { allowFailure: true });
-  assert.notEqual(v.code, 0);
-  await removeTemplate(th, 'tpl2');
+  assert.equal((await fx.th.cli(['template', 'verify', fx.template, '--json'])).code, 0);
 });
 
-vmTest('a template create killed mid-boot is recovered: rm --force kills its parent and frees its lease', () => tracker, async () => {
-  const child = spawn(process.execPath, [CLI, 'template', 'create', 'crashy', '--image', 'default', '--memory', '256M'], {
-    env: { ...process.env, VMFORK_HOME: th.root },
+vmTest('a template create killed mid-boot is rolled back by the next command: parent QEMU, lease, files, records', tracker, async () => {
+  const cli = spawn(process.execPath, [CLI, 'template', 'create', 'crashy', '--image', 'default', '--memory', '256M'], {
+    env: { ...process.env, VMFORK_HOME: fx.th.root },
     stdio: 'ignore',
   });
-  // wait until the parent QEMU runs, then kill the creating process outright (no cleanup can run)
+  const exited = new Promise((resolve) => cli.once('exit', resolve));
   const deadline = Date.now() + 60_000;
-  while (!(await currentProcess(th.db, 'crashy')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
-  const proc = await currentProcess(th.db, 'crashy');
-  assert.ok(proc, 'the parent QEMU was recorded before the kill');
-  const list = JSON.parse((await th.cli(['template', 'list', '--json'])).stdout) as { name: string; state: string }[];
-  assert.ok(['booting', 'preparing', 'failed'].includes(list.find((t) => t.name === 'crashy')?.state ?? ''), JSON.stringify(list));
-  const plain = await th.cli(['template', 'rm', 'crashy'], { allowFailure: true });
-  if (plain.code !== 0) assert.match(plain.stderr, /VMFORK_TEMPLATE_NOT_READY/);
-  await th.cli(['template', 'rm', 'crashy', '--force']);
-  assert.deepEqual(await qemuProcessesMatching(join(th.home.templates, 'crashy')), [], 'parent QEMU killed');
-  assert.equal((await listLeases(th.db)).filter((l) => l.vm_name === 'crashy').length, 0, 'its lease released');
-  assert.ok(!existsSync(join(th.home.templates, 'crashy')), 'its files removed');
+  while (!(await currentProcess(fx.th.db, 'crashy')) && Date.now() < deadline) await sleep(50);
+  assert.ok(await currentProcess(fx.th.db, 'crashy'), 'the parent QEMU was recorded before the kill');
+  cli.kill('SIGKILL');
+  await exited;
+  const list = await fx.th.cli(['template', 'list', '--json']);
+  assert.match(list.stderr, new RegExp(`^vmfork: healed template crashy \\((creating|booting|preparing); vmfork pid ${cli.pid} died\\): creation rolled back`, 'm'));
+  assert.ok(!(JSON.parse(list.stdout) as { name: string }[]).some((t) => t.name === 'crashy'));
+  assert.deepEqual(await qemuProcessesMatching(join(fx.th.home.templates, 'crashy')), [], 'parent QEMU killed');
+  assert.deepEqual((await listLeases(fx.th.db)).filter((l) => l.vm_name === 'crashy'), [], 'its lease released');
+  assert.ok(!existsSync(join(fx.th.home.templates, 'crashy')), 'its files removed');
+  assert.equal(await getVm(fx.th.db, 'crashy'), undefined, 'the parent VM record is gone too');
 });

@@ -7,7 +7,7 @@ import { homeLayout } from '../../src/config/home.js';
 import { runDoctor } from '../../src/host/doctor.js';
 import { probeNetworking } from '../../src/host/net-probe.js';
 import { openStore } from '../../src/store/db.js';
-import { upsertImage } from '../../src/store/images-repo.js';
+import { listImages, upsertReadyImage } from '../../src/store/images-repo.js';
 import { run } from '../../src/util/exec.js';
 
 const PVM_FACTS = { cpuinfo: 'processor\t: 0\nflags\t\t: fpu sse2 hypervisor\n', modules: ['kvm', 'kvm_pvm'], kvmDeviceUsable: true };
@@ -24,9 +24,9 @@ test('doctor reports every check, finds a registered image, and a forced unusabl
     const disk = join(dir, 'base.qcow2');
     writeFileSync(disk, 'x');
     const now = new Date().toISOString();
-    await upsertImage(db, { name: 'default', source: 'imported', disk_path: disk, kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1, file_size: 1, created_at: now });
+    await upsertReadyImage(db, { name: 'default', source: 'imported', disk_path: disk, kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1, file_size: 1, created_at: now });
     const home = homeLayout(join(dir, 'home-not-created-yet'));
-    const report = await runDoctor({ home, db: async () => db, facts: PVM_FACTS });
+    const report = await runDoctor({ home, images: () => listImages(db), facts: PVM_FACTS });
     assert.deepEqual(
       report.checks.map((c) => c.name),
       ['qemu-system', 'qemu-img', 'accel', 'shm', 'data-dir', 'network', 'root', 'guest-image', 'debootstrap'],
@@ -41,7 +41,7 @@ test('doctor reports every check, finds a registered image, and a forced unusabl
     assert.match(image?.detail ?? '', /"default"/);
     assert.ok((report.dataDirFreeBytes ?? 0) > 0, 'a data dir that does not exist yet is measured on its parent');
 
-    const forced = await runDoctor({ home, db: async () => db, facts: PVM_FACTS, accel: 'kvm' });
+    const forced = await runDoctor({ home, images: () => listImages(db), facts: PVM_FACTS, accel: 'kvm' });
     const accel = forced.checks.find((c) => c.name === 'accel');
     assert.equal(forced.ok, false);
     assert.equal(accel?.ok, false);

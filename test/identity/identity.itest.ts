@@ -1,6 +1,6 @@
 /**
- * The identity pipeline in a REAL guest (cold-booted from the default image; its NIC is QEMU's restricted
- * user-mode one, named eth0 — enough for hostname, machine id, MAC and address configuration, no traffic needed).
+ * The identity pipeline in a REAL forked child (forked from the shared template of the fixture ladder; its NIC is a
+ * tap on the default network — identities with other addresses need no traffic, only the guest's own view).
  * Every field is read back twice: from the pipeline's own report, and independently afterwards with separate
  * guest commands, the agent's guest-get-host-name and QEMU's view of the NIC (query-rx-filter).
  */
@@ -11,36 +11,34 @@ import { applyIdentity } from '../../src/identity/apply-identity.js';
 import { eui64LinkLocal } from '../../src/identity/ipv6.js';
 import type { ChildIdentity, IdentityReport } from '../../src/identity/types.js';
 import { newMachineId } from '../../src/identity/validate.js';
-import { randomLocalMac } from '../../src/network/mac.js';
-import type { GuestAgentClient } from '../../src/qemu/guest-agent-client.js';
-import { QmpClient } from '../../src/qemu/qmp-client.js';
-import { bootVm } from '../../src/vm/boot.js';
-import { readGuestIdentity } from '../../src/vm/guest-identity.js';
-import { connectAgent } from '../../src/vm/lifecycle.js';
-import { vmPaths } from '../../src/vm/vm-paths.js';
-import { createTestHome, ensureImage, qemuProcessesMatching, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
+import { randomLocalMac } from '../../src/network/index.js';
+import { QmpClient, type GuestAgentClient } from '../../src/qemu/index.js';
+import { connectAgent, readGuestIdentity, vmPaths } from '../../src/vm/index.js';
+import { forkTracked, qemuProcessesMatching, releaseSharedRung, sharedRung, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
 
-const VM = 'ident1';
+const VM = 'ident-1';
 let th: TestHome;
 let tracker: VmTracker;
 let connected: GuestAgentClient | undefined;
 let bootId = '';
 
-// One guest for every identity: booting is the slow part (~20 s under TCG), and applying identity after identity
-// to the same running guest is exactly what must work without a reboot.
+// One child for every identity: applying identity after identity to the same running guest is exactly what must
+// work without a reboot.
 before(async () => {
-  th = await createTestHome('identity');
+  const rung = await sharedRung();
+  th = rung.th;
   tracker = new VmTracker(th);
-  await ensureImage(th);
-  bootId = (await bootVm(th, { image: 'default', name: tracker.track(VM) })).bootId;
+  const batch = await forkTracked(th, tracker, { template: rung.template, count: 1, namePattern: VM });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
+  bootId = rung.record.bootId;
   connected = await connectAgent(th, VM);
 });
 
 after(async () => {
   connected?.close();
   await tracker.teardown();
-  assert.deepEqual(await qemuProcessesMatching(th.root), [], 'no QEMU process left behind');
-  await th.close();
+  assert.deepEqual(await qemuProcessesMatching(vmPaths(th.home.vms, VM).dir), [], 'no QEMU process left behind');
+  assert.deepEqual(await releaseSharedRung(), [], 'the shared rung left nothing behind');
 });
 
 function guest(): GuestAgentClient {
@@ -164,7 +162,7 @@ vmTest('identity A, A again (idempotent), B, one without IPv4, one failing — n
   diag(t, 'A (first apply)', a1);
   assertAllOk(a1, 'A');
   assert.equal(a1.steps.map((s) => s.step).join(','), 'clock,rng,machine-id,hostname,mac,ipv6-link-local,ipv4,neighbours-leases,ssh-host-keys,random-seed');
-  // stepped forward by ~300 s (± what the cold boot's RTC-based clock was off by to begin with)
+  // stepped forward by ~300 s (the fork already set the child's clock right)
   const stepped = Number(/stepped by (-?\d+) ms/.exec(a1.steps[0]?.detail ?? '')?.[1]);
   assert.ok(Math.abs(stepped - 300_000) < 2_000, `the 300 s stale clock was stepped forward: ${a1.steps[0]?.detail}`);
   assert.match(a1.steps.find((s) => s.step === 'ssh-host-keys')?.detail ?? '', /^generated; sshd reloaded/);

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fact, factList, parseIdentityOutput } from '../../src/identity/facts.js';
 import { buildIdentityExec, formatClockStep } from '../../src/identity/script.js';
-import { SHELL_HELPERS, shQuote } from '../../src/identity/shell.js';
+import { SHELL_HELPERS } from '../../src/identity/shell.js';
+import { shQuote } from '../../src/util/shell-quote.js';
 import type { IdentityStep } from '../../src/identity/types.js';
 import { validateIdentity } from '../../src/identity/validate.js';
 

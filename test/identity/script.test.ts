@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { IDENTITY_STEPS, IDENTITY_STEP_NAMES } from '../../src/identity/pipeline.js';
 import { buildIdentityExec, buildIdentityScript, octalEscapes } from '../../src/identity/script.js';
 import { ipBatch } from '../../src/identity/network-steps.js';
-import { shQuote, stepFunctionName } from '../../src/identity/shell.js';
+import { stepFunctionName } from '../../src/identity/shell.js';
+import { shQuote } from '../../src/util/shell-quote.js';
 import { validateIdentity } from '../../src/identity/validate.js';
 
 const ID = validateIdentity({

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { importImage, nameFromFile } from '../../src/image/image-import.js';
 import { resolveImageBoot } from '../../src/image/image-registry.js';
-import { sha256File } from '../../src/image/manifest.js';
+import { sha256File } from '../../src/util/file-hash.js';
 import { createImage } from '../../src/qemu/qemu-img.js';
 import { openStore } from '../../src/store/db.js';
 import { getImage } from '../../src/store/images-repo.js';

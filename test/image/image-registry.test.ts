@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOCAL_HOST_ID, openStore, type Db } from '../../src/store/db.js';
-import { getImage, upsertImage } from '../../src/store/images-repo.js';
+import { getImage, upsertReadyImage } from '../../src/store/images-repo.js';
 import { insertVm } from '../../src/store/vms-repo.js';
 import { checkBuiltName, registerBuiltImage, removeImage, resolveImageBoot } from '../../src/image/image-registry.js';
 import { digestFile, writeManifest, type ImageManifest } from '../../src/image/manifest.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { testActor } from '../helpers/actor.js';
 
 /** A built image's files, as the builder publishes them (contents are placeholders). */
 async function publishFake(images: string, hash: string): Promise<{ dir: string; manifest: ImageManifest }> {
@@ -37,7 +38,7 @@ async function register(db: Db, images: string, name: string, hash = 'aaaaaaaaaa
 
 async function useImage(db: Db, vm: string, image: string): Promise<void> {
   const now = new Date().toISOString();
-  await insertVm(db, { name: vm, host_id: LOCAL_HOST_ID, image_name: image, state: 'running', role: 'vm', dir: '/d', spec_json: '{}', last_error: null, created_at: now, updated_at: now });
+  await insertVm(db, { name: vm, host_id: LOCAL_HOST_ID, image_name: image, state: 'running', role: 'vm', dir: '/d', spec_json: '{}', last_error: null, created_at: now, updated_at: now }, await testActor());
 }
 
 test('image rm refuses while a VM uses the image, and keeps the record', withTempDir('vmfork-reg-', async (images) => {
@@ -83,7 +84,7 @@ test('build names: RFC 1123, never over an imported image, not re-pointed while 
   const db = await openStore(':memory:');
   for (const bad of ['Default', '-x', 'a_b', 'x'.repeat(64), '']) await assert.rejects(checkBuiltName(db, bad, 'h'), { code: 'VMFORK_INVALID_NAME' }, bad);
   await checkBuiltName(db, 'fresh', 'h');
-  await upsertImage(db, { name: 'mine', source: 'imported', disk_path: '/x/disk.qcow2', kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1, file_size: 1, created_at: '' });
+  await upsertReadyImage(db, { name: 'mine', source: 'imported', disk_path: '/x/disk.qcow2', kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1, file_size: 1, created_at: '' });
   await assert.rejects(checkBuiltName(db, 'mine', 'h'), { code: 'VMFORK_IMAGE_EXISTS' });
   await register(db, images, 'default', 'aaaaaaaaaaaaaaaa');
   await checkBuiltName(db, 'default', 'bbbbbbbbbbbbbbbb'); // unused: a rebuild may re-point it

@@ -1,6 +1,7 @@
 import type { Db } from '../../src/store/db.js';
 import { insertNetwork } from '../../src/store/networks-repo.js';
 import { gatewayOf, parseCidr } from '../../src/network/cidr.js';
+import { testActor } from '../helpers/actor.js';
 
 /** Registers a network record only (no namespace): lease bookkeeping never touches the host. */
 export async function addNetworkRecord(db: Db, name: string, cidr: string): Promise<void> {
@@ -14,5 +15,6 @@ export async function addNetworkRecord(db: Db, name: string, cidr: string): Prom
     owner_id: 'unit-test',
     state: 'ready',
     created_at: new Date().toISOString(),
-  });
+    updated_at: new Date().toISOString(),
+  }, await testActor('network-create'));
 }

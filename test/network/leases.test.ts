@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { openStore } from '../../src/store/db.js';
-import { setNetworkState } from '../../src/store/networks-repo.js';
+import { transition } from '../../src/store/transition.js';
+import { testActor } from '../helpers/actor.js';
 import { allocateLease, freeCount, leasesFor, releaseLease } from '../../src/network/leases.js';
 import { isLocallyAdministeredUnicast } from '../../src/network/mac.js';
 import { addNetworkRecord } from './lease-fixtures.js';
@@ -74,7 +75,7 @@ test('leases: unknown or deleting network, bad VM name', async () => {
   await assert.rejects(allocateLease(db, { network: 'nope', vmName: 'a' }), { code: 'VMFORK_NETWORK_NOT_FOUND' });
   await addNetworkRecord(db, 'n1', '10.231.0.0/24');
   await assert.rejects(allocateLease(db, { network: 'n1', vmName: 'Bad_Name' }), { code: 'VMFORK_INVALID_NAME' });
-  await setNetworkState(db, 'n1', 'deleting');
+  await transition(db, 'networks', 'n1', 'ready', 'deleting', await testActor('network-rm'));
   await assert.rejects(allocateLease(db, { network: 'n1', vmName: 'a' }), /being deleted/);
   await db.destroy();
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertValidNetworkName, IFNAME_MAX, isTapName, netnsName, netnsPrefix, tapName } from '../../src/network/names.js';
+import { assertValidNetworkName, dataDirNetnsPrefix, IFNAME_MAX, isTapName, netnsName, netnsPrefixOverride, tapName } from '../../src/network/names.js';
+import { openStore } from '../../src/store/db.js';
 import { requireRoot } from '../../src/network/ip.js';
 
 test('network names: RFC 1123 labels of at most 15 characters', () => {
@@ -10,10 +11,22 @@ test('network names: RFC 1123 labels of at most 15 characters', () => {
   }
 });
 
-test('namespace names use the configurable prefix', () => {
-  assert.equal(netnsName('default', netnsPrefix({})), 'vmfork-default');
-  assert.equal(netnsName('default', netnsPrefix({ VMFORK_NETNS_PREFIX: 'vmft1-' })), 'vmft1-default');
-  assert.throws(() => netnsPrefix({ VMFORK_NETNS_PREFIX: 'Bad/Prefix' }), { code: 'VMFORK_INVALID_ARGUMENT' });
+test('namespace names: VMFORK_NETNS_PREFIX when set, else a prefix of the data dir own, drawn once and kept', async () => {
+  assert.equal(netnsName('default', 'vmft1-'), 'vmft1-default');
+  assert.equal(netnsPrefixOverride({}), undefined);
+  assert.equal(netnsPrefixOverride({ VMFORK_NETNS_PREFIX: 'vmft1-' }), 'vmft1-');
+  assert.throws(() => netnsPrefixOverride({ VMFORK_NETNS_PREFIX: 'Bad/Prefix' }), { code: 'VMFORK_INVALID_ARGUMENT' });
+  const [a, b] = [await openStore(':memory:'), await openStore(':memory:')];
+  try {
+    const first = await dataDirNetnsPrefix(a, {});
+    assert.match(first, /^vmf-[0-9a-f]{6}-$/);
+    assert.equal(await dataDirNetnsPrefix(a, {}), first, 'the same data dir keeps its prefix');
+    assert.notEqual(await dataDirNetnsPrefix(b, {}), first, 'another data dir draws its own');
+    assert.equal(await dataDirNetnsPrefix(a, { VMFORK_NETNS_PREFIX: 'x-' }), 'x-', 'the override wins');
+  } finally {
+    await a.destroy();
+    await b.destroy();
+  }
 });
 
 test('tap names fit IFNAMSIZ for every address of a /16', () => {

@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildQemuArgv, deviceLayoutHash, deviceLayoutOf, escapeOptionValue, layoutDifferences } from '../../src/qemu/qemu-argv.js';
-import type { VmSpecInput } from '../../src/vm/vm-spec.js';
+import * as qemu from '../../src/qemu/qemu-argv.js';
+import { parseVmSpec, type VmSpecInput } from '../../src/spec/vm-spec.js';
+
+const { escapeOptionValue } = qemu;
+// the builder takes parsed specs; these tests write inputs, as the planners do before their one parse
+const buildQemuArgv = (s: VmSpecInput): string[] => qemu.buildQemuArgv(parseVmSpec(s));
+const deviceLayoutOf = (s: VmSpecInput): string => qemu.deviceLayoutOf(parseVmSpec(s));
+const deviceLayoutHash = (s: VmSpecInput): string => qemu.deviceLayoutHash(parseVmSpec(s));
+const layoutDifferences = (a: VmSpecInput, b: VmSpecInput): string[] => qemu.layoutDifferences(parseVmSpec(a), parseVmSpec(b));
 
 const VM = '/var/lib/vmfork/vms';
 

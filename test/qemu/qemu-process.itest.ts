@@ -5,13 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildQemuArgv } from '../../src/qemu/qemu-argv.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
-import { adoptProcess, isSameProcess, launchQemu, readPidfile, terminateProcess, type LaunchedProcess } from '../../src/qemu/qemu-process.js';
+import { adoptProcess, launchQemu, readPidfile, terminateProcess, type LaunchedProcess } from '../../src/qemu/qemu-process.js';
+import { isSameProcess } from '../../src/host/proc-stat.js';
 import { run } from '../../src/util/exec.js';
-import type { VmSpecInput } from '../../src/vm/vm-spec.js';
+import { parseVmSpec, type VmSpec, type VmSpecInput } from '../../src/spec/vm-spec.js';
 
 /** A diskless TCG machine with every non-disk piece of a template: file RAM, agent port, vmgenid, serial, pidfile. */
-function spec(dir: string, extra: Partial<VmSpecInput> = {}): VmSpecInput {
-  return {
+function spec(dir: string, extra: Partial<VmSpecInput> = {}): VmSpec {
+  return parseVmSpec({
     name: 'itest',
     accel: 'tcg',
     tbSizeMiB: 16,
@@ -24,7 +25,7 @@ function spec(dir: string, extra: Partial<VmSpecInput> = {}): VmSpecInput {
     vmgenid: '8f3b6a52-6f0e-4b4e-9a1e-4b5ad8d5b1c1',
     uuid: '11111111-2222-4333-8444-555555555555',
     ...extra,
-  };
+  });
 }
 
 /** Runs `fn` in a temp dir whose name has a comma (exercising the argv escaping) and stops any QEMU it launched. */

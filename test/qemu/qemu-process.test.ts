@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { adoptProcess, isSameProcess, launchQemu, readPidfile, readStartTime, terminateProcess } from '../../src/qemu/qemu-process.js';
+import { isSameProcess, readStartTime } from '../../src/host/proc-stat.js';
+import { adoptProcess, launchQemu, readPidfile, terminateProcess } from '../../src/qemu/qemu-process.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 /** Spawns a program the way launchQemu does (own session, no stdio, unref'd) and returns pid + start time. */

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { LOCAL_HOST_ID, migrate, openStore } from '../../src/store/db.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { insertVm, requireVm } from '../../src/store/vms-repo.js';
-import { requireImage, upsertImage } from '../../src/store/images-repo.js';
+import { requireImage, upsertReadyImage } from '../../src/store/images-repo.js';
+import { testActor } from '../helpers/actor.js';
 
 test('migrations apply once, in order, and are idempotent on reopen', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmfork-db-'));
@@ -33,9 +34,9 @@ test('unknown records raise NOT_FOUND codes; duplicate VM names VM_EXISTS', asyn
   await assert.rejects(requireImage(db, 'nope'), { code: 'VMFORK_IMAGE_NOT_FOUND' });
   await assert.rejects(requireVm(db, 'nope'), { code: 'VMFORK_VM_NOT_FOUND' });
   const now = new Date().toISOString();
-  await upsertImage(db, { name: 'img', source: 'imported', disk_path: '/x.qcow2', kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1, file_size: 1, created_at: now });
-  const vm = { name: 'a', host_id: LOCAL_HOST_ID, image_name: 'img', state: 'creating', role: 'vm', dir: '/d', spec_json: '{}', last_error: null, created_at: now, updated_at: now };
-  await insertVm(db, vm);
-  await assert.rejects(insertVm(db, vm), { code: 'VMFORK_VM_EXISTS' });
+  await upsertReadyImage(db, { name: 'img', source: 'imported', disk_path: '/x.qcow2', kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1, file_size: 1, created_at: now });
+  const vm = { name: 'a', host_id: LOCAL_HOST_ID, image_name: 'img', state: 'creating', role: 'vm', dir: '/d', spec_json: '{}', last_error: null, created_at: now, updated_at: now } as const;
+  await insertVm(db, vm, await testActor());
+  await assert.rejects(insertVm(db, vm, await testActor()), { code: 'VMFORK_VM_EXISTS' });
   await db.destroy();
 });

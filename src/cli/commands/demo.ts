@@ -1,24 +1,18 @@
 import type { Command } from 'commander';
-import { forkChildren } from '../../fork/fork-batch.js';
-import { createTemplate } from '../../fork/template-create.js';
-import { reconcileTemplate, removeTemplate } from '../../fork/template-manage.js';
-import type { TemplateRecord } from '../../fork/template-record.js';
-import { verifyChildren } from '../../fork/verify-collect.js';
-import { getTemplate } from '../../store/templates-repo.js';
-import { percentile } from '../../util/stats.js';
-import { destroyVm } from '../../vm/lifecycle.js';
-import type { VmDeps } from '../../vm/vm-deps.js';
+import { forkChildren } from '../../fork/index.js';
+import { createTemplate, removeTemplate, showTemplate, type TemplateRecord } from '../../template/index.js';
+import { percentile } from '../../util/index.js';
+import { verifyChildren } from '../../verify/index.js';
+import { destroyVm, type VmDeps } from '../../vm/index.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 
 /** The template the demo forks from: reused when ready, recreated when a previous attempt failed. */
 async function demoTemplate(deps: VmDeps, name: string, image: string): Promise<{ record: TemplateRecord; created: boolean }> {
-  const row = await getTemplate(deps.db, name);
-  if (row && (await reconcileTemplate(deps, row)).state === 'ready' && row.record_json) {
-    return { record: JSON.parse(row.record_json) as TemplateRecord, created: false };
-  }
-  if (row) await removeTemplate(deps, name);
+  const existing = await showTemplate(deps, name).catch(() => undefined);
+  if (existing?.state === 'ready' && existing.record) return { record: existing.record as TemplateRecord, created: false };
+  if (existing) await removeTemplate(deps, name);
   process.stderr.write(`creating template "${name}" from image "${image}" (one cold boot, then frozen)…\n`);
   return { record: await createTemplate(deps, { name, image }), created: true };
 }

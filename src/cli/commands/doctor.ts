@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
-import { ACCEL_CHOICES, parseAccelChoice } from '../../host/accel.js';
-import { runDoctor, type DoctorReport } from '../../host/doctor.js';
+import { ACCEL_CHOICES, parseAccelChoice, runDoctor, type DoctorReport } from '../../host/index.js';
+import { listImages } from '../../image/index.js';
 import { action } from '../action.js';
 import { printJson } from '../output.js';
 
@@ -12,7 +12,7 @@ export function registerDoctorCommands(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(
       action(async (ctx, opts: { accel: string; json?: boolean }) => {
-        const report = await runDoctor({ home: ctx.home, db: ctx.db, accel: parseAccelChoice(opts.accel) });
+        const report = await runDoctor({ home: ctx.home, images: async () => listImages(await ctx.db()), accel: parseAccelChoice(opts.accel) });
         ctx.log.info({ doctor: report }, 'doctor');
         if (opts.json) printJson(report);
         else process.stdout.write(formatReport(report));

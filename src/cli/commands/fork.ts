@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { forkChildren } from '../../fork/fork-batch.js';
+import { forkChildren } from '../../fork/index.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';

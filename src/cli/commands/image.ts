@@ -1,13 +1,7 @@
 import type { Command } from 'commander';
-import { dirname } from 'node:path';
-import { buildImage } from '../../image/builder.js';
-import { importImage } from '../../image/image-import.js';
-import { checkBuiltName, registerBuiltImage, removeImage } from '../../image/image-registry.js';
-import { readManifest, verifyManifest, type ImageManifest } from '../../image/manifest.js';
-import { DEFAULT_RECIPE, recipeHash } from '../../image/recipe.js';
-import { listImages, requireImage } from '../../store/images-repo.js';
-import type { ImageRow } from '../../store/schema.js';
-import { formatBytes } from '../../util/size.js';
+import { buildImage, checkBuiltName, DEFAULT_RECIPE, importImage, listImages, recipeHash, registerBuiltImage, removeImage, showImage, type ImageManifest } from '../../image/index.js';
+import type { ImageRow } from '../../store/index.js';
+import { formatBytes } from '../../util/index.js';
 import { action } from '../action.js';
 import { printJson, printTable } from '../output.js';
 
@@ -104,10 +98,7 @@ export function registerImageCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { deep?: boolean; json?: boolean }) => {
-        const rec = await requireImage(await ctx.db(), name);
-        const dir = dirname(rec.disk_path);
-        const manifest = rec.manifest_path ? await readManifest(dirname(rec.manifest_path)) : undefined;
-        const problems = manifest ? await verifyManifest(dir, manifest, { deep: Boolean(opts.deep) }) : ['no manifest'];
+        const { image: rec, manifest, problems } = await showImage(await ctx.db(), name, { deep: Boolean(opts.deep) });
         const out = { image: rec, manifest: manifest ? manifestSummary(manifest) : null, verified: problems.length === 0, problems };
         if (opts.json) return printJson(out);
         const lines = Object.entries(row(rec)).map(([k, v]) => `${k.padEnd(14)} ${v ?? '-'}`);

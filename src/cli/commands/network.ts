@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { listNetworks, showNetwork, type NetworkDetail, type NetworkSummary } from '../../network/describe.js';
-import { createNetwork, deleteNetwork } from '../../network/networks.js';
+import { createNetwork, deleteNetwork, listNetworks, showNetwork, type NetworkDetail, type NetworkSummary } from '../../network/index.js';
 import { action } from '../action.js';
 import { printJson, printTable } from '../output.js';
 

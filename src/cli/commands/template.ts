@@ -1,31 +1,11 @@
 import type { Command } from 'commander';
-import { parseAccelChoice } from '../../host/accel.js';
-import { createTemplate } from '../../fork/template-create.js';
-import { listTemplatesReconciled, reconcileTemplate, removeTemplate, verifyTemplate } from '../../fork/template-manage.js';
-import type { TemplateRecord } from '../../fork/template-record.js';
-import type { TemplateRow } from '../../store/schema.js';
-import { requireTemplate, templateChildren } from '../../store/templates-repo.js';
-import { formatBytes } from '../../util/size.js';
+import { parseAccelChoice } from '../../host/index.js';
+import { createTemplate, listTemplates, removeTemplate, showTemplate, verifyTemplate } from '../../template/index.js';
+import { formatBytes } from '../../util/index.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 import { accelOption } from './vm.js';
-
-function templateView(row: TemplateRow, children: string[]): Record<string, unknown> {
-  const record = row.record_json ? (JSON.parse(row.record_json) as TemplateRecord) : null;
-  return {
-    name: row.name,
-    state: row.state,
-    image: row.image_name,
-    children: children.length,
-    memoryMiB: record?.memoryMiB,
-    accel: record?.accel,
-    coldBootSeconds: record?.coldBootSeconds,
-    createdAt: row.created_at,
-    lastError: row.last_error,
-    record,
-  };
-}
 
 export function registerTemplateCommands(program: Command): void {
   const tpl = program.command('template').description('templates ("forked state"): a parent VM booted once, prepared and frozen; children fork from it');
@@ -67,8 +47,7 @@ export function registerTemplateCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, opts: { json?: boolean }) => {
-        const deps = await ctx.deps();
-        const rows = await Promise.all((await listTemplatesReconciled(deps)).map(async (r) => templateView(r, await templateChildren(deps.db, r.name))));
+        const rows = await listTemplates(await ctx.deps());
         if (opts.json) return printJson(rows.map(({ record: _record, ...rest }) => rest));
         printTable(rows, ['name', 'state', 'image', 'children', 'memoryMiB', 'accel', 'coldBootSeconds']);
       }),
@@ -80,10 +59,7 @@ export function registerTemplateCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        const deps = await ctx.deps();
-        const row = await reconcileTemplate(deps, await requireTemplate(deps.db, name));
-        const children = await templateChildren(deps.db, name);
-        const view = { ...templateView(row, children), childNames: children };
+        const view = await showTemplate(await ctx.deps(), name);
         if (opts.json) return printJson(view);
         process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
       }),

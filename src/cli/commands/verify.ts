@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { verifyChildren } from '../../fork/verify-collect.js';
-import { TABLE_COLUMNS, summaryLines, tableRows } from '../../fork/verify-report.js';
+import { TABLE_COLUMNS, summaryLines, tableRows, verifyChildren } from '../../verify/index.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';

@@ -1,30 +1,9 @@
 import { Option, type Command } from 'commander';
-import { ACCEL_CHOICES, parseAccelChoice } from '../../host/accel.js';
-import { currentProcess } from '../../store/processes-repo.js';
-import type { VmRow } from '../../store/schema.js';
-import { bootVm } from '../../vm/boot.js';
-import { connectAgent, destroyVm, getVmReconciled, listVmsReconciled, stopVm } from '../../vm/lifecycle.js';
-import { vmPaths } from '../../vm/vm-paths.js';
-import { startVm } from '../../vm/start.js';
+import { ACCEL_CHOICES, parseAccelChoice } from '../../host/index.js';
+import { bootVm, connectAgent, destroyVm, listVmsReconciled, showVm, startVm, stopVm, vmSummary as summary } from '../../vm/index.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
-
-function summary(vm: VmRow): Record<string, unknown> {
-  const spec = JSON.parse(vm.spec_json) as { memoryMiB?: number; cpus?: number; accel?: string };
-  return {
-    name: vm.name,
-    state: vm.state,
-    role: vm.role,
-    image: vm.image_name,
-    host: vm.host_id,
-    accel: spec.accel,
-    memoryMiB: spec.memoryMiB,
-    cpus: spec.cpus,
-    createdAt: vm.created_at,
-    lastError: vm.last_error,
-  };
-}
 
 export const accelOption = (): Option =>
   new Option('--accel <accel>', 'accelerator: kvm, tcg or auto (auto: KVM only where vmx/svm and kvm_intel/kvm_amd are present)')
@@ -75,16 +54,7 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        const d = await ctx.deps();
-        const row = await getVmReconciled(d, name);
-        const proc = await currentProcess(d.db, name);
-        const paths = vmPaths(ctx.home.vms, name);
-        const out = {
-          ...summary(row),
-          spec: JSON.parse(row.spec_json) as unknown,
-          process: proc ? { pid: proc.pid, startTime: proc.start_time, qmp: proc.qmp_path, agent: proc.agent_path, startedAt: proc.started_at } : null,
-          files: { dir: paths.dir, disk: paths.disk, serialLog: paths.serialLog, stderrLog: paths.stderrLog },
-        };
+        const out = await showVm(await ctx.deps(), name);
         if (opts.json) return printJson(out);
         for (const [k, v] of Object.entries(out)) {
           if (k === 'spec') continue;

@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import { initial } from './001-initial.js';
 import { networks } from './002-networks.js';
 import { templates } from './003-templates.js';
+import { owners } from './004-owners.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -11,6 +12,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '001-initial': initial,
   '002-networks': networks,
   '003-templates': templates,
+  '004-owners': owners,
 };
 
 export const migrationProvider: MigrationProvider = {

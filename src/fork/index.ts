@@ -1,0 +1,9 @@
+/**
+ * Forking children from a ready template: plan (checks, then names, addresses and records reserved in one
+ * transaction), one child (resume + identity, rolled back alone on failure), and the batch under a concurrency
+ * limit. The mechanism itself is src/qemu/freeze-resume.ts.
+ */
+export { forkChildren, type ForkBatchOptions, type ForkBatchResult } from './batch.js';
+export { forkChild, type ChildIdentityResult, type ForkedChild, type ForkTimings } from './child.js';
+export { childSpec } from './child-spec.js';
+export { assertMatchesTemplate, childNames, MAX_FORK_COUNT, planFork, type ForkPlan, type ForkRequest, type ReservedChild } from './plan.js';

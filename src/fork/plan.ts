@@ -1,0 +1,133 @@
+import { VmforkError } from '../errors.js';
+import { checkHostCapacity, localQemuBuild } from '../host/index.js';
+import { allocateLeaseIn, ensureNetworkNamed, freeCount, type Lease } from '../network/index.js';
+import { deviceLayoutOf } from '../qemu/index.js';
+import type { VmSpec } from '../spec/index.js';
+import type { Actor } from '../state/index.js';
+import { insertVm, LOCAL_HOST_ID, requireTemplate, vmNames, withWriteLock } from '../store/index.js';
+import { assertFilesIntact, readyTemplate, type ReadyTemplate } from '../template/index.js';
+import { assertValidName } from '../util/index.js';
+import { vmPaths, type VmDeps, type VmPaths } from '../vm/index.js';
+import { childSpec } from './child-spec.js';
+
+export interface ForkRequest {
+  template: string;
+  count: number;
+  /** Child names; `{n}` is replaced by a number that continues after existing names. @default `<template>-{n}` */
+  namePattern?: string;
+  /** @default 'default' (created on first use) */
+  network?: string;
+}
+
+/** One child as planned: its name, address and spec are reserved in the store before anything is created. */
+export interface ReservedChild {
+  name: string;
+  lease: Lease;
+  paths: VmPaths;
+  spec: VmSpec;
+}
+
+export interface ForkPlan {
+  template: ReadyTemplate;
+  names: string[];
+  network: string;
+  children: ReservedChild[];
+}
+
+export const MAX_FORK_COUNT = 256;
+
+/**
+ * Every check a fork batch needs, then the reservation: the template is ready and its files intact, this QEMU is
+ * the template's build with the same machine type, the network has enough free addresses and the host enough
+ * memory; then, in ONE write transaction, the names are chosen and each child's record (state `creating`, owned by
+ * this process) and lease are inserted. Two concurrent forks therefore never plan the same name or address: the
+ * second one's transaction sees the first one's rows.
+ */
+export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Promise<ForkPlan> {
+  if (!Number.isInteger(req.count) || req.count <= 0 || req.count > MAX_FORK_COUNT) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--count must be a whole number from 1 to ${MAX_FORK_COUNT}, got ${String(req.count)}`, {
+      details: { count: req.count },
+    });
+  }
+  const template = readyTemplate(await requireTemplate(deps.db, req.template));
+  const pattern = req.namePattern ?? `${req.template}-{n}`;
+  childNames(pattern, req.count, new Set()); // a bad pattern fails before the network is touched
+  await assertMatchesTemplate(template);
+  const network = await ensureNetworkNamed(deps.db, req.network);
+  const { free, total } = await freeCount(deps.db, network);
+  if (free < req.count) {
+    throw new VmforkError('VMFORK_NETWORK_EXHAUSTED', `network ${network} has ${free} of ${total} addresses left, ${req.count} asked`, {
+      details: { network, free, total, asked: req.count },
+    });
+  }
+  // Children share the template's RAM copy-on-write: budget QEMU's own overhead plus a quarter of the guest RAM
+  // each for the pages a child dirties (docs/forking.md, "Capacity").
+  await checkHostCapacity({
+    dir: deps.home.root,
+    diskBytes: req.count * 64 * 1024 ** 2,
+    memoryMiB: Math.ceil(template.record.memoryMiB / 4),
+    count: req.count,
+    overheadMiB: 64,
+  });
+  await assertFilesIntact(req.template, template.record.files);
+  const children = await withWriteLock(deps.db, async (conn) => {
+    const names = childNames(pattern, req.count, await vmNames(conn));
+    const reserved: ReservedChild[] = [];
+    for (const name of names) {
+      const lease = await allocateLeaseIn(conn, { network, vmName: name });
+      const paths = vmPaths(deps.home.vms, name);
+      const spec = childSpec(template, name, paths, lease);
+      const now = new Date().toISOString();
+      await insertVm(
+        conn,
+        { name, host_id: LOCAL_HOST_ID, image_name: template.record.image, template_name: template.row.name, state: 'creating', role: 'child', dir: paths.dir, spec_json: JSON.stringify(spec), last_error: null, created_at: now, updated_at: now },
+        actor,
+      );
+      reserved.push({ name, lease, paths, spec });
+    }
+    return reserved;
+  });
+  return { template, names: children.map((c) => c.name), network, children };
+}
+
+/** Expands the name pattern; numbering continues after the highest existing `{n}` so repeated forks never clash. */
+export function childNames(pattern: string, count: number, existing: ReadonlySet<string>): string[] {
+  let names: string[];
+  if (pattern.includes('{n}')) {
+    const [before, after] = [pattern.slice(0, pattern.indexOf('{n}')), pattern.slice(pattern.indexOf('{n}') + 3)];
+    let start = 1;
+    for (const name of existing) {
+      if (name.startsWith(before) && name.endsWith(after)) {
+        const n = Number(name.slice(before.length, name.length - after.length));
+        if (Number.isInteger(n) && n >= start) start = n + 1;
+      }
+    }
+    names = Array.from({ length: count }, (_, i) => pattern.replace('{n}', String(start + i)));
+  } else {
+    names = Array.from({ length: count }, () => pattern);
+  }
+  for (const n of names) assertValidName(n, 'child');
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n) || existing.has(n)) {
+      throw new VmforkError('VMFORK_VM_EXISTS', `name pattern "${pattern}" gives "${n}" twice or an existing name; use {n} in --name`, {
+        details: { pattern, name: n },
+      });
+    }
+    seen.add(n);
+  }
+  return names;
+}
+
+/** A child's device state only loads into the same QEMU build, machine type and device layout. */
+export async function assertMatchesTemplate(t: ReadyTemplate): Promise<void> {
+  const local = await localQemuBuild();
+  const problems: string[] = [];
+  if (local.build !== t.record.qemuBuild) problems.push(`QEMU build "${local.build}" ≠ template's "${t.record.qemuBuild}"`);
+  if (local.machine !== t.record.machine) problems.push(`machine type ${local.machine} ≠ template's ${t.record.machine}`);
+  // the argv builder of this vmfork version must still lay devices out as it did when the template was cut
+  if (deviceLayoutOf(t.spec) !== t.record.layout) problems.push('device layout built by this vmfork differs from the recorded one');
+  if (problems.length) {
+    throw new VmforkError('VMFORK_TEMPLATE_MISMATCH', `template ${t.row.name}: ${problems.join('; ')}`, { details: { template: t.row.name, problems } });
+  }
+}

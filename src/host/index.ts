@@ -1,0 +1,9 @@
+/** Facts about the host and checks against it: accelerator policy, capacity, processes, QEMU programs, doctor. */
+export { ACCEL_CHOICES, detectAccel, parseAccelChoice, readHostFacts, type Accel, type AccelChoice, type AccelDecision, type HostFacts } from './accel.js';
+export { availableMemoryMiB, checkHostCapacity, type CapacityRequest } from './capacity.js';
+export { freeSpace, type FreeSpace } from './disk-space.js';
+export { runDoctor, type DoctorCheck, type DoctorOptions, type DoctorReport } from './doctor.js';
+export { isSameProcess, readProcStat, readStartTime, waitForExit, type ProcStat } from './proc-stat.js';
+export { QEMU_IMG_BINARY, QEMU_PACKAGES, QEMU_SYSTEM_BINARY, qemuProgramVersion, runQemuTool, type QemuVersion } from './qemu-binary.js';
+export { localQemuBuild, parseQ35Alias, type QemuBuild } from './qemu-build.js';
+export { actorFor, currentOwner, ownerAlive } from './self.js';

@@ -1,0 +1,8 @@
+/** Guest images: the Debian image builder (debootstrap → ext4 → qcow2 + kernel + initrd + manifest) and imports. */
+export { buildImage, type BuildImageOptions, type BuiltImage } from './builder.js';
+export { listImages, showImage, type ImageDetail } from './describe.js';
+export { DEFAULT_CMDLINE, TEMPLATE_HOSTNAME } from './guest-config.js';
+export { importImage, type ImportedImage, type ImportImageOptions } from './image-import.js';
+export { checkBuiltName, healImage, registerBuiltImage, removeImage, resolveImageBoot, type ImageBoot, type RemoveImageResult } from './image-registry.js';
+export { readManifest, verifyManifest, type ImageManifest } from './manifest.js';
+export { DEFAULT_RECIPE, recipeHash, type ImageRecipe } from './recipe.js';

@@ -1,0 +1,13 @@
+/**
+ * Networks vmfork owns: a bridge in a network namespace of its own per network, a tap and an IPv4 lease per VM.
+ * Nothing on them can reach outside their namespace (docs/networks.md).
+ */
+export { attachVm, detachVm, ensureNetworkNamed, plugLease, type AttachOptions } from './attach.js';
+export { formatIpv4, parseCidr, parseIpv4, type Cidr } from './cidr.js';
+export { listNetworks, showNetwork, type NetworkDetail, type NetworkSummary } from './describe.js';
+export { execInNetns, ip, listNamespaces, requireRoot } from './ip.js';
+export { allocateLease, allocateLeaseIn, freeCount, leasesFor, releaseLease, type AllocateLeaseOptions, type Lease } from './leases.js';
+export { isLocallyAdministeredUnicast, isUnicastMac, normalizeMac, randomLocalMac } from './mac.js';
+export { dataDirNetnsPrefix, DEFAULT_NETWORK, netnsPrefixOverride } from './names.js';
+export { createNetwork, deleteNetwork, ensureDefaultNetwork, ensureNetwork, healNetwork, type CreatedNetwork, type CreateNetworkOptions } from './networks.js';
+export { createTap, deleteTap } from './tap.js';

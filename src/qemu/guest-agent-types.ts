@@ -1,0 +1,36 @@
+import { QemuCommandError } from './command-queue.js';
+import type { ProtocolLogger } from './json-line-stream.js';
+
+export interface AgentConnectOptions {
+  /** Connect timeout. @default 5000 */
+  timeoutMs?: number;
+  /** Per-command timeout when a call is given none. @default 10000 */
+  commandTimeoutMs?: number;
+  /** @default silent */
+  logger?: ProtocolLogger;
+}
+
+export interface WaitReadyOptions extends Omit<AgentConnectOptions, 'timeoutMs'> {
+  /** Overall deadline. */
+  timeoutMs: number;
+  /** How long one connect or sync + ping attempt may take before the next. @default 1000 */
+  attemptTimeoutMs?: number;
+}
+
+export interface AgentCallOptions {
+  timeoutMs?: number;
+}
+
+/** guest-info, trimmed. */
+export interface AgentInfo {
+  version: string;
+  supported_command: { name: string; enabled: boolean; 'success-response': boolean }[];
+}
+
+/** Thrown by GuestAgentClient calls when the agent answers `{"error": {"class", "desc"}}`. */
+export class GuestAgentCommandError extends QemuCommandError {
+  constructor(command: string, errorClass: string, desc: string) {
+    super('VMFORK_AGENT_ERROR', command, errorClass, desc);
+    this.name = 'GuestAgentCommandError';
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * The process that moved a record into a transitional state, identified like a QEMU process: pid + start time
+ * (a pid alone is reused), plus the operation it runs, which says how to finish or roll back its work when it
+ * died halfway.
+ */
+export interface Owner {
+  pid: number;
+  /** Clock ticks after boot (/proc/PID/stat field 22). */
+  startTime: number;
+}
+
+/** Operations that leave a record in a transitional state while they run. */
+export type OwnerOp =
+  | 'boot'
+  | 'start'
+  | 'stop'
+  | 'destroy'
+  | 'fork'
+  | 'template-create'
+  | 'template-rm'
+  | 'network-create'
+  | 'network-rm'
+  | 'image-import'
+  | 'image-rm';
+
+/** The process acting, and what it is doing: recorded as the owner of every transitional state it enters. */
+export interface Actor {
+  owner: Owner;
+  op: OwnerOp;
+}

@@ -1,0 +1,39 @@
+import { defineStateMachine } from './machine.js';
+
+/**
+ * Life of one VM record (a cold-booted VM, a template's parent, or a forked child):
+ * - `creating`: record written (name, address and spec reserved), disk overlay being made; nothing runs yet.
+ * - `starting`: QEMU launched, waiting for the guest agent (cold boot).
+ * - `forking`: QEMU launched with `-incoming defer`, loading the template's device state, then taking its identity.
+ * - `running`: the guest runs and its agent answered.
+ * - `paused`: QEMU is stopped at an instruction (a template parent at its cut, debugging).
+ * - `stopping`: shutdown asked; waiting for QEMU to exit.
+ * - `stopped`: no QEMU process; the overlay is kept.
+ * - `failed`: a step failed or QEMU died unexpectedly; `last_error` says why.
+ * - `destroying`: tearing down (destroy, or the rollback of a failed create); retried until the record is gone.
+ */
+export type VmState = 'creating' | 'starting' | 'forking' | 'running' | 'paused' | 'stopping' | 'stopped' | 'failed' | 'destroying';
+
+/** What a VM record is: a cold-booted VM, a template's parent (while it runs), or a child forked from a template. */
+export type VmRole = 'vm' | 'template' | 'child';
+
+export const vmStateMachine = defineStateMachine<VmState>({
+  resource: 'VM',
+  errorCode: 'VMFORK_VM_STATE',
+  table: {
+    creating: ['starting', 'forking', 'failed', 'destroying'],
+    starting: ['running', 'failed', 'stopping', 'destroying'],
+    forking: ['running', 'failed', 'destroying'],
+    running: ['paused', 'stopping', 'stopped', 'failed', 'destroying'],
+    paused: ['running', 'stopping', 'stopped', 'failed', 'destroying'],
+    stopping: ['stopped', 'failed', 'destroying'],
+    stopped: ['starting', 'destroying'],
+    failed: ['starting', 'destroying'],
+    // a destroy whose owner died halfway is taken over and run again
+    destroying: ['destroying'],
+  },
+  transitional: ['creating', 'starting', 'forking', 'stopping', 'destroying'],
+});
+
+/** States in which a QEMU process is expected to exist. */
+export const LIVE_STATES: readonly VmState[] = ['starting', 'forking', 'running', 'paused', 'stopping'];

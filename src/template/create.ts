@@ -1,0 +1,139 @@
+import { mkdir } from 'node:fs/promises';
+import { VmforkError, withContext } from '../errors.js';
+import { actorFor, checkHostCapacity, detectAccel, localQemuBuild, readHostFacts, type AccelChoice } from '../host/index.js';
+import { attachVm, DEFAULT_NETWORK, detachVm } from '../network/index.js';
+import { createOverlay, deviceLayoutHash, deviceLayoutOf, GuestAgentClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
+import { parseVmSpec } from '../spec/index.js';
+import type { Actor } from '../state/index.js';
+import { deleteVm, getTemplate, getVm, insertTemplate, insertVm, LOCAL_HOST_ID, markProcessExited, requireTemplate, transition, updateTemplate } from '../store/index.js';
+import { assertValidName, parseMemoryMiB } from '../util/index.js';
+import { checkCpus, imageBootSource, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, type VmDeps } from '../vm/index.js';
+import { cutTemplate } from './cut.js';
+import { dismantleTemplate } from './dismantle.js';
+import { sealFile, templateFiles } from './files.js';
+import { prepareTemplateGuest } from './prepare.js';
+import type { TemplateRecord } from './record.js';
+
+/** TCG translation cache of a template (and so of its children) unless told otherwise. */
+export const DEFAULT_TCG_TB_SIZE_MIB = 32;
+
+export interface CreateTemplateOptions {
+  name: string;
+  image: string;
+  /** @default '512M' */
+  memory?: string;
+  /** @default 1 */
+  cpus?: number;
+  /** @default 'auto' */
+  accel?: AccelChoice;
+  /** Network whose bridge the parent's NIC sits on while it boots (it never gets an address). @default 'default' */
+  network?: string;
+  /** TCG translation cache in MiB, inherited by children (smaller = less memory per child). @default DEFAULT_TCG_TB_SIZE_MIB under TCG */
+  tbSizeMiB?: number;
+  /** @default 300_000 */
+  agentTimeoutMs?: number;
+}
+
+/**
+ * Creates a template ("forked state"): boots a parent from a linked clone of the image with its RAM in a shared
+ * file, waits for the agent, prepares the guest, then freezes it (device state only; the RAM stays in the file)
+ * and seals RAM, state and disk read-only with their sha256. The template and its parent VM move through their
+ * states owned by this process; on failure everything is rolled back, and if this process dies instead, the next
+ * vmfork command rolls it back (src/heal/).
+ */
+export async function createTemplate(deps: VmDeps, options: CreateTemplateOptions): Promise<TemplateRecord> {
+  const { db, home, log } = deps;
+  assertValidName(options.name, 'template');
+  const memoryMiB = parseMemoryMiB(options.memory ?? '512M');
+  const cpus = checkCpus(options.cpus);
+  const source = await imageBootSource(db, options.image);
+  if (await getTemplate(db, options.name)) throw new VmforkError('VMFORK_TEMPLATE_EXISTS', `a template named "${options.name}" already exists`, { details: { template: options.name } });
+  if (await getVm(db, options.name)) throw new VmforkError('VMFORK_VM_EXISTS', `a VM named "${options.name}" already exists; a template's parent takes its name`, { details: { vm: options.name } });
+  const accel = detectAccel(await readHostFacts(), options.accel ?? 'auto');
+  const qemu = await localQemuBuild();
+  const files = templateFiles(home.templates, options.name);
+  const paths = { ...vmPaths(home.templates, options.name), disk: files.disk };
+  // the RAM file is written in full by the parent; its disk overlay and state are small
+  await checkHostCapacity({ dir: home.root, diskBytes: memoryMiB * 1024 ** 2 + 512 * 1024 ** 2, memoryMiB, count: 1 });
+  const network = options.network ?? DEFAULT_NETWORK.name;
+  const actor = await actorFor('template-create');
+  const now = new Date().toISOString();
+  const base = { name: options.name, image_name: source.image.name, dir: files.dir, last_error: null, created_at: now, updated_at: now };
+  await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null }, actor);
+  let launched: LaunchedProcess | undefined;
+  let agent: GuestAgentClient | undefined;
+  try {
+    await mkdir(files.dir, { recursive: true });
+    await createOverlay(source.image.disk, files.disk, { backingFormat: source.diskFormat });
+    const lease = await attachVm(db, { network, vmName: options.name });
+    const spec = parseVmSpec({
+      name: options.name,
+      accel: accel.accel,
+      ...(accel.accel === 'tcg' ? { tbSizeMiB: options.tbSizeMiB ?? DEFAULT_TCG_TB_SIZE_MIB } : {}),
+      cpus,
+      memoryMiB,
+      memory: { kind: 'file', path: files.ram, share: true },
+      ...source.kernel,
+      disks: [{ id: 'disk0', path: files.disk, format: 'qcow2' }],
+      nics: [{ id: 'net0', mac: lease.mac, backend: { kind: 'tap', ifname: lease.tap } }],
+      ...vmChannels(paths),
+    });
+    await updateTemplate(db, options.name, { spec_json: JSON.stringify(spec) });
+    // the parent is a VM record while its QEMU runs, so a crash leaves a process vmfork can find and kill
+    await insertVm(db, { ...base, host_id: LOCAL_HOST_ID, template_name: null, state: 'creating', role: 'template', spec_json: JSON.stringify(spec) }, actor);
+    await transition(db, 'templates', options.name, 'creating', 'booting', actor);
+    await transition(db, 'vms', options.name, 'creating', 'starting', actor);
+    const t0 = performance.now();
+    launched = await startVmProcess(deps, options.name, spec, paths, { netns: lease.netns });
+    agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000 });
+    const coldBootSeconds = (performance.now() - t0) / 1000;
+    await transition(db, 'vms', options.name, 'starting', 'running', actor);
+    const identity = await readGuestIdentity(agent);
+    await transition(db, 'templates', options.name, 'booting', 'preparing', actor);
+    const t1 = performance.now();
+    await prepareTemplateGuest(agent);
+    const prepareMs = performance.now() - t1;
+    agent.close();
+    agent = undefined;
+    await transition(db, 'templates', options.name, 'preparing', 'freezing', actor);
+    await transition(db, 'vms', options.name, 'running', 'paused', actor);
+    const cut = await cutTemplate(paths.qmp, files.state, launched);
+    await markProcessExited(db, options.name);
+    await retireParent(deps, options.name, network, actor);
+    const record: TemplateRecord = {
+      image: source.image.name,
+      qemuBuild: qemu.build,
+      machine: qemu.machine,
+      accel: accel.accel,
+      cpuModel: spec.cpuModel,
+      cpus,
+      memoryMiB,
+      layout: deviceLayoutOf(spec),
+      layoutHash: deviceLayoutHash(spec),
+      files: { ram: await sealFile(files.ram), state: await sealFile(files.state), disk: await sealFile(files.disk) },
+      bootId: identity.bootId,
+      coldBootSeconds: Math.round(coldBootSeconds * 1000) / 1000,
+      prepareMs: Math.round(prepareMs),
+      cutMs: Math.round(cut.cutMs),
+      frozenAt: new Date().toISOString(),
+    };
+    await updateTemplate(db, options.name, { record_json: JSON.stringify(record) });
+    await transition(db, 'templates', options.name, 'freezing', 'ready', actor);
+    log.info({ template: options.name, cutMs: record.cutMs, coldBootSeconds: record.coldBootSeconds }, 'template frozen');
+    return record;
+  } catch (err) {
+    agent?.close();
+    const tail = await serialTail(paths.serialLog);
+    log.error({ template: options.name, err, serialTail: tail }, 'template creation failed; rolling back');
+    if (launched) await terminateProcess(launched.pid, launched.startTime, { graceMs: 1_000 }).catch(() => undefined);
+    await dismantleTemplate(deps, await requireTemplate(db, options.name), actor).catch((e: unknown) => log.error({ template: options.name, err: e }, 'rollback failed; heal finishes it'));
+    throw withContext(err, `template ${options.name}`, { suffix: tail ? `\n--- serial log tail ---\n${tail}` : '', details: { template: options.name } });
+  }
+}
+
+/** After the cut the parent never runs again: its QEMU has exited (stopped), its address goes back, its record goes. */
+async function retireParent(deps: VmDeps, name: string, network: string, actor: Actor): Promise<void> {
+  await transition(deps.db, 'vms', name, 'paused', 'stopped', actor);
+  await detachVm(deps.db, network, name);
+  await deleteVm(deps.db, name);
+}

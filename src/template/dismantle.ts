@@ -1,0 +1,38 @@
+import { rm } from 'node:fs/promises';
+import { terminateProcess } from '../qemu/index.js';
+import { detachVm } from '../network/index.js';
+import type { Actor } from '../state/index.js';
+import { currentProcess, deleteTemplateRow, deleteVm, getTemplate, getVm, listLeases, markProcessExited, transition, type TemplateRow } from '../store/index.js';
+import type { VmDeps } from '../vm/index.js';
+
+/**
+ * Removes a template and whatever its creation left: the parent's QEMU (pid + start time checked), its tap and
+ * lease, its VM record, the template's files, then the template record. The record goes `deleting` first (owned by
+ * the actor), so a dismantle cut short is finished by the next vmfork command. Every step is idempotent.
+ * Used by `template rm`, by a failed `template create` rolling itself back, and by heal.
+ */
+export async function dismantleTemplate(deps: VmDeps, row: TemplateRow, actor: Actor): Promise<string> {
+  if (row.state !== 'deleting') await transition(deps.db, 'templates', row.name, row.state, 'deleting', actor);
+  const done: string[] = [];
+  const proc = await currentProcess(deps.db, row.name);
+  if (proc) {
+    if ((await terminateProcess(proc.pid, proc.start_time, { graceMs: 1_000 })) !== 'not-running') done.push(`parent QEMU ${proc.pid} stopped`);
+    await markProcessExited(deps.db, row.name);
+  }
+  for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === row.name)) {
+    await detachVm(deps.db, lease.network_name, row.name);
+    done.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap}) released`);
+  }
+  if ((await getVm(deps.db, row.name))?.role === 'template') await deleteVm(deps.db, row.name);
+  await rm(row.dir, { recursive: true, force: true });
+  await deleteTemplateRow(deps.db, row.name);
+  done.push('files and record removed');
+  return done.join('; ');
+}
+
+/** Heal (src/heal/) of a template whose creating or removing process died: rolled back or removed whole. */
+export async function healTemplate(deps: VmDeps, row: TemplateRow, actor: Actor): Promise<string> {
+  const what = row.state === 'deleting' ? 'removal finished' : `creation rolled back (it was ${row.state})`;
+  const fresh = (await getTemplate(deps.db, row.name)) ?? row;
+  return `${what}: ${await dismantleTemplate(deps, fresh, actor)}`;
+}

@@ -1,0 +1,79 @@
+import { VmforkError } from '../errors.js';
+import { actorFor, ownerAlive } from '../host/index.js';
+import { TEMPLATE_BUSY_STATES } from '../state/index.js';
+import { listTemplates as listTemplateRows, requireTemplate, templateChildren, type TemplateRow } from '../store/index.js';
+import type { VmDeps } from '../vm/index.js';
+import { dismantleTemplate } from './dismantle.js';
+import { checkFile } from './files.js';
+import { readyTemplate, templateRecordOf } from './record.js';
+
+/** What `template list` and `template show` print for a template (JSON fields are a contract). */
+export function templateView(row: TemplateRow, children: string[]): Record<string, unknown> {
+  const record = templateRecordOf(row);
+  return {
+    name: row.name,
+    state: row.state,
+    image: row.image_name,
+    children: children.length,
+    memoryMiB: record?.memoryMiB,
+    accel: record?.accel,
+    coldBootSeconds: record?.coldBootSeconds,
+    createdAt: row.created_at,
+    lastError: row.last_error,
+    ...(row.owner_pid !== null ? { owner: { pid: row.owner_pid, op: row.owner_op } } : {}),
+    record,
+  };
+}
+
+/** Every template with its children count (`template list`; the JSON leaves out the record). */
+export async function listTemplates(deps: VmDeps): Promise<Record<string, unknown>[]> {
+  const rows = await listTemplateRows(deps.db);
+  return Promise.all(rows.map(async (r) => templateView(r, await templateChildren(deps.db, r.name))));
+}
+
+/** One template with its record and the names of its children (`template show`). */
+export async function showTemplate(deps: VmDeps, name: string): Promise<Record<string, unknown>> {
+  const row = await requireTemplate(deps.db, name);
+  const children = await templateChildren(deps.db, name);
+  return { ...templateView(row, children), childNames: children };
+}
+
+/**
+ * Removes a template: refused while children exist (their RAM and disks are backed by its files). A template still
+ * being created by a live process is refused too, unless `force` (the escape hatch for a creator that hangs): the
+ * removal then kills its parent QEMU. A creation whose process died needs no force: the next command heals it.
+ */
+export async function removeTemplate(deps: VmDeps, name: string, options: { force?: boolean } = {}): Promise<void> {
+  const row = await requireTemplate(deps.db, name);
+  const children = await templateChildren(deps.db, name);
+  if (children.length) {
+    throw new VmforkError('VMFORK_TEMPLATE_IN_USE', `template ${name} has ${children.length} child(ren): ${children.join(', ')}; destroy them first`, {
+      details: { template: name, children },
+    });
+  }
+  const busy = TEMPLATE_BUSY_STATES.includes(row.state) || row.state === 'deleting';
+  if (busy && !options.force && (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time }))) {
+    throw new VmforkError('VMFORK_TEMPLATE_NOT_READY', `template ${name} is ${row.state} by vmfork pid ${row.owner_pid}; if that process hangs, use --force`, {
+      details: { template: name, state: row.state, ownerPid: row.owner_pid },
+    });
+  }
+  await dismantleTemplate(deps, row, await actorFor('template-rm'));
+}
+
+export interface TemplateFileReport {
+  role: string;
+  path: string;
+  ok: boolean;
+  problem?: string;
+}
+
+/** Re-hashes every template file (`vmfork template verify`). */
+export async function verifyTemplate(deps: VmDeps, name: string): Promise<TemplateFileReport[]> {
+  const t = readyTemplate(await requireTemplate(deps.db, name));
+  const out: TemplateFileReport[] = [];
+  for (const [role, rec] of Object.entries(t.record.files)) {
+    const r = await checkFile(rec, { full: true });
+    out.push(r.ok ? { role, path: rec.path, ok: true } : { role, path: rec.path, ok: false, problem: r.problem });
+  }
+  return out;
+}

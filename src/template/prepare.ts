@@ -1,0 +1,26 @@
+import { VmforkError } from '../errors.js';
+import type { GuestAgentClient } from '../qemu/index.js';
+
+/**
+ * What the parent guest does right before the cut, in one exec: the NIC goes down with no address (a child must
+ * never appear on the network as the template), per-machine files a child must not inherit are removed, sshd
+ * stops so no child ever serves a template key, and `sync` puts the guest's dirty data on the template disk (RAM
+ * and disk are captured at the same instant anyway; sync keeps the disk alone consistent too).
+ */
+export const PREPARE_SCRIPT = [
+  'set -u',
+  'ip link set dev eth0 down 2>/dev/null || true',
+  'ip addr flush dev eth0 2>/dev/null || true',
+  'ip neigh flush all 2>/dev/null || true',
+  'systemctl stop ssh.service ssh.socket 2>/dev/null || true',
+  'rm -f /etc/ssh/ssh_host_* /var/lib/systemd/random-seed /var/lib/dhcp/*.leases /run/systemd/netif/leases/* 2>/dev/null',
+  'sync',
+  'echo prepared',
+].join('\n');
+
+export async function prepareTemplateGuest(agent: Pick<GuestAgentClient, 'sh'>): Promise<void> {
+  const r = await agent.sh(PREPARE_SCRIPT, { timeoutMs: 60_000 });
+  if (r.exitCode !== 0 || !r.stdout.toString().includes('prepared')) {
+    throw new VmforkError('VMFORK_AGENT_ERROR', `preparing the template guest failed (exit ${r.exitCode}): ${r.stderr.toString().trim()}`);
+  }
+}

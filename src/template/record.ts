@@ -1,0 +1,48 @@
+import { VmforkError } from '../errors.js';
+import { decodeVmSpec, type VmSpec } from '../spec/index.js';
+import type { TemplateRow } from '../store/index.js';
+import type { FileRecord } from './files.js';
+
+/** Everything a child depends on, written once when the template is frozen. */
+export interface TemplateRecord {
+  image: string;
+  qemuBuild: string;
+  machine: string;
+  accel: 'kvm' | 'tcg';
+  cpuModel: string;
+  cpus: number;
+  memoryMiB: number;
+  /** Canonical device layout (deviceLayoutOf) and its sha256. */
+  layout: string;
+  layoutHash: string;
+  files: { ram: FileRecord; state: FileRecord; disk: FileRecord };
+  /** boot_id of the parent: every child reports the same one (the proof that no child rebooted). */
+  bootId: string;
+  coldBootSeconds: number;
+  prepareMs: number;
+  cutMs: number;
+  frozenAt: string;
+}
+
+export interface ReadyTemplate {
+  row: TemplateRow;
+  /** The parent's spec, decoded once for a whole fork batch. */
+  spec: VmSpec;
+  record: TemplateRecord;
+}
+
+/** The record of a frozen template, or null while it has none (still being created, failed). */
+export function templateRecordOf(row: TemplateRow): TemplateRecord | null {
+  return row.record_json ? (JSON.parse(row.record_json) as TemplateRecord) : null;
+}
+
+/** A template row that is `ready`, with its parsed spec and record; otherwise VMFORK_TEMPLATE_NOT_READY. */
+export function readyTemplate(row: TemplateRow): ReadyTemplate {
+  const record = templateRecordOf(row);
+  if (row.state !== 'ready' || !record) {
+    throw new VmforkError('VMFORK_TEMPLATE_NOT_READY', `template ${row.name} is ${row.state}${row.last_error ? `: ${row.last_error}` : ''}`, {
+      details: { template: row.name, state: row.state },
+    });
+  }
+  return { row, spec: decodeVmSpec(row.spec_json), record };
+}

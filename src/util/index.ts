@@ -1,0 +1,9 @@
+/** Small shared helpers with no knowledge of VMs: running programs, logging, names, sizes, statistics, quoting. */
+export { hostNowMs, hostNowNs } from './clock.js';
+export { run, which, type RunOptions, type RunResult } from './exec.js';
+export { sha256File } from './file-hash.js';
+export { createLogger, REDACT_PATHS, type Logger } from './log.js';
+export { assertValidName, isValidName } from './names.js';
+export { shQuote } from './shell-quote.js';
+export { formatBytes, parseMemoryMiB, parseSize } from './size.js';
+export { describe, percentile, roundStats, type Stats } from './stats.js';

@@ -1,0 +1,17 @@
+/**
+ * One VM's life, whatever its role (a cold-booted VM, a template's parent, a forked child): records, QEMU
+ * processes, cold boot, start, stop, destroy, reconciliation with reality, and reading facts inside the guest.
+ */
+export { bootVm, checkCpus, type BootOptions, type BootResult } from './boot.js';
+export { showVm, vmSummary } from './describe.js';
+export { guestFactsScript, parseSections, readGuestFacts, readGuestIdentity, type GuestFact, type GuestFactsOptions, type GuestFactsReadout, type GuestIdentity } from './guest-facts.js';
+export { healVm } from './heal.js';
+export { imageBootSource, type BootSource } from './image-boot.js';
+export { connectAgent, destroyVm, getVmReconciled, listVmsReconciled, reconcileVm } from './lifecycle.js';
+export { serialTail } from './serial-log.js';
+export { startVm } from './start.js';
+export { stopVm, type StopOptions } from './stop.js';
+export type { VmDeps } from './vm-deps.js';
+export { vmChannels, vmPaths, type VmPaths } from './vm-paths.js';
+export { startVmProcess } from './vm-process.js';
+export { describeTeardown, rollbackVm, teardownVm, type Teardown } from './vm-record.js';

@@ -1,0 +1,65 @@
+import { rm } from 'node:fs/promises';
+import { terminateProcess, type LaunchedProcess } from '../qemu/index.js';
+import { detachVm } from '../network/index.js';
+import type { Actor } from '../state/index.js';
+import { currentProcess, deleteVm, getVm, listLeases, markProcessExited, transition, type VmRow } from '../store/index.js';
+import type { VmDeps } from './vm-deps.js';
+
+/** What a teardown found and removed, for the messages of destroy and heal. */
+export interface Teardown {
+  name: string;
+  /** The QEMU that was still running and got stopped (pid), if any. */
+  killedPid?: number;
+  /** Leases released (`10.231.0.3 on default (tap vt3)`). */
+  released: string[];
+}
+
+/**
+ * Removes everything a VM record stands for, in the order that never strands a resource: its QEMU (only if pid
+ * AND start time still match), then its taps and addresses (a tap must not be deleted, nor its address reused,
+ * while a process holds it), then its directory, then the record. Every step is idempotent: a teardown cut short
+ * is simply run again.
+ */
+export async function teardownVm(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, options: { graceMs?: number } = {}): Promise<Teardown> {
+  const out: Teardown = { name: vm.name, released: [] };
+  const proc = await currentProcess(deps.db, vm.name);
+  if (proc) {
+    const r = await terminateProcess(proc.pid, proc.start_time, { graceMs: options.graceMs ?? 1_000 });
+    if (r !== 'not-running') out.killedPid = proc.pid;
+    await markProcessExited(deps.db, vm.name);
+  }
+  for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === vm.name)) {
+    await detachVm(deps.db, lease.network_name, vm.name);
+    out.released.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap})`);
+  }
+  await rm(vm.dir, { recursive: true, force: true });
+  await deleteVm(deps.db, vm.name);
+  return out;
+}
+
+/** One line saying what a teardown did: `QEMU 5678 stopped; 10.231.0.3 on default (tap vt3) released; files and record removed`. */
+export function describeTeardown(t: Teardown): string {
+  const parts = [t.killedPid ? `QEMU ${t.killedPid} stopped` : 'no QEMU running'];
+  if (t.released.length) parts.push(`${t.released.join(', ')} released`);
+  parts.push('files and record removed');
+  return parts.join('; ');
+}
+
+/**
+ * Rolls back a VM an operation was creating (boot, fork, template parent) after `err`: the record goes
+ * `destroying` (so no other process mistakes it for a live VM), then teardown. A rollback that itself fails is
+ * logged, not thrown (the caller reports `err`, the cause that matters): the record is still this process's, so
+ * the next vmfork command after it exits finishes the job (src/heal/).
+ */
+export async function rollbackVm(deps: VmDeps, name: string, actor: Actor, err: unknown, launched?: LaunchedProcess): Promise<void> {
+  try {
+    const vm = await getVm(deps.db, name);
+    if (!vm) return;
+    if (vm.state !== 'destroying') await transition(deps.db, 'vms', name, vm.state, 'destroying', actor);
+    // a process launched but not yet recorded is stopped here; the recorded one by teardown
+    if (launched && !(await currentProcess(deps.db, name))) await terminateProcess(launched.pid, launched.startTime, { graceMs: 500 });
+    await teardownVm(deps, vm, { graceMs: 500 });
+  } catch (rollbackErr) {
+    deps.log.error({ vm: name, err: rollbackErr, cause: err }, 'rollback failed; the next vmfork command heals it');
+  }
+}

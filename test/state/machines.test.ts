@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ErrorCode } from '../../src/errors.js';
+import { imageStateMachine, networkStateMachine, templateStateMachine, vmStateMachine, type StateMachine } from '../../src/state/index.js';
+
+/**
+ * Every (from, to) pair of every resource, spelled out: a change to a table must change its list here too, and
+ * every move outside the table must fail with that resource's own code.
+ */
+const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; allowed: string[]; transitional: string[] }[] = [
+  {
+    machine: vmStateMachine as StateMachine<string>,
+    code: 'VMFORK_VM_STATE',
+    states: 9,
+    allowed: [
+      'creating>starting', 'creating>forking', 'creating>failed', 'creating>destroying',
+      'starting>running', 'starting>failed', 'starting>stopping', 'starting>destroying',
+      'forking>running', 'forking>failed', 'forking>destroying',
+      'running>paused', 'running>stopping', 'running>stopped', 'running>failed', 'running>destroying',
+      'paused>running', 'paused>stopping', 'paused>stopped', 'paused>failed', 'paused>destroying',
+      'stopping>stopped', 'stopping>failed', 'stopping>destroying',
+      'stopped>starting', 'stopped>destroying',
+      'failed>starting', 'failed>destroying',
+      'destroying>destroying',
+    ],
+    transitional: ['creating', 'starting', 'forking', 'stopping', 'destroying'],
+  },
+  {
+    machine: templateStateMachine as StateMachine<string>,
+    code: 'VMFORK_TEMPLATE_STATE',
+    states: 7,
+    allowed: [
+      'creating>booting', 'creating>failed', 'creating>deleting',
+      'booting>preparing', 'booting>failed', 'booting>deleting',
+      'preparing>freezing', 'preparing>failed', 'preparing>deleting',
+      'freezing>ready', 'freezing>failed', 'freezing>deleting',
+      'ready>deleting',
+      'failed>deleting',
+      'deleting>deleting',
+    ],
+    transitional: ['creating', 'booting', 'preparing', 'freezing', 'deleting'],
+  },
+  {
+    machine: networkStateMachine as StateMachine<string>,
+    code: 'VMFORK_NETWORK_STATE',
+    states: 3,
+    allowed: ['creating>ready', 'creating>deleting', 'ready>deleting', 'deleting>deleting'],
+    transitional: ['creating', 'deleting'],
+  },
+  {
+    machine: imageStateMachine as StateMachine<string>,
+    code: 'VMFORK_IMAGE_STATE',
+    states: 3,
+    allowed: ['importing>ready', 'importing>deleting', 'ready>deleting', 'deleting>deleting'],
+    transitional: ['importing', 'deleting'],
+  },
+];
+
+for (const { machine, code, states, allowed, transitional } of TABLES) {
+  test(`${machine.resource} transition table: every pair, illegal moves are ${code}`, () => {
+    assert.equal(machine.states.length, states);
+    const ok = new Set(allowed);
+    for (const from of machine.states) {
+      for (const to of machine.states) {
+        const key = `${from}>${to}`;
+        assert.equal(machine.canTransition(from, to), ok.has(key), key);
+        if (ok.has(key)) machine.assertTransition(from, to, 'x1');
+        else assert.throws(() => machine.assertTransition(from, to, 'x1'), { code, message: new RegExp(`x1 is ${from}; cannot become ${to}`) }, key);
+      }
+    }
+    assert.deepEqual(machine.states.filter((s) => machine.isTransitional(s)), transitional);
+  });
+
+  test(`${machine.resource}: every state can reach the way out (removal), so nothing is stuck for ever`, () => {
+    const exit = machine.states.find((s) => s === 'destroying' || s === 'deleting');
+    assert.ok(exit);
+    for (const s of machine.states) assert.ok(machine.canTransition(s, exit), s);
+  });
+}
+
+test('a ready template can only be deleted: its files are immutable', () => {
+  assert.deepEqual(templateStateMachine.table.ready, ['deleting']);
+});

@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync, chmodSync, openSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { assertFilesIntact, checkFile, sealFile } from '../../src/template/files.js';
+
+function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmfork-tf-'));
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+test('sealFile makes the file read-only and records its sha256', withDir(async (dir) => {
+  const p = join(dir, 'ram');
+  writeFileSync(p, 'hello');
+  const rec = await sealFile(p);
+  assert.equal(rec.sha256, '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+  assert.equal(statSync(p).mode & 0o777, 0o444);
+  assert.deepEqual(await checkFile(rec), { ok: true, rehashed: false });
+}));
+
+test('a same-size overwrite moves ctime, is re-hashed and refused', withDir(async (dir) => {
+  const p = join(dir, 'state');
+  writeFileSync(p, 'AAAA');
+  const rec = await sealFile(p);
+  chmodSync(p, 0o644);
+  const fd = openSync(p, 'r+');
+  writeSync(fd, 'B', 0);
+  closeSync(fd);
+  // even with mtime put back, ctime moved: the fast path cannot be fooled by touch
+  utimesSync(p, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
+  const r = await checkFile(rec);
+  assert.equal(r.ok, false);
+  await assert.rejects(assertFilesIntact('t', { state: rec }), { code: 'VMFORK_TEMPLATE_CORRUPT' });
+}));
+
+test('a touched but unchanged file is re-hashed and accepted; a missing one refused', withDir(async (dir) => {
+  const p = join(dir, 'disk');
+  writeFileSync(p, 'same');
+  const rec = await sealFile(p);
+  utimesSync(p, new Date(), new Date(Date.now() + 5000));
+  assert.deepEqual(await checkFile(rec), { ok: true, rehashed: true });
+  assert.deepEqual(await checkFile(rec, { full: true }), { ok: true, rehashed: true });
+  rmSync(p);
+  const gone = await checkFile(rec);
+  assert.equal(gone.ok, false);
+  assert.match(gone.ok ? '' : gone.problem, /missing/);
+}));
