@@ -20,7 +20,10 @@ export interface Healed {
   detail: string;
 }
 
-const RESOURCE: Record<StatefulTable, Healed['resource']> = { templates: 'template', vms: 'VM', networks: 'network', images: 'image' };
+// tasks are not healed here: only a server has their runners, and it recovers them at start (src/provision/)
+type HealedTable = Exclude<StatefulTable, 'tasks'>;
+
+const RESOURCE: Record<HealedTable, Healed['resource']> = { templates: 'template', vms: 'VM', networks: 'network', images: 'image' };
 
 /**
  * Finds every record left in a transitional state by a vmfork process that is gone (killed, crashed, host rebooted)
@@ -42,7 +45,7 @@ export async function healInterrupted(deps: VmDeps): Promise<Healed[]> {
   return out;
 }
 
-async function healOne<T extends StatefulTable>(deps: VmDeps, table: T, row: TransitionalRow<T>): Promise<Healed | undefined> {
+async function healOne<T extends HealedTable>(deps: VmDeps, table: T, row: TransitionalRow<T>): Promise<Healed | undefined> {
   const actor = await actorFor(row.owner_op ?? 'destroy');
   // someone else healing it, or it moved on since we looked: not ours to touch
   if (!(await takeOver(deps.db, table, row.name, row.state, row, actor))) return undefined;
@@ -58,7 +61,7 @@ async function healOne<T extends StatefulTable>(deps: VmDeps, table: T, row: Tra
   }
 }
 
-async function healRow(deps: VmDeps, table: StatefulTable, name: string, actor: Awaited<ReturnType<typeof actorFor>>): Promise<string> {
+async function healRow(deps: VmDeps, table: HealedTable, name: string, actor: Awaited<ReturnType<typeof actorFor>>): Promise<string> {
   const gone = 'record already gone';
   switch (table) {
     case 'templates': {

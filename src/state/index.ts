@@ -4,4 +4,5 @@ export { LIVE_STATES, vmStateMachine, type VmRole, type VmState } from './vm-sta
 export { TEMPLATE_BUSY_STATES, templateStateMachine, type TemplateState } from './template-state.js';
 export { networkStateMachine, type NetworkState } from './network-state.js';
 export { imageStateMachine, type ImageState } from './image-state.js';
+export { TASK_FINAL_STATES, taskStateMachine, type TaskState } from './task-state.js';
 export type { Actor, Owner, OwnerOp } from './owner.js';

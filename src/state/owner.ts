@@ -21,7 +21,9 @@ export type OwnerOp =
   | 'network-create'
   | 'network-rm'
   | 'image-import'
-  | 'image-rm';
+  | 'image-rm'
+  /** a server running a task (src/provision/): the task's kind says what its runner does */
+  | 'task';
 
 /** The process acting, and what it is doing: recorded as the owner of every transitional state it enters. */
 export interface Actor {

@@ -12,3 +12,5 @@ export * from './networks-repo.js';
 export * from './images-repo.js';
 export * from './processes-repo.js';
 export * from './settings-repo.js';
+export * from './tasks-repo.js';
+export * from './datastores-repo.js';

@@ -1,5 +1,5 @@
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { ImageState, NetworkState, OwnerOp, TemplateState, VmRole, VmState } from '../state/index.js';
+import type { ImageState, NetworkState, OwnerOp, TaskState, TemplateState, VmRole, VmState } from '../state/index.js';
 
 /**
  * Table types of the state store. Timestamps are ISO-8601 strings; JSON columns are TEXT. Every resource with a
@@ -14,6 +14,9 @@ export interface Database {
   ip_leases: IpLeasesTable;
   templates: TemplatesTable;
   settings: SettingsTable;
+  tasks: TasksTable;
+  task_events: TaskEventsTable;
+  datastores: DatastoresTable;
 }
 
 /** Who is moving a row through a transitional state: the process (pid + start time) and its operation. */
@@ -122,6 +125,50 @@ export interface SettingsTable {
   value: string;
 }
 
+/**
+ * One pool operation run in the background (src/provision/, docs/tasks.md). JSON columns are TEXT; none of them
+ * ever holds a secret (the task engine redacts secret-looking fields before writing).
+ */
+export interface TasksTable extends OwnerColumns {
+  id: string;
+  /** What the task does (`pool-create`, `pool-resize`, …): recovery finds its runner by this. */
+  kind: string;
+  /** The resource it acts on (a pool or VM name). */
+  target: string;
+  state: TaskState;
+  step: string | null;
+  /** 0–100. */
+  percent: number;
+  /** Per-child progress: `{ [child]: { state, percent, error? } }`. */
+  progress_json: string;
+  /** The request, as the runner needs it to run again in resume mode. */
+  input_json: string;
+  result_json: string | null;
+  /** `{ code, message }` of the failure that ended it. */
+  last_error: string | null;
+  host_id: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A task's events, numbered from 1 per task: replayed to a follower, then streamed live. */
+export interface TaskEventsTable {
+  task_id: string;
+  seq: number;
+  at: string;
+  kind: string;
+  message: string;
+  data_json: string | null;
+}
+
+/** Where a host keeps replicas and pool disks; `default` is `<home>/datastores/default`. */
+export interface DatastoresTable {
+  host_id: string;
+  name: string;
+  path: string;
+  created_at: string;
+}
+
 export type ImageRow = Selectable<ImagesTable>;
 export type NewImage = Insertable<ImagesTable>;
 export type VmRow = Selectable<VmsTable>;
@@ -135,3 +182,8 @@ export type LeaseRow = Selectable<IpLeasesTable>;
 export type NewLease = Insertable<IpLeasesTable>;
 export type TemplateRow = Selectable<TemplatesTable>;
 export type NewTemplate = Insertable<TemplatesTable>;
+export type TaskRow = Selectable<TasksTable>;
+export type NewTask = Insertable<TasksTable>;
+export type TaskUpdate = Updateable<TasksTable>;
+export type TaskEventRow = Selectable<TaskEventsTable>;
+export type DatastoreRow = Selectable<DatastoresTable>;

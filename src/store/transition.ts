@@ -2,6 +2,7 @@ import { VmforkError, type ErrorCode } from '../errors.js';
 import {
   imageStateMachine,
   networkStateMachine,
+  taskStateMachine,
   templateStateMachine,
   vmStateMachine,
   type Actor,
@@ -11,18 +12,20 @@ import type { Db } from './db.js';
 import type { Database, OwnerColumns, VmUpdate } from './schema.js';
 
 /** Tables whose rows have a state, a transition table and owner columns. */
-export type StatefulTable = 'vms' | 'templates' | 'networks' | 'images';
+export type StatefulTable = 'vms' | 'templates' | 'networks' | 'images' | 'tasks';
 export type StateOf<T extends StatefulTable> = Database[T]['state'];
 
-const MACHINES: { [T in StatefulTable]: { machine: StateMachine<StateOf<T>>; notFound: ErrorCode } } = {
-  vms: { machine: vmStateMachine, notFound: 'VMFORK_VM_NOT_FOUND' },
-  templates: { machine: templateStateMachine, notFound: 'VMFORK_TEMPLATE_NOT_FOUND' },
-  networks: { machine: networkStateMachine, notFound: 'VMFORK_NETWORK_NOT_FOUND' },
-  images: { machine: imageStateMachine, notFound: 'VMFORK_IMAGE_NOT_FOUND' },
+/** `key`: the primary key column (a name for resources, an id for tasks). */
+const MACHINES: { [T in StatefulTable]: { machine: StateMachine<StateOf<T>>; notFound: ErrorCode; key: 'name' | 'id' } } = {
+  vms: { machine: vmStateMachine, notFound: 'VMFORK_VM_NOT_FOUND', key: 'name' },
+  templates: { machine: templateStateMachine, notFound: 'VMFORK_TEMPLATE_NOT_FOUND', key: 'name' },
+  networks: { machine: networkStateMachine, notFound: 'VMFORK_NETWORK_NOT_FOUND', key: 'name' },
+  images: { machine: imageStateMachine, notFound: 'VMFORK_IMAGE_NOT_FOUND', key: 'name' },
+  tasks: { machine: taskStateMachine, notFound: 'VMFORK_TASK_NOT_FOUND', key: 'id' },
 };
 
 /** Columns a transition may write besides state and owner (never the key). */
-export type ExtraSet<T extends StatefulTable> = Partial<Omit<Database[T], 'name' | 'state' | 'updated_at' | keyof OwnerColumns>>;
+export type ExtraSet<T extends StatefulTable> = Partial<Omit<Database[T], 'name' | 'id' | 'state' | 'updated_at' | keyof OwnerColumns>>;
 
 /** Owner columns for a row entering `state`: the actor while the state is transitional, none once it rests. */
 export function ownerColumns<T extends StatefulTable>(table: T, state: StateOf<T>, actor: Actor): OwnerColumns {
@@ -46,18 +49,18 @@ export async function transition<T extends StatefulTable>(
   actor: Actor,
   set: ExtraSet<T> = {},
 ): Promise<void> {
-  const { machine, notFound } = MACHINES[table];
+  const { machine, notFound, key } = MACHINES[table];
   machine.assertTransition(from, to, name);
   const values = { ...set, state: to, ...ownerColumns(table, to, actor), updated_at: new Date().toISOString() };
-  // the four tables share name/state/owner/updated_at; Kysely cannot type an update over a union of tables
+  // the tables share key/state/owner/updated_at; Kysely cannot type an update over a union of tables
   const result = await db
     .updateTable(table as 'vms')
     .set(values as VmUpdate)
-    .where('name', '=', name)
+    .where(key as 'name', '=', name)
     .where('state', '=', from as StateOf<'vms'>)
     .executeTakeFirst();
   if (Number(result.numUpdatedRows) === 1) return;
-  const now = await db.selectFrom(table as 'vms').select(['state', 'owner_pid']).where('name', '=', name).executeTakeFirst();
+  const now = await db.selectFrom(table as 'vms').select(['state', 'owner_pid']).where(key as 'name', '=', name).executeTakeFirst();
   if (!now) throw new VmforkError(notFound, `${machine.resource} ${name} no longer exists`, { details: { name } });
   const by = now.owner_pid ? ` (vmfork pid ${now.owner_pid} is working on it)` : '';
   throw new VmforkError(machine.errorCode, `${machine.resource} ${name} is ${now.state}${by}, no longer ${from}; cannot become ${to}`, {
@@ -73,7 +76,7 @@ export async function takeOver<T extends StatefulTable>(db: Db, table: T, name: 
   let q = db
     .updateTable(table as 'vms')
     .set({ owner_pid: actor.owner.pid, owner_start_time: actor.owner.startTime, owner_op: dead.owner_op ?? actor.op, updated_at: new Date().toISOString() })
-    .where('name', '=', name)
+    .where(MACHINES[table].key as 'name', '=', name)
     .where('state', '=', state as StateOf<'vms'>);
   q = dead.owner_pid === null ? q.where('owner_pid', 'is', null) : q.where('owner_pid', '=', dead.owner_pid);
   q = dead.owner_start_time === null ? q.where('owner_start_time', 'is', null) : q.where('owner_start_time', '=', dead.owner_start_time);
@@ -81,15 +84,17 @@ export async function takeOver<T extends StatefulTable>(db: Db, table: T, name: 
   return Number(result.numUpdatedRows) === 1;
 }
 
+/** `name` is the row's key: a resource's name, a task's id. */
 export type TransitionalRow<T extends StatefulTable> = { name: string; state: StateOf<T> } & OwnerColumns;
 
 /** Rows of `table` in one of the machine's transitional states: the candidates for healing. */
 export async function transitionalRows<T extends StatefulTable>(db: Db, table: T): Promise<TransitionalRow<T>[]> {
-  const states = MACHINES[table].machine.transitional as StateOf<'vms'>[];
+  const { machine, key } = MACHINES[table];
+  const states = machine.transitional as StateOf<'vms'>[];
   return (await db
     .selectFrom(table as 'vms')
-    .select(['name', 'state', 'owner_pid', 'owner_start_time', 'owner_op'])
+    .select([`${key as 'name'} as name`, 'state', 'owner_pid', 'owner_start_time', 'owner_op'])
     .where('state', 'in', states)
-    .orderBy('name')
+    .orderBy(key as 'name')
     .execute()) as TransitionalRow<T>[];
 }

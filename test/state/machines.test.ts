@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ErrorCode } from '../../src/errors.js';
-import { imageStateMachine, networkStateMachine, templateStateMachine, vmStateMachine, type StateMachine } from '../../src/state/index.js';
+import { imageStateMachine, networkStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
 
 /**
  * Every (from, to) pair of every resource, spelled out: a change to a table must change its list here too, and
@@ -54,6 +54,17 @@ const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; 
     allowed: ['importing>ready', 'importing>deleting', 'ready>deleting', 'deleting>deleting'],
     transitional: ['importing', 'deleting'],
   },
+  {
+    machine: taskStateMachine as StateMachine<string>,
+    code: 'VMFORK_TASK_STATE',
+    states: 6,
+    allowed: [
+      'queued>running', 'queued>cancelled', 'queued>failed',
+      'running>succeeded', 'running>failed', 'running>cancelling',
+      'cancelling>cancelled', 'cancelling>failed', 'cancelling>succeeded',
+    ],
+    transitional: ['queued', 'running', 'cancelling'],
+  },
 ];
 
 for (const { machine, code, states, allowed, transitional } of TABLES) {
@@ -71,6 +82,8 @@ for (const { machine, code, states, allowed, transitional } of TABLES) {
     assert.deepEqual(machine.states.filter((s) => machine.isTransitional(s)), transitional);
   });
 
+  // a task is a record of what happened, not a resource: it has no removal state (see the task test below)
+  if (machine === (taskStateMachine as StateMachine<string>)) continue;
   test(`${machine.resource}: every state can reach the way out (removal), so nothing is stuck for ever`, () => {
     const exit = machine.states.find((s) => s === 'destroying' || s === 'deleting');
     assert.ok(exit);
@@ -80,4 +93,11 @@ for (const { machine, code, states, allowed, transitional } of TABLES) {
 
 test('a ready template can only be deleted: its files are immutable', () => {
   assert.deepEqual(templateStateMachine.table.ready, ['deleting']);
+});
+
+test('a task ends for ever: every live state can fail, an ended task never moves again', () => {
+  for (const s of taskStateMachine.states) {
+    if (TASK_FINAL_STATES.includes(s)) assert.deepEqual(taskStateMachine.table[s], [], s);
+    else assert.ok(taskStateMachine.canTransition(s, 'failed'), s);
+  }
 });

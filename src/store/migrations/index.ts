@@ -3,6 +3,8 @@ import { initial } from './001-initial.js';
 import { networks } from './002-networks.js';
 import { templates } from './003-templates.js';
 import { owners } from './004-owners.js';
+import { tasks } from './005-tasks.js';
+import { datastores } from './006-datastores.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -13,6 +15,8 @@ export const MIGRATIONS: Record<string, Migration> = {
   '002-networks': networks,
   '003-templates': templates,
   '004-owners': owners,
+  '005-tasks': tasks,
+  '006-datastores': datastores,
 };
 
 export const migrationProvider: MigrationProvider = {

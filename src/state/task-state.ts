@@ -1,0 +1,31 @@
+import { defineStateMachine } from './machine.js';
+
+/**
+ * Life of a task (one pool operation run in the background, docs/tasks.md):
+ * - `queued`: recorded and owned by the server that accepted it; its runner has not started yet.
+ * - `running`: its runner works through its steps; progress and events are written as it goes.
+ * - `cancelling`: a user asked to stop it; its runner was signalled and rolls back what it must.
+ * - `succeeded`, `failed` (`last_error` says why), `cancelled`: ended; nothing moves a task out of these.
+ *
+ * queued, running and cancelling are transitional: they carry their owner (the server process), and a server that
+ * starts finds those whose owner died and runs them again in resume mode (runners are idempotent).
+ */
+export type TaskState = 'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+
+export const taskStateMachine = defineStateMachine<TaskState>({
+  resource: 'task',
+  errorCode: 'VMFORK_TASK_STATE',
+  table: {
+    queued: ['running', 'cancelled', 'failed'],
+    running: ['succeeded', 'failed', 'cancelling'],
+    // a runner that finished its last step before it saw the signal still succeeded
+    cancelling: ['cancelled', 'failed', 'succeeded'],
+    succeeded: [],
+    failed: [],
+    cancelled: [],
+  },
+  transitional: ['queued', 'running', 'cancelling'],
+});
+
+/** States a task ends in: a follower of its events stops when it reaches one. */
+export const TASK_FINAL_STATES: readonly TaskState[] = ['succeeded', 'failed', 'cancelled'];
