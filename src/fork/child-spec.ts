@@ -3,7 +3,7 @@ import type { Lease } from '../network/index.js';
 import { layoutDifferences } from '../qemu/index.js';
 import { parseVmSpec, type VmSpec } from '../spec/index.js';
 import type { ReadyTemplate } from '../template/index.js';
-import { vmChannels, type VmPaths } from '../vm/index.js';
+import { diskFile, vmChannels, type VmPaths } from '../vm/index.js';
 
 /**
  * A child's spec: the template's devices, with its own overlay, MAC, tap, vmgenid, uuid and sockets, and the
@@ -23,7 +23,8 @@ export function childSpec(t: ReadyTemplate, name: string, paths: VmPaths, lease:
     // share=off: MAP_PRIVATE over the template's RAM file — pages are shared until the child writes them
     memory: { kind: 'file', path: t.record.files.ram.path, share: false },
     // no -kernel: the guest is already running; 8 MiB less per child (a reboot would need a bootloader on disk)
-    disks: base.disks.map((d) => ({ ...d, path: paths.disk })),
+    // an overlay per template disk, named by device id in the child's directory
+    disks: base.disks.map((d) => ({ ...d, path: diskFile(paths.dir, d.id) })),
     nics: base.nics.map((n) => ({ id: n.id, mac: lease.mac, backend: { kind: 'tap' as const, ifname: lease.tap } })),
     // a new vmgenid guid makes the guest kernel reseed its CRNG on resume
     ...vmChannels(paths),

@@ -5,8 +5,8 @@ import { plugLease } from '../network/index.js';
 import { createOverlay, GuestAgentClient, resumeFromFile, type LaunchedProcess } from '../qemu/index.js';
 import type { Actor } from '../state/index.js';
 import { transition } from '../store/index.js';
-import type { ReadyTemplate } from '../template/index.js';
-import { rollbackVm, startVmProcess, type VmDeps } from '../vm/index.js';
+import { templateDisks, type ReadyTemplate } from '../template/index.js';
+import { diskFile, rollbackVm, startVmProcess, type VmDeps } from '../vm/index.js';
 import type { ReservedChild } from './plan.js';
 
 /** Milliseconds from the start of this child's fork. */
@@ -56,7 +56,7 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
   try {
     await plugLease(lease);
     await mkdir(paths.dir, { recursive: true });
-    await createOverlay(t.record.files.disk.path, paths.disk, { backingFormat: 'qcow2' });
+    for (const { id, file } of templateDisks(t.record)) await createOverlay(file.path, diskFile(paths.dir, id), { backingFormat: 'qcow2' });
     await transition(db, 'vms', name, 'creating', 'forking', actor);
     launched = await startVmProcess(deps, name, spec, paths, { netns: lease.netns });
     timings.qmpMs = ms();

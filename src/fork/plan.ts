@@ -5,7 +5,7 @@ import { deviceLayoutOf } from '../qemu/index.js';
 import type { VmSpec } from '../spec/index.js';
 import type { Actor } from '../state/index.js';
 import { insertVm, LOCAL_HOST_ID, requireTemplate, vmNames, withWriteLock } from '../store/index.js';
-import { assertFilesIntact, readyTemplate, type ReadyTemplate } from '../template/index.js';
+import { assertFilesIntact, readyTemplate, templateFileList, type ReadyTemplate } from '../template/index.js';
 import { assertValidName } from '../util/index.js';
 import { vmPaths, type VmDeps, type VmPaths } from '../vm/index.js';
 import { childSpec } from './child-spec.js';
@@ -69,7 +69,7 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
     count: req.count,
     overheadMiB: 64,
   });
-  await assertFilesIntact(req.template, template.record.files);
+  await assertFilesIntact(req.template, templateFileList(template.record));
   const children = await withWriteLock(deps.db, async (conn) => {
     const names = childNames(pattern, req.count, await vmNames(conn));
     const reserved: ReservedChild[] = [];

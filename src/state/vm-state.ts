@@ -3,6 +3,10 @@ import { defineStateMachine } from './machine.js';
 /**
  * Life of one VM record (a cold-booted VM, a template's parent, or a forked child):
  * - `creating`: record written (name, address and spec reserved), disk overlay being made; nothing runs yet.
+ * - `registered`: a pool's pre-registered child — name, MAC, address and overlays reserved, powered off, never run;
+ *   powering it on forks it.
+ * - `warm`: a QEMU launched at `-incoming defer` for a template (MAC, vmgenid, uuid assigned) waiting for a fork
+ *   to take it; only `migrate-incoming` + `cont` remain.
  * - `starting`: QEMU launched, waiting for the guest agent (cold boot).
  * - `forking`: QEMU launched with `-incoming defer`, loading the template's device state, then taking its identity.
  * - `running`: the guest runs and its agent answered.
@@ -12,7 +16,18 @@ import { defineStateMachine } from './machine.js';
  * - `failed`: a step failed or QEMU died unexpectedly; `last_error` says why.
  * - `destroying`: tearing down (destroy, or the rollback of a failed create); retried until the record is gone.
  */
-export type VmState = 'creating' | 'starting' | 'forking' | 'running' | 'paused' | 'stopping' | 'stopped' | 'failed' | 'destroying';
+export type VmState =
+  | 'creating'
+  | 'registered'
+  | 'warm'
+  | 'starting'
+  | 'forking'
+  | 'running'
+  | 'paused'
+  | 'stopping'
+  | 'stopped'
+  | 'failed'
+  | 'destroying';
 
 /** What a VM record is: a cold-booted VM, a template's parent (while it runs), or a child forked from a template. */
 export type VmRole = 'vm' | 'template' | 'child';
@@ -21,7 +36,10 @@ export const vmStateMachine = defineStateMachine<VmState>({
   resource: 'VM',
   errorCode: 'VMFORK_VM_STATE',
   table: {
-    creating: ['starting', 'forking', 'failed', 'destroying'],
+    creating: ['registered', 'warm', 'starting', 'forking', 'failed', 'destroying'],
+    registered: ['forking', 'destroying'],
+    // a warm process whose QEMU died is failed; one taken by a fork loads the template's state
+    warm: ['forking', 'failed', 'destroying'],
     starting: ['running', 'failed', 'stopping', 'destroying'],
     forking: ['running', 'failed', 'destroying'],
     running: ['paused', 'stopping', 'stopped', 'failed', 'destroying'],
@@ -36,4 +54,4 @@ export const vmStateMachine = defineStateMachine<VmState>({
 });
 
 /** States in which a QEMU process is expected to exist. */
-export const LIVE_STATES: readonly VmState[] = ['starting', 'forking', 'running', 'paused', 'stopping'];
+export const LIVE_STATES: readonly VmState[] = ['warm', 'starting', 'forking', 'running', 'paused', 'stopping'];

@@ -10,7 +10,7 @@ import { assertValidName, parseMemoryMiB } from '../util/index.js';
 import { checkCpus, imageBootSource, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, type VmDeps } from '../vm/index.js';
 import { cutTemplate } from './cut.js';
 import { dismantleTemplate } from './dismantle.js';
-import { sealFile, templateFiles } from './files.js';
+import { sealFile, templateFiles, type FileRecord, type TemplateFiles } from './files.js';
 import { prepareTemplateGuest } from './prepare.js';
 import type { TemplateRecord } from './record.js';
 
@@ -32,6 +32,18 @@ export interface CreateTemplateOptions {
   tbSizeMiB?: number;
   /** @default 300_000 */
   agentTimeoutMs?: number;
+  /**
+   * The disks the parent boots from, each overlaid by the template's own (kept immutable: a pool's replica).
+   * @default the image's disk as `disk0`
+   */
+  sourceDisks?: readonly SourceDisk[];
+}
+
+/** A disk a template's parent is overlaid on; `disk0` is the system disk the kernel's root= names. */
+export interface SourceDisk {
+  id: string;
+  path: string;
+  format: 'qcow2' | 'raw';
 }
 
 /**
@@ -56,6 +68,8 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   // the RAM file is written in full by the parent; its disk overlay and state are small
   await checkHostCapacity({ dir: home.root, diskBytes: memoryMiB * 1024 ** 2 + 512 * 1024 ** 2, memoryMiB, count: 1 });
   const network = options.network ?? DEFAULT_NETWORK.name;
+  const sources = options.sourceDisks ?? [{ id: 'disk0', path: source.image.disk, format: source.diskFormat }];
+  if (sources[0]?.id !== 'disk0') throw new VmforkError('VMFORK_INVALID_ARGUMENT', 'the first source disk must be disk0, the system disk', { details: { disks: sources.map((d) => d.id) } });
   const actor = await actorFor('template-create');
   const now = new Date().toISOString();
   const base = { name: options.name, image_name: source.image.name, dir: files.dir, last_error: null, created_at: now, updated_at: now };
@@ -64,7 +78,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   let agent: GuestAgentClient | undefined;
   try {
     await mkdir(files.dir, { recursive: true });
-    await createOverlay(source.image.disk, files.disk, { backingFormat: source.diskFormat });
+    for (const d of sources) await createOverlay(d.path, files.diskFor(d.id), { backingFormat: d.format });
     const lease = await attachVm(db, { network, vmName: options.name });
     const spec = parseVmSpec({
       name: options.name,
@@ -74,7 +88,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
       memoryMiB,
       memory: { kind: 'file', path: files.ram, share: true },
       ...source.kernel,
-      disks: [{ id: 'disk0', path: files.disk, format: 'qcow2' }],
+      disks: sources.map((d) => ({ id: d.id, path: files.diskFor(d.id), format: 'qcow2' as const })),
       nics: [{ id: 'net0', mac: lease.mac, backend: { kind: 'tap', ifname: lease.tap } }],
       ...vmChannels(paths),
     });
@@ -110,7 +124,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
       memoryMiB,
       layout: deviceLayoutOf(spec),
       layoutHash: deviceLayoutHash(spec),
-      files: { ram: await sealFile(files.ram), state: await sealFile(files.state), disk: await sealFile(files.disk) },
+      files: await sealTemplateFiles(files, sources),
       bootId: identity.bootId,
       coldBootSeconds: Math.round(coldBootSeconds * 1000) / 1000,
       prepareMs: Math.round(prepareMs),
@@ -129,6 +143,13 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     await dismantleTemplate(deps, await requireTemplate(db, options.name), actor).catch((e: unknown) => log.error({ template: options.name, err: e }, 'rollback failed; heal finishes it'));
     throw withContext(err, `template ${options.name}`, { suffix: tail ? `\n--- serial log tail ---\n${tail}` : '', details: { template: options.name } });
   }
+}
+
+/** Seals RAM, state and every disk (read-only + sha256); `disk` stays the system disk for older readers. */
+async function sealTemplateFiles(files: TemplateFiles, sources: readonly SourceDisk[]): Promise<TemplateRecord['files']> {
+  const disks: Record<string, FileRecord> = {};
+  for (const d of sources) disks[d.id] = await sealFile(files.diskFor(d.id));
+  return { ram: await sealFile(files.ram), state: await sealFile(files.state), disk: disks.disk0 as FileRecord, disks };
 }
 
 /** After the cut the parent never runs again: its QEMU has exited (stopped), its address goes back, its record goes. */

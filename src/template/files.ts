@@ -2,18 +2,22 @@ import { chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VmforkError } from '../errors.js';
 import { sha256File } from '../util/index.js';
+import { diskFile } from '../vm/index.js';
 
-/** Where a template's files live: its parent's disk overlay, the RAM file and the frozen device state. */
+/** Where a template's files live: its parent's disk overlays (by device id), the RAM file and the device state. */
 export interface TemplateFiles {
   dir: string;
+  /** The system disk (`disk0`). */
   disk: string;
   ram: string;
   state: string;
+  /** Any disk by device id: `disk0` is `disk`, others `disk-<id>.qcow2`. */
+  diskFor(id: string): string;
 }
 
 export function templateFiles(templatesDir: string, name: string): TemplateFiles {
   const dir = join(templatesDir, name);
-  return { dir, disk: join(dir, 'disk.qcow2'), ram: join(dir, 'ram'), state: join(dir, 'state') };
+  return { dir, disk: diskFile(dir, 'disk0'), ram: join(dir, 'ram'), state: join(dir, 'state'), diskFor: (id) => diskFile(dir, id) };
 }
 
 /** One immutable template file as recorded when the template was frozen. */
@@ -58,9 +62,9 @@ export async function checkFile(rec: FileRecord, options: { full?: boolean } = {
 }
 
 /** Throws VMFORK_TEMPLATE_CORRUPT listing every file that is missing or changed. */
-export async function assertFilesIntact(template: string, files: Record<string, FileRecord>, options: { full?: boolean } = {}): Promise<void> {
+export async function assertFilesIntact(template: string, files: readonly (readonly [string, FileRecord])[], options: { full?: boolean } = {}): Promise<void> {
   const problems: string[] = [];
-  for (const [role, rec] of Object.entries(files)) {
+  for (const [role, rec] of files) {
     const r = await checkFile(rec, options);
     if (!r.ok) problems.push(`${role}: ${r.problem}`);
   }

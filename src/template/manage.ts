@@ -5,7 +5,7 @@ import { listTemplates as listTemplateRows, requireTemplate, templateChildren, t
 import type { VmDeps } from '../vm/index.js';
 import { dismantleTemplate } from './dismantle.js';
 import { checkFile } from './files.js';
-import { readyTemplate, templateRecordOf } from './record.js';
+import { readyTemplate, templateFileList, templateRecordOf } from './record.js';
 
 /** What `template list` and `template show` print for a template (JSON fields are a contract). */
 export function templateView(row: TemplateRow, children: string[]): Record<string, unknown> {
@@ -71,7 +71,7 @@ export interface TemplateFileReport {
 export async function verifyTemplate(deps: VmDeps, name: string): Promise<TemplateFileReport[]> {
   const t = readyTemplate(await requireTemplate(deps.db, name));
   const out: TemplateFileReport[] = [];
-  for (const [role, rec] of Object.entries(t.record.files)) {
+  for (const [role, rec] of templateFileList(t.record)) {
     const r = await checkFile(rec, { full: true });
     out.push(r.ok ? { role, path: rec.path, ok: true } : { role, path: rec.path, ok: false, problem: r.problem });
   }

@@ -15,7 +15,11 @@ export interface TemplateRecord {
   /** Canonical device layout (deviceLayoutOf) and its sha256. */
   layout: string;
   layoutHash: string;
-  files: { ram: FileRecord; state: FileRecord; disk: FileRecord };
+  /**
+   * `disk` is the system disk (`disk0`); `disks` every disk by device id (disk0 included) — absent in records
+   * written before templates had more than one disk.
+   */
+  files: { ram: FileRecord; state: FileRecord; disk: FileRecord; disks?: Record<string, FileRecord> };
   /** boot_id of the parent: every child reports the same one (the proof that no child rebooted). */
   bootId: string;
   coldBootSeconds: number;
@@ -29,6 +33,18 @@ export interface ReadyTemplate {
   /** The parent's spec, decoded once for a whole fork batch. */
   spec: VmSpec;
   record: TemplateRecord;
+}
+
+/** Every disk a child overlays, by device id, in the template's device order. */
+export function templateDisks(record: TemplateRecord): { id: string; file: FileRecord }[] {
+  const disks = record.files.disks ?? { disk0: record.files.disk };
+  return Object.entries(disks).map(([id, file]) => ({ id, file }));
+}
+
+/** Every sealed file of a template with its role (`ram`, `state`, `disk`, `disk:<id>` for further disks). */
+export function templateFileList(record: TemplateRecord): [string, FileRecord][] {
+  const disks = templateDisks(record).map(({ id, file }): [string, FileRecord] => [id === 'disk0' ? 'disk' : `disk:${id}`, file]);
+  return [['ram', record.files.ram], ['state', record.files.state], ...disks];
 }
 
 /** The record of a frozen template, or null while it has none (still being created, failed). */

@@ -17,14 +17,16 @@ export async function reconcileVm(deps: VmDeps, vm: VmRow): Promise<VmRow> {
   // 'unresponsive' is a live QEMU whose monitor is busy: still ours, never mark it gone
   if (proc && ['alive', 'unresponsive'].includes(await adoptProcess({ pid: proc.pid, startTime: proc.start_time, qmpPath: proc.qmp_path }))) return vm;
   if (proc) await markProcessExited(deps.db, vm.name);
-  const why = 'QEMU exited while running (guest powered off, or the process was killed)';
+  // a warm process never ran a guest: gone, it is simply failed (and refilled by its pool)
+  const to = vm.state === 'warm' ? 'failed' : 'stopped';
+  const why = vm.state === 'warm' ? 'the warm QEMU process exited' : 'QEMU exited while running (guest powered off, or the process was killed)';
   try {
-    await transition(deps.db, 'vms', vm.name, vm.state, 'stopped', await actorFor('stop'), { last_error: why });
+    await transition(deps.db, 'vms', vm.name, vm.state, to, await actorFor('stop'), { last_error: why });
   } catch {
     // another process moved it first: show what it made of it
     return requireVm(deps.db, vm.name);
   }
-  return { ...vm, state: 'stopped', last_error: why, owner_pid: null, owner_start_time: null, owner_op: null };
+  return { ...vm, state: to, last_error: why, owner_pid: null, owner_start_time: null, owner_op: null };
 }
 
 export async function getVmReconciled(deps: VmDeps, name: string): Promise<VmRow> {

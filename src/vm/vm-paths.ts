@@ -16,11 +16,19 @@ export interface VmPaths {
 // sun_path holds 108 bytes including the NUL; a longer socket path fails deep inside QEMU with a vague error.
 const MAX_SOCKET_PATH = 107;
 
+/**
+ * A VM's disk file by device id: `disk0` (the system disk every VM has) is `disk.qcow2`, any other disk
+ * `disk-<id>.qcow2` — a child's overlays and a template's disks are named the same way in their directories.
+ */
+export function diskFile(dir: string, id: string): string {
+  return join(dir, id === 'disk0' ? 'disk.qcow2' : `disk-${id}.qcow2`);
+}
+
 export function vmPaths(vmsDir: string, name: string): VmPaths {
   const dir = join(vmsDir, name);
   const paths = {
     dir,
-    disk: join(dir, 'disk.qcow2'),
+    disk: diskFile(dir, 'disk0'),
     qmp: join(dir, 'qmp.sock'),
     agent: join(dir, 'qga.sock'),
     serialLog: join(dir, 'serial.log'),

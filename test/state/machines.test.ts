@@ -11,9 +11,11 @@ const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; 
   {
     machine: vmStateMachine as StateMachine<string>,
     code: 'VMFORK_VM_STATE',
-    states: 9,
+    states: 11,
     allowed: [
-      'creating>starting', 'creating>forking', 'creating>failed', 'creating>destroying',
+      'creating>registered', 'creating>warm', 'creating>starting', 'creating>forking', 'creating>failed', 'creating>destroying',
+      'registered>forking', 'registered>destroying',
+      'warm>forking', 'warm>failed', 'warm>destroying',
       'starting>running', 'starting>failed', 'starting>stopping', 'starting>destroying',
       'forking>running', 'forking>failed', 'forking>destroying',
       'running>paused', 'running>stopping', 'running>stopped', 'running>failed', 'running>destroying',

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync, chmodSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertFilesIntact, checkFile, sealFile } from '../../src/template/files.js';
+import { assertFilesIntact, checkFile, sealFile, templateFiles, type FileRecord } from '../../src/template/files.js';
+import { templateDisks, templateFileList, type TemplateRecord } from '../../src/template/record.js';
 
 function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
   return async () => {
@@ -37,7 +38,7 @@ test('a same-size overwrite moves ctime, is re-hashed and refused', withDir(asyn
   utimesSync(p, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
   const r = await checkFile(rec);
   assert.equal(r.ok, false);
-  await assert.rejects(assertFilesIntact('t', { state: rec }), { code: 'VMFORK_TEMPLATE_CORRUPT' });
+  await assert.rejects(assertFilesIntact('t', [['state', rec]]), { code: 'VMFORK_TEMPLATE_CORRUPT', message: /state: / });
 }));
 
 test('a touched but unchanged file is re-hashed and accepted; a missing one refused', withDir(async (dir) => {
@@ -52,3 +53,15 @@ test('a touched but unchanged file is re-hashed and accepted; a missing one refu
   assert.equal(gone.ok, false);
   assert.match(gone.ok ? '' : gone.problem, /missing/);
 }));
+
+test('a record lists every disk a child overlays: disk0 as `disk`, further disks by id; old records have one', () => {
+  const f = (path: string): FileRecord => ({ path, sha256: 'x', size: 1, ino: 1, mtimeMs: 1, ctimeMs: 1 });
+  const base = { ram: f('/t/ram'), state: f('/t/state'), disk: f('/t/disk.qcow2') };
+  const old = { files: base } as unknown as TemplateRecord;
+  assert.deepEqual(templateDisks(old).map((d) => d.id), ['disk0']);
+  const multi = { files: { ...base, disks: { disk0: base.disk, data: f("/t/disk-data.qcow2"), scratch: f("/t/disk-scratch.qcow2") } } } as unknown as TemplateRecord;
+  assert.deepEqual(templateDisks(multi).map((d) => [d.id, d.file.path]), [['disk0', '/t/disk.qcow2'], ['data', '/t/disk-data.qcow2'], ['scratch', '/t/disk-scratch.qcow2']]);
+  assert.deepEqual(templateFileList(multi).map(([role]) => role), ['ram', 'state', 'disk', 'disk:data', 'disk:scratch']);
+  assert.equal(templateFiles('/tpl', 'web').diskFor('data'), '/tpl/web/disk-data.qcow2');
+  assert.equal(templateFiles('/tpl', 'web').diskFor('disk0'), '/tpl/web/disk.qcow2');
+});
