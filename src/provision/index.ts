@@ -1,0 +1,19 @@
+/**
+ * Pools provisioned the patent's way (docs/patent-flow in shared notes, issue 7): the pool spec, the tasks that run
+ * pool operations in the background, and this host's datastores.
+ */
+export { formatName, parseNamePattern, type NamePattern } from './naming.js';
+export {
+  applyPoolDefaults,
+  canonicalJson,
+  canonicalSize,
+  invalidSpec,
+  parsePoolSpec,
+  parsePoolSpecText,
+  phase1Digest,
+  poolChildNames,
+  zodProblems,
+  type PoolSpec,
+  type SpecProblem,
+} from './pool-spec.js';
+export { CommonHookSchema, HOOK_DIR, labelSchema, PerChildHookSchema, PoolSpecInputSchema, type PoolSpecInput } from './pool-spec-schema.js';

@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import { parseSize } from '../util/index.js';
+
+/**
+ * The pool spec as users write it (YAML or JSON; docs/api.md, issue 7). Field names are a contract. Every object is
+ * strict (an unknown field is an error at its own path) and nothing is defaulted here: defaults are applied in one
+ * place (`applyPoolDefaults`), and checks that span fields run after it (`poolSpecProblems`). The API validates
+ * request bodies and generates OpenAPI from these same schemas.
+ */
+
+/** Hook scripts ship inside the image, root-owned, in this directory (like Horizon's post-synchronization scripts). */
+export const HOOK_DIR = '/usr/local/lib/vmfork/';
+export const MIN_DISK_BYTES = 16 * 1024 * 1024;
+export const MAX_POOL_SIZE = 10_000;
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const LABEL_MESSAGE = 'must be an RFC 1123 label: lower-case letters, digits and "-", 1-63 characters, no leading or trailing "-"';
+// no "..", no spaces or shell characters: the path reaches the guest agent as argv[0] and shows up in logs
+const HOOK_PATH = /^\/usr\/local\/lib\/vmfork\/(?:(?!\.\.?\/)[A-Za-z0-9._-]+\/)*(?!\.\.?$)[A-Za-z0-9._-]+$/;
+const ARG_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const SSH_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
+
+/** The message of a wrong type; a missing field says "required" instead. */
+function typeError(message: string): (issue: { input?: unknown }) => string {
+  return (issue) => (issue.input === undefined ? 'required' : message);
+}
+
+export const labelSchema = z.string({ error: typeError(`must be a string: ${LABEL_MESSAGE}`) }).regex(LABEL, { error: LABEL_MESSAGE });
+
+function sizeProblem(value: string, minBytes: number): string | undefined {
+  let bytes: number;
+  try {
+    bytes = parseSize(value);
+  } catch {
+    return `"${value}" is not a size like 256M or 2G (binary units)`;
+  }
+  if (bytes < minBytes) return `"${value}" is below the minimum of ${minBytes / 1024 / 1024}M`;
+  return undefined;
+}
+
+/** A size string (`256M`, `2G`; a bare number is MiB), at least `minBytes`. */
+export function sizeSchema(minBytes: number): z.ZodString {
+  return z
+    .string({ error: typeError('must be a size string like 256M or 2G') })
+    .check((ctx) => {
+      const problem = sizeProblem(ctx.value, minBytes);
+      if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+    })
+    .describe('a size: a number with a binary unit (K, M, G, T), e.g. 256M');
+}
+
+const timeoutSeconds = z.number({ error: typeError('must be a whole number of seconds') }).int().min(1).max(3600);
+const hookPath = z
+  .string({ error: typeError('must be a string path') })
+  .regex(HOOK_PATH, { error: `must be an absolute path under ${HOOK_DIR} (hook scripts live in the image there), without "..", spaces or shell characters` });
+
+export const CommonHookSchema = z.strictObject({
+  path: hookPath,
+  /** @default 300 */
+  timeoutSeconds: timeoutSeconds.optional(),
+});
+
+export const PerChildHookSchema = z.strictObject({
+  path: hookPath,
+  args: z
+    .record(
+      z.string().regex(ARG_KEY, { error: 'argument names are letters, digits and "_", not starting with a digit' }),
+      z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }),
+    )
+    .optional(),
+  /** @default 60 */
+  timeoutSeconds: timeoutSeconds.optional(),
+});
+
+export const PoolSpecInputSchema = z
+  .strictObject({
+    name: labelSchema,
+    image: labelSchema,
+    provisioning: z.enum(['up-front', 'on-demand'], { error: typeError('must be "up-front" or "on-demand"') }).optional(),
+    persistent: z.boolean({ error: typeError('must be true or false') }).optional(),
+    size: z.strictObject({
+      max: z.number({ error: typeError('must be a whole number') }).int().min(1).max(MAX_POOL_SIZE),
+      min: z.number({ error: typeError('must be a whole number') }).int().min(0).max(MAX_POOL_SIZE).optional(),
+      spares: z.number({ error: typeError('must be a whole number') }).int().min(0).max(MAX_POOL_SIZE).optional(),
+    }),
+    naming: z
+      .strictObject({
+        pattern: z.string({ error: typeError('must be a string like "desk-{n:3}"') }).min(1).max(80).optional(),
+        names: z.array(labelSchema).min(1).max(MAX_POOL_SIZE).optional(),
+      })
+      .optional(),
+    network: labelSchema.optional(),
+    disks: z.strictObject({
+      userData: sizeSchema(MIN_DISK_BYTES).optional(),
+      disposable: sizeSchema(MIN_DISK_BYTES),
+      swap: sizeSchema(1024 * 1024).optional(),
+    }),
+    customize: z
+      .strictObject({
+        common: z.array(CommonHookSchema).max(100).optional(),
+        perChild: z.array(PerChildHookSchema).max(100).optional(),
+        machinePassword: z.boolean({ error: typeError('must be true or false') }).optional(),
+      })
+      .optional(),
+    stopOnError: z.boolean({ error: typeError('must be true or false') }).optional(),
+    datastore: labelSchema.optional(),
+    access: z
+      .strictObject({
+        sshAuthorizedKeys: z
+          .array(z.string().regex(SSH_KEY, { error: 'must be one OpenSSH public key line: "ssh-ed25519 AAAA… comment"' }))
+          .min(1)
+          .max(100),
+      })
+      .optional(),
+    memory: sizeSchema(64 * 1024 * 1024).optional(),
+    cpus: z.number({ error: typeError('must be a whole number') }).int().min(1).max(64).optional(),
+  })
+  .describe('A pool of desktops: the image, its size, naming, disks and customization (docs/api.md)');
+
+export type PoolSpecInput = z.infer<typeof PoolSpecInputSchema>;

@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { VmforkError } from '../errors.js';
+import { DEFAULT_NETWORK } from '../network/index.js';
+import { parseSize } from '../util/index.js';
+import { parseNamePattern, patternNames } from './naming.js';
+import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput } from './pool-spec-schema.js';
+
+/** A validated pool spec with every default applied and every size in its canonical form (`256M`). */
+export interface PoolSpec {
+  name: string;
+  image: string;
+  provisioning: 'up-front' | 'on-demand';
+  persistent: boolean;
+  size: { max: number; min: number; spares: number };
+  naming: { pattern: string } | { names: string[] };
+  network: string;
+  disks: { userData?: string; disposable: string; swap: string };
+  customize: {
+    common: { path: string; timeoutSeconds: number }[];
+    perChild: { path: string; args: Record<string, string>; timeoutSeconds: number }[];
+    machinePassword: boolean;
+  };
+  stopOnError: boolean;
+  datastore: string;
+  access?: { sshAuthorizedKeys: string[] };
+  memory?: string;
+  cpus?: number;
+}
+
+/** One thing wrong with a spec: the field path (`size.max`, `naming.names[2]`; '' for the whole spec) and why. */
+export interface SpecProblem {
+  path: string;
+  message: string;
+}
+
+export const DEFAULT_COMMON_TIMEOUT_SECONDS = 300;
+export const DEFAULT_PER_CHILD_TIMEOUT_SECONDS = 60;
+export const DEFAULT_SWAP = '64M';
+
+/** The largest binary unit that divides the size exactly: "0.25G" and "256MiB" both become "256M". */
+export function canonicalSize(input: string): string {
+  const bytes = parseSize(input);
+  for (const [unit, factor] of [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
+    if (bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return `${bytes}B`;
+}
+
+/** THE one place defaults are applied (and sizes made canonical), so a spec means the same wherever it is read. */
+export function applyPoolDefaults(input: PoolSpecInput): PoolSpec {
+  const customize = input.customize ?? {};
+  const spec: PoolSpec = {
+    name: input.name,
+    image: input.image,
+    provisioning: input.provisioning ?? 'up-front',
+    persistent: input.persistent ?? false,
+    size: { max: input.size.max, min: input.size.min ?? 0, spares: input.size.spares ?? 0 },
+    naming: input.naming?.names ? { names: input.naming.names } : { pattern: input.naming?.pattern ?? `${input.name}-{n}` },
+    network: input.network ?? DEFAULT_NETWORK.name,
+    disks: {
+      ...(input.disks.userData === undefined ? {} : { userData: canonicalSize(input.disks.userData) }),
+      disposable: canonicalSize(input.disks.disposable),
+      swap: canonicalSize(input.disks.swap ?? DEFAULT_SWAP),
+    },
+    customize: {
+      common: (customize.common ?? []).map((h) => ({ path: h.path, timeoutSeconds: h.timeoutSeconds ?? DEFAULT_COMMON_TIMEOUT_SECONDS })),
+      perChild: (customize.perChild ?? []).map((h) => ({
+        path: h.path,
+        args: Object.fromEntries(Object.entries(h.args ?? {}).map(([k, v]) => [k, String(v)])),
+        timeoutSeconds: h.timeoutSeconds ?? DEFAULT_PER_CHILD_TIMEOUT_SECONDS,
+      })),
+      machinePassword: customize.machinePassword ?? false,
+    },
+    stopOnError: input.stopOnError ?? true,
+    datastore: input.datastore ?? 'default',
+  };
+  if (input.access) spec.access = { sshAuthorizedKeys: [...input.access.sshAuthorizedKeys] };
+  if (input.memory !== undefined) spec.memory = canonicalSize(input.memory);
+  if (input.cpus !== undefined) spec.cpus = input.cpus;
+  return spec;
+}
+
+/** Checks that span fields, on a spec whose fields are each valid. */
+export function poolSpecProblems(spec: PoolSpec, input: PoolSpecInput): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  const { max, min, spares } = spec.size;
+  if (min > max) out.push({ path: 'size.max', message: `must be ≥ size.min (${min})` });
+  if (spares > max) out.push({ path: 'size.spares', message: `must be ≤ size.max (${max})` });
+  if (input.naming?.pattern !== undefined && input.naming.names !== undefined) {
+    out.push({ path: 'naming', message: 'give either naming.pattern or naming.names, not both' });
+  }
+  if ('names' in spec.naming) {
+    const seen = new Map<string, number>();
+    spec.naming.names.forEach((n, i) => {
+      const first = seen.get(n);
+      if (first !== undefined) out.push({ path: `naming.names[${i}]`, message: `duplicate name "${n}" (also naming.names[${first}])` });
+      else seen.set(n, i);
+    });
+    if (spec.naming.names.length < max) out.push({ path: 'naming.names', message: `${spec.naming.names.length} names for size.max ${max}: give at least ${max}` });
+  } else {
+    const p = parseNamePattern(spec.naming.pattern);
+    const problem = 'problem' in p ? p.problem : patternNames(p, max).problem;
+    if (problem) out.push({ path: 'naming.pattern', message: input.naming?.pattern === undefined ? `default "${spec.naming.pattern}": ${problem}` : problem });
+  }
+  if (!spec.persistent && spec.disks.userData !== undefined) {
+    out.push({ path: 'disks.userData', message: 'a non-persistent pool has no user-data disk (set persistent: true, or remove disks.userData)' });
+  }
+  if (spec.persistent && spec.disks.userData === undefined) out.push({ path: 'disks.userData', message: 'a persistent pool needs a user-data disk size, e.g. 256M' });
+  if (parseSize(spec.disks.swap) + MIN_DISK_BYTES > parseSize(spec.disks.disposable)) {
+    out.push({ path: 'disks.swap', message: `must leave at least 16M of disks.disposable (${spec.disks.disposable}) for /tmp` });
+  }
+  if (spec.memory !== undefined && parseSize(spec.memory) % (1024 * 1024) !== 0) out.push({ path: 'memory', message: 'must be a whole number of MiB' });
+  return out;
+}
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)), '');
+}
+
+/** zod issues as field-path problems: one per unknown field, "required" for a missing one. */
+export function zodProblems(issues: readonly z.core.$ZodIssue[], prefix = ''): SpecProblem[] {
+  const join = (p: string): string => (prefix && p ? `${prefix}.${p}` : prefix || p);
+  return issues.flatMap((i) => {
+    const at = fieldPath(i.path);
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path: join(at ? `${at}.${k}` : k), message: 'unknown field' }));
+    const message = i.code === 'invalid_type' && /received undefined$/.test(i.message) ? 'required' : i.message;
+    return [{ path: join(at), message }];
+  });
+}
+
+/** The one error a rejected spec gives: VMFORK_INVALID_ARGUMENT naming the first field at fault, all in details. */
+export function invalidSpec(problems: SpecProblem[], what = 'pool spec'): VmforkError {
+  const first = problems[0];
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
+  const detail = first ? `${what}: ${first.path ? `${first.path}: ` : ''}${first.message}${more}` : what;
+  return new VmforkError('VMFORK_INVALID_ARGUMENT', detail, { details: { problems } });
+}
+
+/** Validates a pool spec (already parsed from YAML/JSON): VMFORK_INVALID_ARGUMENT with every problem, or the spec. */
+export function parsePoolSpec(value: unknown): PoolSpec {
+  const parsed = PoolSpecInputSchema.safeParse(value);
+  if (!parsed.success) throw invalidSpec(zodProblems(parsed.error.issues));
+  const spec = applyPoolDefaults(parsed.data);
+  const problems = poolSpecProblems(spec, parsed.data);
+  if (problems.length) throw invalidSpec(problems);
+  return spec;
+}
+
+/** Parses YAML (a superset of JSON) or, with format 'json', strict JSON text, then validates it. */
+export function parsePoolSpecText(text: string, format: 'yaml' | 'json' = 'yaml'): PoolSpec {
+  let value: unknown;
+  try {
+    value = format === 'json' ? JSON.parse(text) : parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+    throw invalidSpec([{ path: '', message: `not valid ${format === 'json' ? 'JSON' : 'YAML'}: ${message}` }]);
+  }
+  return parsePoolSpec(value);
+}
+
+/**
+ * The names of a pool's children 1..count (`size.max` by default), in order. A names list shorter than `count`
+ * (a resize beyond it) is VMFORK_INVALID_ARGUMENT naming `naming.names`.
+ */
+export function poolChildNames(spec: PoolSpec, count: number = spec.size.max): string[] {
+  if ('names' in spec.naming) {
+    if (spec.naming.names.length < count) throw invalidSpec([{ path: 'naming.names', message: `${spec.naming.names.length} names for ${count} children` }]);
+    return spec.naming.names.slice(0, count);
+  }
+  const p = parseNamePattern(spec.naming.pattern);
+  if ('problem' in p) throw invalidSpec([{ path: 'naming.pattern', message: p.problem }]);
+  const { names, problem } = patternNames(p, count);
+  if (problem) throw invalidSpec([{ path: 'naming.pattern', message: problem }]);
+  return names;
+}
+
+/** JSON with object keys sorted at every level: one text per value, whatever order its fields were written in. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * sha256 of exactly what phase 1 (the internal clone's common customization) depends on: the image version, whether
+ * the pool is persistent, its disks, the common scripts and the access keys. The replica map keys on it, so two
+ * pools that agree on these share a replica whatever their names, sizes or per-child hooks.
+ */
+export function phase1Digest(spec: PoolSpec, imageVersion: string): string {
+  const parts = { imageVersion, persistent: spec.persistent, disks: spec.disks, common: spec.customize.common, access: spec.access ?? null };
+  return createHash('sha256').update(canonicalJson(parts)).digest('hex');
+}
