@@ -17,3 +17,9 @@ export {
   type SpecProblem,
 } from './pool-spec.js';
 export { CommonHookSchema, HOOK_DIR, labelSchema, PerChildHookSchema, PoolSpecInputSchema, type PoolSpecInput } from './pool-spec-schema.js';
+export { REDACTED, redactSecrets } from './secrets.js';
+export { cancelTask, drainTasks, recordTaskEvent, startTask } from './task-engine.js';
+export { followTask, getTaskView, listTaskViews, waitForTask, type FollowOptions } from './task-follow.js';
+export { recoverTasks, type RecoveredTask } from './task-recovery.js';
+export type { ChildProgress, TaskContext, TaskDeps, TaskRequest, TaskRunner, TaskRunners } from './task-types.js';
+export { ChildProgressSchema, TaskErrorSchema, TaskEventSchema, TaskViewSchema, taskEventView, taskView, type TaskEvent, type TaskView } from './task-view.js';

@@ -1,0 +1,18 @@
+/**
+ * Task inputs, events and results are stored and streamed to users; a secret must never reach them in clear (issue 7:
+ * not the DB, logs, argv or task events). Runners are expected not to pass secrets at all; this is the net under
+ * them: any string under a key that names a secret is replaced. Booleans and numbers stay (`machinePassword: true`
+ * is a setting, not a password).
+ */
+const SECRET_KEY = /pass(word|phrase)?|secret|token|private.?key|credential/i;
+export const REDACTED = '[redacted]';
+
+export function redactSecrets<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(redactSecrets) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && SECRET_KEY.test(k) ? REDACTED : redactSecrets(v)]),
+    ) as T;
+  }
+  return value;
+}
