@@ -49,6 +49,7 @@ export const ERROR_REGISTRY = {
   VMFORK_TEMPLATE_CORRUPT: { status: 409, message: 'The template files changed or are missing' },
   VMFORK_TEMPLATE_MISMATCH: { status: 409, message: 'This QEMU or device layout does not match the template' },
   VMFORK_FORK_FAILED: { status: 500, message: 'Forking a child failed' },
+  VMFORK_DATASTORE_NOT_FOUND: { status: 404, message: 'Unknown datastore' },
   VMFORK_TASK_NOT_FOUND: { status: 404, message: 'Unknown task' },
   VMFORK_TASK_STATE: { status: 409, message: 'The task is not in a state that allows this operation' },
   VMFORK_AUTH_REQUIRED: { status: 401, message: 'This API needs a bearer token' },

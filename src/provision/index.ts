@@ -23,3 +23,17 @@ export { followTask, getTaskView, listTaskViews, waitForTask, type FollowOptions
 export { recoverTasks, type RecoveredTask } from './task-recovery.js';
 export type { ChildProgress, TaskContext, TaskDeps, TaskRequest, TaskRunner, TaskRunners } from './task-types.js';
 export { ChildProgressSchema, TaskErrorSchema, TaskEventSchema, TaskViewSchema, taskEventView, taskView, type TaskEvent, type TaskView } from './task-view.js';
+export { datastorePath, DEFAULT_DATASTORE, DatastoreViewSchema, HostViewSchema, listHosts, registerLocalHost, requireDatastore, type HostView } from './hosts.js';
+export { checkPoolRefs } from './pool-refs.js';
+export {
+  PoolDetailSchema,
+  PoolSummarySchema,
+  ReplicaViewSchema,
+  ResizeRequestSchema,
+  TaskAcceptedSchema,
+  type PoolDetail,
+  type PoolSummary,
+  type ReplicaView,
+  type ResizeRequest,
+  type TaskAccepted,
+} from './pool-views.js';

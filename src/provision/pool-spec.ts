@@ -48,6 +48,12 @@ export function canonicalSize(input: string): string {
   return `${bytes}B`;
 }
 
+/** 64M, or a quarter of a smaller disposable disk (whole MiB): the rest of it is /tmp. */
+function defaultSwap(disposable: string): string {
+  const mib = 1024 * 1024;
+  return `${Math.min(parseSize(DEFAULT_SWAP), Math.floor(parseSize(disposable) / 4 / mib) * mib)}B`;
+}
+
 /** THE one place defaults are applied (and sizes made canonical), so a spec means the same wherever it is read. */
 export function applyPoolDefaults(input: PoolSpecInput): PoolSpec {
   const customize = input.customize ?? {};
@@ -62,7 +68,7 @@ export function applyPoolDefaults(input: PoolSpecInput): PoolSpec {
     disks: {
       ...(input.disks.userData === undefined ? {} : { userData: canonicalSize(input.disks.userData) }),
       disposable: canonicalSize(input.disks.disposable),
-      swap: canonicalSize(input.disks.swap ?? DEFAULT_SWAP),
+      swap: canonicalSize(input.disks.swap ?? defaultSwap(input.disks.disposable)),
     },
     customize: {
       common: (customize.common ?? []).map((h) => ({ path: h.path, timeoutSeconds: h.timeoutSeconds ?? DEFAULT_COMMON_TIMEOUT_SECONDS })),

@@ -66,7 +66,7 @@ test('defaults are applied once, and a parsed spec parses again to itself (JSON 
     size: { max: 3, min: 0, spares: 0 },
     naming: { pattern: 'lab-{n}' },
     network: 'default',
-    disks: { disposable: '128M', swap: '64M' },
+    disks: { disposable: '128M', swap: '32M' },
     customize: { common: [], perChild: [], machinePassword: false },
     stopOnError: true,
     datastore: 'default',
@@ -91,6 +91,7 @@ test('every error names its field path; the message carries the first one', () =
   rejects({ ...MINIMAL, disks: { disposable: 'lots' } }, 'disks.disposable', /not a size like 256M/);
   rejects({ ...MINIMAL, disks: { disposable: '8M' } }, 'disks.disposable', /below the minimum of 16M/);
   rejects({ ...MINIMAL, disks: { disposable: '64M', swap: '60M' } }, 'disks.swap', /leave at least 16M/);
+  assert.equal(parsePoolSpec({ ...MINIMAL, disks: { disposable: '64M' } }).disks.swap, '16M');
   rejects({ ...MINIMAL, size: { max: 0 } }, 'size.max', /.+/);
   rejects({ ...MINIMAL, cpus: 1.5 }, 'cpus', /.+/);
   rejects({ ...MINIMAL, access: { sshAuthorizedKeys: ['not a key'] } }, 'access.sshAuthorizedKeys[0]', /OpenSSH public key/);
@@ -140,7 +141,7 @@ test('phase1Digest keys on exactly what phase 1 depends on', () => {
   assert.equal(phase1Digest(applyPoolDefaults({ ...MINIMAL, persistent: true, disks: { userData: '0.25G', disposable: '131072K' } }), 'img-v1'), d);
   // yes: image version, persistent, each disk, common scripts, access
   assert.notEqual(phase1Digest(base, 'img-v2'), d);
-  assert.notEqual(phase1Digest({ ...base, disks: { ...base.disks, swap: '32M' } }, 'img-v1'), d);
+  assert.notEqual(phase1Digest({ ...base, disks: { ...base.disks, swap: '16M' } }, 'img-v1'), d);
   assert.notEqual(phase1Digest({ ...base, customize: { ...base.customize, common: [{ path: '/usr/local/lib/vmfork/c.sh', timeoutSeconds: 300 }] } }, 'img-v1'), d);
   assert.notEqual(phase1Digest({ ...base, access: { sshAuthorizedKeys: ['ssh-ed25519 AAAA x'] } }, 'img-v1'), d);
   assert.notEqual(phase1Digest({ ...base, persistent: false }, 'img-v1'), d);

@@ -1,0 +1,67 @@
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { HomeLayout } from '../config/index.js';
+import { VmforkError } from '../errors.js';
+import { freeSpace } from '../host/index.js';
+import { ensureDatastore, getDatastore, listDatastores, listHostRows, LOCAL_HOST_ID, upsertHost, type DatastoreRow, type Db } from '../store/index.js';
+
+export const DEFAULT_DATASTORE = 'default';
+
+export const DatastoreViewSchema = z.object({ name: z.string(), path: z.string(), freeBytes: z.number().int().min(0) });
+export const HostViewSchema = z.object({
+  id: z.string(),
+  hostname: z.string(),
+  /** This server's own host (later issues add host agents for others). */
+  local: z.boolean(),
+  createdAt: z.string(),
+  datastores: z.array(DatastoreViewSchema),
+});
+export type HostView = z.infer<typeof HostViewSchema>;
+
+interface HostDeps {
+  db: Db;
+  home: HomeLayout;
+}
+
+/** `<home>/datastores/<name>`: where this host's datastores live unless registered elsewhere. */
+export function datastorePath(home: HomeLayout, name: string = DEFAULT_DATASTORE): string {
+  return join(home.root, 'datastores', name);
+}
+
+/**
+ * The local host registers itself (id, hostname) with its datastores at server start: `default` is
+ * `<home>/datastores/default`, created if missing. Idempotent.
+ */
+export async function registerLocalHost(deps: HostDeps): Promise<void> {
+  await upsertHost(deps.db, LOCAL_HOST_ID, hostname());
+  const path = datastorePath(deps.home);
+  await mkdir(path, { recursive: true });
+  await ensureDatastore(deps.db, { host_id: LOCAL_HOST_ID, name: DEFAULT_DATASTORE, path, created_at: new Date().toISOString() });
+}
+
+async function datastoreView(row: DatastoreRow): Promise<z.infer<typeof DatastoreViewSchema>> {
+  return { name: row.name, path: row.path, freeBytes: (await freeSpace(row.path)).freeBytes };
+}
+
+/** Every host with its datastores and their free space. */
+export async function listHosts(deps: HostDeps): Promise<HostView[]> {
+  const [hosts, stores] = await Promise.all([listHostRows(deps.db), listDatastores(deps.db)]);
+  return Promise.all(
+    hosts.map(async (h) => ({
+      id: h.id,
+      hostname: h.hostname,
+      local: h.id === LOCAL_HOST_ID,
+      createdAt: h.created_at,
+      datastores: await Promise.all(stores.filter((d) => d.host_id === h.id).map(datastoreView)),
+    })),
+  );
+}
+
+/** A host's datastore by name; an unknown one is VMFORK_DATASTORE_NOT_FOUND. */
+export async function requireDatastore(db: Db, name: string, hostId: string = LOCAL_HOST_ID): Promise<DatastoreRow> {
+  const row = await getDatastore(db, hostId, name);
+  if (!row) throw new VmforkError('VMFORK_DATASTORE_NOT_FOUND', `host ${hostId} has no datastore named "${name}" (see: GET /v1/hosts)`, { details: { datastore: name, host: hostId } });
+  return row;
+}

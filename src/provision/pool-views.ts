@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { PoolSpecInputSchema } from './pool-spec-schema.js';
+
+/**
+ * What the provisioning service answers with: the contract between the API (which documents these schemas in
+ * OpenAPI and validates every test response against them) and the engine that implements `ProvisionService`.
+ * Adding a field to a view means adding it here.
+ */
+
+/** 202: the operation runs as a task; follow it with GET /v1/tasks/{taskId}. */
+export const TaskAcceptedSchema = z.object({ taskId: z.string(), pool: z.string().optional(), vm: z.string().optional() });
+export type TaskAccepted = z.infer<typeof TaskAcceptedSchema>;
+
+export const PoolSummarySchema = z.object({
+  name: z.string(),
+  /** The pool's own state (the engine's pool state machine). */
+  state: z.string(),
+  image: z.string(),
+  provisioning: z.enum(['up-front', 'on-demand']),
+  persistent: z.boolean(),
+  size: z.object({ max: z.number().int(), min: z.number().int(), spares: z.number().int() }),
+  hostId: z.string(),
+  datastore: z.string(),
+  /** Children per VM state (`running: 8, registered: 2`). */
+  counts: z.record(z.string(), z.number().int().min(0)),
+  createdAt: z.string(),
+});
+export type PoolSummary = z.infer<typeof PoolSummarySchema>;
+
+export const PoolDetailSchema = PoolSummarySchema.extend({
+  /** The spec as accepted, every default applied. */
+  spec: PoolSpecInputSchema,
+  vms: z.array(z.object({ name: z.string(), state: z.string() })),
+  /** The replica its children fork from, once phase 1 and the copy are done. */
+  replica: z.string().nullable(),
+  /** The last task run on the pool (create, resize, remove). */
+  lastTaskId: z.string().nullable(),
+});
+export type PoolDetail = z.infer<typeof PoolDetailSchema>;
+
+export const ReplicaViewSchema = z.object({
+  id: z.string(),
+  state: z.string(),
+  image: z.string(),
+  imageVersion: z.string(),
+  /** phase1Digest(spec, imageVersion): pools agreeing on it share the replica. */
+  phase1Digest: z.string(),
+  hostId: z.string(),
+  datastore: z.string(),
+  path: z.string(),
+  /** The frozen template children fork from (null until it is cut). */
+  template: z.string().nullable(),
+  /** Pools using it: while any does, removal and modification are refused. */
+  pools: z.array(z.string()),
+  createdAt: z.string(),
+});
+export type ReplicaView = z.infer<typeof ReplicaViewSchema>;
+
+export const ResizeRequestSchema = z.strictObject({ max: z.number({ error: 'must be a whole number' }).int().min(1) });
+export type ResizeRequest = z.infer<typeof ResizeRequestSchema>;
