@@ -1,0 +1,26 @@
+import type { PoolDetail, PoolSpec, PoolSummary, ReplicaView, TaskRunners } from '../provision/index.js';
+
+/**
+ * The provisioning engine as the API server drives it (issue 7). The server validates requests (spec shape and
+ * cross-field checks, referenced image / network / datastore) before calling it; each long operation starts a task
+ * (`startTask` in src/provision) and answers with its id at once. Errors are VmforkErrors: their registry status
+ * becomes the HTTP status. The views are zod schemas in src/provision/pool-views.ts: the API documents them in
+ * OpenAPI and its tests validate every response against them.
+ */
+export interface ProvisionService {
+  /** Starts creating a pool (phase 1 or a reused replica, then its children). VMFORK_POOL_EXISTS for a taken name. */
+  createPool(spec: PoolSpec): Promise<{ taskId: string; pool: string }>;
+  listPools(): Promise<PoolSummary[]>;
+  /** One pool with its children's counts per VM state and their names. */
+  getPool(name: string): Promise<PoolDetail>;
+  /** Grows or shrinks a pool to `max` children. */
+  resizePool(name: string, request: { max: number }): Promise<{ taskId: string }>;
+  /** Removes a pool's children and the pool (its replica stays for reuse). */
+  removePool(name: string): Promise<{ taskId: string }>;
+  /** Powers a child on (a pre-registered on-demand child is forked). */
+  powerOn(vm: string): Promise<{ taskId: string }>;
+  powerOff(vm: string): Promise<{ taskId: string }>;
+  listReplicas(): Promise<ReplicaView[]>;
+  /** Runners by task kind: at start the server resumes tasks a dead server left with them (`recoverTasks`). */
+  readonly runners: TaskRunners;
+}

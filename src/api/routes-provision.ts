@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { VmforkError } from '../errors.js';
+import {
+  checkPoolRefs,
+  parsePoolSpec,
+  PoolDetailSchema,
+  PoolSpecInputSchema,
+  PoolSummarySchema,
+  ReplicaViewSchema,
+  ResizeRequestSchema,
+  TaskAcceptedSchema,
+} from '../provision/index.js';
+import { destroyVm, getVmReconciled, listVmsReconciled, showVm, vmSummary, type VmDeps } from '../vm/index.js';
+import type { ProvisionService } from './provision-service.js';
+import { defineRoute, type AnyRoute } from './route.js';
+import { NameParams } from './routes-resources.js';
+import { VmDetailSchema, VmViewSchema } from './views.js';
+
+/** The provisioning engine, or 501 from a server started without one (read-only routes still work there). */
+function engine(provision: ProvisionService | undefined): ProvisionService {
+  if (!provision) throw new VmforkError('VMFORK_NOT_SUPPORTED', 'this server was started without the provisioning engine');
+  return provision;
+}
+
+/** Pools, replicas and VMs: reads through the VM room, pool operations and power through the provisioning engine. */
+export function provisionRoutes(deps: VmDeps, provision: ProvisionService | undefined): AnyRoute[] {
+  return [
+    defineRoute({
+      method: 'GET', path: '/v1/vms', operationId: 'listVms', tag: 'vms', summary: 'VMs with their state checked against their QEMU processes; ?pool= for one pool\'s children',
+      query: z.strictObject({ pool: z.string().optional().describe('only the children of this pool') }),
+      status: 200, response: z.array(VmViewSchema), responseName: 'VmList', errors: [404],
+      handler: async ({ query }) => {
+        const members = query.pool === undefined ? undefined : new Set((await engine(provision).getPool(query.pool)).vms.map((v) => v.name));
+        const rows = await listVmsReconciled(deps);
+        return rows.filter((r) => !members || members.has(r.name)).map(vmSummary);
+      },
+    }),
+    defineRoute({
+      method: 'GET', path: '/v1/vms/{name}', operationId: 'getVm', tag: 'vms', summary: 'One VM: state, spec, QEMU process, files',
+      params: NameParams, status: 200, response: VmDetailSchema, responseName: 'VmDetail', errors: [404],
+      handler: ({ params }) => showVm(deps, params.name),
+    }),
+    defineRoute({
+      method: 'POST', path: '/v1/vms/{name}/power-on', operationId: 'powerOnVm', tag: 'vms', summary: 'Power a VM on (a pre-registered child is forked): a task',
+      params: NameParams, status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      handler: async ({ params }) => {
+        await getVmReconciled(deps, params.name);
+        return { ...(await engine(provision).powerOn(params.name)), vm: params.name };
+      },
+    }),
+    defineRoute({
+      method: 'POST', path: '/v1/vms/{name}/power-off', operationId: 'powerOffVm', tag: 'vms', summary: 'Power a VM off: a task',
+      params: NameParams, status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      handler: async ({ params }) => {
+        await getVmReconciled(deps, params.name);
+        return { ...(await engine(provision).powerOff(params.name)), vm: params.name };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE', path: '/v1/vms/{name}', operationId: 'destroyVm', tag: 'vms', summary: 'Destroy a VM: its QEMU, taps, addresses, files and record',
+      params: NameParams, status: 200, response: z.object({ name: z.string(), destroyed: z.literal(true), killedPid: z.number().int().optional(), released: z.array(z.string()) }),
+      responseName: 'VmDestroyed', errors: [404, 409],
+      handler: async ({ params }) => ({ ...(await destroyVm(deps, params.name)), destroyed: true as const }),
+    }),
+    defineRoute({
+      method: 'POST', path: '/v1/pools', operationId: 'createPool', tag: 'pools', summary: 'Create a pool from its spec: answers 202 with the task that provisions it',
+      body: PoolSpecInputSchema, bodyName: 'PoolSpec', status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      handler: async ({ body }) => {
+        // everything is checked before the engine is asked for anything: a bad spec creates nothing
+        const spec = parsePoolSpec(body);
+        await checkPoolRefs(deps.db, spec);
+        return engine(provision).createPool(spec);
+      },
+    }),
+    defineRoute({
+      method: 'GET', path: '/v1/pools', operationId: 'listPools', tag: 'pools', summary: 'Pools with their children counted per state',
+      status: 200, response: z.array(PoolSummarySchema), responseName: 'PoolList', errors: [501],
+      handler: () => engine(provision).listPools(),
+    }),
+    defineRoute({
+      method: 'GET', path: '/v1/pools/{name}', operationId: 'getPool', tag: 'pools', summary: 'One pool: spec, children, counts per state, replica',
+      params: NameParams, status: 200, response: PoolDetailSchema, responseName: 'PoolDetail', errors: [404, 501],
+      handler: ({ params }) => engine(provision).getPool(params.name),
+    }),
+    defineRoute({
+      method: 'PATCH', path: '/v1/pools/{name}', operationId: 'resizePool', tag: 'pools', summary: 'Resize a pool to `max` children: a task',
+      params: NameParams, body: ResizeRequestSchema, bodyName: 'ResizeRequest', status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      handler: async ({ params, body }) => ({ ...(await engine(provision).resizePool(params.name, body)), pool: params.name }),
+    }),
+    defineRoute({
+      method: 'DELETE', path: '/v1/pools/{name}', operationId: 'removePool', tag: 'pools', summary: 'Remove a pool and its children: a task (its replica stays for reuse)',
+      params: NameParams, status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      handler: async ({ params }) => ({ ...(await engine(provision).removePool(params.name)), pool: params.name }),
+    }),
+    defineRoute({
+      method: 'GET', path: '/v1/replicas', operationId: 'listReplicas', tag: 'replicas', summary: 'The replica map: image version + phase-1 digest + host + datastore → replica',
+      status: 200, response: z.array(ReplicaViewSchema), responseName: 'ReplicaList', errors: [501],
+      handler: () => engine(provision).listReplicas(),
+    }),
+  ];
+}

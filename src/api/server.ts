@@ -1,0 +1,65 @@
+import { VmforkError } from '../errors.js';
+import { recoverTasks, registerLocalHost, type RecoveredTask } from '../provision/index.js';
+import { listVmsReconciled, type VmDeps } from '../vm/index.js';
+import { buildApp } from './app.js';
+import { ensureApiToken } from './auth.js';
+import type { ProvisionService } from './provision-service.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:8470';
+
+/** `HOST:PORT` (`[::1]:8470` for IPv6); port 0 picks a free one. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen.trim());
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--listen must be HOST:PORT (e.g. ${DEFAULT_LISTEN}), got "${listen}"`, { details: { listen } });
+  }
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+export interface StartServerOptions {
+  /** @default 127.0.0.1:8470 */
+  listen?: string;
+  provision?: ProvisionService | undefined;
+}
+
+export interface RunningServer {
+  url: string;
+  tokenPath: string;
+  /** VMs found running (re-adopted) and tasks a dead server left, as this start found them. */
+  adopted: number;
+  recovered: RecoveredTask[];
+  /** Stops listening. QEMU processes stay up (the next start re-adopts them); tasks still running go on in this process. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the API on an open, healed store: registers this host and its datastores, makes the token file if missing,
+ * reconciles VMs with their QEMU processes (a restart re-adopts them), resumes the tasks a dead server left (only
+ * with a provisioning engine: its runners are the ones that can finish them), then listens.
+ */
+export async function startServer(deps: VmDeps, options: StartServerOptions = {}): Promise<RunningServer> {
+  const { host, port } = parseListen(options.listen ?? DEFAULT_LISTEN);
+  await registerLocalHost(deps);
+  const { token, path: tokenPath } = await ensureApiToken(deps.home);
+  const vms = await listVmsReconciled(deps);
+  const recovered = options.provision ? await recoverTasks(deps, options.provision.runners) : [];
+  const app = buildApp({ deps, provision: options.provision, token });
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await app.close();
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err, details: { host, port } });
+  }
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  deps.log.info({ url, tokenPath, recovered: recovered.length }, 'api server listening');
+  return {
+    url,
+    tokenPath,
+    adopted: vms.filter((v) => v.state === 'running' || v.state === 'paused').length,
+    recovered,
+    close: () => app.close(),
+  };
+}

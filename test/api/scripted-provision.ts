@@ -1,0 +1,94 @@
+import { VmforkError } from '../../src/errors.js';
+import type { ProvisionService } from '../../src/api/index.js';
+import { poolChildNames, startTask, type PoolDetail, type PoolSpec, type TaskContext, type TaskDeps, type TaskRunners } from '../../src/provision/index.js';
+
+/**
+ * A scripted stand-in for the provisioning engine, for API protocol tests only (no VM is made): it keeps pools in
+ * memory and runs each operation as a real task whose runner reports a step and each child. It records every call,
+ * so a test can prove that a rejected request reached nothing.
+ */
+export class ScriptedProvision implements ProvisionService {
+  readonly calls: string[] = [];
+  readonly pools = new Map<string, PoolDetail>();
+  /** Runners hold here until a test opens it (null: they run straight through). */
+  hold: Promise<void> | null = null;
+  readonly runners: TaskRunners;
+
+  constructor(private deps: TaskDeps) {
+    const children = async (ctx: TaskContext, names: string[], state: string): Promise<Record<string, unknown>> => {
+      await ctx.step('children', 50);
+      if (this.hold) await this.hold;
+      for (const name of names) await ctx.child(name, { state, percent: 100 });
+      ctx.signal.throwIfAborted();
+      return { children: names.length };
+    };
+    this.runners = {
+      'pool-create': (ctx) => children(ctx, (ctx.input.children as string[]) ?? [], 'running'),
+      'pool-resize': (ctx) => children(ctx, (ctx.input.children as string[]) ?? [], 'running'),
+      'pool-remove': (ctx) => children(ctx, (ctx.input.children as string[]) ?? [], 'destroyed'),
+      'vm-power-on': (ctx) => children(ctx, [ctx.target], 'running'),
+      'vm-power-off': (ctx) => children(ctx, [ctx.target], 'stopped'),
+    };
+  }
+
+  private pool(name: string): PoolDetail {
+    const p = this.pools.get(name);
+    if (!p) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `no pool named "${name}"`, { details: { pool: name } });
+    return p;
+  }
+
+  private run(kind: string, target: string, input: Record<string, unknown>): Promise<string> {
+    return startTask(this.deps, { kind, target, input }, this.runners[kind] as TaskRunners[string]);
+  }
+
+  async createPool(spec: PoolSpec): Promise<{ taskId: string; pool: string }> {
+    this.calls.push(`createPool ${spec.name}`);
+    const names = poolChildNames(spec);
+    const taskId = await this.run('pool-create', spec.name, { pool: spec.name, children: names });
+    this.pools.set(spec.name, {
+      name: spec.name, state: 'provisioning', image: spec.image, provisioning: spec.provisioning, persistent: spec.persistent, size: spec.size,
+      hostId: 'local', datastore: spec.datastore, counts: { running: names.length }, createdAt: new Date().toISOString(),
+      spec, vms: names.map((n) => ({ name: n, state: 'running' })), replica: null, lastTaskId: taskId,
+    });
+    return { taskId, pool: spec.name };
+  }
+
+  listPools(): Promise<PoolDetail[]> {
+    this.calls.push('listPools');
+    return Promise.resolve([...this.pools.values()].map(({ spec: _s, vms: _v, replica: _r, lastTaskId: _l, ...summary }) => summary as PoolDetail));
+  }
+
+  getPool(name: string): Promise<PoolDetail> {
+    this.calls.push(`getPool ${name}`);
+    return Promise.resolve(this.pool(name));
+  }
+
+  async resizePool(name: string, request: { max: number }): Promise<{ taskId: string }> {
+    this.calls.push(`resizePool ${name} ${request.max}`);
+    const p = this.pool(name);
+    return { taskId: await this.run('pool-resize', name, { pool: name, children: poolChildNames(p.spec as PoolSpec, request.max) }) };
+  }
+
+  async removePool(name: string): Promise<{ taskId: string }> {
+    this.calls.push(`removePool ${name}`);
+    const p = this.pool(name);
+    return { taskId: await this.run('pool-remove', name, { pool: name, children: p.vms.map((v) => v.name) }) };
+  }
+
+  async powerOn(vm: string): Promise<{ taskId: string }> {
+    this.calls.push(`powerOn ${vm}`);
+    return { taskId: await this.run('vm-power-on', vm, { vm }) };
+  }
+
+  async powerOff(vm: string): Promise<{ taskId: string }> {
+    this.calls.push(`powerOff ${vm}`);
+    return { taskId: await this.run('vm-power-off', vm, { vm }) };
+  }
+
+  listReplicas(): ReturnType<ProvisionService['listReplicas']> {
+    this.calls.push('listReplicas');
+    return Promise.resolve([
+      { id: 'r-1', state: 'ready', image: 'default', imageVersion: 'v1', phase1Digest: 'a'.repeat(64), hostId: 'local', datastore: 'default', path: '/d/r-1', template: 'replica-r-1', pools: [...this.pools.keys()], createdAt: new Date().toISOString() },
+    ]);
+  }
+}
