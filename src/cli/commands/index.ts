@@ -4,6 +4,10 @@ import { registerDoctorCommands } from './doctor.js';
 import { registerForkCommands } from './fork.js';
 import { registerImageCommands } from './image.js';
 import { registerNetworkCommands } from './network.js';
+import { registerPoolCommands } from './pool.js';
+import { registerReplicaCommands } from './replica.js';
+import { registerServeCommands } from './serve.js';
+import { registerTaskCommands } from './task.js';
 import { registerTemplateCommands } from './template.js';
 import { registerVerifyCommands } from './verify.js';
 import { registerVmCommands } from './vm.js';
@@ -18,4 +22,8 @@ export function registerCommands(program: Command): void {
   registerForkCommands(program);
   registerVerifyCommands(program);
   registerDemoCommands(program);
+  registerServeCommands(program);
+  registerPoolCommands(program);
+  registerTaskCommands(program);
+  registerReplicaCommands(program);
 }

@@ -1,9 +1,12 @@
 import { Option, type Command } from 'commander';
 import { ACCEL_CHOICES, parseAccelChoice } from '../../host/index.js';
+import type { TaskAccepted } from '../../provision/index.js';
 import { bootVm, connectAgent, destroyVm, listVmsReconciled, showVm, startVm, stopVm, vmSummary as summary } from '../../vm/index.js';
 import { action } from '../action.js';
+import { apiClient } from '../client.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
+import { reportAccepted } from './task.js';
 
 export const accelOption = (): Option =>
   new Option('--accel <accel>', 'accelerator: kvm, tcg or auto (auto: KVM only where vmx/svm and kvm_intel/kvm_amd are present)')
@@ -86,6 +89,21 @@ export function registerVmCommands(program: Command): void {
         process.stdout.write(`${name}: running (agent after ${out.secondsToAgent.toFixed(1)} s, boot_id ${out.bootId})\n`);
       }),
     );
+
+  // power-on / power-off go through the server (vmfork serve): it owns the QEMU processes of pools' children
+  for (const [verb, what] of [['power-on', 'power a VM on through the server (a pre-registered pool child is forked)'], ['power-off', 'power a VM off through the server']] as const) {
+    vm.command(`${verb} <name>`)
+      .description(`${what}: a task; --wait follows it`)
+      .option('--wait', 'follow the task until it ends')
+      .option('--json', 'print JSON')
+      .action(
+        action(async (ctx, name: string, opts: { wait?: boolean; json?: boolean }) => {
+          const client = apiClient(ctx.home);
+          const accepted = await client.request<TaskAccepted>('POST', `/v1/vms/${encodeURIComponent(name)}/${verb}`);
+          return reportAccepted(client, accepted, `${name} ${verb}`, opts);
+        }),
+      );
+  }
 
   vm.command('destroy <name>')
     .description('kill the VM if running and delete its disk and record')

@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import type { ReplicaView } from '../../provision/index.js';
+import { action } from '../action.js';
+import { apiClient } from '../client.js';
+import { printJson, printTable } from '../output.js';
+
+export function registerReplicaCommands(program: Command): void {
+  const replica = program.command('replica').description('The replica map: one replica per image version + phase-1 spec + host + datastore');
+  replica
+    .command('list')
+    .alias('ls')
+    .description('list replicas and the pools using them (a used replica is protected)')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, opts: { json?: boolean }) => {
+        const replicas = await apiClient(ctx.home).request<ReplicaView[]>('GET', '/v1/replicas');
+        if (opts.json) return printJson(replicas);
+        if (replicas.length === 0) return void process.stdout.write('no replicas\n');
+        printTable(
+          replicas.map((r) => ({ id: r.id, state: r.state, image: `${r.image}@${r.imageVersion.slice(0, 12)}`, digest: r.phase1Digest.slice(0, 12), host: r.hostId, datastore: r.datastore, pools: r.pools.join(',') || '-' })),
+          ['id', 'state', 'image', 'digest', 'host', 'datastore', 'pools'],
+        );
+      }),
+    );
+}

@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { withTempDir } from '../helpers/temp-dir.js';
+
+const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
+
+test('vmfork serve: prints its URL and token file, answers with the token, stops cleanly on SIGTERM', withTempDir('vmfork-serve-cli-', async (dir) => {
+  const child = spawn(process.execPath, [MAIN, '--home', dir, 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!/serving (http:\/\/\S+)/.test(out)) {
+      assert.ok(Date.now() < deadline, `serve did not start: ${out}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const url = /serving (http:\/\/\S+)/.exec(out)?.[1] as string;
+    assert.match(out, new RegExp(`token: ${join(dir, 'api-token')}`));
+    assert.equal(statSync(join(dir, 'api-token')).mode & 0o777, 0o600);
+    const token = readFileSync(join(dir, 'api-token'), 'utf8').trim();
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    const hosts = await fetch(`${url}/v1/hosts`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(hosts.status, 200);
+    assert.equal(((await hosts.json()) as { datastores: { name: string }[] }[])[0]?.datastores[0]?.name, 'default');
+  } finally {
+    child.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, out);
+  assert.match(out, /SIGTERM: stopping; QEMU processes stay up/);
+}));
