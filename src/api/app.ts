@@ -51,7 +51,8 @@ export function apiRoutes(options: Omit<AppOptions, 'token'>): AnyRoute[] {
 export function buildApp(options: AppOptions): FastifyInstance {
   // our pino logger (with its secret redaction); Fastify's typings pin their own pino version
   const logger = options.deps.log as unknown as FastifyBaseLogger;
-  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true, bodyLimit: 1024 * 1024 });
+  // forceCloseConnections: an event stream never goes idle, and must not keep a stopping server open
+  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true, bodyLimit: 1024 * 1024, forceCloseConnections: true });
   installErrorReplies(app);
   // a pool spec may be POSTed as the YAML file itself
   app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_req, body, done) => {

@@ -64,3 +64,30 @@ test('startServer: listens, resumes a dead server\'s task, streams a live task\'
   assert.match(logs, /api request/);
   assert.ok(!logs.includes(readFileSync(join(dir, 'api-token'), 'utf8').trim()), 'the token is in the log');
 }));
+
+test('closing the server does not wait for open event streams', withTempDir('vmfork-serve-', async (dir) => {
+  const home = homeLayout(dir, {});
+  const db = await openStore(home.db);
+  const deps: VmDeps = { db, home, log: createLogger(undefined) };
+  const provision = new ScriptedProvision(deps);
+  let release!: () => void;
+  provision.hold = new Promise<void>((resolve) => (release = resolve));
+  const server = await startServer(deps, { listen: '127.0.0.1:0', provision });
+  let id: string | undefined;
+  try {
+    id = await startTask(deps, { kind: 'pool-create', target: 'held', input: { children: ['held-1'] } }, provision.runners['pool-create'] as never);
+    const token = readFileSync(server.tokenPath, 'utf8').trim();
+    const res = await fetch(`${server.url}/v1/tasks/${id}/events`, { headers: { authorization: `Bearer ${token}` } });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    const started = Date.now();
+    await server.close();
+    assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+    await reader.read().catch(() => undefined);
+  } finally {
+    release();
+    await server.close().catch(() => undefined);
+    if (id) await waitForTask(deps, id);
+    await db.destroy();
+  }
+}));
