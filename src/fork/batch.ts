@@ -2,28 +2,41 @@ import { availableParallelism } from 'node:os';
 import { VmforkError, toVmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import type { VmDeps } from '../vm/index.js';
-import { forkChild, type ForkedChild } from './child.js';
-import { planFork, type ForkRequest } from './plan.js';
+import { rollbackVm } from '../vm/index.js';
+import { forkChild, registerChild, type ChildCustomizer, type ForkedChild } from './child.js';
+import { planFork, type ForkRequest, type ReservedChild } from './plan.js';
 
 export interface ForkBatchOptions extends ForkRequest {
   /** Children forked at once. @default the number of CPUs */
   concurrency?: number;
   /** Called as each child finishes (progress bars). */
   onChild?: (done: ForkedChild | { name: string; error: VmforkError }) => void;
+  /** Called as each child starts. */
+  onStart?: (name: string) => void;
+  /** Per-child customization after identity (a pool's phase 2). */
+  customize?: ChildCustomizer;
+  /** Stop forking further children after the first failure; the ones not started are released. @default false */
+  stopOnError?: boolean;
+  /** Reserve and pre-register the children (overlays made, powered off) instead of forking them. @default false */
+  registerOnly?: boolean;
 }
 
 export interface ForkBatchResult {
   template: string;
   network: string;
   children: ForkedChild[];
+  /** Pre-registered children (registerOnly). */
+  registered: string[];
   failed: { name: string; error: ReturnType<VmforkError['toJSON']> }[];
+  /** Reserved but never started because an earlier child failed under stopOnError; their reservations are released. */
+  skipped: string[];
   wallMs: number;
 }
 
 /**
  * Forks `count` children in parallel under a concurrency limit. Validation and the reservation of every name and
  * address happen once for the batch, before anything is created; after that a failed child is rolled back alone
- * and reported, the others stand.
+ * and reported, the others stand (or, with `stopOnError`, the children not yet started are released).
  */
 export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Promise<ForkBatchResult> {
   if (options.concurrency !== undefined && (!Number.isInteger(options.concurrency) || options.concurrency < 1)) {
@@ -33,23 +46,43 @@ export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Pro
   const plan = await planFork(deps, options, actor);
   const t0 = performance.now();
   const limit = Math.max(1, Math.min(options.concurrency ?? availableParallelism(), plan.children.length));
-  const children: ForkedChild[] = [];
-  const failed: ForkBatchResult['failed'] = [];
+  const result: ForkBatchResult = { template: options.template, network: plan.network, children: [], registered: [], failed: [], skipped: [], wallMs: 0 };
   const queue = [...plan.children];
+  let stop = false;
+  const one = async (reserved: ReservedChild): Promise<void> => {
+    options.onStart?.(reserved.name);
+    if (options.registerOnly) {
+      await registerChild(deps, plan.template, reserved, actor);
+      result.registered.push(reserved.name);
+      return;
+    }
+    const child = await forkChild(deps, plan.template, reserved, actor, options.customize ? { customize: options.customize } : {});
+    result.children.push(child);
+    options.onChild?.(child);
+  };
   const worker = async (): Promise<void> => {
     for (let reserved = queue.shift(); reserved !== undefined; reserved = queue.shift()) {
+      if (stop) {
+        await rollbackVm(deps, reserved.name, actor, undefined);
+        result.skipped.push(reserved.name);
+        continue;
+      }
       try {
-        const child = await forkChild(deps, plan.template, reserved, actor);
-        children.push(child);
-        options.onChild?.(child);
+        await one(reserved);
       } catch (err) {
         const error = toVmforkError(err, 'VMFORK_FORK_FAILED');
-        failed.push({ name: reserved.name, error: error.toJSON() });
+        result.failed.push({ name: reserved.name, error: error.toJSON() });
         options.onChild?.({ name: reserved.name, error });
+        if (options.stopOnError) stop = true;
       }
     }
   };
   await Promise.all(Array.from({ length: limit }, worker));
-  children.sort((a, b) => plan.names.indexOf(a.name) - plan.names.indexOf(b.name));
-  return { template: options.template, network: plan.network, children, failed, wallMs: Math.round(performance.now() - t0) };
+  const order = (a: { name: string } | string, b: { name: string } | string): number =>
+    plan.names.indexOf(typeof a === 'string' ? a : a.name) - plan.names.indexOf(typeof b === 'string' ? b : b.name);
+  result.children.sort(order);
+  result.registered.sort(order);
+  result.skipped.sort(order);
+  result.wallMs = Math.round(performance.now() - t0);
+  return result;
 }

@@ -4,6 +4,7 @@
  * limit. The mechanism itself is src/qemu/freeze-resume.ts.
  */
 export { forkChildren, type ForkBatchOptions, type ForkBatchResult } from './batch.js';
-export { forkChild, type ChildIdentityResult, type ForkedChild, type ForkTimings } from './child.js';
+export { forkChild, registerChild, type ChildCustomizer, type ChildIdentityResult, type ForkChildOptions, type ForkedChild, type ForkTimings } from './child.js';
+export { forkRegistered } from './registered.js';
 export { childSpec } from './child-spec.js';
-export { assertMatchesTemplate, childNames, MAX_FORK_COUNT, planFork, type ForkPlan, type ForkRequest, type ReservedChild } from './plan.js';
+export { assertMatchesTemplate, childNames, explicitNames, MAX_FORK_COUNT, planFork, type ForkPlan, type ForkRequest, type ReservedChild } from './plan.js';

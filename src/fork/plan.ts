@@ -17,6 +17,10 @@ export interface ForkRequest {
   namePattern?: string;
   /** @default 'default' (created on first use) */
   network?: string;
+  /** Exactly these child names (a pool's naming), instead of a pattern. */
+  names?: readonly string[];
+  /** The pool the children belong to. */
+  pool?: string;
 }
 
 /** One child as planned: its name, address and spec are reserved in the store before anything is created. */
@@ -50,8 +54,12 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
     });
   }
   const template = readyTemplate(await requireTemplate(deps.db, req.template));
+  if (req.names && req.names.length !== req.count) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `${req.names.length} names given for ${req.count} children`, { details: { names: req.names } });
+  }
   const pattern = req.namePattern ?? `${req.template}-{n}`;
-  childNames(pattern, req.count, new Set()); // a bad pattern fails before the network is touched
+  const pick = (existing: ReadonlySet<string>): string[] => (req.names ? explicitNames(req.names, existing) : childNames(pattern, req.count, existing));
+  pick(new Set()); // bad names fail before the network is touched
   await assertMatchesTemplate(template);
   const network = await ensureNetworkNamed(deps.db, req.network);
   const { free, total } = await freeCount(deps.db, network);
@@ -71,7 +79,7 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
   });
   await assertFilesIntact(req.template, templateFileList(template.record));
   const children = await withWriteLock(deps.db, async (conn) => {
-    const names = childNames(pattern, req.count, await vmNames(conn));
+    const names = pick(await vmNames(conn));
     const reserved: ReservedChild[] = [];
     for (const name of names) {
       const lease = await allocateLeaseIn(conn, { network, vmName: name });
@@ -80,7 +88,7 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
       const now = new Date().toISOString();
       await insertVm(
         conn,
-        { name, host_id: LOCAL_HOST_ID, image_name: template.record.image, template_name: template.row.name, state: 'creating', role: 'child', dir: paths.dir, spec_json: JSON.stringify(spec), last_error: null, created_at: now, updated_at: now },
+        { name, host_id: LOCAL_HOST_ID, image_name: template.record.image, template_name: template.row.name, pool_name: req.pool ?? null, state: 'creating', role: 'child', dir: paths.dir, spec_json: JSON.stringify(spec), last_error: null, created_at: now, updated_at: now },
         actor,
       );
       reserved.push({ name, lease, paths, spec });
@@ -117,6 +125,17 @@ export function childNames(pattern: string, count: number, existing: ReadonlySet
     seen.add(n);
   }
   return names;
+}
+
+/** Explicit child names: each a valid label, none twice, none taken. */
+export function explicitNames(names: readonly string[], existing: ReadonlySet<string>): string[] {
+  const seen = new Set<string>();
+  for (const n of names) {
+    assertValidName(n, 'child');
+    if (seen.has(n) || existing.has(n)) throw new VmforkError('VMFORK_VM_EXISTS', `child name "${n}" is given twice or already taken`, { details: { name: n } });
+    seen.add(n);
+  }
+  return [...names];
 }
 
 /** A child's device state only loads into the same QEMU build, machine type and device layout. */

@@ -2,14 +2,15 @@ import { toVmforkError } from '../errors.js';
 import { actorFor, ownerAlive } from '../host/index.js';
 import { healImage } from '../image/index.js';
 import { healNetwork } from '../network/index.js';
+import { healReplica } from '../provision/index.js';
 import type { OwnerOp } from '../state/index.js';
-import { getImage, getNetwork, getTemplate, getVm, takeOver, transitionalRows, type StatefulTable, type TransitionalRow } from '../store/index.js';
+import { getImage, getNetwork, getReplica, getTemplate, getVm, takeOver, transitionalRows, type StatefulTable, type TransitionalRow } from '../store/index.js';
 import { healTemplate } from '../template/index.js';
 import { healVm, type VmDeps } from '../vm/index.js';
 
 /** One record healed (or that could not be): what it was doing, whose process died, and what was done about it. */
 export interface Healed {
-  resource: 'template' | 'VM' | 'network' | 'image';
+  resource: 'template' | 'VM' | 'network' | 'image' | 'replica';
   name: string;
   /** The transitional state it was left in. */
   state: string;
@@ -20,22 +21,24 @@ export interface Healed {
   detail: string;
 }
 
-// tasks are not healed here: only a server has their runners, and it recovers them at start (src/provision/)
-type HealedTable = Exclude<StatefulTable, 'tasks'>;
+// tasks and pools are not healed here: only a server has their runners, and it recovers them at start
+// (src/provision/); a half-made replica is rolled back (src/provision/)
+type HealedTable = Exclude<StatefulTable, 'tasks' | 'pools'>;
 
-const RESOURCE: Record<HealedTable, Healed['resource']> = { templates: 'template', vms: 'VM', networks: 'network', images: 'image' };
+const RESOURCE: Record<HealedTable, Healed['resource']> = { replicas: 'replica', templates: 'template', vms: 'VM', networks: 'network', images: 'image' };
 
 /**
  * Finds every record left in a transitional state by a vmfork process that is gone (killed, crashed, host rebooted)
  * and finishes or rolls back its work: no forking child, half-made template, tap, lease, overlay or QEMU is left to
  * linger. Records whose owner still runs are that process's business and are left alone. Each record is taken over
- * with a compare-and-set on its dead owner, so concurrent healers never do the same work twice. Templates go first
- * (their parent VM goes with them), then VMs, networks (which VMs' leases pin) and images (which templates pin).
+ * with a compare-and-set on its dead owner, so concurrent healers never do the same work twice. Replicas go first
+ * (their internal clone goes with them), templates (their parent VM goes with them), then VMs, networks (which
+ * VMs' leases pin) and images (which templates pin).
  * Never throws: a record that cannot be healed now is reported and tried again by the next command.
  */
 export async function healInterrupted(deps: VmDeps): Promise<Healed[]> {
   const out: Healed[] = [];
-  for (const table of ['templates', 'vms', 'networks', 'images'] as const) {
+  for (const table of ['replicas', 'templates', 'vms', 'networks', 'images'] as const) {
     for (const row of await transitionalRows(deps.db, table)) {
       if (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time })) continue;
       const healed = await healOne(deps, table, row);
@@ -75,6 +78,10 @@ async function healRow(deps: VmDeps, table: HealedTable, name: string, actor: Aw
     case 'networks': {
       const net = await getNetwork(deps.db, name);
       return net ? healNetwork(deps.db, net, actor) : gone;
+    }
+    case 'replicas': {
+      const replica = await getReplica(deps.db, name);
+      return replica ? healReplica(deps, replica, actor) : gone;
     }
     case 'images': {
       const image = await getImage(deps.db, name);

@@ -46,7 +46,7 @@ export function buildQemuArgv(spec: VmSpec): string[] {
   for (const d of spec.disks) {
     const ro = d.readOnly ? ',readonly=on' : '';
     argv.push('-drive', `if=none,id=${d.id},file=${escapeOptionValue(d.path)},format=${d.format},cache=${d.cache}${ro}`);
-    argv.push('-device', `virtio-blk-pci,drive=${d.id},id=${d.id}-blk`);
+    argv.push('-device', `virtio-blk-pci,drive=${d.id},id=${d.id}-blk${d.serial ? `,serial=${d.serial}` : ''}`);
   }
   // user-mode NICs get restrict=on: the guest reaches neither the host nor any other address
   for (const n of spec.nics) {
@@ -65,6 +65,7 @@ export function buildQemuArgv(spec: VmSpec): string[] {
   if (spec.serialLog) argv.push('-serial', `file:${spec.serialLog}`);
   if (spec.pidfile) argv.push('-pidfile', spec.pidfile);
   if (spec.incoming) argv.push('-incoming', spec.incoming);
+  if (spec.noShutdown) argv.push('-no-shutdown');
   return argv;
 }
 
@@ -81,7 +82,7 @@ export interface DeviceLayout {
   cpus: number;
   memoryMiB: number;
   memoryKind: VmSpec['memory']['kind'];
-  disks: { id: string; readOnly: boolean; cache: string }[];
+  disks: { id: string; readOnly: boolean; cache: string; serial?: string }[];
   nics: { id: string; backend: string }[];
   agent: boolean;
   vmgenid: boolean;
@@ -98,7 +99,8 @@ export function deviceLayout(s: VmSpec): DeviceLayout {
     cpus: s.cpus,
     memoryMiB: s.memoryMiB,
     memoryKind: s.memory.kind,
-    disks: s.disks.map((d) => ({ id: d.id, readOnly: d.readOnly, cache: d.cache })),
+    // a serial is guest-visible; left out when absent so layouts recorded before serials existed still match
+    disks: s.disks.map((d) => ({ id: d.id, readOnly: d.readOnly, cache: d.cache, ...(d.serial ? { serial: d.serial } : {}) })),
     nics: s.nics.map((n) => ({ id: n.id, backend: n.backend.kind })),
     agent: s.agentSocket !== undefined,
     vmgenid: s.vmgenid !== undefined,

@@ -49,6 +49,8 @@ const diskSpec = z.strictObject({
   readOnly: z.boolean().default(false),
   /** QEMU's own default; `none` needs O_DIRECT, which tmpfs refuses. */
   cache: z.enum(['writeback', 'writethrough', 'none', 'directsync', 'unsafe']).default('writeback'),
+  /** virtio-blk serial: the guest finds the disk as /dev/disk/by-id/virtio-<serial> whatever its PCI slot. */
+  serial: z.string().regex(/^[a-z0-9-]{1,20}$/, 'must be 1-20 of [a-z0-9-]').optional(),
 });
 
 const nicSpec = z.strictObject({
@@ -100,6 +102,8 @@ export const vmSpecSchema = z
     uuid: guid.optional(),
     /** `defer`: start paused, waiting for `migrate-incoming` (forked children). */
     incoming: z.literal('defer').optional(),
+    /** QEMU stays up (paused) when the guest powers off, so a VM being customized can be started again. */
+    noShutdown: z.boolean().optional(),
   })
   .superRefine((s, ctx) => {
     if (s.cpuModel === 'host' && s.accel !== 'kvm') {

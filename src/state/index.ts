@@ -5,4 +5,6 @@ export { TEMPLATE_BUSY_STATES, templateStateMachine, type TemplateState } from '
 export { networkStateMachine, type NetworkState } from './network-state.js';
 export { imageStateMachine, type ImageState } from './image-state.js';
 export { TASK_FINAL_STATES, taskStateMachine, type TaskState } from './task-state.js';
+export { poolStateMachine, type PoolState } from './pool-state.js';
+export { replicaStateMachine, type ReplicaState } from './replica-state.js';
 export type { Actor, Owner, OwnerOp } from './owner.js';

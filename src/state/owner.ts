@@ -23,7 +23,12 @@ export type OwnerOp =
   | 'image-import'
   | 'image-rm'
   /** a server running a task (src/provision/): the task's kind says what its runner does */
-  | 'task';
+  | 'task'
+  /** a pool operation (converge, resize, rm): its task recovers it */
+  | 'pool'
+  /** making a replica (phase 1 + copy + template) */
+  | 'replica-create'
+  | 'replica-rm';
 
 /** The process acting, and what it is doing: recorded as the owner of every transitional state it enters. */
 export interface Actor {

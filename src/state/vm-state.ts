@@ -29,8 +29,11 @@ export type VmState =
   | 'failed'
   | 'destroying';
 
-/** What a VM record is: a cold-booted VM, a template's parent (while it runs), or a child forked from a template. */
-export type VmRole = 'vm' | 'template' | 'child';
+/**
+ * What a VM record is: a cold-booted VM, a template's parent (while it runs), a child forked from a template, or a
+ * pool's internal clone (phase 1: customized with reboots, then copied into a replica and removed).
+ */
+export type VmRole = 'vm' | 'template' | 'child' | 'clone';
 
 export const vmStateMachine = defineStateMachine<VmState>({
   resource: 'VM',

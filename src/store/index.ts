@@ -14,3 +14,4 @@ export * from './processes-repo.js';
 export * from './settings-repo.js';
 export * from './tasks-repo.js';
 export * from './datastores-repo.js';
+export * from './pools-repo.js';

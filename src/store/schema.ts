@@ -1,5 +1,5 @@
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { ImageState, NetworkState, OwnerOp, TaskState, TemplateState, VmRole, VmState } from '../state/index.js';
+import type { ImageState, NetworkState, OwnerOp, PoolState, ReplicaState, TaskState, TemplateState, VmRole, VmState } from '../state/index.js';
 
 /**
  * Table types of the state store. Timestamps are ISO-8601 strings; JSON columns are TEXT. Every resource with a
@@ -17,6 +17,8 @@ export interface Database {
   tasks: TasksTable;
   task_events: TaskEventsTable;
   datastores: DatastoresTable;
+  pools: PoolsTable;
+  replicas: ReplicasTable;
 }
 
 /** Who is moving a row through a transitional state: the process (pid + start time) and its operation. */
@@ -62,6 +64,14 @@ export interface VmsTable extends OwnerColumns {
   updated_at: string;
   /** The template a child was forked from (role 'child'); null otherwise. */
   template_name: string | null;
+  /** The pool a child belongs to; null for VMs outside pools. */
+  pool_name: string | null;
+  /** What the guest reported at fork time (machine id, SSH host key fingerprints, address): `vmfork ssh` checks the host key against it. */
+  facts_json: string | null;
+  /** scrypt hash (with its salt) of the sha256 of the child's machine password; never the password. */
+  secret_hash: string | null;
+  /** When a user claimed the pool child (powered it on, or took it from the spares); null while it is a spare. */
+  claimed_at: string | null;
 }
 
 /** A frozen template ("forked state"): see src/template/. */
@@ -161,6 +171,41 @@ export interface TaskEventsTable {
   data_json: string | null;
 }
 
+/** A pool: its parsed spec, and the replica + template its children fork from (src/provision/). */
+export interface PoolsTable extends OwnerColumns {
+  name: string;
+  host_id: string;
+  state: PoolState;
+  spec_json: string;
+  replica_id: string | null;
+  template_name: string | null;
+  /** The last task that worked on it. */
+  task_id: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** The replica map: a customized clone copied whole onto a host's datastore, keyed by what it was made from. */
+export interface ReplicasTable extends OwnerColumns {
+  id: string;
+  image_name: string;
+  /** The image's recipe hash or disk sha256: a rebuilt image is another version. */
+  image_version: string;
+  phase1_digest: string;
+  host_id: string;
+  datastore: string;
+  state: ReplicaState;
+  dir: string;
+  /** `[{ id, path, sha256, size }]`, system disk first: the sealed, read-only full copies. */
+  disks_json: string;
+  /** Reboots, mounts and timings of the phase 1 that made it. */
+  phase1_json: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 /** Where a host keeps replicas and pool disks; `default` is `<home>/datastores/default`. */
 export interface DatastoresTable {
   host_id: string;
@@ -187,3 +232,5 @@ export type NewTask = Insertable<TasksTable>;
 export type TaskUpdate = Updateable<TasksTable>;
 export type TaskEventRow = Selectable<TaskEventsTable>;
 export type DatastoreRow = Selectable<DatastoresTable>;
+export type PoolRow = Selectable<PoolsTable>;
+export type ReplicaRow = Selectable<ReplicasTable>;

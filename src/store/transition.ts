@@ -2,6 +2,8 @@ import { VmforkError, type ErrorCode } from '../errors.js';
 import {
   imageStateMachine,
   networkStateMachine,
+  poolStateMachine,
+  replicaStateMachine,
   taskStateMachine,
   templateStateMachine,
   vmStateMachine,
@@ -12,7 +14,7 @@ import type { Db } from './db.js';
 import type { Database, OwnerColumns, VmUpdate } from './schema.js';
 
 /** Tables whose rows have a state, a transition table and owner columns. */
-export type StatefulTable = 'vms' | 'templates' | 'networks' | 'images' | 'tasks';
+export type StatefulTable = 'vms' | 'templates' | 'networks' | 'images' | 'tasks' | 'pools' | 'replicas';
 export type StateOf<T extends StatefulTable> = Database[T]['state'];
 
 /** `key`: the primary key column (a name for resources, an id for tasks). */
@@ -22,6 +24,8 @@ const MACHINES: { [T in StatefulTable]: { machine: StateMachine<StateOf<T>>; not
   networks: { machine: networkStateMachine, notFound: 'VMFORK_NETWORK_NOT_FOUND', key: 'name' },
   images: { machine: imageStateMachine, notFound: 'VMFORK_IMAGE_NOT_FOUND', key: 'name' },
   tasks: { machine: taskStateMachine, notFound: 'VMFORK_TASK_NOT_FOUND', key: 'id' },
+  pools: { machine: poolStateMachine, notFound: 'VMFORK_POOL_NOT_FOUND', key: 'name' },
+  replicas: { machine: replicaStateMachine, notFound: 'VMFORK_REPLICA_NOT_FOUND', key: 'id' },
 };
 
 /** Columns a transition may write besides state and owner (never the key). */

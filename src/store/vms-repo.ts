@@ -64,3 +64,12 @@ export async function updateVm(db: Db, name: string, update: Omit<VmUpdate, 'nam
 export async function deleteVm(db: Db, name: string): Promise<void> {
   await db.deleteFrom('vms').where('name', '=', name).execute();
 }
+
+/** Marks a pool child claimed by a user (powered on for them) or back among the spares. */
+export async function setVmClaimed(db: Db, name: string, claimed: boolean): Promise<void> {
+  await db
+    .updateTable('vms')
+    .set({ claimed_at: claimed ? new Date().toISOString() : null, updated_at: new Date().toISOString() })
+    .where('name', '=', name)
+    .execute();
+}

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { VmforkError, withContext } from '../errors.js';
 import { actorFor, checkHostCapacity, detectAccel, readHostFacts, type AccelChoice, type AccelDecision } from '../host/index.js';
-import { createOverlay, GuestAgentClient, type LaunchedProcess } from '../qemu/index.js';
+import { createImage, createOverlay, GuestAgentClient, type LaunchedProcess } from '../qemu/index.js';
 import { randomLocalMac } from '../network/index.js';
 import { parseVmSpec, type VmSpec } from '../spec/index.js';
 import { insertVm, LOCAL_HOST_ID, transition } from '../store/index.js';
@@ -11,7 +11,7 @@ import { readGuestIdentity } from './guest-facts.js';
 import { imageBootSource, type BootSource } from './image-boot.js';
 import { serialTail } from './serial-log.js';
 import type { VmDeps } from './vm-deps.js';
-import { vmChannels, vmPaths } from './vm-paths.js';
+import { diskFile, vmChannels, vmPaths } from './vm-paths.js';
 import { startVmProcess } from './vm-process.js';
 import { rollbackVm } from './vm-record.js';
 
@@ -27,6 +27,12 @@ export interface BootOptions {
   accel?: AccelChoice;
   /** How long to wait for the guest agent. @default 300_000 (a TCG boot takes ~20 s; a loaded host much longer) */
   agentTimeoutMs?: number;
+  /** Empty data disks, created in the VM's directory; the guest finds each as /dev/disk/by-id/virtio-<id>. */
+  dataDisks?: readonly { id: string; sizeBytes: number }[];
+  /** @default 'vm' ('clone': a pool's internal clone, customized in phase 1; it stays `starting` until powered off) */
+  role?: 'vm' | 'clone';
+  /** QEMU stays up (paused) when the guest powers off, so the guest can be started again in place. */
+  noShutdown?: boolean;
 }
 
 export interface BootResult {
@@ -71,7 +77,7 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
   const now = new Date().toISOString();
   await insertVm(
     db,
-    { name: plan.name, host_id: LOCAL_HOST_ID, image_name: options.image, template_name: null, state: 'creating', role: 'vm', dir: paths.dir, spec_json: JSON.stringify(plan.spec), last_error: null, created_at: now, updated_at: now },
+    { name: plan.name, host_id: LOCAL_HOST_ID, image_name: options.image, template_name: null, state: 'creating', role: options.role ?? 'vm', dir: paths.dir, spec_json: JSON.stringify(plan.spec), last_error: null, created_at: now, updated_at: now },
     actor,
   );
   let launched: LaunchedProcess | undefined;
@@ -79,13 +85,16 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
   try {
     await mkdir(paths.dir, { recursive: true });
     await createOverlay(plan.source.image.disk, paths.disk, { backingFormat: plan.source.diskFormat });
+    for (const d of options.dataDisks ?? []) await createImage(diskFile(paths.dir, d.id), { format: 'qcow2', sizeBytes: d.sizeBytes });
     await transition(db, 'vms', plan.name, 'creating', 'starting', actor);
     const t0 = performance.now();
     launched = await startVmProcess(deps, plan.name, plan.spec, paths);
     agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000 });
     const secondsToAgent = (performance.now() - t0) / 1000;
     const identity = await readGuestIdentity(agent);
-    await transition(db, 'vms', plan.name, 'starting', 'running', actor);
+    // an internal clone stays `starting` (owned by this process) until phase 1 has customized and powered it off:
+    // if this process dies meanwhile, heal rolls the half-customized clone back
+    if ((options.role ?? 'vm') === 'vm') await transition(db, 'vms', plan.name, 'starting', 'running', actor);
     return {
       name: plan.name,
       image: options.image,
@@ -123,17 +132,19 @@ async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
   const source = await imageBootSource(deps.db, options.image);
   const accel = detectAccel(await readHostFacts(), options.accel ?? 'auto');
   const paths = vmPaths(deps.home.vms, name);
-  await checkHostCapacity({ dir: deps.home.root, diskBytes: 256 * 1024 ** 2, memoryMiB, count: 1 });
+  const dataBytes = (options.dataDisks ?? []).reduce((sum, d) => sum + d.sizeBytes, 0);
+  await checkHostCapacity({ dir: deps.home.root, diskBytes: 256 * 1024 ** 2 + dataBytes, memoryMiB, count: 1 });
   const spec = parseVmSpec({
     name,
     accel: accel.accel,
     cpus,
     memoryMiB,
     ...source.kernel,
-    disks: [{ id: 'disk0', path: paths.disk, format: 'qcow2' }],
+    disks: [{ id: 'disk0', path: paths.disk, format: 'qcow2' }, ...(options.dataDisks ?? []).map((d) => ({ id: d.id, path: diskFile(paths.dir, d.id), format: 'qcow2' as const, serial: d.id }))],
     // user-mode networking with restrict=on: the NIC exists (same layout as forked VMs) but reaches nothing
     nics: [{ id: 'net0', mac: randomLocalMac(), backend: { kind: 'user' } }],
     ...vmChannels(paths),
+    ...(options.noShutdown ? { noShutdown: true } : {}),
   });
   return { name, accel, spec, source };
 }

@@ -1,7 +1,8 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { GuestAgentClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
-import { decodeVmSpec } from '../spec/index.js';
+import { decodeVmSpec, parseVmSpec, type VmSpec } from '../spec/index.js';
+import { imageBootSource } from './image-boot.js';
 import type { Actor } from '../state/index.js';
 import { currentProcess, markProcessExited, requireVm, transition, type VmRow } from '../store/index.js';
 import { readGuestIdentity, type GuestIdentity } from './guest-facts.js';
@@ -14,14 +15,14 @@ import { startVmProcess } from './vm-process.js';
  * Boots a stopped (or failed) cold-booted VM again from its own overlay, and waits for its agent. Forked children
  * are refused: they run without a kernel or bootloader of their own — destroy and fork them again instead.
  */
-export async function startVm(deps: VmDeps, name: string, options: { agentTimeoutMs?: number } = {}): Promise<{ vm: VmRow; identity: GuestIdentity; secondsToAgent: number }> {
+export async function startVm(deps: VmDeps, name: string, options: { agentTimeoutMs?: number; allowChild?: boolean } = {}): Promise<{ vm: VmRow; identity: GuestIdentity; secondsToAgent: number }> {
   const vm = await getVmReconciled(deps, name);
-  if (vm.role !== 'vm') {
+  if (vm.role !== 'vm' && !(vm.role === 'child' && options.allowChild)) {
     throw new VmforkError('VMFORK_VM_STATE', `${name} is a ${vm.role === 'child' ? 'forked child (it has no boot loader; fork a new one)' : vm.role}; only cold-booted VMs can be started again`, {
       details: { vm: name, role: vm.role },
     });
   }
-  const spec = decodeVmSpec(vm.spec_json);
+  const spec = vm.role === 'child' ? await coldChildSpec(deps, vm) : decodeVmSpec(vm.spec_json);
   const actor = await actorFor('start');
   await transition(deps.db, 'vms', name, vm.state, 'starting', actor, { last_error: null });
   let launched: LaunchedProcess | undefined;
@@ -44,6 +45,20 @@ export async function startVm(deps: VmDeps, name: string, options: { agentTimeou
   } finally {
     agent?.close();
   }
+}
+
+/**
+ * A forked child booted cold from its own overlays (a persistent pool desktop powered on again): the same disks,
+ * NIC and channels, but its own anonymous RAM instead of the template's file, no incoming migration, and the
+ * image's kernel — a child has no bootloader of its own. Its identity is on its disks; its addresses are set again
+ * by the caller (they live in the kernel, not on disk).
+ */
+async function coldChildSpec(deps: VmDeps, vm: VmRow): Promise<VmSpec> {
+  const forked = decodeVmSpec(vm.spec_json);
+  if (!vm.image_name) throw new VmforkError('VMFORK_VM_STATE', `child ${vm.name} records no image to take a kernel from`, { details: { vm: vm.name } });
+  const source = await imageBootSource(deps.db, vm.image_name);
+  const { incoming: _incoming, memory: _memory, kernel: _kernel, ...rest } = forked;
+  return parseVmSpec({ ...rest, memory: { kind: 'anonymous' }, ...source.kernel });
 }
 
 /** Heal of a start whose process died: its QEMU (if any) is stopped and the VM marked failed, to be started again. */

@@ -188,3 +188,15 @@ test('a different device, device order, memory size or CPU model changes the lay
   assert.notEqual(deviceLayoutOf(twoDisks('disk0', 'disk1')), deviceLayoutOf(twoDisks('disk1', 'disk0')), 'order is part of the layout');
   assert.deepEqual(layoutDifferences(template, { ...child, memoryMiB: 1024 }), ['memoryMiB: 512 ≠ 1024']);
 });
+
+test('a disk serial reaches the virtio-blk device and the layout (only when set); -no-shutdown keeps QEMU up', () => {
+  const withSerial: VmSpecInput = { ...coldBoot, disks: [...(coldBoot.disks ?? []), { id: 'userdata', path: `${VM}/web1/disk-userdata.qcow2`, format: 'qcow2', serial: 'userdata' }], noShutdown: true };
+  const argv = buildQemuArgv(withSerial);
+  assert.ok(argv.includes('virtio-blk-pci,drive=userdata,id=userdata-blk,serial=userdata'));
+  assert.ok(argv.includes('virtio-blk-pci,drive=disk0,id=disk0-blk'), 'a disk without a serial gets none');
+  assert.equal(argv[argv.length - 1], '-no-shutdown');
+  assert.match(deviceLayoutOf(withSerial), /"id":"userdata","readOnly":false,"cache":"writeback","serial":"userdata"/);
+  // layouts recorded before serials existed still match a spec without them
+  assert.doesNotMatch(deviceLayoutOf(template), /"serial":"/);
+  assert.throws(() => buildQemuArgv({ ...coldBoot, disks: [{ id: 'disk0', path: '/x/d.qcow2', format: 'qcow2', serial: 'Bad Serial!' }] }), { code: 'VMFORK_INVALID_ARGUMENT' });
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ErrorCode } from '../../src/errors.js';
-import { imageStateMachine, networkStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
+import { imageStateMachine, networkStateMachine, poolStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
 
 /**
  * Every (from, to) pair of every resource, spelled out: a change to a table must change its list here too, and
@@ -55,6 +55,20 @@ const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; 
     states: 3,
     allowed: ['importing>ready', 'importing>deleting', 'ready>deleting', 'deleting>deleting'],
     transitional: ['importing', 'deleting'],
+  },
+  {
+    machine: poolStateMachine as StateMachine<string>,
+    code: 'VMFORK_POOL_STATE',
+    states: 4,
+    allowed: ['provisioning>ready', 'provisioning>failed', 'provisioning>deleting', 'ready>provisioning', 'ready>deleting', 'failed>provisioning', 'failed>deleting', 'deleting>deleting'],
+    transitional: ['provisioning', 'deleting'],
+  },
+  {
+    machine: replicaStateMachine as StateMachine<string>,
+    code: 'VMFORK_REPLICA_STATE',
+    states: 3,
+    allowed: ['creating>ready', 'creating>deleting', 'ready>deleting', 'deleting>deleting'],
+    transitional: ['creating', 'deleting'],
   },
   {
     machine: taskStateMachine as StateMachine<string>,

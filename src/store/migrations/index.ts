@@ -5,6 +5,7 @@ import { templates } from './003-templates.js';
 import { owners } from './004-owners.js';
 import { tasks } from './005-tasks.js';
 import { datastores } from './006-datastores.js';
+import { pools } from './007-pools.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -17,6 +18,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '004-owners': owners,
   '005-tasks': tasks,
   '006-datastores': datastores,
+  '007-pools': pools,
 };
 
 export const migrationProvider: MigrationProvider = {

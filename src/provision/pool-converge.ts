@@ -1,0 +1,141 @@
+import { VmforkError } from '../errors.js';
+import { forkChildren, forkRegistered, type ForkedChild } from '../fork/index.js';
+import { actorFor } from '../host/index.js';
+import { getPool, poolVms, requirePool, transition, updatePool, type PoolRow, type VmRow } from '../store/index.js';
+import { destroyVm, type VmDeps } from '../vm/index.js';
+import { poolCustomizer } from './phase2.js';
+import { parsePoolSpec, poolChildNames, type PoolSpec } from './pool-spec.js';
+import { ensureReplicaTemplate } from './pool-template.js';
+import { ensureReplica } from './replicas.js';
+import type { TaskContext } from './task-types.js';
+
+/** The spec a pool row holds (parsed when it was accepted; read back through the same schema). */
+export function poolSpecOf(row: PoolRow): PoolSpec {
+  return parsePoolSpec(JSON.parse(row.spec_json));
+}
+
+/** States of a child that counts as made (forked, or its disks kept while powered off). */
+const ACTIVE = new Set<VmRow['state']>(['creating', 'forking', 'starting', 'running', 'paused', 'stopping', 'stopped']);
+
+/**
+ * How many children must be forked (the rest are pre-registered): up-front pools fork all `max`; on-demand ones
+ * fork `min`, and more while fewer than `spares` forked children are unclaimed.
+ */
+export function targetActive(spec: PoolSpec, claimed: number): number {
+  if (spec.provisioning === 'up-front') return spec.size.max;
+  return Math.min(spec.size.max, Math.max(spec.size.min, claimed + spec.size.spares));
+}
+
+export interface ConvergeResult {
+  replica: string;
+  replicaReused: boolean;
+  template: string;
+  forked: string[];
+  registered: string[];
+  removed: string[];
+  failed: { name: string; code: string; message: string }[];
+}
+
+/**
+ * Brings a pool to its spec, from wherever it is — a new pool, a resize, or a task run again after the server died:
+ * 1. the replica (phase 1 on an internal clone + full copy), reused from the replica map when one exists;
+ * 2. the replica's template in the pool's shape;
+ * 3. children: forked (up-front: all; on-demand: `min` plus spares), pre-registered (on-demand beyond that),
+ *    registered ones forked to top up spares, and children beyond `max` destroyed.
+ * Every step finds what is already done. `stopOnError` stops at the first child error; the pool is left consistent
+ * (failed children rolled back, the others kept) and `failed`.
+ */
+export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext): Promise<ConvergeResult> {
+  const actor = await actorFor('pool');
+  let pool = await requirePool(deps.db, name);
+  if (pool.state !== 'provisioning') await transition(deps.db, 'pools', name, pool.state, 'provisioning', actor, { task_id: ctx.id, last_error: null });
+  else await updatePool(deps.db, name, { task_id: ctx.id });
+  const spec = poolSpecOf(pool);
+  try {
+    await ctx.step('replica', 2);
+    const { replica, reused } = await ensureReplica(deps, spec, { step: (n, p) => ctx.step(n, p), event: (k, m, d) => ctx.event(k, m, d) });
+    await updatePool(deps.db, name, { replica_id: replica.id });
+    await ctx.step('template', 55);
+    const template = await ensureReplicaTemplate(deps, replica, spec, { step: (n, p) => ctx.step(n, p), event: (k, m, d) => ctx.event(k, m, d) });
+    await updatePool(deps.db, name, { template_name: template.row.name });
+    await ctx.step('children', 65);
+    const result = await convergeChildren(deps, spec, template.row.name, ctx);
+    const out: ConvergeResult = { replica: replica.id, replicaReused: reused, template: template.row.name, ...result };
+    pool = await requirePool(deps.db, name);
+    if (out.failed.length) {
+      const first = out.failed[0];
+      const why = `${out.failed.length} child(ren) failed; first ${first?.name}: ${first?.message ?? ''}`;
+      await transition(deps.db, 'pools', name, 'provisioning', 'failed', actor, { last_error: why });
+      throw new VmforkError((first?.code as 'VMFORK_FORK_FAILED' | undefined) ?? 'VMFORK_FORK_FAILED', `pool ${name}: ${why}`, { details: { ...out } });
+    }
+    await transition(deps.db, 'pools', name, 'provisioning', 'ready', actor);
+    await ctx.step('ready', 100);
+    return out;
+  } catch (err) {
+    const now = await getPool(deps.db, name);
+    if (now?.state === 'provisioning') await transition(deps.db, 'pools', name, 'provisioning', 'failed', actor, { last_error: (err as Error).message.split('\n')[0] ?? null });
+    throw err;
+  }
+}
+
+async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, ctx: TaskContext): Promise<Omit<ConvergeResult, 'replica' | 'replicaReused' | 'template'>> {
+  const names = poolChildNames(spec).slice(0, spec.size.max);
+  const wanted = new Set(names);
+  const out: Omit<ConvergeResult, 'replica' | 'replicaReused' | 'template'> = { forked: [], registered: [], removed: [], failed: [] };
+  let children = await poolVms(deps.db, spec.name);
+  // shrink: children past the new max go first (the names a resize dropped)
+  for (const vm of children.filter((v) => !wanted.has(v.name))) {
+    await destroyVm(deps, vm.name);
+    out.removed.push(vm.name);
+    await ctx.child(vm.name, { state: 'removed', percent: 100 });
+  }
+  children = await poolVms(deps.db, spec.name);
+  const has = new Set(children.map((v) => v.name));
+  const claimed = children.filter((v) => v.claimed_at !== null).length;
+  let active = children.filter((v) => ACTIVE.has(v.state)).length;
+  const target = targetActive(spec, claimed);
+  const customize = poolCustomizer(spec);
+  const track = (c: ForkedChild | { name: string; error: VmforkError }): void => {
+    if ('error' in c) {
+      out.failed.push({ name: c.name, code: c.error.code, message: c.error.message.split('\n')[0] ?? '' });
+      void ctx.child(c.name, { state: 'failed', percent: 100, error: c.error.message.split('\n')[0] ?? '' });
+    } else {
+      out.forked.push(c.name);
+      void ctx.child(c.name, { state: 'running', percent: 100 });
+    }
+  };
+  // top up from the pre-registered children first: their names, addresses and overlays are already reserved
+  for (const vm of children.filter((v) => v.state === 'registered')) {
+    if (active >= target || (spec.stopOnError && out.failed.length)) break;
+    await ctx.child(vm.name, { state: 'forking', percent: 10 });
+    try {
+      track(await forkRegistered(deps, vm.name, customize ? { customize } : {}));
+      active += 1;
+    } catch (err) {
+      track({ name: vm.name, error: err as VmforkError });
+    }
+  }
+  const missing = names.filter((n) => !has.has(n));
+  const toFork = missing.slice(0, Math.max(0, target - active));
+  const toRegister = missing.slice(toFork.length);
+  const base = { template, network: spec.network, pool: spec.name };
+  if (toFork.length && !(spec.stopOnError && out.failed.length)) {
+    for (const n of toFork) await ctx.child(n, { state: 'queued', percent: 0 });
+    const batch = await forkChildren(deps, {
+      ...base,
+      count: toFork.length,
+      names: toFork,
+      stopOnError: spec.stopOnError,
+      ...(customize ? { customize } : {}),
+      onStart: (n) => void ctx.child(n, { state: 'forking', percent: 10 }),
+      onChild: track,
+    });
+    for (const s of batch.skipped) await ctx.child(s, { state: 'skipped', percent: 100, error: 'an earlier child failed (stopOnError)' });
+  }
+  if (toRegister.length && !(spec.stopOnError && out.failed.length)) {
+    const batch = await forkChildren(deps, { ...base, count: toRegister.length, names: toRegister, registerOnly: true, onChild: track });
+    out.registered.push(...batch.registered);
+    for (const n of batch.registered) await ctx.child(n, { state: 'registered', percent: 100 });
+  }
+  return out;
+}
