@@ -57,6 +57,7 @@ export const ERROR_REGISTRY = {
   VMFORK_TEMPLATE_MISMATCH: { status: 409, message: 'This QEMU or device layout does not match the template' },
   VMFORK_FORK_FAILED: { status: 500, message: 'Forking a child failed' },
   VMFORK_CUSTOMIZE_FAILED: { status: 500, message: 'A customization step in the guest failed' },
+  VMFORK_SSH_HOST_KEY: { status: 502, message: "The VM's SSH host key is missing or not the one it reported" },
   VMFORK_DATASTORE_NOT_FOUND: { status: 404, message: 'Unknown datastore' },
   VMFORK_TASK_NOT_FOUND: { status: 404, message: 'Unknown task' },
   VMFORK_TASK_STATE: { status: 409, message: 'The task is not in a state that allows this operation' },

@@ -3,3 +3,4 @@ export { applyIdentity, RANDOM_SEED_BYTES, RNG_ENTROPY_BYTES, type ApplyIdentity
 export { IDENTITY_STEPS, IDENTITY_STEP_NAMES } from './pipeline.js';
 export { newMachineId, validateIdentity, isValidHostname } from './validate.js';
 export type { ChildIdentity, GuestFacts, IdentityReport, IdentityStep, IdentityStepResult, NormalizedIdentity } from './types.js';
+export { sshFingerprint } from './ssh-step.js';

@@ -11,3 +11,4 @@ export { isLocallyAdministeredUnicast, isUnicastMac, normalizeMac, randomLocalMa
 export { dataDirNetnsPrefix, DEFAULT_NETWORK, netnsPrefixOverride } from './names.js';
 export { createNetwork, deleteNetwork, ensureDefaultNetwork, ensureNetwork, healNetwork, type CreatedNetwork, type CreateNetworkOptions } from './networks.js';
 export { createTap, deleteTap } from './tap.js';
+export { scanSshHostKeyLines } from './ssh-scan.js';

@@ -44,3 +44,4 @@ export { hashMachinePassword, hooksRunner, machinePasswordMatches, newMachinePas
 export { powerOff, powerOn, type PowerResult } from './pool-power.js';
 export { checkPoolFits } from './pool-checks.js';
 export { createProvisionService, POOL_TASKS } from './service.js';
+export { sshArgv, sshTarget, type SshTarget } from './ssh.js';

@@ -1,6 +1,6 @@
 import { VmforkError } from '../errors.js';
-import { execInNetns, ip } from '../network/index.js';
-import { QmpClient, sleep } from '../qemu/index.js';
+import { execInNetns, ip, scanSshHostKeyLines } from '../network/index.js';
+import { QmpClient } from '../qemu/index.js';
 import { run } from '../util/index.js';
 import type { SshHostKey } from './types.js';
 
@@ -72,16 +72,7 @@ export async function scanHostKeys(
   types: readonly string[] = ['ed25519'],
   options: { settleMs?: number } = {},
 ): Promise<SshHostKey[]> {
-  // The identity pipeline starts sshd without waiting (--no-block): right after a fork it may still be starting,
-  // so an empty answer is retried for a while before it counts as "no key served".
-  const deadline = Date.now() + (options.settleMs ?? 15_000);
-  let lines: string[] = [];
-  for (;;) {
-    const scan = await execInNetns(netns, 'ssh-keyscan', ['-T', '5', '-t', types.join(','), address], { allowFailure: true, timeoutMs: 30_000 });
-    lines = scan.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-    if (lines.length > 0 || Date.now() >= deadline) break;
-    await sleep(250);
-  }
+  const lines = await scanSshHostKeyLines(netns, address, types, options);
   if (lines.length === 0) return [];
   const fp = await run('ssh-keygen', ['-lf', '-'], { input: `${lines.join('\n')}\n`, allowFailure: true, timeoutMs: 10_000 });
   if (fp.code !== 0) {

@@ -8,6 +8,7 @@ import { registerPoolCommands } from './pool.js';
 import { registerReplicaCommands } from './replica.js';
 import { registerServeCommands } from './serve.js';
 import { registerTaskCommands } from './task.js';
+import { registerSshCommands } from './ssh.js';
 import { registerTemplateCommands } from './template.js';
 import { registerVerifyCommands } from './verify.js';
 import { registerVmCommands } from './vm.js';
@@ -21,6 +22,7 @@ export function registerCommands(program: Command): void {
   registerTemplateCommands(program);
   registerForkCommands(program);
   registerVerifyCommands(program);
+  registerSshCommands(program);
   registerDemoCommands(program);
   registerServeCommands(program);
   registerPoolCommands(program);
