@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs iproute2 iputils-ping openssh-client procps)
+# gcc make libc6-dev libssl-dev: vmfork-guest is compiled on the host at image build time (docs/guest-agent.md)
+APT_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs iproute2 iputils-ping openssh-client procps gcc make libc6-dev libssl-dev)
 if [[ -n "${VMFORK_EXTRA_APT:-}" ]]; then read -r -a extra <<<"$VMFORK_EXTRA_APT"; APT_PACKAGES+=("${extra[@]}"); fi
 
 missing=()

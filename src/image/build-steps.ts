@@ -5,34 +5,18 @@ import { convert } from '../qemu/index.js';
 import { run, type RunResult } from '../util/index.js';
 import { removeDirSafely } from './build-dir.js';
 import { applyGuestConfig, applyHygiene } from './guest-config.js';
+import type { BuildContext, BuildStep } from './build-context.js';
+import { guestAgentStep } from './guest-agent.js';
+import { hooksStep } from './hooks.js';
 import type { BuildInfo } from './manifest.js';
 import { pruneModules } from './module-prune.js';
-import type { ImageRecipe } from './recipe.js';
 
 /** Names of the files a build publishes next to manifest.json. */
 export const DISK_FILE = 'disk.qcow2';
 export const KERNEL_FILE = 'vmlinuz';
 export const INITRD_FILE = 'initrd.img';
 
-/** What the steps learn about the image; the builder puts it into the manifest. */
-export type BuildFacts = Pick<BuildInfo, 'packages' | 'kernel' | 'modules' | 'hygiene' | 'rootfsBytes'>;
-
-export interface BuildContext {
-  recipe: ImageRecipe;
-  mirror: string;
-  /** The private `.build-*` dir; everything below it is deleted after the build. */
-  buildDir: string;
-  rootfs: string;
-  /** Files here become `<images>/<hash>/` (DISK_FILE, KERNEL_FILE, INITRD_FILE). */
-  outDir: string;
-  facts: Partial<BuildFacts>;
-}
-
-/** One build step. A throw fails the build; the builder names the step and removes the build dir. */
-export interface BuildStep {
-  name: string;
-  run(ctx: BuildContext): Promise<void>;
-}
+export type { BuildContext, BuildFacts, BuildStep } from './build-context.js';
 
 /** Kernel options recorded in the manifest; CONFIG_VMGENID=y is required (RNG reseed on fork). */
 export const KERNEL_CONFIG_KEYS = [
@@ -188,5 +172,9 @@ const qcow2: BuildStep = {
   },
 };
 
-/** The build, in order. Hygiene comes after every step that could recreate identity files (initramfs, dpkg). */
-export const IMAGE_BUILD_STEPS: readonly BuildStep[] = [debootstrap, configure, kernel, pruneStep, initramfs, packages, hygiene, filesystem, qcow2];
+/**
+ * The build, in order. The agent and the hooks go in after the guest configuration (the agent's unit lands next
+ * to the configured ones); hygiene comes after every step that could recreate identity files (initramfs, dpkg).
+ * guest-agent and hooks do nothing for a recipe without them, so such a recipe builds as before.
+ */
+export const IMAGE_BUILD_STEPS: readonly BuildStep[] = [debootstrap, configure, guestAgentStep, hooksStep, kernel, pruneStep, initramfs, packages, hygiene, filesystem, qcow2];

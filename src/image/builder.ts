@@ -4,16 +4,20 @@ import { VmforkError, toVmforkError } from '../errors.js';
 import { parseSize } from '../util/index.js';
 import { hostDebianMirror } from './apt-sources.js';
 import { acquireBuildLock, createBuildDir, discardDir, publishDir, removeDirSafely, removeStaleBuildDirs } from './build-dir.js';
+import type { ImageSources } from './build-context.js';
 import { DISK_FILE, IMAGE_BUILD_STEPS, INITRD_FILE, KERNEL_FILE, type BuildContext, type BuildFacts, type BuildStep } from './build-steps.js';
+import { imageRecipe } from './compose-recipe.js';
 import { digestFile, loadVerifiedManifest, writeManifest, type ImageManifest } from './manifest.js';
 import { checkBuildHost } from './preflight.js';
-import { DEFAULT_RECIPE, recipeHash, type ImageRecipe } from './recipe.js';
+import { recipeHash, type ImageRecipe } from './recipe.js';
 
 export interface BuildImageOptions {
   /** `home.images`: built images live in `<imagesDir>/<recipeHash>/`. */
   imagesDir: string;
-  /** @default DEFAULT_RECIPE */
+  /** @default imageRecipe(): the base recipe with vmfork-guest */
   recipe?: ImageRecipe;
+  /** Where the recipe's trees (agent sources, hooks) are read from at build time. */
+  sources?: ImageSources;
   /** Debian mirror URL. @default the host's apt source serving the recipe's suite */
   mirror?: string;
   /** @default IMAGE_BUILD_STEPS (tests pass their own) */
@@ -42,7 +46,7 @@ export interface BuiltImage {
 export async function buildImage(options: BuildImageOptions): Promise<BuiltImage> {
   const started = performance.now();
   const elapsed = (): number => Math.round(performance.now() - started) / 1000;
-  const recipe = options.recipe ?? DEFAULT_RECIPE;
+  const recipe = options.recipe ?? (await imageRecipe({ ...options.sources }));
   const hash = recipeHash(recipe);
   const finalDir = join(options.imagesDir, hash);
   const progress = options.onProgress ?? (() => undefined);
@@ -84,7 +88,7 @@ async function buildInto(
 ): Promise<ImageManifest> {
   const buildDir = await createBuildDir(options.imagesDir);
   try {
-    const ctx: BuildContext = { recipe, mirror, buildDir, rootfs: join(buildDir, 'rootfs'), outDir: join(buildDir, 'out'), facts: {} };
+    const ctx: BuildContext = { recipe, mirror, sources: options.sources ?? {}, buildDir, rootfs: join(buildDir, 'rootfs'), outDir: join(buildDir, 'out'), facts: {} };
     await mkdir(ctx.outDir);
     progress(`building image ${hash} (${recipe.suite}, mirror ${mirror}) in ${buildDir}`);
     const steps: { name: string; seconds: number }[] = [];
@@ -108,7 +112,7 @@ async function buildInto(
       initrd: INITRD_FILE,
       cmdline: recipe.cmdline,
       files: {},
-      build: { recipeHash: hash, recipe: { ...recipe }, mirror, suite: recipe.suite, seconds: elapsed(), steps, ...requireFacts(ctx.facts) },
+      build: { recipeHash: hash, recipe: { ...recipe }, mirror, suite: recipe.suite, seconds: elapsed(), steps, ...requireFacts(recipe, ctx.facts) },
     };
     for (const f of [DISK_FILE, KERNEL_FILE, INITRD_FILE]) manifest.files[f] = await digestFile(join(ctx.outDir, f));
     await writeManifest(ctx.outDir, manifest);
@@ -125,13 +129,14 @@ async function buildInto(
   }
 }
 
-function requireFacts(facts: Partial<BuildFacts>): BuildFacts {
-  const { packages, kernel, modules, hygiene, rootfsBytes } = facts;
-  if (!packages || !kernel || !modules || !hygiene || rootfsBytes === undefined) {
-    const missing = ['packages', 'kernel', 'modules', 'hygiene', 'rootfsBytes'].filter((k) => facts[k as keyof BuildFacts] === undefined);
+function requireFacts(recipe: ImageRecipe, facts: Partial<BuildFacts>): BuildFacts {
+  const { packages, kernel, modules, hygiene, rootfsBytes, guestAgent } = facts;
+  const want = ['packages', 'kernel', 'modules', 'hygiene', 'rootfsBytes', ...(recipe.guestAgent ? ['guestAgent'] : [])];
+  const missing = want.filter((k) => facts[k as keyof BuildFacts] === undefined);
+  if (!packages || !kernel || !modules || !hygiene || rootfsBytes === undefined || missing.length > 0) {
     throw new VmforkError('VMFORK_IMAGE_BUILD_FAILED', `the build steps did not record: ${missing.join(', ')}`, { details: { step: 'manifest' } });
   }
-  return { packages, kernel, modules, hygiene, rootfsBytes };
+  return { packages, kernel, modules, hygiene, rootfsBytes, ...(guestAgent ? { guestAgent } : {}) };
 }
 
 /**

@@ -7,7 +7,7 @@ import { deleteImage, getImage, imageUsers, listImages, requireImage, transition
 import { assertValidName } from '../util/index.js';
 import { discardDir } from './build-dir.js';
 import type { BuiltImage } from './builder.js';
-import { readManifest, type ImageManifest } from './manifest.js';
+import { imageGuestAgent, readManifest, type ImageGuestAgent, type ImageManifest } from './manifest.js';
 
 /** What a VM needs to boot an image: absolute paths and the kernel command line. */
 export interface ImageBoot {
@@ -23,6 +23,8 @@ export interface ImageBoot {
   cmdline: string | null;
   /** sha256 of the base disk from the manifest: a template can record which base it was cut from. */
   diskSha256: string | null;
+  /** vmfork-guest in the image (agent path), or null: forks of it use the identity script through qemu-ga. */
+  guestAgent: ImageGuestAgent | null;
 }
 
 /** Combines a record and its manifest into boot facts. */
@@ -37,6 +39,7 @@ export function imageBoot(row: ImageRow, manifest: ImageManifest): ImageBoot {
     initrd: row.initrd_path,
     cmdline: manifest.cmdline,
     diskSha256: manifest.files[manifest.disk.file]?.sha256 ?? null,
+    guestAgent: imageGuestAgent(manifest) ?? null,
   };
 }
 

@@ -22,6 +22,8 @@ const buildInfo = z.object({
   modules: z.object({ kept: z.number(), dropped: z.number(), bytesBefore: z.number(), bytesAfter: z.number() }),
   hygiene: z.object({ machineIdBytes: z.number(), sshHostKeys: z.array(z.string()), randomSeed: z.boolean() }),
   rootfsBytes: z.number(),
+  /** vmfork-guest as installed and as it described itself when run in the rootfs; absent: no agent (script path). */
+  guestAgent: z.object({ version: z.string(), protocolVersion: z.number().int(), sha256: z.string(), bytes: z.number() }).optional(),
 });
 
 /**
@@ -43,6 +45,18 @@ export const manifestSchema = z.object({
 });
 
 export type ImageManifest = z.infer<typeof manifestSchema>;
+
+/** What an image says about its guest agent: the fallback decision (agent path or script path) reads this. */
+export interface ImageGuestAgent {
+  version: string;
+  protocolVersion: number;
+}
+
+/** The image's vmfork-guest, or undefined when it has none (imported images, builds with --no-guest-agent). */
+export function imageGuestAgent(manifest: ImageManifest): ImageGuestAgent | undefined {
+  const a = manifest.build?.guestAgent;
+  return a ? { version: a.version, protocolVersion: a.protocolVersion } : undefined;
+}
 export type BuildInfo = z.infer<typeof buildInfo>;
 export type FileDigest = z.infer<typeof digest>;
 

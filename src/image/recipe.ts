@@ -27,6 +27,23 @@ export interface ImageRecipe {
   enabledUnits: Record<string, string>;
   disabledUnits: string[];
   removedPaths: string[];
+  /** vmfork-guest, compiled from guest/ at build time; absent: an image without the agent (the script path). */
+  guestAgent?: GuestAgentRecipe;
+  /** Hook scripts copied to /usr/local/lib/vmfork/ (`image build --hooks DIR`). */
+  hooks?: HooksRecipe;
+}
+
+/** The agent's part of a recipe: its source tree's digest (a change rebuilds the image) and what it speaks. */
+export interface GuestAgentRecipe {
+  sourceDigest: string;
+  version: string;
+  protocolVersion: number;
+}
+
+/** The hooks' part of a recipe: what was copied in (the directory's path is not part of the image). */
+export interface HooksRecipe {
+  digest: string;
+  files: string[];
 }
 
 /** The packages of the guest (on top of debootstrap's minbase). */
@@ -48,7 +65,12 @@ export const GUEST_PACKAGES = [
   'initramfs-tools',
 ] as const;
 
-export const DEFAULT_RECIPE: ImageRecipe = {
+/**
+ * The recipe's static part: everything but the trees read at build time (the agent's sources, hooks), which
+ * imageRecipe() adds. Optional parts are left out of the canonical JSON when absent, so this alone hashes as the
+ * image did before the agent existed.
+ */
+export const BASE_RECIPE: ImageRecipe = {
   stepsVersion: BUILD_STEPS_VERSION,
   suite: 'bookworm',
   variant: 'minbase',

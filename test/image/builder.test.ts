@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { VmforkError } from '../../src/errors.js';
 import { buildImage, stepFailure } from '../../src/image/builder.js';
 import type { BuildStep } from '../../src/image/build-steps.js';
-import { DEFAULT_RECIPE, recipeHash } from '../../src/image/recipe.js';
+import { BASE_RECIPE, recipeHash } from '../../src/image/recipe.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 /** Stand-ins for debootstrap and friends: they write small outputs and the facts a real build records. */
@@ -35,7 +35,7 @@ function fakeSteps(calls: string[], fail?: { at: string; error: unknown }): Buil
   ];
 }
 
-const opts = (imagesDir: string, steps: BuildStep[]) => ({ imagesDir, steps, mirror: 'http://mirror.invalid/debian', checkHost: false });
+const opts = (imagesDir: string, steps: BuildStep[]) => ({ imagesDir, steps, recipe: BASE_RECIPE, mirror: 'http://mirror.invalid/debian', checkHost: false });
 
 /** Everything in the image dir except published image dirs: leftovers a failed build must not leave. */
 const leftovers = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('.')) : []);
@@ -52,7 +52,7 @@ test('a failing step: BUILD_FAILED naming the step with its stderr tail, and not
   });
   assert.deepEqual(calls, ['rootfs', 'outputs']);
   assert.deepEqual(leftovers(images), [], 'no .build-* dir, no lock');
-  assert.ok(!existsSync(join(images, recipeHash(DEFAULT_RECIPE))), 'no published image');
+  assert.ok(!existsSync(join(images, recipeHash(BASE_RECIPE))), 'no published image');
 }));
 
 test('step failures keep the codes a user fixes differently; anything else becomes BUILD_FAILED', () => {
@@ -68,11 +68,11 @@ test('a completed build is published with a verifying manifest; the second build
   const progress: string[] = [];
   const first = await buildImage({ ...opts(images, fakeSteps(calls)), onProgress: (l) => progress.push(l) });
   assert.equal(first.cached, false);
-  assert.equal(first.dir, join(images, recipeHash(DEFAULT_RECIPE)));
+  assert.equal(first.dir, join(images, recipeHash(BASE_RECIPE)));
   assert.deepEqual(readdirSync(first.dir).sort(), ['disk.qcow2', 'initrd.img', 'manifest.json', 'vmlinuz']);
   assert.equal(first.manifest.build?.mirror, 'http://mirror.invalid/debian');
   assert.deepEqual(first.manifest.build?.steps.map((s) => s.name), ['rootfs', 'outputs']);
-  assert.equal(first.manifest.cmdline, DEFAULT_RECIPE.cmdline);
+  assert.equal(first.manifest.cmdline, BASE_RECIPE.cmdline);
   assert.ok(progress.some((l) => /^outputs done in \d+\.\d s$/.test(l)), progress.join('\n'));
   assert.deepEqual(leftovers(images), []);
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson, DEFAULT_RECIPE, GUEST_PACKAGES, recipeHash, type ImageRecipe } from '../../src/image/recipe.js';
+import { canonicalJson, BASE_RECIPE, GUEST_PACKAGES, recipeHash, type ImageRecipe } from '../../src/image/recipe.js';
 
-const clone = (): ImageRecipe => structuredClone(DEFAULT_RECIPE);
+const clone = (): ImageRecipe => structuredClone(BASE_RECIPE);
 
 test('canonicalJson sorts keys at every level and keeps array order', () => {
   assert.equal(canonicalJson({ b: 1, a: { d: [2, 1], c: null } }), '{"a":{"c":null,"d":[2,1]},"b":1}');
@@ -10,7 +10,7 @@ test('canonicalJson sorts keys at every level and keeps array order', () => {
 });
 
 test('the recipe hash is stable: same recipe, any key or package order, same hash', () => {
-  const h = recipeHash(DEFAULT_RECIPE);
+  const h = recipeHash(BASE_RECIPE);
   assert.match(h, /^[0-9a-f]{16}$/);
   assert.equal(recipeHash(clone()), h);
   const reordered = Object.fromEntries(Object.entries(clone()).reverse()) as unknown as ImageRecipe;
@@ -19,7 +19,7 @@ test('the recipe hash is stable: same recipe, any key or package order, same has
 });
 
 test('every ingredient of the image changes the hash', () => {
-  const h = recipeHash(DEFAULT_RECIPE);
+  const h = recipeHash(BASE_RECIPE);
   const variants: [string, (r: ImageRecipe) => void][] = [
     ['suite', (r) => (r.suite = 'trixie')],
     ['package added', (r) => r.packages.push('curl')],
@@ -41,13 +41,13 @@ test('every ingredient of the image changes the hash', () => {
 });
 
 test('the mirror is not part of the recipe (the same bytes come from any mirror)', () => {
-  assert.ok(!canonicalJson(DEFAULT_RECIPE).includes('http'));
+  assert.ok(!canonicalJson(BASE_RECIPE).includes('http'));
 });
 
 test('the recipe carries the packages the engine relies on, with the generic kernel', () => {
   for (const p of ['linux-image-amd64', 'qemu-guest-agent', 'openssh-server', 'util-linux-extra', 'systemd-sysv', 'initramfs-tools']) {
-    assert.ok(DEFAULT_RECIPE.packages.includes(p), p);
+    assert.ok(BASE_RECIPE.packages.includes(p), p);
   }
   assert.ok(!GUEST_PACKAGES.some((p) => p.includes('cloud')), 'the cloud kernel has no vmgenid');
-  assert.deepEqual(DEFAULT_RECIPE.packages, [...DEFAULT_RECIPE.packages].sort());
+  assert.deepEqual(BASE_RECIPE.packages, [...BASE_RECIPE.packages].sort());
 });

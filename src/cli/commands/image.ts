@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { buildImage, checkBuiltName, DEFAULT_RECIPE, importImage, listImages, recipeHash, registerBuiltImage, removeImage, showImage, type ImageManifest } from '../../image/index.js';
+import { buildImage, checkBuiltName, imageGuestAgent, imageRecipe, importImage, listImages, recipeHash, registerBuiltImage, removeImage, showImage, type ImageManifest } from '../../image/index.js';
 import type { ImageRow } from '../../store/index.js';
 import { formatBytes } from '../../util/index.js';
 import { action } from '../action.js';
@@ -13,6 +13,8 @@ function manifestSummary(m: ImageManifest): Record<string, unknown> {
     disk: m.disk,
     cmdline: m.cmdline,
     files: m.files,
+    // the fallback decision reads this: with an agent, forks take the agent path; without, the identity script
+    guestAgent: imageGuestAgent(m) ?? null,
     ...(m.build
       ? {
           recipeHash: m.build.recipeHash,
@@ -22,12 +24,18 @@ function manifestSummary(m: ImageManifest): Record<string, unknown> {
           packages: m.build.packages.length,
           modules: m.build.modules,
           hygiene: m.build.hygiene,
+          hooks: (m.build.recipe as { hooks?: unknown }).hooks ?? null,
           buildSeconds: m.build.seconds,
           steps: m.build.steps,
         }
       : {}),
     ...(m.import ? { importedFrom: m.import.originalPath } : {}),
   };
+}
+
+function agentLine(m: ImageManifest): string {
+  const a = imageGuestAgent(m);
+  return a ? `vmfork-guest ${a.version} (protocol ${a.protocolVersion})` : 'none (forks use the identity script through qemu-ga)';
 }
 
 function row(r: ImageRow): Record<string, unknown> {
@@ -42,13 +50,20 @@ export function registerImageCommands(program: Command): void {
     .description('build the minimal Debian guest image (cached by recipe: a second build only registers the name)')
     .option('--name <name>', 'name to register the image under', 'default')
     .option('--mirror <url>', "Debian mirror (default: the host's apt source serving the suite)")
+    .option('--hooks <dir>', 'copy this directory (common/, per-child/ scripts) to /usr/local/lib/vmfork/ in the image')
+    .option('--no-guest-agent', 'leave vmfork-guest out (its forks use the identity script through qemu-ga)')
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, opts: { name: string; mirror?: string; json?: boolean }) => {
+      action(async (ctx, opts: { name: string; mirror?: string; hooks?: string; guestAgent: boolean; json?: boolean }) => {
         const db = await ctx.db();
-        await checkBuiltName(db, opts.name, recipeHash(DEFAULT_RECIPE)); // validate before minutes of work
+        // validate the name and read the trees (agent sources, hooks) before minutes of work
+        const sources = opts.hooks ? { hooksDir: opts.hooks } : {};
+        const recipe = await imageRecipe({ guestAgent: opts.guestAgent, ...sources });
+        await checkBuiltName(db, opts.name, recipeHash(recipe));
         const built = await buildImage({
           imagesDir: ctx.home.images,
+          recipe,
+          sources,
           ...(opts.mirror ? { mirror: opts.mirror } : {}),
           onProgress: (line) => process.stderr.write(`[image] ${line}\n`),
         });
@@ -57,7 +72,8 @@ export function registerImageCommands(program: Command): void {
         if (opts.json) return printJson({ image: rec, manifest: manifestSummary(built.manifest), cached: built.cached, seconds: built.seconds });
         process.stdout.write(
           `image "${rec.name}" → ${built.dir}${built.cached ? ' (cached)' : ''} in ${built.seconds.toFixed(1)} s\n` +
-            `  disk ${formatBytes(rec.file_size)} (virtual ${formatBytes(rec.virtual_size)}), kernel ${built.manifest.build?.kernel.version}\n`,
+            `  disk ${formatBytes(rec.file_size)} (virtual ${formatBytes(rec.virtual_size)}), kernel ${built.manifest.build?.kernel.version}\n` +
+            `  guest agent ${agentLine(built.manifest)}\n`,
         );
       }),
     );
@@ -104,6 +120,7 @@ export function registerImageCommands(program: Command): void {
         const lines = Object.entries(row(rec)).map(([k, v]) => `${k.padEnd(14)} ${v ?? '-'}`);
         if (manifest?.cmdline) lines.push(`${'cmdline'.padEnd(14)} ${manifest.cmdline}`);
         if (manifest?.build) lines.push(`${'kernel'.padEnd(14)} ${manifest.build.kernel.version} (CONFIG_VMGENID=${manifest.build.kernel.config.CONFIG_VMGENID})`);
+        if (manifest) lines.push(`${'guest agent'.padEnd(14)} ${agentLine(manifest)}`);
         lines.push(`${'verified'.padEnd(14)} ${problems.length === 0 ? (opts.deep ? 'yes (sha256)' : 'yes (sizes)') : `NO: ${problems.join('; ')}`}`);
         process.stdout.write(`${lines.join('\n')}\n`);
         return problems.length === 0 ? 0 : 1;
