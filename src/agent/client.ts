@@ -1,0 +1,272 @@
+import { randomInt } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { VmforkError, isVmforkError } from '../errors.js';
+import { connectUnixSocket, sleep, type ProtocolLogger } from '../qemu/index.js';
+import { FrameDecoder } from './codec.js';
+import {
+  decodeAgentMessage,
+  encodeHostMessage,
+  type AgentForkMe,
+  type AgentHello,
+  type AgentKicked,
+  type AgentMessage,
+  type AgentPrepared,
+  type AgentReport,
+  type ConfigRequest,
+  type HostMessage,
+  type PrepareRequest,
+} from './messages.js';
+import { MessageType } from './protocol.js';
+
+export interface AgentClientOptions {
+  logger?: ProtocolLogger;
+  /** Sent in HELLO for the agent's log. @default 'vmfork' */
+  hostSoftware?: string;
+}
+
+export interface AgentCallOptions {
+  timeoutMs?: number;
+}
+
+export interface WaitAgentOptions extends AgentClientOptions {
+  /** Deadline for connecting and the handshake together. */
+  timeoutMs: number;
+  /** How long one HELLO waits before another is sent. @default 1_000 */
+  attemptTimeoutMs?: number;
+}
+
+export interface PrepareResult {
+  prepared: AgentPrepared;
+  /** Present when fork was asked for and every step succeeded: the host cuts the template now. */
+  forkMe?: AgentForkMe;
+}
+
+interface Waiter {
+  id: number;
+  type: AgentMessage['type'];
+  resolve(m: AgentMessage): void;
+  reject(err: VmforkError): void;
+}
+
+const QUIET: ProtocolLogger = { debug: () => undefined, warn: () => undefined };
+const INBOX_LIMIT = 32;
+
+/**
+ * Host side of the vmfork-guest protocol over QEMU's chardev socket (or any stream, in tests). Requests carry ids
+ * and answers are matched by id, so a late answer to a timed-out request is dropped instead of being taken for
+ * the next one. The first thing on a connection is the handshake: until the answer to this client's own HELLO
+ * arrives, bytes are skipped (the tail of a frame the agent wrote for an earlier connection, answers to earlier
+ * HELLOs); after it, any violation of PROTOCOL.md closes the connection with VMFORK_AGENT_PROTOCOL.
+ */
+export class VmforkAgentClient {
+  private readonly decoder = new FrameDecoder();
+  private readonly helloIds = new Set<number>();
+  private readonly waiters: Waiter[] = [];
+  private readonly inbox: AgentMessage[] = [];
+  private readonly logger: ProtocolLogger;
+  private readonly hostSoftware: string;
+  private nextId = randomInt(1, 2 ** 30);
+  private closedReason: VmforkError | undefined;
+  /** The last HELLO the agent answered on this connection. */
+  lastHello: AgentHello | undefined;
+
+  private constructor(
+    private readonly stream: Duplex,
+    readonly label: string,
+    options: AgentClientOptions,
+  ) {
+    this.logger = options.logger ?? QUIET;
+    this.hostSoftware = options.hostSoftware ?? 'vmfork';
+    this.decoder.seekUntil((h) => h.type === MessageType.HELLO && this.helloIds.has(h.id));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', (err) => this.logger.debug({ err, agent: label }, 'vmfork-guest stream error'));
+    stream.on('close', () => this.fail(new VmforkError('VMFORK_AGENT_UNAVAILABLE', `the connection to vmfork-guest (${label}) closed`)));
+  }
+
+  /** Connects to the agent's chardev socket; no handshake yet (a child's QEMU may still be paused). */
+  static async connect(socketPath: string, options: AgentClientOptions & AgentCallOptions = {}): Promise<VmforkAgentClient> {
+    try {
+      return new VmforkAgentClient(await connectUnixSocket(socketPath, options.timeoutMs ?? 5_000), socketPath, options);
+    } catch (err) {
+      throw new VmforkError('VMFORK_AGENT_UNAVAILABLE', `cannot connect to ${socketPath}: ${(err as Error).message}`, { cause: err, details: { socketPath } });
+    }
+  }
+
+  /** A client over an already connected stream (tests: one end of a socketpair). */
+  static fromStream(stream: Duplex, label: string, options: AgentClientOptions = {}): VmforkAgentClient {
+    return new VmforkAgentClient(stream, label, options);
+  }
+
+  /**
+   * Connects and repeats HELLO until the agent answers (a booting guest starts it late; QEMU holds the requests
+   * until the guest opens its port). VMFORK_AGENT_UNAVAILABLE if the socket never accepted a connection,
+   * VMFORK_AGENT_TIMEOUT if the agent never answered.
+   */
+  static async waitReady(socketPath: string, options: WaitAgentOptions): Promise<VmforkAgentClient> {
+    const deadline = Date.now() + options.timeoutMs;
+    const left = (): number => deadline - Date.now();
+    let client: VmforkAgentClient | undefined;
+    let connected = false;
+    let lastError: unknown;
+    while (left() > 0) {
+      try {
+        client ??= await VmforkAgentClient.connect(socketPath, { ...options, timeoutMs: Math.max(1, Math.min(1_000, left())) });
+        connected = true;
+        await client.hello({ timeoutMs: Math.max(1, Math.min(options.attemptTimeoutMs ?? 1_000, left())) });
+        return client;
+      } catch (err) {
+        if (isVmforkError(err) && (err.code === 'VMFORK_AGENT_ERROR' || err.code === 'VMFORK_AGENT_PROTOCOL')) {
+          client?.close();
+          throw err; // it answered, wrongly: waiting longer will not help
+        }
+        lastError = err;
+        if (client?.closed) client = undefined;
+        if (!client) await sleep(Math.max(0, Math.min(100, left())));
+      }
+    }
+    client?.close();
+    const code = connected ? 'VMFORK_AGENT_TIMEOUT' : 'VMFORK_AGENT_UNAVAILABLE';
+    const what = connected ? 'vmfork-guest did not answer HELLO' : 'the vmfork-guest socket never accepted a connection';
+    throw new VmforkError(code, `${what} within ${options.timeoutMs} ms (${socketPath})`, { cause: lastError, details: { socketPath } });
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== undefined;
+  }
+
+  /** The handshake: the agent's protocol version, capabilities and fork state. */
+  async hello(options: AgentCallOptions = {}): Promise<AgentHello> {
+    const id = this.takeId();
+    this.helloIds.add(id);
+    this.send(id, { type: 'hello', hostSoftware: this.hostSoftware });
+    const hello = (await this.waitFor(id, 'hello', options.timeoutMs ?? 5_000, 'HELLO')) as AgentHello;
+    this.lastHello = hello;
+    return hello;
+  }
+
+  /**
+   * PREPARE, then (unless `fork: false`) the agent's FORK_ME: when this resolves with `forkMe`, the guest is
+   * blocked waiting for its configuration and the host should freeze it at once.
+   */
+  async prepare(request: Omit<PrepareRequest, 'type'>, options: AgentCallOptions = {}): Promise<PrepareResult> {
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    const started = Date.now();
+    const id = this.request({ type: 'prepare', ...request });
+    const prepared = (await this.waitFor(id, 'prepared', timeoutMs, 'PREPARE')) as AgentPrepared;
+    if (request.fork === false || !prepared.steps.every((s) => s.ok)) return { prepared };
+    const forkMe = (await this.waitFor(id, 'fork-me', Math.max(1, timeoutMs - (Date.now() - started)), 'PREPARE')) as AgentForkMe;
+    return { prepared, forkMe };
+  }
+
+  /** CONFIG: the agent applies the identity and answers with what the guest now shows (its REPORT). */
+  async configure(request: Omit<ConfigRequest, 'type'>, options: AgentCallOptions = {}): Promise<AgentReport> {
+    const id = this.request({ type: 'config', ...request });
+    return (await this.waitFor(id, 'report', options.timeoutMs ?? 30_000, 'CONFIG')) as AgentReport;
+  }
+
+  /** The service kicks that follow a REPORT (journald restart, ssh start), by the REPORT's id. */
+  async kicked(reportId: number, options: AgentCallOptions = {}): Promise<AgentKicked> {
+    return (await this.waitFor(reportId, 'kicked', options.timeoutMs ?? 30_000, 'CONFIG')) as AgentKicked;
+  }
+
+  close(): void {
+    this.fail(new VmforkError('VMFORK_AGENT_UNAVAILABLE', `the connection to vmfork-guest (${this.label}) was closed by this client`));
+  }
+
+  private takeId(): number {
+    const id = this.nextId;
+    this.nextId = this.nextId >= 0xfffffff0 ? 1 : this.nextId + 1;
+    return id;
+  }
+
+  private request(msg: Exclude<HostMessage, { type: 'hello' }>): number {
+    if (this.decoder.seeking) throw new VmforkError('VMFORK_INTERNAL', `vmfork-guest ${msg.type} before the HELLO handshake (${this.label})`);
+    const id = this.takeId();
+    this.send(id, msg);
+    return id;
+  }
+
+  private send(id: number, msg: HostMessage): void {
+    if (this.closedReason) throw this.closedReason;
+    this.stream.write(encodeHostMessage(id, msg));
+  }
+
+  private waitFor(id: number, type: AgentMessage['type'], timeoutMs: number, what: string): Promise<AgentMessage> {
+    const i = this.inbox.findIndex((m) => m.id === id && (m.type === type || m.type === 'error'));
+    if (i >= 0) {
+      const [m] = this.inbox.splice(i, 1);
+      return m && m.type === 'error' ? Promise.reject(refusal(what, m)) : Promise.resolve(m as AgentMessage);
+    }
+    if (this.closedReason) return Promise.reject(this.closedReason);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.removeWaiter(waiter);
+        reject(new VmforkError('VMFORK_AGENT_TIMEOUT', `vmfork-guest did not answer ${what} within ${timeoutMs} ms (${this.label})`, { details: { requestId: id } }));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        id,
+        type,
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      this.waiters.push(waiter);
+    }).then(
+      (m) => (m as AgentMessage).type === 'error' ? Promise.reject(refusal(what, m as Extract<AgentMessage, { type: 'error' }>)) : (m as AgentMessage),
+    );
+  }
+
+  private removeWaiter(w: Waiter): void {
+    const i = this.waiters.indexOf(w);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  private onData(chunk: Buffer): void {
+    let messages: AgentMessage[];
+    try {
+      const frames = this.decoder.push(chunk);
+      messages = frames.map(decodeAgentMessage);
+    } catch (err) {
+      this.fail(isVmforkError(err) ? err : new VmforkError('VMFORK_AGENT_PROTOCOL', String(err), { cause: err }));
+      return;
+    }
+    if (this.decoder.skipped > 0) {
+      this.logger.debug({ agent: this.label, bytes: this.decoder.skipped }, 'vmfork-guest: skipped bytes before the handshake answer');
+      this.decoder.skipped = 0;
+    }
+    for (const m of messages) this.dispatch(m);
+  }
+
+  private dispatch(m: AgentMessage): void {
+    const w = this.waiters.find((x) => x.id === m.id && (x.type === m.type || m.type === 'error'));
+    if (w) {
+      this.removeWaiter(w);
+      w.resolve(m);
+      return;
+    }
+    if (m.type === 'hello' && this.helloIds.has(m.id)) return; // the answer to an earlier, retried HELLO
+    if (m.type === 'error' && m.id === 0) {
+      // a framing error the agent could not tie to a request: the stream position was lost on its side
+      this.fail(new VmforkError('VMFORK_AGENT_PROTOCOL', `vmfork-guest lost the frame boundary: ${m.code}: ${m.message}`));
+      return;
+    }
+    this.inbox.push(m);
+    if (this.inbox.length > INBOX_LIMIT) this.inbox.shift();
+  }
+
+  private fail(reason: VmforkError): void {
+    if (this.closedReason) return;
+    this.closedReason = reason;
+    for (const w of this.waiters.splice(0)) w.reject(reason);
+    this.stream.destroy();
+  }
+}
+
+function refusal(what: string, m: Extract<AgentMessage, { type: 'error' }>): VmforkError {
+  return new VmforkError('VMFORK_AGENT_ERROR', `vmfork-guest refused ${what}: ${m.code}: ${m.message}`, { details: { agentCode: m.code, requestId: m.id } });
+}
