@@ -7,7 +7,7 @@ import { withTempDir } from '../helpers/temp-dir.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
-test('vmfork serve: prints its URL and token file, answers with the token, stops cleanly on SIGTERM', withTempDir('vmfork-serve-cli-', async (dir) => {
+test('vmfork serve: prints its URL and token file, answers with the token (pools through the engine), stops cleanly on SIGTERM', withTempDir('vmfork-serve-cli-', async (dir) => {
   const child = spawn(process.execPath, [MAIN, '--home', dir, 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -27,6 +27,10 @@ test('vmfork serve: prints its URL and token file, answers with the token, stops
     const hosts = await fetch(`${url}/v1/hosts`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(hosts.status, 200);
     assert.equal(((await hosts.json()) as { datastores: { name: string }[] }[])[0]?.datastores[0]?.name, 'default');
+    // the provisioning engine is wired in: pools answer (none yet) instead of 501
+    const pools = await fetch(`${url}/v1/pools`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(pools.status, 200);
+    assert.deepEqual(await pools.json(), []);
   } finally {
     child.kill('SIGTERM');
   }

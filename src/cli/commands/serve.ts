@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DEFAULT_LISTEN, startServer } from '../../api/index.js';
-import { drainTasks } from '../../provision/index.js';
+import { createProvisionService, drainTasks } from '../../provision/index.js';
 import { action } from '../action.js';
 
 /** How long a stopping server lets its tasks finish before it leaves them to the next start. */
@@ -14,7 +14,7 @@ export function registerServeCommands(program: Command): void {
     .action(
       action(async (ctx, opts: { listen: string }) => {
         const deps = await ctx.deps();
-        const server = await startServer(deps, { listen: opts.listen });
+        const server = await startServer(deps, { listen: opts.listen, provision: createProvisionService(deps) });
         process.stdout.write(`vmfork: serving ${server.url}\n  token: ${server.tokenPath}\n  ${server.adopted} running VM(s) re-adopted\n`);
         for (const r of server.recovered) {
           process.stdout.write(`  task ${r.id} (${r.kind} ${r.target}; server pid ${r.deadOwnerPid ?? '?'} died while ${r.state}): ${r.action}\n`);
