@@ -6,7 +6,7 @@ import { listTaskViews, waitForTask } from '../../src/provision/index.js';
 import { addImage, addVm, apiFixture, type ApiFixture } from './fixture.js';
 import { parseEventStream } from './openapi-check.js';
 
-function withApi(fn: (f: ApiFixture) => Promise<void>, options: { provision?: boolean } = {}): () => Promise<void> {
+function withApi(fn: (f: ApiFixture) => Promise<void>, options: { provision?: boolean | 'engine' } = {}): () => Promise<void> {
   return async () => {
     const f = await apiFixture(options);
     try {
@@ -186,3 +186,19 @@ test('a server without the provisioning engine still serves reads; pool routes a
     assert.equal(res.json().error.code, 'VMFORK_NOT_SUPPORTED');
   }
 }, { provision: false }));
+
+test('the real provisioning engine behind the API: its answers match the documented views; a bad spec reaches nothing', withApi(async (f) => {
+  await addImage(f.deps, 'default');
+  assert.deepEqual((await f.call({ method: 'GET', url: '/v1/pools' })).json(), []);
+  assert.deepEqual((await f.call({ method: 'GET', url: '/v1/replicas' })).json(), []);
+  const missing = await f.call({ method: 'GET', url: '/v1/pools/nope' });
+  assert.equal(missing.statusCode, 404);
+  assert.equal(missing.json().error.code, 'VMFORK_POOL_NOT_FOUND');
+  const bad = await f.call({ method: 'POST', url: '/v1/pools', payload: { ...SPEC, size: { max: 1, spares: 2 } } });
+  assert.equal(bad.statusCode, 400);
+  assert.equal(bad.json().error.details.problems[0].path, 'size.spares');
+  assert.deepEqual((await f.call({ method: 'GET', url: '/v1/pools' })).json(), []);
+  assert.deepEqual(await listTaskViews(f.deps), []);
+  assert.equal((await f.call({ method: 'PATCH', url: '/v1/pools/nope', payload: { max: 2 } })).statusCode, 404);
+  assert.equal((await f.call({ method: 'POST', url: '/v1/vms/ghost/power-on' })).statusCode, 404);
+}, { provision: 'engine' }));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { buildApp, ensureApiToken } from '../../src/api/index.js';
 import { homeLayout } from '../../src/config/index.js';
-import { registerLocalHost } from '../../src/provision/index.js';
+import { createProvisionService, registerLocalHost } from '../../src/provision/index.js';
 import { insertImage, insertVm, LOCAL_HOST_ID, openStore } from '../../src/store/index.js';
 import type { VmState } from '../../src/state/index.js';
 import { createLogger } from '../../src/util/index.js';
@@ -21,21 +21,23 @@ export interface ApiFixture {
   tokenPath: string;
   app: FastifyInstance;
   checker: OpenApiChecker;
+  /** The scripted stand-in when the fixture runs with it (calls recorded). */
   provision: ScriptedProvision | undefined;
   /** `inject` with the token, every answer validated against the OpenAPI document. */
   call(opts: InjectOptions & { method: string; url: string; token?: string | null }): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
-export async function apiFixture(options: { provision?: boolean } = {}): Promise<ApiFixture> {
+/** provision: the scripted stand-in (default), the real engine (no VM is made unless a test creates a pool), or none. */
+export async function apiFixture(options: { provision?: boolean | 'engine' } = {}): Promise<ApiFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'vmfork-api-'));
   const home = homeLayout(dir, {});
   const db = await openStore(home.db);
   const deps: VmDeps = { db, home, log: createLogger(undefined) };
   await registerLocalHost(deps);
   const { token, path: tokenPath } = await ensureApiToken(home);
-  const provision = options.provision === false ? undefined : new ScriptedProvision(deps);
-  const app = buildApp({ deps, provision, token });
+  const provision = options.provision === false || options.provision === 'engine' ? undefined : new ScriptedProvision(deps);
+  const app = buildApp({ deps, provision: options.provision === 'engine' ? createProvisionService(deps) : provision, token });
   const checker = await OpenApiChecker.load(app, token);
   return {
     dir, deps, token, tokenPath, app, checker, provision,
