@@ -37,7 +37,7 @@ function barRenderer(): Renderer {
   return {
     event(e) {
       if (e.kind === 'step') task.update(typeof e.data?.percent === 'number' ? e.data.percent : task.getProgress() * 100, { status: e.message });
-      else if (e.kind === 'state') task.update({ status: e.message });
+      else if (e.kind === 'state') task.update(e.data?.state === 'succeeded' ? 100 : task.getProgress() * 100, { status: e.message });
       else if (e.kind === 'child' && typeof e.data?.name === 'string') {
         const name = e.data.name;
         const bar = children.get(name) ?? multi.create(100, 0, { label: name.slice(0, 14).padEnd(14), status: '' });

@@ -61,7 +61,7 @@ test('startServer: listens, resumes a dead server\'s task, streams a live task\'
     await db.destroy();
   }
   const logs = readdirSync(home.logs).map((f) => readFileSync(join(home.logs, f), 'utf8')).join('');
-  assert.match(logs, /api request/);
+  assert.match(logs, /request completed/);
   assert.ok(!logs.includes(readFileSync(join(dir, 'api-token'), 'utf8').trim()), 'the token is in the log');
 }));
 
