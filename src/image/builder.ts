@@ -7,6 +7,7 @@ import { acquireBuildLock, createBuildDir, discardDir, publishDir, removeDirSafe
 import type { ImageSources } from './build-context.js';
 import { DISK_FILE, IMAGE_BUILD_STEPS, INITRD_FILE, KERNEL_FILE, type BuildContext, type BuildFacts, type BuildStep } from './build-steps.js';
 import { imageRecipe } from './compose-recipe.js';
+import { checkCompiler } from './guest-agent.js';
 import { digestFile, loadVerifiedManifest, writeManifest, type ImageManifest } from './manifest.js';
 import { checkBuildHost } from './preflight.js';
 import { recipeHash, type ImageRecipe } from './recipe.js';
@@ -54,7 +55,10 @@ export async function buildImage(options: BuildImageOptions): Promise<BuiltImage
   const existing = await loadCached(finalDir, hash);
   if (existing) return { dir: finalDir, recipeHash: hash, manifest: existing, cached: true, seconds: elapsed() };
 
-  if (options.checkHost ?? true) await checkBuildHost({ imagesDir: options.imagesDir });
+  if (options.checkHost ?? true) {
+    await checkBuildHost({ imagesDir: options.imagesDir });
+    if (recipe.guestAgent) await checkCompiler(); // before debootstrap's minutes, not after
+  }
   const mirror = options.mirror ?? (await hostDebianMirror(recipe.suite));
   const lock = await acquireBuildLock(options.imagesDir, hash, {
     onWait: (pid) => progress(`waiting for the build of the same recipe by pid ${pid}`),

@@ -64,7 +64,8 @@ export async function guestAgentRecipe(dir: string = defaultGuestAgentDir()): Pr
   return { sourceDigest: await treeDigest(dir, files), version, protocolVersion: Number(protocol) };
 }
 
-async function checkCompiler(): Promise<void> {
+/** The host can compile the agent; checked before a build starts (VMFORK_DEPENDENCY_MISSING names the packages). */
+export async function checkCompiler(): Promise<void> {
   const missing: string[] = [];
   for (const need of COMPILE_NEEDS) if (!(await need.present())) missing.push(need.pkg);
   if (missing.length > 0) {
