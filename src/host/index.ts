@@ -3,7 +3,7 @@ export { ACCEL_CHOICES, detectAccel, parseAccelChoice, readHostFacts, type Accel
 export { availableMemoryMiB, checkHostCapacity, type CapacityRequest } from './capacity.js';
 export { freeSpace, type FreeSpace } from './disk-space.js';
 export { runDoctor, type DoctorCheck, type DoctorOptions, type DoctorReport } from './doctor.js';
-export { isSameProcess, readProcStat, readStartTime, waitForExit, type ProcStat } from './proc-stat.js';
+export { isSameProcess, processesWithArg, readProcStat, readStartTime, waitForExit, type ProcStat } from './proc-stat.js';
 export { QEMU_IMG_BINARY, QEMU_PACKAGES, QEMU_SYSTEM_BINARY, qemuProgramVersion, runQemuTool, type QemuVersion } from './qemu-binary.js';
 export { localQemuBuild, parseQ35Alias, type QemuBuild } from './qemu-build.js';
 export { actorFor, currentOwner, ownerAlive } from './self.js';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { VmforkError } from '../errors.js';
 
 /**
@@ -64,4 +64,21 @@ export async function waitForExit(pid: number, startTime: number, timeoutMs: num
     if (Date.now() >= deadline) return false;
     await sleep(pollMs);
   }
+}
+
+/**
+ * Live processes (pid + start time) with `arg` among their command-line arguments, read from /proc. A VM's QMP
+ * socket argument names exactly one VM of one data dir: this finds its QEMU even when no record of it was written
+ * (its vmfork was killed between starting it and recording it).
+ */
+export async function processesWithArg(arg: string): Promise<{ pid: number; startTime: number }[]> {
+  const out: { pid: number; startTime: number }[] = [];
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.split('\0').includes(arg)) continue;
+    const stat = await readProcStat(Number(entry)).catch(() => undefined);
+    if (stat && stat.state !== 'Z' && stat.state !== 'X') out.push({ pid: Number(entry), startTime: stat.startTime });
+  }
+  return out;
 }

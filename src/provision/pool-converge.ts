@@ -29,6 +29,8 @@ export function targetActive(spec: PoolSpec, claimed: number): number {
 export interface ConvergeResult {
   replica: string;
   replicaReused: boolean;
+  /** Reboots phase 1 went through when the replica was made (by this task or the one that made it). */
+  phase1Reboots: number | null;
   template: string;
   forked: string[];
   registered: string[];
@@ -60,7 +62,8 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
     await updatePool(deps.db, name, { template_name: template.row.name });
     await ctx.step('children', 65);
     const result = await convergeChildren(deps, spec, template.row.name, ctx);
-    const out: ConvergeResult = { replica: replica.id, replicaReused: reused, template: template.row.name, ...result };
+    const phase1 = replica.phase1_json ? (JSON.parse(replica.phase1_json) as { reboots?: number }) : {};
+    const out: ConvergeResult = { replica: replica.id, replicaReused: reused, phase1Reboots: phase1.reboots ?? null, template: template.row.name, ...result };
     pool = await requirePool(deps.db, name);
     if (out.failed.length) {
       const first = out.failed[0];
@@ -78,10 +81,10 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
   }
 }
 
-async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, ctx: TaskContext): Promise<Omit<ConvergeResult, 'replica' | 'replicaReused' | 'template'>> {
+async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, ctx: TaskContext): Promise<Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template'>> {
   const names = poolChildNames(spec).slice(0, spec.size.max);
   const wanted = new Set(names);
-  const out: Omit<ConvergeResult, 'replica' | 'replicaReused' | 'template'> = { forked: [], registered: [], removed: [], failed: [] };
+  const out: Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template'> = { forked: [], registered: [], removed: [], failed: [] };
   let children = await poolVms(deps.db, spec.name);
   // shrink: children past the new max go first (the names a resize dropped)
   for (const vm of children.filter((v) => !wanted.has(v.name))) {

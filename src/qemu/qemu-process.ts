@@ -26,6 +26,11 @@ export interface LaunchOptions {
   cwd?: string;
   /** How long QEMU may take to greet on QMP. @default 30000 */
   readyTimeoutMs?: number;
+  /**
+   * Called as soon as the process exists, before QEMU greets: the caller records pid + start time right then, so
+   * that a vmfork killed while QEMU starts leaves a process the next command can find and stop.
+   */
+  onSpawn?: (proc: LaunchedProcess) => Promise<void>;
 }
 
 export interface LaunchedProcess {
@@ -73,6 +78,7 @@ export async function launchQemu(options: LaunchOptions): Promise<LaunchedProces
     });
   };
   if (startTime === undefined) return fail(exit ?? 'exited at once');
+  await options.onSpawn?.({ pid, startTime });
 
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;

@@ -3,7 +3,7 @@ import { terminateProcess } from '../qemu/index.js';
 import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
 import { currentProcess, deleteTemplateRow, deleteVm, getTemplate, getVm, listLeases, markProcessExited, transition, type TemplateRow } from '../store/index.js';
-import type { VmDeps } from '../vm/index.js';
+import { stopStrayQemu, type VmDeps } from '../vm/index.js';
 
 /**
  * Removes a template and whatever its creation left: the parent's QEMU (pid + start time checked), its tap and
@@ -19,6 +19,8 @@ export async function dismantleTemplate(deps: VmDeps, row: TemplateRow, actor: A
     if ((await terminateProcess(proc.pid, proc.start_time, { graceMs: 1_000 })) !== 'not-running') done.push(`parent QEMU ${proc.pid} stopped`);
     await markProcessExited(deps.db, row.name);
   }
+  const stray = await stopStrayQemu(row.dir);
+  if (stray !== undefined) done.push(`unrecorded parent QEMU ${stray} stopped`);
   for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === row.name)) {
     await detachVm(deps.db, lease.network_name, row.name);
     done.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap}) released`);

@@ -14,4 +14,4 @@ export { stopVm, type StopOptions } from './stop.js';
 export type { VmDeps } from './vm-deps.js';
 export { diskFile, vmChannels, vmPaths, type VmPaths } from './vm-paths.js';
 export { startVmProcess } from './vm-process.js';
-export { describeTeardown, rollbackVm, teardownVm, type Teardown } from './vm-record.js';
+export { describeTeardown, rollbackVm, stopStrayQemu, teardownVm, type Teardown } from './vm-record.js';

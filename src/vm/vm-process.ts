@@ -10,18 +10,20 @@ import type { VmPaths } from './vm-paths.js';
  */
 export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, paths: VmPaths, options: { netns?: string } = {}): Promise<LaunchedProcess> {
   const argv = buildQemuArgv(spec);
-  const launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp, ...(options.netns ? { netns: options.netns } : {}) });
-  await recordProcess(deps.db, {
-    vm_name: name,
-    pid: launched.pid,
-    start_time: launched.startTime,
-    qmp_path: paths.qmp,
-    agent_path: spec.agentSocket ?? null,
-    pidfile: paths.pidfile,
-    argv_json: JSON.stringify(argv),
-    started_at: new Date().toISOString(),
-    exited_at: null,
-  });
+  // recorded the moment the process exists, not once QEMU greets: a kill in between must not orphan it
+  const record = (p: LaunchedProcess): Promise<void> =>
+    recordProcess(deps.db, {
+      vm_name: name,
+      pid: p.pid,
+      start_time: p.startTime,
+      qmp_path: paths.qmp,
+      agent_path: spec.agentSocket ?? null,
+      pidfile: paths.pidfile,
+      argv_json: JSON.stringify(argv),
+      started_at: new Date().toISOString(),
+      exited_at: null,
+    });
+  const launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp, onSpawn: record, ...(options.netns ? { netns: options.netns } : {}) });
   deps.log.info({ vm: name, pid: launched.pid, netns: options.netns }, 'qemu launched');
   return launched;
 }

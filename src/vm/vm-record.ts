@@ -1,5 +1,7 @@
 import { rm } from 'node:fs/promises';
-import { terminateProcess, type LaunchedProcess } from '../qemu/index.js';
+import { join } from 'node:path';
+import { processesWithArg } from '../host/index.js';
+import { escapeOptionValue, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
 import { currentProcess, deleteVm, getVm, listLeases, markProcessExited, transition, type VmRow } from '../store/index.js';
@@ -28,6 +30,8 @@ export async function teardownVm(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, 
     if (r !== 'not-running') out.killedPid = proc.pid;
     await markProcessExited(deps.db, vm.name);
   }
+  const stray = await stopStrayQemu(vm.dir, options.graceMs ?? 1_000);
+  if (stray !== undefined) out.killedPid ??= stray;
   for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === vm.name)) {
     await detachVm(deps.db, lease.network_name, vm.name);
     out.released.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap})`);
@@ -35,6 +39,18 @@ export async function teardownVm(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, 
   await rm(vm.dir, { recursive: true, force: true });
   await deleteVm(deps.db, vm.name);
   return out;
+}
+
+/**
+ * Stops a QEMU of this VM directory that has no record (its vmfork was killed after starting it and before
+ * recording it): found by its QMP socket argument, which names this VM of this data dir and nothing else.
+ */
+export async function stopStrayQemu(dir: string, graceMs = 1_000): Promise<number | undefined> {
+  let stopped: number | undefined;
+  for (const p of await processesWithArg(`unix:${escapeOptionValue(join(dir, 'qmp.sock'))},server=on,wait=off`)) {
+    if ((await terminateProcess(p.pid, p.startTime, { graceMs })) !== 'not-running') stopped = p.pid;
+  }
+  return stopped;
 }
 
 /** One line saying what a teardown did: `QEMU 5678 stopped; 10.231.0.3 on default (tap vt3) released; files and record removed`. */

@@ -32,12 +32,19 @@ export class OpenApiChecker {
     return checker;
   }
 
+  /** A checker for a document fetched from a running server (the integration tests talk to a real `vmfork serve`). */
+  static async fromDocument(doc: unknown): Promise<OpenApiChecker> {
+    const result = await new Validator().validate(doc as Record<string, unknown>);
+    assert.ok(result.valid, `the OpenAPI document is invalid: ${JSON.stringify(result.errors, null, 1)}`);
+    return new OpenApiChecker(doc as Doc);
+  }
+
   /** The documented path template a concrete path matches (`/v1/vms/web-1` → `/v1/vms/{name}`). */
   private template(path: string): string | undefined {
     return Object.keys(this.doc.paths).find((t) => new RegExp(`^${t.replace(/\{\w+\}/g, '[^/]+')}$`).test(path));
   }
 
-  check(method: string, url: string, res: LightMyRequestResponse): void {
+  check(method: string, url: string, res: Pick<LightMyRequestResponse, 'statusCode' | 'headers' | 'body' | 'json'>): void {
     const path = url.split('?')[0] as string;
     const template = path in this.doc.paths ? path : this.template(path);
     const op = template === undefined ? undefined : this.doc.paths[template]?.[method.toLowerCase()];

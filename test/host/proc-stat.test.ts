@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isSameProcess, parseProcStat, readProcStat, readStartTime, waitForExit } from '../../src/host/proc-stat.js';
+import { isSameProcess, parseProcStat, processesWithArg, readProcStat, readStartTime, waitForExit } from '../../src/host/proc-stat.js';
 
 // fields 3..22 of a real stat line, with start time 4242 in field 22
 const REST = 'S 1 100 100 0 -1 4194560 200 0 0 0 1 2 0 0 20 0 1 0 4242 10000 300';
@@ -39,4 +39,20 @@ test('a real process whose name contains ") (" has a readable start time; a dead
   }
   assert.equal(await readStartTime(0), undefined);
   assert.equal(await readStartTime(2 ** 22 + 1), undefined, 'above pid_max: no such process');
+});
+
+test('processesWithArg finds a live process by one exact argument, and not once it exited', async () => {
+  const marker = `vmfork-test-arg-${process.pid}-${Date.now()}`;
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30_000)', marker], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 200)); // exec done: the argument is on its command line
+  try {
+    const found = await processesWithArg(marker);
+    assert.deepEqual(found.map((p) => p.pid), [child.pid]);
+    assert.deepEqual(await processesWithArg(`${marker}-other`), [], 'an exact argument, not a prefix');
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+  assert.deepEqual(await processesWithArg(marker), []);
 });
