@@ -45,3 +45,4 @@ export { powerOff, powerOn, type PowerResult } from './pool-power.js';
 export { checkPoolFits } from './pool-checks.js';
 export { createProvisionService, POOL_TASKS } from './service.js';
 export { sshArgv, sshTarget, type SshTarget } from './ssh.js';
+export { demoPoolSpec, runDemoPool, type DemoPoolReport } from './demo-pool.js';

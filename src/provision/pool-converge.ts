@@ -33,9 +33,13 @@ export interface ConvergeResult {
   phase1Reboots: number | null;
   template: string;
   forked: string[];
+  /** Milliseconds from the start of each forked child's fork to ready (identity and phase 2 done). */
+  readyMs: Record<string, number>;
   registered: string[];
   removed: string[];
   failed: { name: string; code: string; message: string }[];
+  /** Wall time of each step of this converge, in ms (the replica's is ~0 when it was reused). */
+  ms: { replica: number; template: number; children: number };
 }
 
 /**
@@ -54,16 +58,20 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
   else await updatePool(deps.db, name, { task_id: ctx.id });
   const spec = poolSpecOf(pool);
   try {
+    const t0 = performance.now();
     await ctx.step('replica', 2);
     const { replica, reused } = await ensureReplica(deps, spec, { step: (n, p) => ctx.step(n, p), event: (k, m, d) => ctx.event(k, m, d) });
     await updatePool(deps.db, name, { replica_id: replica.id });
+    const t1 = performance.now();
     await ctx.step('template', 55);
     const template = await ensureReplicaTemplate(deps, replica, spec, { step: (n, p) => ctx.step(n, p), event: (k, m, d) => ctx.event(k, m, d) });
     await updatePool(deps.db, name, { template_name: template.row.name });
+    const t2 = performance.now();
     await ctx.step('children', 65);
     const result = await convergeChildren(deps, spec, template.row.name, ctx);
+    const ms = { replica: Math.round(t1 - t0), template: Math.round(t2 - t1), children: Math.round(performance.now() - t2) };
     const phase1 = replica.phase1_json ? (JSON.parse(replica.phase1_json) as { reboots?: number }) : {};
-    const out: ConvergeResult = { replica: replica.id, replicaReused: reused, phase1Reboots: phase1.reboots ?? null, template: template.row.name, ...result };
+    const out: ConvergeResult = { replica: replica.id, replicaReused: reused, phase1Reboots: phase1.reboots ?? null, template: template.row.name, ...result, ms };
     pool = await requirePool(deps.db, name);
     if (out.failed.length) {
       const first = out.failed[0];
@@ -81,10 +89,10 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
   }
 }
 
-async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, ctx: TaskContext): Promise<Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template'>> {
+async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, ctx: TaskContext): Promise<Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template' | 'ms'>> {
   const names = poolChildNames(spec).slice(0, spec.size.max);
   const wanted = new Set(names);
-  const out: Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template'> = { forked: [], registered: [], removed: [], failed: [] };
+  const out: Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template' | 'ms'> = { forked: [], readyMs: {}, registered: [], removed: [], failed: [] };
   let children = await poolVms(deps.db, spec.name);
   // shrink: children past the new max go first (the names a resize dropped)
   for (const vm of children.filter((v) => !wanted.has(v.name))) {
@@ -104,6 +112,7 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
       void ctx.child(c.name, { state: 'failed', percent: 100, error: c.error.message.split('\n')[0] ?? '' });
     } else {
       out.forked.push(c.name);
+      out.readyMs[c.name] = Math.round(c.timings.customizedMs ?? c.timings.readyMs);
       void ctx.child(c.name, { state: 'running', percent: 100 });
     }
   };

@@ -1,7 +1,24 @@
 import type { Command } from 'commander';
 import { DEFAULT_LISTEN, startServer } from '../../api/index.js';
-import { createProvisionService, drainTasks } from '../../provision/index.js';
+import { createProvisionService, demoPoolSpec, drainTasks, runDemoPool } from '../../provision/index.js';
+import type { VmDeps } from '../../vm/index.js';
+import { printTable } from '../output.js';
 import { action } from '../action.js';
+
+/** `serve --demo`: the main job's pool, its table and its times, while the server keeps serving. */
+async function showDemo(deps: VmDeps, provision: ReturnType<typeof createProvisionService>, image: string): Promise<void> {
+  const r = await runDemoPool(deps, provision, demoPoolSpec(image), (line) => void process.stderr.write(`${line}\n`));
+  printTable(r.rows, ['name', 'ip', 'mac', 'state', 'reboots', 'secondsToReady']);
+  const lines = [
+    '',
+    r.phase1 ? `phase 1 (once, on an internal clone): ${r.phase1.seconds.toFixed(1)} s, ${r.phase1.reboots} reboot(s)` : '',
+    r.phase1 ? `replica (full copy on the datastore): ${r.phase1.copySeconds.toFixed(1)} s` : '',
+    r.template ? `replica frozen into a template:       ${r.template.bootSeconds.toFixed(1)} s boot + ${r.template.cutMs} ms cut (${r.template.accel})` : '',
+    r.fork ? `fork of ${r.fork.children} desktops:                 ${r.fork.seconds.toFixed(1)} s in all, 0 boots` : '',
+    `verify: ${r.collisions} collision(s), ${r.problems} problem(s); the server keeps serving (Ctrl-C stops it, the desktops stay up)`,
+  ].filter(Boolean);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
 
 /** How long a stopping server lets its tasks finish before it leaves them to the next start. */
 const DRAIN_MS = 5_000;
@@ -11,11 +28,15 @@ export function registerServeCommands(program: Command): void {
     .command('serve')
     .description('run the REST API server on this data dir (docs/api.md): re-adopts running VMs, resumes interrupted tasks; Ctrl-C or SIGTERM stops it, VMs stay up')
     .option('--listen <host:port>', 'address to listen on (keep it on loopback unless a proxy with TLS is in front)', DEFAULT_LISTEN)
+    .option('--demo', 'also make (or show) the pool `demo` of 5 persistent desktops and print its table: what `npm start` runs')
+    .option('--demo-image <name>', 'image of the demo pool', 'default')
     .action(
-      action(async (ctx, opts: { listen: string }) => {
+      action(async (ctx, opts: { listen: string; demo?: boolean; demoImage: string }) => {
         const deps = await ctx.deps();
-        const server = await startServer(deps, { listen: opts.listen, provision: createProvisionService(deps) });
+        const provision = createProvisionService(deps);
+        const server = await startServer(deps, { listen: opts.listen, provision });
         process.stdout.write(`vmfork: serving ${server.url}\n  token: ${server.tokenPath}\n  ${server.adopted} running VM(s) re-adopted\n`);
+        if (opts.demo) await showDemo(deps, provision, opts.demoImage);
         for (const r of server.recovered) {
           process.stdout.write(`  task ${r.id} (${r.kind} ${r.target}; server pid ${r.deadOwnerPid ?? '?'} died while ${r.state}): ${r.action}\n`);
         }
