@@ -21,6 +21,8 @@ export interface ProvisionService {
   powerOn(vm: string): Promise<{ taskId: string }>;
   powerOff(vm: string): Promise<{ taskId: string }>;
   listReplicas(): Promise<ReplicaView[]>;
+  /** Removes a replica no pool uses, with its templates and files; VMFORK_REPLICA_IN_USE while a pool uses it. */
+  removeReplica(id: string): Promise<{ id: string; templates: string[] }>;
   /** Runners by task kind: at start the server resumes tasks a dead server left with them (`recoverTasks`). */
   readonly runners: TaskRunners;
 }

@@ -97,5 +97,11 @@ export function provisionRoutes(deps: VmDeps, provision: ProvisionService | unde
       status: 200, response: z.array(ReplicaViewSchema), responseName: 'ReplicaList', errors: [501],
       handler: () => engine(provision).listReplicas(),
     }),
+    defineRoute({
+      method: 'DELETE', path: '/v1/replicas/{id}', operationId: 'removeReplica', tag: 'replicas', summary: 'Remove a replica no pool uses, with its templates and files (refused while a pool uses it)',
+      params: z.strictObject({ id: z.string().regex(/^[0-9a-f]{12}$/, 'must be a replica id (12 hex digits)') }),
+      status: 200, response: z.object({ id: z.string(), templates: z.array(z.string()) }), responseName: 'ReplicaRemoved', errors: [404, 409, 501],
+      handler: ({ params }) => engine(provision).removeReplica(params.id),
+    }),
   ];
 }

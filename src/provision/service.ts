@@ -1,10 +1,12 @@
 import { VmforkError } from '../errors.js';
 import { actorFor, ownerAlive } from '../host/index.js';
-import { deletePoolRow, getPool, insertPool, listPoolRows, listReplicaRows, listTemplates, LOCAL_HOST_ID, poolVms, replicaPools, requirePool, requireVm, transition, updatePool, type PoolRow } from '../store/index.js';
+import { deletePoolRow, getPool, getReplica, insertPool, listPoolRows, listReplicaRows, listTemplates, LOCAL_HOST_ID, poolVms, replicaPools, requirePool, requireVm, transition, updatePool, type PoolRow } from '../store/index.js';
+import { removeTemplate } from '../template/index.js';
 import { destroyVm, type VmDeps } from '../vm/index.js';
 import { checkPoolFits } from './pool-checks.js';
 import { convergePool, poolSpecOf } from './pool-converge.js';
 import { powerOff, powerOn } from './pool-power.js';
+import { removeReplica } from './replicas.js';
 import { parsePoolSpec, type PoolSpec } from './pool-spec.js';
 import type { PoolDetail, PoolSummary, ReplicaView } from './pool-views.js';
 import { startTask } from './task-engine.js';
@@ -158,6 +160,18 @@ export function createProvisionService(deps: VmDeps) {
     async powerOff(vm: string): Promise<{ taskId: string }> {
       const row = await requireVm(deps.db, vm);
       return { taskId: await run('vm-power-off', vm, { pool: row.pool_name }) };
+    },
+
+    async removeReplica(id: string): Promise<{ id: string; templates: string[] }> {
+      const row = await getReplica(deps.db, id);
+      if (!row) throw new VmforkError('VMFORK_REPLICA_NOT_FOUND', `no replica "${id}" (see: vmfork replica list)`, { details: { replica: id } });
+      const pools = await replicaPools(deps.db, id);
+      if (pools.length) throw new VmforkError('VMFORK_REPLICA_IN_USE', `replica ${id} is used by pool(s) ${pools.join(', ')}; remove them first`, { details: { replica: id, pools } });
+      // its templates go first: they are overlays on its disks (refused while a child still forks from one)
+      const templates = (await listTemplates(deps.db)).map((t) => t.name).filter((t) => t.startsWith(`rt-${id}-`));
+      for (const t of templates) await removeTemplate(deps, t);
+      await removeReplica(deps, id);
+      return { id, templates };
     },
 
     async listReplicas(): Promise<ReplicaView[]> {

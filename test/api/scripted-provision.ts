@@ -91,4 +91,10 @@ export class ScriptedProvision implements ProvisionService {
       { id: 'r-1', state: 'ready', image: 'default', imageVersion: 'v1', phase1Digest: 'a'.repeat(64), hostId: 'local', datastore: 'default', path: '/d/r-1', template: 'replica-r-1', pools: [...this.pools.keys()], createdAt: new Date().toISOString() },
     ]);
   }
+
+  removeReplica(id: string): ReturnType<ProvisionService['removeReplica']> {
+    this.calls.push(`removeReplica ${id}`);
+    if (this.pools.size) return Promise.reject(new VmforkError('VMFORK_REPLICA_IN_USE', `replica ${id} is used by pool(s) ${[...this.pools.keys()].join(', ')}`));
+    return Promise.resolve({ id, templates: [`rt-${id}-512m1c`] });
+  }
 }

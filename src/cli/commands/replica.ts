@@ -22,4 +22,15 @@ export function registerReplicaCommands(program: Command): void {
         );
       }),
     );
+  replica
+    .command('rm <id>')
+    .description('remove a replica no pool uses, with its templates and files (a used replica is refused)')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, id: string, opts: { json?: boolean }) => {
+        const r = await apiClient(ctx.home).request<{ id: string; templates: string[] }>('DELETE', `/v1/replicas/${encodeURIComponent(id)}`);
+        if (opts.json) return printJson(r);
+        process.stdout.write(`replica ${r.id}: removed${r.templates.length ? ` with template(s) ${r.templates.join(', ')}` : ''}\n`);
+      }),
+    );
 }
