@@ -21,6 +21,11 @@ export interface Phase1Spec {
   sshAuthorizedKeys?: readonly string[];
   /** @default 300_000 */
   agentTimeoutMs?: number;
+  /**
+   * Leave the clone running (agent up) instead of powering it off: the traditional path a benchmark compares with,
+   * where every VM gets phase 1 itself and is then used directly. @default false
+   */
+  keepRunning?: boolean;
 }
 
 /** Where phase 1 reports its steps (percent of the whole phase) and what happened (a task's events). */
@@ -79,8 +84,12 @@ export async function runPhase1(deps: VmDeps, spec: Phase1Spec, progress: Phase1
     await runCommonScripts(session, spec.common, progress);
     const tScripts = performance.now();
     const reboots = session.reboots;
-    progress.step('power off the internal clone', 85);
-    await powerOffClone(deps, spec.clone, session);
+    if (spec.keepRunning) {
+      session.close();
+    } else {
+      progress.step('power off the internal clone', 85);
+      await powerOffClone(deps, spec.clone, session);
+    }
     session = undefined;
     const tOff = performance.now();
     const ids = ['disk0', ...dataDisks(spec.layout).map((d) => d.id)];

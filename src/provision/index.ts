@@ -37,7 +37,7 @@ export {
   type ResizeRequest,
   type TaskAccepted,
 } from './pool-views.js';
-export { ensureReplica, healReplica, removeReplica, replicaDisks, replicaKey, type ReplicaDisk } from './replicas.js';
+export { diskLayoutOf, ensureReplica, healReplica, removeReplica, replicaDisks, replicaKey, type ReplicaDisk } from './replicas.js';
 export { convergePool, poolSpecOf, targetActive, type ConvergeResult } from './pool-converge.js';
 export { ensureReplicaTemplate, poolShape, replicaTemplateName } from './pool-template.js';
 export { hashMachinePassword, hooksRunner, machinePasswordMatches, newMachinePassword, poolCustomizer } from './phase2.js';
