@@ -6,7 +6,7 @@ export { GuestAgentClient, GuestAgentCommandError, type AgentCallOptions, type A
 export { QemuCommandError, sleep } from './command-queue.js';
 export { QmpClient, QmpCommandError, type CommandOptions, type QmpConnectOptions } from './qmp-client.js';
 export type * from './qmp-types.js';
-export { buildQemuArgv, deviceLayout, deviceLayoutHash, deviceLayoutOf, escapeOptionValue, GUEST_AGENT_PORT, layoutDifferences, LAYOUT_VERSION, type DeviceLayout } from './qemu-argv.js';
+export { buildQemuArgv, deviceLayout, deviceLayoutHash, deviceLayoutOf, escapeOptionValue, GUEST_AGENT_PORT, layoutDifferences, VMFORK_AGENT_PORT, LAYOUT_VERSION, type DeviceLayout } from './qemu-argv.js';
 export { adoptProcess, launchQemu, readPidfile, terminateProcess, type AdoptState, type LaunchedProcess, type LaunchOptions, type ProcessRecord, type TerminateResult } from './qemu-process.js';
 export { assertImageUsable, check, convert, createImage, createOverlay, info, version, type CheckResult, type CheckStatus, type ImageFormat, type ImageInfo } from './qemu-img.js';
 export { freezeToFile, resumeFromFile, type FreezeResult, type ResumeMarks } from './freeze-resume.js';

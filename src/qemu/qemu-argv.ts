@@ -16,6 +16,9 @@ export const LAYOUT_VERSION = 1;
 /** The guest agent's port name: qemu-guest-agent in the guest (started by udev) looks for exactly this. */
 export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0';
 
+/** vmfork-guest's own port (guest/PROTOCOL.md); its unit starts when this port appears. */
+export const VMFORK_AGENT_PORT = 'org.vmfork.guest.0';
+
 /**
  * Escapes a value inside a QEMU `key=value,key=value` option string, where a comma is written `,,`.
  * Only for such option strings: `-kernel`, `-pidfile`, `-append` and `-serial file:` take their value verbatim.
@@ -53,10 +56,15 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     const backend = n.backend.kind === 'tap' ? `tap,id=${n.id},ifname=${n.backend.ifname},script=no,downscript=no` : `user,id=${n.id},restrict=on`;
     argv.push('-netdev', backend, '-device', `virtio-net-pci,netdev=${n.id},mac=${n.mac},id=${n.id}-nic`);
   }
+  if (spec.agentSocket || spec.vmforkAgentSocket) argv.push('-device', 'virtio-serial-pci,id=vserial0');
   if (spec.agentSocket) {
-    argv.push('-device', 'virtio-serial-pci,id=vserial0');
     argv.push('-chardev', `socket,id=agent0,path=${escapeOptionValue(spec.agentSocket)},server=on,wait=off`);
     argv.push('-device', `virtserialport,bus=vserial0.0,chardev=agent0,name=${GUEST_AGENT_PORT},id=agent0-port`);
+  }
+  // after qemu-ga's port: ports are numbered in creation order, and the saved device state names them by number
+  if (spec.vmforkAgentSocket) {
+    argv.push('-chardev', `socket,id=vfg0,path=${escapeOptionValue(spec.vmforkAgentSocket)},server=on,wait=off`);
+    argv.push('-device', `virtserialport,bus=vserial0.0,chardev=vfg0,name=${VMFORK_AGENT_PORT},id=vfg0-port`);
   }
   if (spec.vmgenid) argv.push('-device', `vmgenid,guid=${spec.vmgenid},id=vmgenid0`);
 
@@ -85,6 +93,8 @@ export interface DeviceLayout {
   disks: { id: string; readOnly: boolean; cache: string; serial?: string }[];
   nics: { id: string; backend: string }[];
   agent: boolean;
+  /** vmfork-guest's port; present (true) only in layouts that have it, so older templates' layouts still match. */
+  vmforkAgent?: true;
   vmgenid: boolean;
   serial: boolean;
 }
@@ -103,6 +113,7 @@ export function deviceLayout(s: VmSpec): DeviceLayout {
     disks: s.disks.map((d) => ({ id: d.id, readOnly: d.readOnly, cache: d.cache, ...(d.serial ? { serial: d.serial } : {}) })),
     nics: s.nics.map((n) => ({ id: n.id, backend: n.backend.kind })),
     agent: s.agentSocket !== undefined,
+    ...(s.vmforkAgentSocket !== undefined ? { vmforkAgent: true as const } : {}),
     vmgenid: s.vmgenid !== undefined,
     serial: s.serialLog !== undefined,
   };
@@ -122,7 +133,7 @@ export function deviceLayoutHash(spec: VmSpec): string {
 export function layoutDifferences(template: VmSpec, child: VmSpec): string[] {
   const a = deviceLayout(template);
   const b = deviceLayout(child);
-  return (Object.keys(a) as (keyof DeviceLayout)[])
+  return ([...new Set([...Object.keys(a), ...Object.keys(b)])] as (keyof DeviceLayout)[])
     .filter((k) => !isDeepStrictEqual(a[k], b[k]))
     .map((k) => `${k}: ${JSON.stringify(a[k])} ≠ ${JSON.stringify(b[k])}`);
 }

@@ -71,7 +71,7 @@ const kernelBoot = z.strictObject({
 });
 
 /** Ids the argv builder uses for its own objects; a disk or NIC may not take them. */
-export const RESERVED_DEVICE_IDS = ['mem', 'vserial0', 'agent0', 'vmgenid0', 'qmp0'] as const;
+export const RESERVED_DEVICE_IDS = ['mem', 'vserial0', 'agent0', 'vfg0', 'vmgenid0', 'qmp0'] as const;
 
 export const vmSpecSchema = z
   .strictObject({
@@ -91,6 +91,11 @@ export const vmSpecSchema = z
     nics: z.array(nicSpec).default([]),
     /** Unix socket of the guest agent's virtio-serial port. */
     agentSocket: absPath.optional(),
+    /**
+     * Unix socket of vmfork-guest's own virtio-serial port (docs/guest-agent.md): set for VMs of images that carry
+     * the agent, absent otherwise (the device layout of specs without it is unchanged).
+     */
+    vmforkAgentSocket: absPath.optional(),
     /** Unix socket of the QMP monitor; vmfork controls every VM through it. */
     qmpSocket: absPath,
     /** The guest's serial console goes to this file. */

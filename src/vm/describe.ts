@@ -1,7 +1,7 @@
 import { currentProcess, type VmRow } from '../store/index.js';
 import { getVmReconciled } from './lifecycle.js';
 import type { VmDeps } from './vm-deps.js';
-import { vmPaths } from './vm-paths.js';
+import { vmPathsIn } from './vm-paths.js';
 
 /** The fields `vm list` shows for every VM (and `vm show` first); the spec is read as stored. */
 export function vmSummary(vm: VmRow): Record<string, unknown> {
@@ -24,7 +24,7 @@ export function vmSummary(vm: VmRow): Record<string, unknown> {
 export async function showVm(deps: VmDeps, name: string): Promise<Record<string, unknown>> {
   const row = await getVmReconciled(deps, name);
   const proc = await currentProcess(deps.db, name);
-  const paths = vmPaths(deps.home.vms, name);
+  const paths = vmPathsIn(row.dir);
   return {
     ...vmSummary(row),
     spec: JSON.parse(row.spec_json) as unknown,

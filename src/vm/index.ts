@@ -12,6 +12,6 @@ export { serialTail } from './serial-log.js';
 export { startVm } from './start.js';
 export { stopVm, type StopOptions } from './stop.js';
 export type { VmDeps } from './vm-deps.js';
-export { diskFile, vmChannels, vmPaths, type VmPaths } from './vm-paths.js';
+export { diskFile, vmChannels, vmPaths, vmPathsIn, type VmChannels, type VmPaths } from './vm-paths.js';
 export { startVmProcess } from './vm-process.js';
 export { describeTeardown, rollbackVm, stopStrayQemu, teardownVm, type Teardown } from './vm-record.js';

@@ -8,7 +8,7 @@ import { currentProcess, markProcessExited, requireVm, transition, type VmRow } 
 import { readGuestIdentity, type GuestIdentity } from './guest-facts.js';
 import { getVmReconciled } from './lifecycle.js';
 import type { VmDeps } from './vm-deps.js';
-import { vmPaths } from './vm-paths.js';
+import { vmPathsIn } from './vm-paths.js';
 import { startVmProcess } from './vm-process.js';
 
 /**
@@ -29,7 +29,7 @@ export async function startVm(deps: VmDeps, name: string, options: { agentTimeou
   let agent: GuestAgentClient | undefined;
   try {
     const t0 = performance.now();
-    launched = await startVmProcess(deps, name, spec, vmPaths(deps.home.vms, name));
+    launched = await startVmProcess(deps, name, spec, vmPathsIn(vm.dir));
     agent = await GuestAgentClient.waitReady(spec.agentSocket ?? '', { timeoutMs: options.agentTimeoutMs ?? 300_000 });
     const secondsToAgent = (performance.now() - t0) / 1000;
     const identity = await readGuestIdentity(agent);

@@ -8,6 +8,8 @@ export interface VmPaths {
   disk: string;
   qmp: string;
   agent: string;
+  /** vmfork-guest's port (only VMs of images that carry the agent have one). */
+  guest: string;
   serialLog: string;
   stderrLog: string;
   pidfile: string;
@@ -25,17 +27,25 @@ export function diskFile(dir: string, id: string): string {
 }
 
 export function vmPaths(vmsDir: string, name: string): VmPaths {
-  const dir = join(vmsDir, name);
+  return vmPathsIn(join(vmsDir, name));
+}
+
+/**
+ * The files of a VM living in `dir` (its record's `dir`). A child forked from a warm process lives in the warm
+ * process's directory, which is named after the warm process, not after the child.
+ */
+export function vmPathsIn(dir: string): VmPaths {
   const paths = {
     dir,
     disk: diskFile(dir, 'disk0'),
     qmp: join(dir, 'qmp.sock'),
     agent: join(dir, 'qga.sock'),
+    guest: join(dir, 'vfg.sock'),
     serialLog: join(dir, 'serial.log'),
     stderrLog: join(dir, 'qemu.stderr.log'),
     pidfile: join(dir, 'qemu.pid'),
   };
-  for (const sock of [paths.qmp, paths.agent]) {
+  for (const sock of [paths.qmp, paths.agent, paths.guest]) {
     if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) {
       throw new VmforkError('VMFORK_INVALID_ARGUMENT', `socket path ${sock} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --home`, {
         details: { path: sock },
@@ -45,10 +55,29 @@ export function vmPaths(vmsDir: string, name: string): VmPaths {
   return paths;
 }
 
+export interface VmChannels {
+  agentSocket: string;
+  vmforkAgentSocket?: string;
+  qmpSocket: string;
+  serialLog: string;
+  pidfile: string;
+  vmgenid: string;
+  uuid: string;
+}
+
 /**
  * The per-VM part of a spec every kind of VM has: its control channels and log files, plus a fresh vmgenid guid
- * (a child's guest reseeds its CRNG when it changes) and SMBIOS uuid.
+ * (a child's guest reseeds its CRNG when it changes) and SMBIOS uuid. `vmforkAgent`: also vmfork-guest's port
+ * (templates of images that carry the agent, and their children).
  */
-export function vmChannels(paths: VmPaths): { agentSocket: string; qmpSocket: string; serialLog: string; pidfile: string; vmgenid: string; uuid: string } {
-  return { agentSocket: paths.agent, qmpSocket: paths.qmp, serialLog: paths.serialLog, pidfile: paths.pidfile, vmgenid: randomUUID(), uuid: randomUUID() };
+export function vmChannels(paths: VmPaths, options: { vmforkAgent?: boolean } = {}): VmChannels {
+  return {
+    agentSocket: paths.agent,
+    ...(options.vmforkAgent ? { vmforkAgentSocket: paths.guest } : {}),
+    qmpSocket: paths.qmp,
+    serialLog: paths.serialLog,
+    pidfile: paths.pidfile,
+    vmgenid: randomUUID(),
+    uuid: randomUUID(),
+  };
 }

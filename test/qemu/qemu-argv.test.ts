@@ -200,3 +200,27 @@ test('a disk serial reaches the virtio-blk device and the layout (only when set)
   assert.doesNotMatch(deviceLayoutOf(template), /"serial":"/);
   assert.throws(() => buildQemuArgv({ ...coldBoot, disks: [{ id: 'disk0', path: '/x/d.qcow2', format: 'qcow2', serial: 'Bad Serial!' }] }), { code: 'VMFORK_INVALID_ARGUMENT' });
 });
+
+test('vmfork-guest\'s port: its own chardev and virtserialport after qemu-ga\'s, in the layout only when present', async () => {
+  const { AGENT_PORT_NAME } = await import('../../src/agent/protocol.js');
+  assert.equal(qemu.VMFORK_AGENT_PORT, AGENT_PORT_NAME, 'the argv builder and the agent protocol name the same port');
+  const t = { ...template, vmforkAgentSocket: `${VM}/t1/vfg.sock` };
+  const argv = buildQemuArgv(t);
+  const at = argv.indexOf('-chardev');
+  assert.deepEqual(argv.slice(at - 2, at + 8), [
+    '-device', 'virtio-serial-pci,id=vserial0',
+    '-chardev', `socket,id=agent0,path=${VM}/t1/agent.sock,server=on,wait=off`,
+    '-device', 'virtserialport,bus=vserial0.0,chardev=agent0,name=org.qemu.guest_agent.0,id=agent0-port',
+    '-chardev', `socket,id=vfg0,path=${VM}/t1/vfg.sock,server=on,wait=off`,
+    '-device', 'virtserialport,bus=vserial0.0,chardev=vfg0,name=org.vmfork.guest.0,id=vfg0-port',
+  ]);
+  // a spec without the port keeps the layout templates cut before the agent recorded, key for key
+  assert.doesNotMatch(deviceLayoutOf(template), /vmforkAgent/);
+  assert.match(deviceLayoutOf(t), /"agent":true,"vmforkAgent":true,"vmgenid":true/);
+  assert.deepEqual(layoutDifferences(t, { ...child, vmforkAgentSocket: `${VM}/c1/vfg.sock` }), []);
+  assert.deepEqual(layoutDifferences(t, child), ['vmforkAgent: true ≠ undefined']);
+  assert.deepEqual(layoutDifferences(template, { ...child, vmforkAgentSocket: `${VM}/c1/vfg.sock` }), ['vmforkAgent: undefined ≠ true']);
+  // the port alone still gets its bus
+  const alone = buildQemuArgv({ ...t, agentSocket: undefined });
+  assert.ok(alone.includes('virtio-serial-pci,id=vserial0') && !alone.some((a) => a.includes('agent0')));
+});
