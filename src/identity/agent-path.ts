@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import { agentStepOutput, type AgentKicked, type VmforkAgentClient } from '../agent/index.js';
+import { VmforkError } from '../errors.js';
+import { hostNowMs, hostNowNs, type Logger } from '../util/index.js';
+import { RANDOM_SEED_BYTES, RNG_ENTROPY_BYTES } from './apply-identity.js';
+import type { IdentityOutput } from './facts.js';
+import { IDENTITY_STEPS } from './pipeline.js';
+import { guestFacts, hostKeyFingerprints, verifySteps } from './report.js';
+import type { ChildIdentity, IdentityReport, IdentityStepResult, NormalizedIdentity, StepFacts, VerifyContext } from './types.js';
+import { validateIdentity } from './validate.js';
+
+/** What the agent path needs from vmfork-guest's client (a scripted peer in protocol tests). */
+export type IdentityAgentPort = Pick<VmforkAgentClient, 'configure' | 'kicked'>;
+
+/** The cut a child was forked from: every CONFIG repeats the template id and the nonce of its FORK_ME. */
+export interface AgentForkTicket {
+  templateId: string;
+  nonce: Buffer;
+}
+
+/** The REPORT, judged, and the service kicks that follow it (off the critical path: see `kicks`). */
+export interface AgentIdentity {
+  report: IdentityReport;
+  /**
+   * Waits for KICKED (the one `systemctl --no-block reload-or-restart` the agent runs after its answer) and judges
+   * it as the script path judges its `unit_job_rc`: a step that queued a unit fails when the call failed. Resolves
+   * with the report, steps updated; rejects with VMFORK_IDENTITY_FAILED like the apply itself.
+   */
+  kicks(options?: { timeoutMs?: number }): Promise<IdentityReport>;
+}
+
+/** Which step asked for which unit (the agent queues journald after a machine-id change, ssh when sshd is down). */
+const UNIT_STEPS: Readonly<Record<string, string>> = { 'systemd-journald.service': 'machine-id', 'ssh.service': 'ssh-host-keys' };
+
+/**
+ * Gives a forked child its identity on the agent path: ONE CONFIG on vmfork-guest's port — the request the
+ * template's agent was blocked in returns with it — applied in-process with system calls, answered with a REPORT
+ * whose steps and facts are those of the script pipeline. The report is judged by the same per-step checks
+ * (`verifySteps`) as the script's output; the clock offset is the REPORT's guest clock against the host's clock when
+ * it arrived (the guest stamps it as it sends, so the error is the transit time, under a millisecond). Any failed
+ * step is VMFORK_IDENTITY_FAILED naming every failed step, the whole report in `details`. A CONFIG for another
+ * template or cut is refused by the agent (VMFORK_AGENT_ERROR, `details.agentCode`), before anything changes.
+ */
+export async function applyIdentityThroughAgent(
+  agent: IdentityAgentPort,
+  identity: ChildIdentity,
+  fork: AgentForkTicket,
+  options: { timeoutMs?: number; log?: Pick<Logger, 'info' | 'warn'> } = {},
+): Promise<AgentIdentity> {
+  const id = validateIdentity(identity);
+  const t0 = performance.now();
+  const start = hostNowMs();
+  const answer = await agent.configure(
+    {
+      templateId: fork.templateId,
+      nonce: fork.nonce,
+      hostname: id.hostname,
+      mac: id.mac,
+      machineId: id.machineId,
+      interface: id.interface,
+      ...(id.ipv4 ? { ipv4: id.ipv4 } : {}),
+      entropy: randomBytes(RNG_ENTROPY_BYTES),
+      seed: randomBytes(RANDOM_SEED_BYTES),
+    },
+    { timeoutMs: options.timeoutMs ?? 30_000 },
+  );
+  const receivedNs = hostNowNs();
+  const end = hostNowMs();
+  const offsetMs = Math.round(Number(answer.clockNs - receivedNs) / 1e6);
+  const ctx: VerifyContext = { identity: id, execWindowMs: { start, end }, entropyBytes: { rng: RNG_ENTROPY_BYTES, seed: RANDOM_SEED_BYTES }, clock: { offsetMs } };
+  const output = agentStepOutput(answer);
+  const report = judge(output, ctx, id, Math.round(performance.now() - t0), offsetMs, options.log);
+  return {
+    report,
+    kicks: async (kickOptions = {}) => {
+      const kicked = await agent.kicked(answer.id, { timeoutMs: kickOptions.timeoutMs ?? 30_000 });
+      return judge(withKicks(output, kicked), ctx, id, report.totalMs, offsetMs, options.log);
+    },
+  };
+}
+
+function judge(output: IdentityOutput, ctx: VerifyContext, id: NormalizedIdentity, totalMs: number, offsetMs: number, log?: Pick<Logger, 'info' | 'warn'>): IdentityReport {
+  const steps = verifySteps(IDENTITY_STEPS, output, ctx, { exitCode: 0, stderr: '' });
+  const report: IdentityReport = { steps, totalMs, sshHostKeyFingerprints: hostKeyFingerprints(output), guest: guestFacts(output, offsetMs) };
+  const bad = steps.filter((s) => !s.ok);
+  const summary = steps.map(({ step, ok, ms }) => ({ step, ok, ms }));
+  if (bad.length > 0) {
+    log?.warn({ hostname: id.hostname, steps: summary, failed: bad }, 'identity (agent): steps failed');
+    throw new VmforkError('VMFORK_IDENTITY_FAILED', bad.map((s: IdentityStepResult) => `${s.step}: ${s.detail ?? 'failed'}`).join('; '), {
+      details: { failedSteps: bad.map((s) => s.step), report },
+    });
+  }
+  log?.info({ hostname: id.hostname, totalMs, steps: summary }, 'identity applied (agent)');
+  return report;
+}
+
+/**
+ * The REPORT's output with KICKED's `units` step folded into the steps that queued each unit, as the script's
+ * `flush_unit_jobs` reports `unit_job_rc` / `unit_job_stderr` to them. A failed kick with no unit named (the agent
+ * could not run systemctl at all) goes to every step that queued one.
+ */
+export function withKicks(output: IdentityOutput, kicked: Pick<AgentKicked, 'steps'>): IdentityOutput {
+  const units = kicked.steps.find((s) => s.step === 'units');
+  if (!units) return output;
+  const values = (key: string): string[] => units.facts.filter((f) => f.key === key).map((f) => f.value);
+  const rc = values('unit_job_rc')[0] ?? (units.ok ? undefined : '1');
+  if (rc === undefined) return output;
+  const stderr = values('unit_job_stderr');
+  if (!units.ok && units.detail && stderr.length === 0) stderr.push(units.detail);
+  const named = values('unit').map((u) => UNIT_STEPS[u]).filter((s): s is string => s !== undefined);
+  const queued = named.length ? named : queuedSteps(output);
+  const out = new Map<string, StepFacts>(output);
+  for (const step of new Set(queued)) {
+    const facts = new Map(output.get(step) ?? []);
+    facts.set('unit_job_rc', [rc]);
+    if (stderr.length) facts.set('unit_job_stderr', stderr);
+    out.set(step, facts);
+  }
+  return out;
+}
+
+/** Steps whose facts say they queued a unit job (journald restart, ssh start). */
+function queuedSteps(output: IdentityOutput): string[] {
+  const out: string[] = [];
+  if (output.get('machine-id')?.get('journald')?.includes('restart-queued')) out.push('machine-id');
+  if (output.get('ssh-host-keys')?.get('sshd')?.includes('starting')) out.push('ssh-host-keys');
+  return out;
+}
+
