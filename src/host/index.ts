@@ -5,5 +5,5 @@ export { freeSpace, type FreeSpace } from './disk-space.js';
 export { runDoctor, type DoctorCheck, type DoctorOptions, type DoctorReport } from './doctor.js';
 export { isSameProcess, processesWithArg, readProcStat, readStartTime, waitForExit, type ProcStat } from './proc-stat.js';
 export { QEMU_IMG_BINARY, QEMU_PACKAGES, QEMU_SYSTEM_BINARY, qemuProgramVersion, runQemuTool, type QemuVersion } from './qemu-binary.js';
-export { localQemuBuild, parseQ35Alias, type QemuBuild } from './qemu-build.js';
+export { localQemuBuild, parseQ35Alias, readQemuBuild, type QemuBuild, type QemuBuildOptions } from './qemu-build.js';
 export { actorFor, currentOwner, ownerAlive } from './self.js';
