@@ -19,6 +19,8 @@ export interface ForkBatchOptions extends ForkRequest {
   stopOnError?: boolean;
   /** Reserve and pre-register the children (overlays made, powered off) instead of forking them. @default false */
   registerOnly?: boolean;
+  /** Agent path: judge the service kicks after ready before a child is `running` (ForkChildOptions). @default true */
+  awaitKicks?: boolean;
 }
 
 export interface ForkBatchResult {
@@ -30,6 +32,8 @@ export interface ForkBatchResult {
   failed: { name: string; error: ReturnType<VmforkError['toJSON']> }[];
   /** Reserved but never started because an earlier child failed under stopOnError; their reservations are released. */
   skipped: string[];
+  /** Children that took one of the template's warm processes: the caller may start a refill (`warmTemplate`). */
+  warmTaken: number;
   wallMs: number;
 }
 
@@ -43,10 +47,11 @@ export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Pro
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `concurrency must be a whole number ≥ 1, got ${String(options.concurrency)}`);
   }
   const actor = await actorFor('fork');
-  const plan = await planFork(deps, options, actor);
+  // a pre-registered child has overlays of its own and no QEMU: it never takes a warm process
+  const plan = await planFork(deps, { ...options, useWarm: options.registerOnly ? false : options.useWarm }, actor);
   const t0 = performance.now();
   const limit = Math.max(1, Math.min(options.concurrency ?? availableParallelism(), plan.children.length));
-  const result: ForkBatchResult = { template: options.template, network: plan.network, children: [], registered: [], failed: [], skipped: [], wallMs: 0 };
+  const result: ForkBatchResult = { template: options.template, network: plan.network, children: [], registered: [], failed: [], skipped: [], warmTaken: plan.warmTaken, wallMs: 0 };
   const queue = [...plan.children];
   let stop = false;
   const one = async (reserved: ReservedChild): Promise<void> => {
@@ -56,7 +61,10 @@ export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Pro
       result.registered.push(reserved.name);
       return;
     }
-    const child = await forkChild(deps, plan.template, reserved, actor, options.customize ? { customize: options.customize } : {});
+    const child = await forkChild(deps, plan.template, reserved, actor, {
+      ...(options.customize ? { customize: options.customize } : {}),
+      ...(options.awaitKicks !== undefined ? { awaitKicks: options.awaitKicks } : {}),
+    });
     result.children.push(child);
     options.onChild?.(child);
   };

@@ -26,8 +26,8 @@ export function childSpec(t: ReadyTemplate, name: string, paths: VmPaths, lease:
     // an overlay per template disk, named by device id in the child's directory
     disks: base.disks.map((d) => ({ ...d, path: diskFile(paths.dir, d.id) })),
     nics: base.nics.map((n) => ({ id: n.id, mac: lease.mac, backend: { kind: 'tap' as const, ifname: lease.tap } })),
-    // a new vmgenid guid makes the guest kernel reseed its CRNG on resume
-    ...vmChannels(paths),
+    // a new vmgenid guid makes the guest kernel reseed its CRNG on resume; vmfork-guest's port if the template has it
+    ...vmChannels(paths, { vmforkAgent: base.vmforkAgentSocket !== undefined }),
     incoming: 'defer',
   });
   const diffs = layoutDifferences(base, spec);

@@ -1,12 +1,13 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { withContext } from '../errors.js';
-import { applyIdentity, newMachineId, type IdentityReport } from '../identity/index.js';
+import type { IdentityReport } from '../identity/index.js';
 import { plugLease } from '../network/index.js';
-import { createOverlay, GuestAgentClient, resumeFromFile, type LaunchedProcess } from '../qemu/index.js';
+import { createOverlay, resumeFromFile, type GuestAgentClient, type LaunchedProcess } from '../qemu/index.js';
 import type { Actor } from '../state/index.js';
 import { transition } from '../store/index.js';
-import { templateDisks, type ReadyTemplate } from '../template/index.js';
+import { forkPathOf, templateDisks, type ForkPath, type ReadyTemplate } from '../template/index.js';
 import { diskFile, rollbackVm, startVmProcess, type VmDeps } from '../vm/index.js';
+import { ChildChannels, identifyChild } from './child-identity.js';
 import type { ReservedChild } from './plan.js';
 
 /** Milliseconds from the start of this child's fork. */
@@ -17,10 +18,12 @@ export interface ForkTimings {
   loadedMs: number;
   /** `cont` done: the guest runs again at the template's instruction. */
   runningMs: number;
-  /** Guest agent answers. */
+  /** The guest answers: vmfork-guest's HELLO (agent path) or qemu-ga's ping (script path). */
   agentMs: number;
   /** Identity applied and verified: the child is ready for use. */
   readyMs: number;
+  /** Agent path: the service kicks that follow the REPORT judged (off the critical path: after ready). */
+  kickedMs?: number;
   /** The caller's per-child customization (a pool's phase 2) done, when there was one. */
   customizedMs?: number;
 }
@@ -37,6 +40,10 @@ export interface ForkedChild {
   tap: string;
   netns: string;
   pid: number;
+  /** How the child got its identity: its template's path. */
+  forkPath: ForkPath;
+  /** The child took a warm process (only migrate-incoming + cont were left to do). */
+  fromWarm: boolean;
   timings: ForkTimings;
   identity: ChildIdentityResult;
 }
@@ -51,10 +58,17 @@ export interface ForkChildOptions {
   customize?: ChildCustomizer;
   /** The child was pre-registered (overlays made, state `registered`): only its tap and QEMU remain to start. */
   registered?: boolean;
+  /**
+   * Agent path: wait for the service kicks the agent runs after its REPORT (one `systemctl --no-block`, ~0.2-0.8 s
+   * of guest time under TCG) and judge them like the script's unit jobs before the child is `running`. `false`
+   * leaves them to the guest: the child is handed out at ready, and the agent keeps its KICKED answer for the next
+   * connection (which skips it). @default true
+   */
+  awaitKicks?: boolean;
 }
 
-/** The overlays of a reserved child, one per template disk, made before it is forked or registered. */
-async function makeOverlays(t: ReadyTemplate, child: ReservedChild): Promise<void> {
+/** The overlays of a reserved child, one per template disk, made before it is forked, registered or warmed. */
+export async function makeOverlays(t: ReadyTemplate, child: ReservedChild): Promise<void> {
   await mkdir(child.paths.dir, { recursive: true });
   for (const { id, file } of templateDisks(t.record)) await createOverlay(file.path, diskFile(child.paths.dir, id), { backingFormat: 'qcow2' });
 }
@@ -75,9 +89,12 @@ export async function registerChild(deps: VmDeps, t: ReadyTemplate, child: Reser
 
 /**
  * Forks one reserved child: tap → overlay on each template disk → QEMU (-incoming defer) in the network's namespace
- * → resume the template's frozen state (src/qemu/freeze-resume.ts) → agent → identity (src/identity/) → the
- * caller's customization, if any. Any failure rolls back this child only (process, overlays, tap, address, record)
- * and reports QEMU's stderr tail; if this process dies instead, the next vmfork command rolls it back.
+ * — or a warm process that already has all three — → the guest's channel (vmfork-guest's, connected before `cont`,
+ * on the agent path) → resume the template's frozen state (src/qemu/freeze-resume.ts) → identity on the template's
+ * path (src/identity/: CONFIG through vmfork-guest, or the script through qemu-ga; same checks) → the caller's
+ * customization, if any, while the agent's service kicks finish. Any failure rolls back this child only (process,
+ * overlays, tap, address, record) and reports QEMU's stderr tail; if this process dies instead, the next vmfork
+ * command rolls it back.
  */
 export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedChild, actor: Actor, options: ForkChildOptions = {}): Promise<ForkedChild> {
   const { db } = deps;
@@ -86,28 +103,47 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
   const ms = (): number => Math.round((performance.now() - t0) * 10) / 10;
   const timings: Partial<ForkTimings> = {};
   let launched: LaunchedProcess | undefined;
-  let agent: GuestAgentClient | undefined;
-  try {
+  let channels: ChildChannels | undefined;
+  // a warm process has its tap, overlays and QEMU already, and the fork's plan moved it to `forking`
+  const launch = async (): Promise<LaunchedProcess> => {
     await plugLease(lease);
     if (!options.registered) await makeOverlays(t, child);
     await transition(db, 'vms', name, options.registered ? 'registered' : 'creating', 'forking', actor);
-    launched = await startVmProcess(deps, name, spec, paths, { netns: lease.netns });
+    return startVmProcess(deps, name, spec, paths, { netns: lease.netns });
+  };
+  try {
+    launched = child.warm ?? (await launch());
+    const { pid } = launched;
     timings.qmpMs = ms();
+    channels = await ChildChannels.beforeCont(t, spec);
     await resumeFromFile(paths.qmp, t.record.files.state.path, { loaded: () => (timings.loadedMs = ms()), running: () => (timings.runningMs = ms()) });
-    agent = await GuestAgentClient.connect(paths.agent, { timeoutMs: 5_000 });
-    await agent.ping({ timeoutMs: 30_000 });
+    await channels.greet(t);
     timings.agentMs = ms();
-    const machineId = newMachineId();
-    const report = await applyIdentity(agent, { hostname: name, mac: lease.mac, machineId, ipv4: { address: lease.ip, prefix: lease.prefix, gateway: lease.gateway } });
+    const identity = await identifyChild(t, channels, name, lease, deps.log);
     timings.readyMs = ms();
-    const extra = (await options.customize?.(agent, { name, ip: lease.ip, mac: lease.mac })) ?? {};
-    if (options.customize) timings.customizedMs = ms();
-    const facts = { machineId, sshHostKeyFingerprints: report.sshHostKeyFingerprints, ip: lease.ip, mac: lease.mac, bootId: report.guest.bootId };
+    // the customization (qemu-ga) runs while the agent's service kicks finish: neither waits for the other
+    const open = channels;
+    const customized = async (): Promise<{ secretHash?: string }> => {
+      if (!options.customize) return {};
+      const r = await options.customize(await open.qga(), { name, ip: lease.ip, mac: lease.mac });
+      timings.customizedMs = ms();
+      return r ?? {};
+    };
+    const kicked = async (): Promise<IdentityReport> => {
+      if (!identity.kicks || options.awaitKicks === false) return identity.report;
+      const r = await identity.kicks();
+      timings.kickedMs = ms();
+      return r;
+    };
+    const [extra, report] = await Promise.all([customized(), kicked()]);
+    const facts = { machineId: identity.machineId, sshHostKeyFingerprints: report.sshHostKeyFingerprints, ip: lease.ip, mac: lease.mac, bootId: report.guest.bootId };
     await transition(db, 'vms', name, 'forking', 'running', actor, { facts_json: JSON.stringify(facts), ...(extra.secretHash ? { secret_hash: extra.secretHash } : {}) });
-    return { name, ip: lease.ip, mac: lease.mac, tap: lease.tap, netns: lease.netns, pid: launched.pid, timings: timings as ForkTimings, identity: { machineId, report } };
+    const forkPath = forkPathOf(t.record);
+    const where = { name, ip: lease.ip, mac: lease.mac, tap: lease.tap, netns: lease.netns, pid };
+    return { ...where, forkPath, fromWarm: child.warm !== undefined, timings: timings as ForkTimings, identity: { machineId: identity.machineId, report } };
   } catch (err) {
-    agent?.close();
-    agent = undefined;
+    channels?.close();
+    channels = undefined;
     const stderrTail = (await readFile(paths.stderrLog, 'utf8').catch(() => '')).trim().split('\n').slice(-8).join('\n');
     deps.log.error({ child: name, err, stderrTail }, 'fork failed; rolling back the child');
     await rollbackVm(deps, name, actor, err, launched);
@@ -117,6 +153,6 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
       details: { child: name, stderrTail },
     });
   } finally {
-    agent?.close();
+    channels?.close();
   }
 }

@@ -1,14 +1,18 @@
+import { join } from 'node:path';
 import { VmforkError } from '../errors.js';
 import { checkHostCapacity, localQemuBuild } from '../host/index.js';
-import { allocateLeaseIn, ensureNetworkNamed, freeCount, type Lease } from '../network/index.js';
+import { allocateLeaseIn, ensureNetworkNamed, freeCount } from '../network/index.js';
 import { deviceLayoutOf } from '../qemu/index.js';
-import type { VmSpec } from '../spec/index.js';
 import type { Actor } from '../state/index.js';
 import { insertVm, LOCAL_HOST_ID, requireTemplate, vmNames, withWriteLock } from '../store/index.js';
 import { assertFilesIntact, readyTemplate, templateFileList, type ReadyTemplate } from '../template/index.js';
 import { assertValidName } from '../util/index.js';
-import { vmPaths, type VmDeps, type VmPaths } from '../vm/index.js';
+import { vmPaths, type VmDeps } from '../vm/index.js';
 import { childSpec } from './child-spec.js';
+import type { ReservedChild } from './reserved.js';
+import { takeWarm, warmCandidates } from './warm-take.js';
+
+export type { ReservedChild } from './reserved.js';
 
 export interface ForkRequest {
   template: string;
@@ -21,14 +25,8 @@ export interface ForkRequest {
   names?: readonly string[];
   /** The pool the children belong to. */
   pool?: string;
-}
-
-/** One child as planned: its name, address and spec are reserved in the store before anything is created. */
-export interface ReservedChild {
-  name: string;
-  lease: Lease;
-  paths: VmPaths;
-  spec: VmSpec;
+  /** Take the template's warm processes when there are (only migrate-incoming + cont left per child). @default true */
+  useWarm?: boolean;
 }
 
 export interface ForkPlan {
@@ -36,6 +34,8 @@ export interface ForkPlan {
   names: string[];
   network: string;
   children: ReservedChild[];
+  /** How many children took a warm process: the template's warm pool wants a refill. */
+  warmTaken: number;
 }
 
 export const MAX_FORK_COUNT = 256;
@@ -60,28 +60,40 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
   const pattern = req.namePattern ?? `${req.template}-{n}`;
   const pick = (existing: ReadonlySet<string>): string[] => (req.names ? explicitNames(req.names, existing) : childNames(pattern, req.count, existing));
   pick(new Set()); // bad names fail before the network is touched
-  await assertMatchesTemplate(template);
-  const network = await ensureNetworkNamed(deps.db, req.network);
-  const { free, total } = await freeCount(deps.db, network);
-  if (free < req.count) {
-    throw new VmforkError('VMFORK_NETWORK_EXHAUSTED', `network ${network} has ${free} of ${total} addresses left, ${req.count} asked`, {
-      details: { network, free, total, asked: req.count },
-    });
-  }
-  // Children share the template's RAM copy-on-write: budget QEMU's own overhead plus a quarter of the guest RAM
-  // each for the pages a child dirties (docs/forking.md, "Capacity").
-  await checkHostCapacity({
-    dir: deps.home.root,
-    diskBytes: req.count * 64 * 1024 ** 2,
-    memoryMiB: Math.ceil(template.record.memoryMiB / 4),
-    count: req.count,
-    overheadMiB: 64,
-  });
-  await assertFilesIntact(req.template, templateFileList(template.record));
+  // independent checks, run together (two of them wait for other programs, ip and QEMU, most of their time); the
+  // first failure in this order is reported, whichever finished first
+  const [, network] = await allInOrder([
+    assertMatchesTemplate(template, { cacheFile: qemuBuildCache(deps.home.run) }),
+    ensureNetworkNamed(deps.db, req.network).then(async (net) => {
+      const { free, total } = await freeCount(deps.db, net);
+      if (free < req.count) {
+        throw new VmforkError('VMFORK_NETWORK_EXHAUSTED', `network ${net} has ${free} of ${total} addresses left, ${req.count} asked`, {
+          details: { network: net, free, total, asked: req.count },
+        });
+      }
+      return net;
+    }),
+    // Children share the template's RAM copy-on-write: budget QEMU's own overhead plus a quarter of the guest RAM
+    // each for the pages a child dirties (docs/forking.md, "Capacity").
+    checkHostCapacity({
+      dir: deps.home.root,
+      diskBytes: req.count * 64 * 1024 ** 2,
+      memoryMiB: Math.ceil(template.record.memoryMiB / 4),
+      count: req.count,
+      overheadMiB: 64,
+    }),
+    assertFilesIntact(req.template, templateFileList(template.record)),
+  ]);
+  const candidates = req.useWarm === false ? [] : await warmCandidates(deps, template, network);
   const children = await withWriteLock(deps.db, async (conn) => {
     const names = pick(await vmNames(conn));
     const reserved: ReservedChild[] = [];
     for (const name of names) {
+      const warm = await takeWarm(conn, candidates, name, actor, req.pool);
+      if (warm) {
+        reserved.push(warm);
+        continue;
+      }
       const lease = await allocateLeaseIn(conn, { network, vmName: name });
       const paths = vmPaths(deps.home.vms, name);
       const spec = childSpec(template, name, paths, lease);
@@ -95,7 +107,7 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
     }
     return reserved;
   });
-  return { template, names: children.map((c) => c.name), network, children };
+  return { template, names: children.map((c) => c.name), network, children, warmTaken: children.filter((c) => c.warm).length };
 }
 
 /** Expands the name pattern; numbering continues after the highest existing `{n}` so repeated forks never clash. */
@@ -138,9 +150,22 @@ export function explicitNames(names: readonly string[], existing: ReadonlySet<st
   return [...names];
 }
 
+/** Like Promise.all, but all settle and the first rejection in argument order is thrown: errors stay deterministic. */
+async function allInOrder<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+/** Where the QEMU build probe is remembered between commands (host/qemu-build.ts says why it is safe). */
+export function qemuBuildCache(runDir: string): string {
+  return join(runDir, 'qemu-build.json');
+}
+
 /** A child's device state only loads into the same QEMU build, machine type and device layout. */
-export async function assertMatchesTemplate(t: ReadyTemplate): Promise<void> {
-  const local = await localQemuBuild();
+export async function assertMatchesTemplate(t: ReadyTemplate, options: { cacheFile?: string } = {}): Promise<void> {
+  const local = await localQemuBuild(options.cacheFile ? { cacheFile: options.cacheFile } : {});
   const problems: string[] = [];
   if (local.build !== t.record.qemuBuild) problems.push(`QEMU build "${local.build}" ≠ template's "${t.record.qemuBuild}"`);
   if (local.machine !== t.record.machine) problems.push(`machine type ${local.machine} ≠ template's ${t.record.machine}`);

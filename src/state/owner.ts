@@ -16,6 +16,8 @@ export type OwnerOp =
   | 'stop'
   | 'destroy'
   | 'fork'
+  /** launching a template's warm processes (`template warm`, or the refill after a fork took some) */
+  | 'warm'
   | 'template-create'
   | 'template-rm'
   | 'network-create'

@@ -30,10 +30,11 @@ export type VmState =
   | 'destroying';
 
 /**
- * What a VM record is: a cold-booted VM, a template's parent (while it runs), a child forked from a template, or a
- * pool's internal clone (phase 1: customized with reboots, then copied into a replica and removed).
+ * What a VM record is: a cold-booted VM, a template's parent (while it runs), a child forked from a template, a
+ * pool's internal clone (phase 1: customized with reboots, then copied into a replica and removed), or a warm
+ * process of a template (a QEMU at `-incoming defer` waiting for a fork; it becomes a child when a fork takes it).
  */
-export type VmRole = 'vm' | 'template' | 'child' | 'clone';
+export type VmRole = 'vm' | 'template' | 'child' | 'clone' | 'warm';
 
 export const vmStateMachine = defineStateMachine<VmState>({
   resource: 'VM',

@@ -16,3 +16,16 @@ export async function settingOnce(db: Db, key: string, initial: () => string): P
     .execute();
   return (await getSetting(db, key)) as string;
 }
+
+/** Sets `key` (insert or replace). */
+export async function putSetting(db: Db, key: string, value: string): Promise<void> {
+  await db
+    .insertInto('settings')
+    .values({ key, value })
+    .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+    .execute();
+}
+
+export async function deleteSetting(db: Db, key: string): Promise<void> {
+  await db.deleteFrom('settings').where('key', '=', key).execute();
+}

@@ -1,5 +1,6 @@
 import { VmforkError } from '../errors.js';
 import type { VmRole } from '../state/index.js';
+import { sql } from 'kysely';
 import type { Db } from './db.js';
 import type { NewVm, VmRow, VmUpdate } from './schema.js';
 import { isUniqueViolation } from './db.js';
@@ -28,10 +29,29 @@ export async function vmNames(db: Db): Promise<Set<string>> {
   return new Set((await db.selectFrom('vms').select('name').execute()).map((r) => r.name));
 }
 
-/** Children (VM rows) forked from the template, by name. */
+/** Children (VM rows) forked from the template, by name; its warm processes (role `warm`) are not children. */
 export async function templateChildren(db: Db, template: string): Promise<string[]> {
-  const rows = await db.selectFrom('vms').select('name').where('template_name', '=', template).orderBy('name').execute();
+  const rows = await db.selectFrom('vms').select('name').where('template_name', '=', template).where('role', '!=', 'warm').orderBy('name').execute();
   return rows.map((r) => r.name);
+}
+
+/** The template's warm processes (role `warm`, any state), oldest first: the order forks take them in. */
+export async function templateWarmVms(db: Db, template: string): Promise<VmRow[]> {
+  return db.selectFrom('vms').selectAll().where('template_name', '=', template).where('role', '=', 'warm').orderBy('created_at').orderBy('name').execute();
+}
+
+/**
+ * Renames a warm process's record to the child that takes it, with its process rows and leases — only while it is
+ * still `warm` (false when another fork took it first). Run inside the fork's write transaction (`withWriteLock`):
+ * the processes' foreign key is checked at its commit, when every row names the new VM.
+ */
+export async function renameWarmVm(conn: Db, from: string, to: string): Promise<boolean> {
+  await sql`pragma defer_foreign_keys = on`.execute(conn);
+  const r = await conn.updateTable('vms').set({ name: to }).where('name', '=', from).where('state', '=', 'warm').where('role', '=', 'warm').executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) return false;
+  await conn.updateTable('processes').set({ vm_name: to }).where('vm_name', '=', from).execute();
+  await conn.updateTable('ip_leases').set({ vm_name: to }).where('vm_name', '=', from).execute();
+  return true;
 }
 
 /**

@@ -1,4 +1,6 @@
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { VmforkAgentClient } from '../agent/index.js';
 import { VmforkError, withContext } from '../errors.js';
 import { actorFor, checkHostCapacity, detectAccel, localQemuBuild, readHostFacts, type AccelChoice } from '../host/index.js';
 import { attachVm, DEFAULT_NETWORK, detachVm } from '../network/index.js';
@@ -10,6 +12,7 @@ import { assertValidName, parseMemoryMiB } from '../util/index.js';
 import { checkCpus, imageBootSource, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, type VmDeps } from '../vm/index.js';
 import { cutTemplate } from './cut.js';
 import { dismantleTemplate } from './dismantle.js';
+import { newTemplateId, prepareThroughAgent, type AgentForkRecord } from './agent-prepare.js';
 import { sealFile, templateFiles, type FileRecord, type TemplateFiles } from './files.js';
 import { prepareTemplateGuest } from './prepare.js';
 import type { TemplateRecord } from './record.js';
@@ -49,7 +52,9 @@ export interface SourceDisk {
 /**
  * Creates a template ("forked state"): boots a parent from a linked clone of the image with its RAM in a shared
  * file, waits for the agent, prepares the guest, then freezes it (device state only; the RAM stays in the file)
- * and seals RAM, state and disk read-only with their sha256. The template and its parent VM move through their
+ * and seals RAM, state and disk read-only with their sha256. An image that carries vmfork-guest is forked on the
+ * agent path: the parent gets the agent's port, the agent prepares the guest and asks to be forked (FORK_ME), and
+ * the cut happens on that request; other images take the script path (prepare script through qemu-ga). The template and its parent VM move through their
  * states owned by this process; on failure everything is rolled back, and if this process dies instead, the next
  * vmfork command rolls it back (src/heal/).
  */
@@ -62,7 +67,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   if (await getTemplate(db, options.name)) throw new VmforkError('VMFORK_TEMPLATE_EXISTS', `a template named "${options.name}" already exists`, { details: { template: options.name } });
   if (await getVm(db, options.name)) throw new VmforkError('VMFORK_VM_EXISTS', `a VM named "${options.name}" already exists; a template's parent takes its name`, { details: { vm: options.name } });
   const accel = detectAccel(await readHostFacts(), options.accel ?? 'auto');
-  const qemu = await localQemuBuild();
+  const qemu = await localQemuBuild({ cacheFile: join(home.run, 'qemu-build.json') });
   const files = templateFiles(home.templates, options.name);
   const paths = { ...vmPaths(home.templates, options.name), disk: files.disk };
   // the RAM file is written in full by the parent; its disk overlay and state are small
@@ -76,6 +81,9 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null }, actor);
   let launched: LaunchedProcess | undefined;
   let agent: GuestAgentClient | undefined;
+  let vfg: VmforkAgentClient | undefined;
+  // the agent path needs the agent in the image and its port on the parent (and so on every child)
+  const viaAgent = source.image.guestAgent !== null;
   try {
     await mkdir(files.dir, { recursive: true });
     for (const d of sources) await createOverlay(d.path, files.diskFor(d.id), { backingFormat: d.format });
@@ -90,7 +98,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
       ...source.kernel,
       disks: sources.map((d) => ({ id: d.id, path: files.diskFor(d.id), format: 'qcow2' as const })),
       nics: [{ id: 'net0', mac: lease.mac, backend: { kind: 'tap', ifname: lease.tap } }],
-      ...vmChannels(paths),
+      ...vmChannels(paths, { vmforkAgent: viaAgent }),
     });
     await updateTemplate(db, options.name, { spec_json: JSON.stringify(spec) });
     // the parent is a VM record while its QEMU runs, so a crash leaves a process vmfork can find and kill
@@ -104,14 +112,28 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     await transition(db, 'vms', options.name, 'starting', 'running', actor);
     const identity = await readGuestIdentity(agent);
     await transition(db, 'templates', options.name, 'booting', 'preparing', actor);
-    const t1 = performance.now();
-    await prepareTemplateGuest(agent);
-    const prepareMs = performance.now() - t1;
-    agent.close();
-    agent = undefined;
+    let prepareMs: number;
+    let agentFork: AgentForkRecord | undefined;
+    if (viaAgent && spec.vmforkAgentSocket) {
+      agent.close();
+      agent = undefined;
+      const prepared = await prepareThroughAgent(spec.vmforkAgentSocket, newTemplateId(options.name), { timeoutMs: options.agentTimeoutMs ?? 300_000 });
+      vfg = prepared.client;
+      agentFork = prepared.fork;
+      prepareMs = prepared.prepareMs;
+    } else {
+      const t1 = performance.now();
+      await prepareTemplateGuest(agent);
+      prepareMs = performance.now() - t1;
+      agent.close();
+      agent = undefined;
+    }
+    // on the agent path the guest now waits for its configuration: cut before it does anything else
     await transition(db, 'templates', options.name, 'preparing', 'freezing', actor);
     await transition(db, 'vms', options.name, 'running', 'paused', actor);
     const cut = await cutTemplate(paths.qmp, files.state, launched);
+    vfg?.close();
+    vfg = undefined;
     await markProcessExited(db, options.name);
     await retireParent(deps, options.name, network, actor);
     const record: TemplateRecord = {
@@ -130,13 +152,16 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
       prepareMs: Math.round(prepareMs),
       cutMs: Math.round(cut.cutMs),
       frozenAt: new Date().toISOString(),
+      forkPath: agentFork ? 'agent' : 'script',
+      ...(agentFork ? { agent: agentFork } : {}),
     };
     await updateTemplate(db, options.name, { record_json: JSON.stringify(record) });
     await transition(db, 'templates', options.name, 'freezing', 'ready', actor);
-    log.info({ template: options.name, cutMs: record.cutMs, coldBootSeconds: record.coldBootSeconds }, 'template frozen');
+    log.info({ template: options.name, cutMs: record.cutMs, coldBootSeconds: record.coldBootSeconds, forkPath: record.forkPath }, 'template frozen');
     return record;
   } catch (err) {
     agent?.close();
+    vfg?.close();
     const tail = await serialTail(paths.serialLog);
     log.error({ template: options.name, err, serialTail: tail }, 'template creation failed; rolling back');
     if (launched) await terminateProcess(launched.pid, launched.startTime, { graceMs: 1_000 }).catch(() => undefined);

@@ -2,18 +2,38 @@ import { rm } from 'node:fs/promises';
 import { terminateProcess } from '../qemu/index.js';
 import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
-import { currentProcess, deleteTemplateRow, deleteVm, getTemplate, getVm, listLeases, markProcessExited, transition, type TemplateRow } from '../store/index.js';
-import { stopStrayQemu, type VmDeps } from '../vm/index.js';
+import { currentProcess, deleteSetting, deleteTemplateRow, deleteVm, getTemplate, getVm, listLeases, markProcessExited, templateWarmVms, transition, type TemplateRow } from '../store/index.js';
+import { stopStrayQemu, teardownVm, type VmDeps } from '../vm/index.js';
+
+/** The settings key of a template's warm-process target (`vmfork template warm NAME --count K`). */
+export function warmTargetKey(template: string): string {
+  return `warm-target:${template}`;
+}
 
 /**
- * Removes a template and whatever its creation left: the parent's QEMU (pid + start time checked), its tap and
- * lease, its VM record, the template's files, then the template record. The record goes `deleting` first (owned by
- * the actor), so a dismantle cut short is finished by the next vmfork command. Every step is idempotent.
+ * The template's warm processes go with it: each record `destroying`, then torn down (QEMU by pid + start time,
+ * tap, address, overlays). A refill still launching one sees the template `deleting` and removes its own.
+ */
+async function removeWarm(deps: VmDeps, template: string, actor: Actor): Promise<string[]> {
+  const done: string[] = [];
+  for (const vm of await templateWarmVms(deps.db, template)) {
+    if (vm.state !== 'destroying') await transition(deps.db, 'vms', vm.name, vm.state, 'destroying', actor);
+    await teardownVm(deps, vm, { graceMs: 500 });
+    done.push(vm.name);
+  }
+  await deleteSetting(deps.db, warmTargetKey(template));
+  return done.length ? [`warm process(es) ${done.join(', ')} removed`] : [];
+}
+
+/**
+ * Removes a template and whatever its creation left: its warm processes, the parent's QEMU (pid + start time
+ * checked), its tap and lease, its VM record, the template's files, then the template record. The record goes
+ * `deleting` first (owned by the actor), so a dismantle cut short is finished by the next vmfork command. Every step is idempotent.
  * Used by `template rm`, by a failed `template create` rolling itself back, and by heal.
  */
 export async function dismantleTemplate(deps: VmDeps, row: TemplateRow, actor: Actor): Promise<string> {
   if (row.state !== 'deleting') await transition(deps.db, 'templates', row.name, row.state, 'deleting', actor);
-  const done: string[] = [];
+  const done: string[] = await removeWarm(deps, row.name, actor);
   const proc = await currentProcess(deps.db, row.name);
   if (proc) {
     if ((await terminateProcess(proc.pid, proc.start_time, { graceMs: 1_000 })) !== 'not-running') done.push(`parent QEMU ${proc.pid} stopped`);

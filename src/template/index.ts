@@ -3,8 +3,9 @@
  * RAM file, device state and disk then never change and every child forks from them (src/fork/).
  */
 export { createTemplate, DEFAULT_TCG_TB_SIZE_MIB, type CreateTemplateOptions, type SourceDisk } from './create.js';
-export { dismantleTemplate, healTemplate } from './dismantle.js';
+export { type AgentForkRecord } from './agent-prepare.js';
+export { dismantleTemplate, healTemplate, warmTargetKey } from './dismantle.js';
 export { assertFilesIntact, checkFile, sealFile, templateFiles, type FileCheck, type FileRecord, type TemplateFiles } from './files.js';
 export { listTemplates, removeTemplate, showTemplate, templateView, verifyTemplate, type TemplateFileReport } from './manage.js';
 export { PREPARE_SCRIPT, prepareTemplateGuest } from './prepare.js';
-export { readyTemplate, templateDisks, templateFileList, templateRecordOf, type ReadyTemplate, type TemplateRecord } from './record.js';
+export { forkPathOf, readyTemplate, templateDisks, templateFileList, templateRecordOf, type ForkPath, type ReadyTemplate, type TemplateRecord } from './record.js';

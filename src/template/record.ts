@@ -1,7 +1,14 @@
 import { VmforkError } from '../errors.js';
 import { decodeVmSpec, type VmSpec } from '../spec/index.js';
 import type { TemplateRow } from '../store/index.js';
+import type { AgentForkRecord } from './agent-prepare.js';
 import type { FileRecord } from './files.js';
+
+/**
+ * How a template's children get their identity: `agent` — vmfork-guest's pending FORK_ME request returns with the
+ * child's CONFIG, applied in-process; `script` — the identity script through qemu-ga (images without the agent).
+ */
+export type ForkPath = 'agent' | 'script';
 
 /** Everything a child depends on, written once when the template is frozen. */
 export interface TemplateRecord {
@@ -26,6 +33,15 @@ export interface TemplateRecord {
   prepareMs: number;
   cutMs: number;
   frozenAt: string;
+  /** Absent in records written before the agent path: those are `script`. */
+  forkPath?: ForkPath;
+  /** The agent path's template id and FORK_ME nonce, repeated by every child's CONFIG. */
+  agent?: AgentForkRecord;
+}
+
+/** The path a template's children take (records from before the agent path took the script path). */
+export function forkPathOf(record: Pick<TemplateRecord, 'forkPath' | 'agent'>): ForkPath {
+  return record.forkPath === 'agent' && record.agent ? 'agent' : 'script';
 }
 
 export interface ReadyTemplate {

@@ -1,49 +1,76 @@
 /**
- * The identity pipeline in a REAL forked child (forked from the shared template of the fixture ladder; its NIC is a
- * tap on the default network — identities with other addresses need no traffic, only the guest's own view).
- * Every field is read back twice: from the pipeline's own report, and independently afterwards with separate
- * guest commands, the agent's guest-get-host-name and QEMU's view of the NIC (query-rx-filter).
+ * The identity pipeline in REAL forked children, on both paths with the same checks: a child of the shared agent-path
+ * template gets every identity through vmfork-guest (CONFIG, applied in-process; the service kicks judged), a child
+ * of the script-path template (image without the agent) through the identity script and qemu-ga. Their NICs are taps
+ * on the default network — identities with other addresses need no traffic, only the guest's own view. Every field
+ * is read back twice: from the pipeline's own report, and independently afterwards with separate guest commands,
+ * qemu-ga's guest-get-host-name and QEMU's view of the NIC (query-rx-filter).
  */
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
+import { VmforkAgentClient } from '../../src/agent/index.js';
 import { applyIdentity } from '../../src/identity/apply-identity.js';
+import { applyIdentityThroughAgent } from '../../src/identity/agent-path.js';
 import { eui64LinkLocal } from '../../src/identity/ipv6.js';
 import type { ChildIdentity, IdentityReport } from '../../src/identity/types.js';
 import { newMachineId } from '../../src/identity/validate.js';
 import { randomLocalMac } from '../../src/network/index.js';
 import { QmpClient, type GuestAgentClient } from '../../src/qemu/index.js';
+import type { TemplateRecord } from '../../src/template/index.js';
 import { connectAgent, readGuestIdentity, vmPaths } from '../../src/vm/index.js';
-import { forkTracked, qemuProcessesMatching, releaseSharedRung, sharedRung, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
+import { forkTracked, qemuProcessesMatching, releaseSharedRung, sharedRung, sharedScriptRung, vmTest, VmTracker, type SharedRung, type TestHome } from '../fixtures/ladder.js';
 
-const VM = 'ident-1';
+type Path = 'agent' | 'script';
+const VM: Record<Path, string> = { agent: 'ident-agent', script: 'ident-script' };
 let th: TestHome;
 let tracker: VmTracker;
-let connected: GuestAgentClient | undefined;
-let bootId = '';
+const children = new Map<Path, { qga: GuestAgentClient; apply: (id: ChildIdentity) => Promise<IdentityReport>; close(): void; bootId: string }>();
 
-// One child for every identity: applying identity after identity to the same running guest is exactly what must
-// work without a reboot.
+/** A child of the path's template, sshd up (started by the fork's kick), and how to give it an identity. */
+async function childOn(path: Path, rung: SharedRung): Promise<void> {
+  const name = VM[path];
+  const batch = await forkTracked(th, tracker, { template: rung.template, count: 1, namePattern: name });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
+  assert.equal(batch.children[0]?.forkPath, path);
+  const qga = await connectAgent(th, name);
+  // the fork queued sshd's start without waiting: the first identity should find it running, as on any later call
+  const up = await qga.sh('for i in $(seq 1 150); do systemctl -q is-active ssh.service && exit 0; sleep 0.2; done; exit 1', { timeoutMs: 60_000 });
+  assert.equal(up.exitCode, 0, 'sshd runs in the fresh child');
+  if (path === 'script') {
+    children.set(path, { qga, apply: (id) => applyIdentity(qga, id, { log: th.log }), close: () => qga.close(), bootId: rung.record.bootId });
+    return;
+  }
+  const fork = (rung.record as TemplateRecord).agent;
+  assert.ok(fork, 'the template was cut on the agent path');
+  const vfg = await VmforkAgentClient.waitReady(vmPaths(th.home.vms, name).guest, { timeoutMs: 30_000 });
+  const ticket = { templateId: fork.templateId, nonce: Buffer.from(fork.nonce, 'hex') };
+  // the REPORT is judged, then the kicks (journald restart, sshd start) as the script judges its unit jobs
+  const apply = async (id: ChildIdentity): Promise<IdentityReport> => (await applyIdentityThroughAgent(vfg, id, ticket, { log: th.log })).kicks();
+  children.set(path, { qga, apply, close: () => (vfg.close(), qga.close()), bootId: rung.record.bootId });
+}
+
+// One child per path for every identity: applying identity after identity to the same running guest is exactly
+// what must work without a reboot.
 before(async () => {
   const rung = await sharedRung();
   th = rung.th;
   tracker = new VmTracker(th);
-  const batch = await forkTracked(th, tracker, { template: rung.template, count: 1, namePattern: VM });
-  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
-  bootId = rung.record.bootId;
-  connected = await connectAgent(th, VM);
+  await childOn('agent', rung);
+  await childOn('script', await sharedScriptRung());
 });
 
 after(async () => {
-  connected?.close();
+  for (const c of children.values()) c.close();
   await tracker.teardown();
-  assert.deepEqual(await qemuProcessesMatching(vmPaths(th.home.vms, VM).dir), [], 'no QEMU process left behind');
+  for (const name of Object.values(VM)) assert.deepEqual(await qemuProcessesMatching(vmPaths(th.home.vms, name).dir), [], 'no QEMU process left behind');
   assert.deepEqual(await releaseSharedRung(), [], 'the shared rung left nothing behind');
 });
 
-function guest(): GuestAgentClient {
-  assert.ok(connected, 'the guest booted');
-  return connected;
+function child(path: Path): NonNullable<ReturnType<typeof children.get>> {
+  const c = children.get(path);
+  assert.ok(c, `the ${path}-path child was forked`);
+  return c;
 }
 
 /** What the guest says, read with one separate exec (not through the pipeline's output). */
@@ -150,71 +177,73 @@ async function assertGuestIs(agent: GuestAgentClient, name: string, id: ChildIde
   return rb;
 }
 
-vmTest('identity A, A again (idempotent), B, one without IPv4, one failing — no reboot throughout', () => tracker, async (t) => {
-  const agent = guest();
-  const name = VM;
-  // a stale clock, as a child resumed from an old template has
-  const stale = await agent.sh('date -s "-300 seconds" > /dev/null');
-  assert.equal(stale.exitCode, 0, stale.stderr.toString());
+for (const path of ['agent', 'script'] as const) {
+  vmTest(`${path} path: identity A, A again (idempotent), B, one without IPv4, one failing — no reboot throughout`, () => tracker, async (t) => {
+    const { qga: agent, apply, bootId } = child(path);
+    const name = VM[path];
+    // a stale clock, as a child resumed from an old template has
+    const stale = await agent.sh('date -s "-300 seconds" > /dev/null');
+    assert.equal(stale.exitCode, 0, stale.stderr.toString());
 
-  const A: ChildIdentity = { hostname: 'child-a', mac: randomLocalMac(), machineId: newMachineId(), ipv4: { address: '10.0.2.15', prefix: 24, gateway: '10.0.2.2' } };
-  const a1 = await applyIdentity(agent, A, { log: th.log });
-  diag(t, 'A (first apply)', a1);
-  assertAllOk(a1, 'A');
-  assert.equal(a1.steps.map((s) => s.step).join(','), 'clock,rng,machine-id,hostname,mac,ipv6-link-local,ipv4,neighbours-leases,ssh-host-keys,random-seed');
-  // stepped forward by ~300 s (the fork already set the child's clock right)
-  const stepped = Number(/stepped by (-?\d+) ms/.exec(a1.steps[0]?.detail ?? '')?.[1]);
-  assert.ok(Math.abs(stepped - 300_000) < 2_000, `the 300 s stale clock was stepped forward: ${a1.steps[0]?.detail}`);
-  assert.match(a1.steps.find((s) => s.step === 'ssh-host-keys')?.detail ?? '', /^generated; sshd reloaded/);
-  assert.match(a1.steps.find((s) => s.step === 'rng')?.detail ?? '', /64 bytes of host entropy; CRNG reseeded now/);
-  const rbA = await assertGuestIs(agent, name, A, a1);
-  assert.equal(a1.guest.bootId, bootId, 'no reboot');
+    const A: ChildIdentity = { hostname: 'child-a', mac: randomLocalMac(), machineId: newMachineId(), ipv4: { address: '10.0.2.15', prefix: 24, gateway: '10.0.2.2' } };
+    const a1 = await apply(A);
+    diag(t, 'A (first apply)', a1);
+    assertAllOk(a1, 'A');
+    assert.equal(a1.steps.map((s) => s.step).join(','), 'clock,rng,machine-id,hostname,mac,ipv6-link-local,ipv4,neighbours-leases,ssh-host-keys,random-seed');
+    // stepped forward by ~300 s (the fork already set the child's clock right)
+    const stepped = Number(/stepped by (-?\d+) ms/.exec(a1.steps[0]?.detail ?? '')?.[1]);
+    assert.ok(Math.abs(stepped - 300_000) < 2_000, `the 300 s stale clock was stepped forward: ${a1.steps[0]?.detail}`);
+    assert.match(a1.steps.find((s) => s.step === 'ssh-host-keys')?.detail ?? '', /^generated; sshd reloaded/);
+    assert.match(a1.steps.find((s) => s.step === 'rng')?.detail ?? '', /64 bytes of host entropy; CRNG reseeded now/);
+    const rbA = await assertGuestIs(agent, name, A, a1);
+    assert.equal(a1.guest.bootId, bootId, 'no reboot');
 
-  const a2 = await applyIdentity(agent, A);
-  diag(t, 'A (again)', a2);
-  assertAllOk(a2, 'A again');
-  assert.deepEqual(a2.sshHostKeyFingerprints, a1.sshHostKeyFingerprints, 'same identity: same host keys');
-  assert.match(a2.steps.find((s) => s.step === 'ssh-host-keys')?.detail ?? '', /^kept/);
-  assert.match(a2.steps.find((s) => s.step === 'machine-id')?.detail ?? '', /journald unchanged/);
-  assert.deepEqual({ ...a2.guest, clockOffsetMs: 0 }, { ...a1.guest, clockOffsetMs: 0 });
-  await assertGuestIs(agent, name, A, a2);
+    const a2 = await apply(A);
+    diag(t, 'A (again)', a2);
+    assertAllOk(a2, 'A again');
+    assert.deepEqual(a2.sshHostKeyFingerprints, a1.sshHostKeyFingerprints, 'same identity: same host keys');
+    assert.match(a2.steps.find((s) => s.step === 'ssh-host-keys')?.detail ?? '', /^kept/);
+    assert.match(a2.steps.find((s) => s.step === 'machine-id')?.detail ?? '', /journald unchanged/);
+    assert.deepEqual({ ...a2.guest, clockOffsetMs: 0 }, { ...a1.guest, clockOffsetMs: 0 });
+    await assertGuestIs(agent, name, A, a2);
 
-  const B: ChildIdentity = {
-    hostname: 'child-b.pool.example',
-    mac: randomLocalMac(),
-    machineId: newMachineId(),
-    ipv4: { address: '10.0.2.16', prefix: 24, gateway: '10.0.2.2' },
-  };
-  const b = await applyIdentity(agent, B);
-  diag(t, 'B', b);
-  assertAllOk(b, 'B');
-  const rbB = await assertGuestIs(agent, name, B, b);
-  for (const k of ['hostname', 'machineId', 'mac', 'ipv6LinkLocal'] as const) assert.notEqual(b.guest[k], a1.guest[k], k);
-  assert.notDeepEqual(b.guest.ipv4, a1.guest.ipv4);
-  for (const fp of b.sshHostKeyFingerprints) assert.ok(!a1.sshHostKeyFingerprints.includes(fp), 'every host key replaced');
-  assert.notEqual(rbB.served, rbA.served);
+    const B: ChildIdentity = {
+      hostname: 'child-b.pool.example',
+      mac: randomLocalMac(),
+      machineId: newMachineId(),
+      ipv4: { address: '10.0.2.16', prefix: 24, gateway: '10.0.2.2' },
+    };
+    const b = await apply(B);
+    diag(t, 'B', b);
+    assertAllOk(b, 'B');
+    const rbB = await assertGuestIs(agent, name, B, b);
+    for (const k of ['hostname', 'machineId', 'mac', 'ipv6LinkLocal'] as const) assert.notEqual(b.guest[k], a1.guest[k], k);
+    assert.notDeepEqual(b.guest.ipv4, a1.guest.ipv4);
+    for (const fp of b.sshHostKeyFingerprints) assert.ok(!a1.sshHostKeyFingerprints.includes(fp), 'every host key replaced');
+    assert.notEqual(rbB.served, rbA.served);
 
-  const C: ChildIdentity = { hostname: 'child-c', mac: randomLocalMac(), machineId: newMachineId(), interface: 'eth0' };
-  const c = await applyIdentity(agent, C);
-  diag(t, 'C (no ipv4)', c);
-  assertAllOk(c, 'C');
-  assert.equal(c.guest.ipv4, undefined);
-  await assertGuestIs(agent, name, C, c);
+    const C: ChildIdentity = { hostname: 'child-c', mac: randomLocalMac(), machineId: newMachineId(), interface: 'eth0' };
+    const c = await apply(C);
+    diag(t, 'C (no ipv4)', c);
+    assertAllOk(c, 'C');
+    assert.equal(c.guest.ipv4, undefined);
+    await assertGuestIs(agent, name, C, c);
 
-  // a step that fails is named with the guest's own error, and the steps after it still run
-  const X: ChildIdentity = { hostname: 'child-x', mac: randomLocalMac(), machineId: newMachineId(), interface: 'eth9' };
-  await assert.rejects(applyIdentity(agent, X), (err: unknown) => {
-    const e = err as { code: string; message: string; details: { failedSteps: string[]; report: IdentityReport } };
-    assert.equal(e.code, 'VMFORK_IDENTITY_FAILED');
-    assert.deepEqual(e.details.failedSteps, ['mac', 'ipv6-link-local', 'ipv4', 'neighbours-leases']);
-    assert.match(e.message, /mac: exited \d+: .*eth9/);
-    const ok = e.details.report.steps.filter((s) => s.ok).map((s) => s.step);
-    assert.deepEqual(ok, ['clock', 'rng', 'machine-id', 'hostname', 'ssh-host-keys', 'random-seed']);
-    return true;
+    // a step that fails is named with the guest's own error, and the steps after it still run
+    const X: ChildIdentity = { hostname: 'child-x', mac: randomLocalMac(), machineId: newMachineId(), interface: 'eth9' };
+    await assert.rejects(apply(X), (err: unknown) => {
+      const e = err as { code: string; message: string; details: { failedSteps: string[]; report: IdentityReport } };
+      assert.equal(e.code, 'VMFORK_IDENTITY_FAILED');
+      assert.deepEqual(e.details.failedSteps, ['mac', 'ipv6-link-local', 'ipv4', 'neighbours-leases']);
+      assert.match(e.message, /mac: exited \d+: .*eth9/);
+      const ok = e.details.report.steps.filter((s) => s.ok).map((s) => s.step);
+      assert.deepEqual(ok, ['clock', 'rng', 'machine-id', 'hostname', 'ssh-host-keys', 'random-seed']);
+      return true;
+    });
+
+    const now = await readGuestIdentity(agent);
+    for (const r of [a1, a2, b, c]) assert.equal(r.guest.bootId, bootId);
+    assert.equal(now.bootId, bootId, 'boot_id unchanged throughout: identity never rebooted the guest');
+    assert.ok(now.uptimeSeconds > 0);
   });
-
-  const now = await readGuestIdentity(agent);
-  for (const r of [a1, a2, b, c]) assert.equal(r.guest.bootId, bootId);
-  assert.equal(now.bootId, bootId, 'boot_id unchanged throughout: identity never rebooted the guest');
-  assert.ok(now.uptimeSeconds > 0);
-});
+}

@@ -7,7 +7,7 @@ import { readManifest } from '../../src/image/manifest.js';
 import { GUEST_PACKAGES } from '../../src/image/recipe.js';
 import { convert } from '../../src/qemu/qemu-img.js';
 import { run } from '../../src/util/exec.js';
-import { createTestHome } from '../fixtures/ladder.js';
+import { createTestHome, TEST_HOOKS } from '../fixtures/ladder.js';
 
 /**
  * The real build: debootstrap from the host's mirror into the shared VMFORK_IMAGE_CACHE (minutes the first time,
@@ -18,7 +18,8 @@ test('vmfork image build: required packages, vmgenid kernel, clean template, cac
   const th = await createTestHome('image-build');
   const scratch = mkdtempSync(join(tmpdir(), 'vmfork-itest-raw-'));
   try {
-    const first = JSON.parse((await th.cli(['image', 'build', '--name', 'itest', '--json'], { timeoutMs: 30 * 60_000 })).stdout) as BuildOutput;
+    // the test image's recipe (agent + test hooks): CI builds each recipe once, and this one is everyone's
+    const first = JSON.parse((await th.cli(['image', 'build', '--name', 'itest', '--hooks', TEST_HOOKS, '--json'], { timeoutMs: 30 * 60_000 })).stdout) as BuildOutput;
     t.diagnostic(`first build: cached=${first.cached} in ${first.seconds} s (cache ${th.home.images})`);
     assert.equal(first.image.name, 'itest');
     assert.ok(first.image.disk_path.startsWith(`${th.home.images}/`), 'files live in the (shared) image dir');
@@ -48,7 +49,7 @@ test('vmfork image build: required packages, vmgenid kernel, clean template, cac
     assert.match(await debugfs('cat /etc/hostname'), /vmfork-template/);
     assert.match(await debugfs('cat /etc/fstab'), /^\/dev\/vda\s+\/\s+ext4/m);
 
-    const second = JSON.parse((await th.cli(['image', 'build', '--name', 'itest-again', '--json'])).stdout) as BuildOutput;
+    const second = JSON.parse((await th.cli(['image', 'build', '--name', 'itest-again', '--hooks', TEST_HOOKS, '--json'])).stdout) as BuildOutput;
     t.diagnostic(`second build: cached=${second.cached} in ${second.seconds} s`);
     assert.equal(second.cached, true);
     assert.equal(second.image.disk_path, first.image.disk_path, 'both names share one copy of the files');

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { forkChildren } from '../../fork/index.js';
 import { action } from '../action.js';
+import { runDetached } from '../background.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 
@@ -13,9 +14,10 @@ export function registerForkCommands(program: Command): void {
     .option('--name <pattern>', 'child names; {n} becomes a number continuing after existing children (default <template>-{n})')
     .option('--network <name>', 'network the children join (default: the default network, created on first use)')
     .option('--concurrency <n>', 'children forked at once (default: number of CPUs)')
+    .option('--wait-kicks', 'agent path: also wait for the service kicks after ready (journald restart, sshd start queued) and check them')
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, template: string, opts: { count: string; name?: string; network?: string; concurrency?: string; json?: boolean }) => {
+      action(async (ctx, template: string, opts: { count: string; name?: string; network?: string; concurrency?: string; waitKicks?: boolean; json?: boolean }) => {
         const deps = await ctx.deps();
         const count = positiveInt(opts.count, '--count');
         const bar = !opts.json && process.stderr.isTTY ? new SingleBar({ format: 'forking [{bar}] {value}/{total} {last}', stream: process.stderr }, Presets.shades_classic) : undefined;
@@ -26,8 +28,12 @@ export function registerForkCommands(program: Command): void {
           ...(opts.name ? { namePattern: opts.name } : {}),
           ...(opts.network ? { network: opts.network } : {}),
           ...(opts.concurrency ? { concurrency: positiveInt(opts.concurrency, '--concurrency') } : {}),
+          // a child is handed out at ready: journald's restart and sshd's start finish in the guest meanwhile
+          awaitKicks: Boolean(opts.waitKicks),
           onChild: (c) => bar?.increment({ last: c.name }),
         }).finally(() => bar?.stop());
+        // the warm processes taken are replaced by a detached `vmfork template warm`: this command does not wait
+        if (result.warmTaken > 0) runDetached(ctx.home.root, ['template', 'warm', template]);
         if (opts.json) {
           printJson(result);
         } else {
@@ -37,10 +43,12 @@ export function registerForkCommands(program: Command): void {
               ip: c.ip,
               mac: c.mac,
               machineId: c.identity.machineId,
+              path: c.forkPath,
+              warm: c.fromWarm ? 'yes' : 'no',
               runningMs: c.timings.runningMs,
               readyMs: c.timings.readyMs,
             })),
-            ['name', 'ip', 'mac', 'machineId', 'runningMs', 'readyMs'],
+            ['name', 'ip', 'mac', 'machineId', 'path', 'warm', 'runningMs', 'readyMs'],
           );
           process.stdout.write(`${result.children.length} forked in ${(result.wallMs / 1000).toFixed(2)} s on network ${result.network}\n`);
           for (const f of result.failed) process.stderr.write(`error ${f.error.code}: ${f.error.message}\n`);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { parseAccelChoice } from '../../host/index.js';
+import { warmTemplate } from '../../fork/index.js';
 import { createTemplate, listTemplates, removeTemplate, showTemplate, verifyTemplate } from '../../template/index.js';
 import { formatBytes } from '../../util/index.js';
 import { action } from '../action.js';
@@ -12,7 +13,7 @@ export function registerTemplateCommands(program: Command): void {
 
   tpl
     .command('create <name>')
-    .description('boot a parent from a linked clone of the image with file-backed shared RAM, prepare it, and freeze it')
+    .description('boot a parent from a linked clone of the image with file-backed shared RAM, prepare it, and freeze it (on vmfork-guest\'s request when the image carries it)')
     .requiredOption('--image <name>', 'image to boot (see: vmfork image list)')
     .option('--memory <size>', 'guest RAM, e.g. 512M', '512M')
     .option('--cpus <n>', 'virtual CPUs', '1')
@@ -31,9 +32,10 @@ export function registerTemplateCommands(program: Command): void {
           network: opts.network,
           accel: parseAccelChoice(opts.accel),
         });
-        if (opts.json) return printJson({ name, state: 'ready', ...record });
+        const { agent: _agent, ...shown } = record;
+        if (opts.json) return printJson({ name, state: 'ready', ...shown });
         process.stdout.write(
-          `template ${name}: ready (cold boot ${record.coldBootSeconds.toFixed(1)} s, cut ${record.cutMs} ms, ${record.accel})\n` +
+          `template ${name}: ready (cold boot ${record.coldBootSeconds.toFixed(1)} s, cut ${record.cutMs} ms, ${record.accel}; ${record.forkPath} path)\n` +
             `  RAM   ${record.files.ram.path} (${formatBytes(record.files.ram.size)})\n` +
             `  state ${record.files.state.path} (${formatBytes(record.files.state.size)})\n` +
             `  disk  ${record.files.disk.path}\n  boot_id ${record.bootId}\n`,
@@ -49,7 +51,7 @@ export function registerTemplateCommands(program: Command): void {
       action(async (ctx, opts: { json?: boolean }) => {
         const rows = await listTemplates(await ctx.deps());
         if (opts.json) return printJson(rows.map(({ record: _record, ...rest }) => rest));
-        printTable(rows, ['name', 'state', 'image', 'children', 'memoryMiB', 'accel', 'coldBootSeconds']);
+        printTable(rows, ['name', 'state', 'image', 'forkPath', 'children', 'warm', 'memoryMiB', 'accel', 'coldBootSeconds']);
       }),
     );
 
@@ -62,6 +64,25 @@ export function registerTemplateCommands(program: Command): void {
         const view = await showTemplate(await ctx.deps(), name);
         if (opts.json) return printJson(view);
         process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+      }),
+    );
+
+  tpl
+    .command('warm <name>')
+    .description('keep K QEMU processes waiting at -incoming defer for the template (MAC, vmgenid, uuid, address, tap, overlays assigned): a fork takes one and only loads the state and continues; forks refill in the background')
+    .option('--count <k>', 'how many to keep (0 removes them); without it: refill to the recorded number')
+    .option('--network <name>', 'network the warm processes hold addresses on (a fork takes those of its own network)', 'default')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { count?: string; network: string; json?: boolean }) => {
+        const count = opts.count === undefined ? undefined : Number(opts.count);
+        const result = await warmTemplate(await ctx.deps(), name, { ...(count !== undefined ? { count } : {}), network: opts.network });
+        if (opts.json) printJson(result);
+        else {
+          process.stdout.write(`template ${name}: ${result.warm.length} of ${result.target} warm (${result.launched.length} launched, ${result.removed.length} removed)\n`);
+          for (const f of result.failed) process.stderr.write(`error ${f.error.code}: ${f.name}: ${f.error.message}\n`);
+        }
+        return result.failed.length ? 1 : 0;
       }),
     );
 
@@ -82,7 +103,7 @@ export function registerTemplateCommands(program: Command): void {
 
   tpl
     .command('rm <name>')
-    .description('remove a template and its files (refused while children use it)')
+    .description('remove a template, its warm processes and its files (refused while children use it)')
     .option('--force', 'also remove a template whose creation was interrupted (kills its parent QEMU)')
     .option('--json', 'print JSON')
     .action(
