@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 export VMFORK_IMAGE_CACHE=${VMFORK_IMAGE_CACHE:-/var/cache/vmfork/images}
 echo "==> build" >&2
 npx tsc -p tsconfig.json >&2
+node scripts/bundle-cli.mjs >&2
 exec node --enable-source-maps dist/bench/main.js "$@"

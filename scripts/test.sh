@@ -10,6 +10,7 @@ echo "==> architecture (folder cycles, imports only through index.ts)"
 npm run --silent depcheck
 echo "==> typecheck + build"
 npx tsc -p tsconfig.json
+node scripts/bundle-cli.mjs
 echo "==> unit tests"
 bash scripts/run-tests.sh unit
 # Built images are shared between test homes through the image cache (cached by recipe hash).
@@ -21,8 +22,11 @@ if [[ -z "${VMFORK_TEST_HOME_ROOT:-}" ]]; then
   trap 'node dist/test/fixtures/teardown-shared.js || true; rm -rf "$VMFORK_TEST_HOME_ROOT"' EXIT
 fi
 export VMFORK_TEST_HOME_ROOT
-echo "==> guest image (cache: $VMFORK_IMAGE_CACHE)"
-node dist/src/cli/main.js --home "$VMFORK_TEST_HOME_ROOT/image-home" image build --name default
+# Two recipes, each built once (~100 s cold): the test image (vmfork-guest + test/fixtures/hooks) every test home
+# registers, and the same without the agent for the script path. Nothing else may add a recipe (CI time).
+echo "==> guest images (cache: $VMFORK_IMAGE_CACHE)"
+node dist/src/cli/main.js --home "$VMFORK_TEST_HOME_ROOT/image-home" image build --name default --hooks test/fixtures/hooks
+node dist/src/cli/main.js --home "$VMFORK_TEST_HOME_ROOT/image-home" image build --name noagent --no-guest-agent
 echo "==> integration tests"
 bash scripts/run-tests.sh integration
 echo "==> teardown of the shared test data dir"

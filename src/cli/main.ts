@@ -3,8 +3,11 @@ import { Command, CommanderError } from 'commander';
 import { registerCommands } from './commands/index.js';
 import { reportError } from './output.js';
 
-/** Builds the whole CLI; kept apart from `main` so tests can drive it without spawning a process. */
-export function buildProgram(): Command {
+/**
+ * Builds the CLI; kept apart from `main` so tests can drive it without spawning a process. With `argv`, only the
+ * command group it names is loaded (see commands/index.ts); without, all of them.
+ */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command();
   program
     .name('vmfork')
@@ -13,12 +16,12 @@ export function buildProgram(): Command {
     .option('--home <dir>', 'data dir for all state (env VMFORK_HOME; default /var/lib/vmfork as root, else ~/.local/share/vmfork)')
     .showHelpAfterError()
     .exitOverride();
-  registerCommands(program);
+  await registerCommands(program, argv);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

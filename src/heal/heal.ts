@@ -2,7 +2,6 @@ import { toVmforkError } from '../errors.js';
 import { actorFor, ownerAlive } from '../host/index.js';
 import { healImage } from '../image/index.js';
 import { healNetwork } from '../network/index.js';
-import { healReplica } from '../provision/index.js';
 import type { OwnerOp } from '../state/index.js';
 import { getImage, getNetwork, getReplica, getTemplate, getVm, takeOver, transitionalRows, type StatefulTable, type TransitionalRow } from '../store/index.js';
 import { healTemplate } from '../template/index.js';
@@ -81,7 +80,10 @@ async function healRow(deps: VmDeps, table: HealedTable, name: string, actor: Aw
     }
     case 'replicas': {
       const replica = await getReplica(deps.db, name);
-      return replica ? healReplica(deps, replica, actor) : gone;
+      if (!replica) return gone;
+      // loaded only when a replica needs healing: the provisioning room costs every command ~0.1 s to load
+      const { healReplica } = await import('../provision/index.js');
+      return healReplica(deps, replica, actor);
     }
     case 'images': {
       const image = await getImage(deps.db, name);

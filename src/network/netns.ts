@@ -172,7 +172,8 @@ export async function ensureNamespace(spec: HostNetworkSpec): Promise<{ created:
       await ip(['-n', netns, 'link', 'set', bridge, 'up']);
       repaired.push('bridge up');
     }
-    const problems = healthProblems(await inspectNamespace(netns, bridge), spec);
+    // nothing changed: the first inspection is the state (a fork checks its network on every call; ~5 `ip` each)
+    const problems = healthProblems(created || repaired.length ? await inspectNamespace(netns, bridge) : before, spec);
     if (problems.length) throw new VmforkError('VMFORK_NETWORK_FAILED', `namespace ${netns} is not healthy after setup: ${problems.join('; ')}`, { details: { netns, problems } });
     return { created, repaired: created ? [] : repaired };
   } catch (err) {
