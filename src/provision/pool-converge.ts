@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { forkChildren, forkRegistered, type ForkedChild } from '../fork/index.js';
 import { actorFor } from '../host/index.js';
-import { getPool, poolVms, requirePool, transition, updatePool, type PoolRow, type VmRow } from '../store/index.js';
+import { deletePoolRow, getPool, poolVms, requirePool, transition, updatePool, type PoolRow, type VmRow } from '../store/index.js';
 import { destroyVm, type VmDeps } from '../vm/index.js';
 import { poolCustomizer } from './phase2.js';
 import { parsePoolSpec, poolChildNames, type PoolSpec } from './pool-spec.js';
@@ -84,6 +84,13 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
     return out;
   } catch (err) {
     const now = await getPool(deps.db, name);
+    // a create that failed before any child exists leaves nothing behind: the name is free to try again, and the
+    // task keeps the error (a replica or template it made stays: both are shared, reusable caches)
+    if (ctx.kind === 'pool-create' && now && (await poolVms(deps.db, name)).length === 0) {
+      await deletePoolRow(deps.db, name);
+      await ctx.event('pool', `pool ${name} not created: ${(err as Error).message.split('\n')[0] ?? ''}`);
+      throw err;
+    }
     if (now?.state === 'provisioning') await transition(deps.db, 'pools', name, 'provisioning', 'failed', actor, { last_error: (err as Error).message.split('\n')[0] ?? null });
     throw err;
   }

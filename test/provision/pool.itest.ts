@@ -264,6 +264,42 @@ vmTest('a second pool with the same phase-1 spec reuses the replica: no phase 1,
   await assert.rejects(removeReplica(th, replicas[0]?.id ?? ''), { code: 'VMFORK_REPLICA_IN_USE' }, 'a replica in use is protected');
 });
 
+vmTest('a failed create leaves nothing: a taken name is 409; a common script that fails or times out, or a failing per-child hook, rolls the pool back', () => tracker, async () => {
+  const taken = await api<{ error: { code: string } }>('POST', '/v1/pools', spec('desk'));
+  assert.equal(taken.status, 409);
+  assert.equal(taken.body.error.code, 'VMFORK_POOL_EXISTS');
+  const replicasBefore = (await api<{ id: string }[]>('GET', '/v1/replicas')).body.map((r) => r.id);
+  const vmsBefore = (JSON.parse((await th.cli(['vm', 'list', '--json'])).stdout) as { name: string }[]).map((v) => v.name).sort();
+  const cases: [string, Record<string, unknown>][] = [
+    // other common scripts: another phase-1 digest, so a new replica is started and must be rolled back
+    ['badcommon', { customize: { common: [{ path: '/usr/local/lib/vmfork/common/90-fail.sh', timeoutSeconds: 60 }] } }],
+    ['slowcommon', { customize: { common: [{ path: '/usr/local/lib/vmfork/common/91-hang.sh', timeoutSeconds: 3 }] } }],
+    // the desk replica is reused; the child's phase 2 fails, the child is rolled back and nothing else is tried
+    ['badhook', { stopOnError: true, size: { max: 2 }, customize: { ...(spec('x').customize as object), perChild: [{ path: '/usr/local/lib/vmfork/per-child/no-such-hook.sh', timeoutSeconds: 30 }] } }],
+  ];
+  for (const [name, extra] of cases) {
+    const accepted = await api<{ taskId: string }>('POST', '/v1/pools', spec(name, extra));
+    assert.equal(accepted.status, 202);
+    const task = await waitTask(accepted.body.taskId);
+    assert.equal(task.state, 'failed', `${name}: ${JSON.stringify(task)}`);
+    assert.match(JSON.stringify(task.lastError), /VMFORK_CUSTOMIZE_FAILED/, `${name}: ${JSON.stringify(task.lastError)}`);
+    const why = { badcommon: /90-fail\.sh exited 3[^]*licence server unreachable/, slowcommon: /91-hang\.sh did not finish within 3 s/, badhook: /no-such-hook\.sh/ }[name];
+    assert.match(task.lastError?.message ?? '', why ?? /./, `${name}: the error names the script (and its stderr tail)`);
+    assert.equal((await api('GET', `/v1/pools/${name}`)).status, 404, `${name}: no pool left`);
+  }
+  assert.deepEqual((await api<{ id: string }[]>('GET', '/v1/replicas')).body.map((r) => r.id), replicasBefore, 'the failed replica was rolled back; the shared one kept');
+  const vmsAfter = (JSON.parse((await th.cli(['vm', 'list', '--json'])).stdout) as { name: string }[]).map((v) => v.name).sort();
+  assert.deepEqual(vmsAfter, vmsBefore, 'no child, internal clone or template of the failed pools is left');
+  const leases = (await listLeases(th.db)).map((l) => l.vm_name);
+  assert.ok(!leases.some((n) => n.startsWith('bad')), `no lease left: ${leases.join(', ')}`);
+  // the name is free again: the same create with a working hook succeeds
+  const retry = await api<{ taskId: string }>('POST', '/v1/pools', spec('badhook', { size: { max: 1 } }));
+  tracker.track('badhook-01');
+  assert.equal((await waitTask(retry.body.taskId)).state, 'succeeded');
+  const removed = await api<{ taskId: string }>('DELETE', '/v1/pools/badhook');
+  assert.equal((await waitTask(removed.body.taskId)).state, 'succeeded');
+});
+
 vmTest('an on-demand pool registers its children powered off, forks one on power-on and keeps its spares', () => tracker, async () => {
   const accepted = await api<{ taskId: string }>('POST', '/v1/pools', spec('od', { provisioning: 'on-demand', size: { max: 3, min: 1, spares: 1 } }));
   assert.equal(accepted.status, 202);
