@@ -3,12 +3,15 @@ import { parseMemoryMiB } from '../src/util/index.js';
 import type { ForkBenchOptions } from './fork-result.js';
 
 export const USAGE = `usage: npm run bench -- fork [options]
-  --children N     children forked one at a time for the latency figures (default 10, at least 1)
+  --children N     children forked one at a time per path, from cold processes and again from warm ones (default 10)
   --cold-runs N    cold boots for the baseline (default 3, at least 1)
-  --memory SIZE    guest RAM of the baseline VMs and the template (default 512M)
-  --parallel A,B   sizes of the parallel rounds (default 10,20; the last one gives the memory figures)
-  --idle-wait S    seconds the last round idles before its memory is read (default 5)
-  --tb-size MIB    TCG translation cache of the template, inherited by children (default: the engine's)
+  --memory SIZE    guest RAM of the baseline VMs and the templates (default 512M)
+  --parallel N     children forked together per path (default 10)
+  --idle N         idle children per path whose memory is read (default 20)
+  --idle-wait S    seconds they idle before their memory is read (default 10)
+  --cli-runs N     \`vmfork fork --count 1\` calls, with and without a warm process each (default 3)
+  --ksm            also read the idle agent-path children after KSM merged pages (turned on host-wide, then restored)
+  --tb-size MIB    TCG translation cache of the templates, inherited by children (default: the engine's)
   --out DIR        where fork-<date>.json and .md are written (default bench/results)`;
 
 export class UsageError extends Error {}
@@ -31,7 +34,10 @@ export function parseForkArgs(argv: readonly string[], defaultOutDir: string): F
         'cold-runs': { type: 'string' },
         memory: { type: 'string' },
         parallel: { type: 'string' },
+        idle: { type: 'string' },
         'idle-wait': { type: 'string' },
+        'cli-runs': { type: 'string' },
+        ksm: { type: 'boolean' },
         'tb-size': { type: 'string' },
         out: { type: 'string' },
       },
@@ -47,15 +53,17 @@ export function parseForkArgs(argv: readonly string[], defaultOutDir: string): F
   } catch (err) {
     throw new UsageError(`--memory: ${(err as Error).message}`);
   }
-  const parallel = (values.parallel ?? '10,20').split(',').map((x) => positiveInt('parallel', x.trim(), 0));
-  const idleWait = Number(values['idle-wait'] ?? '5');
+  const idleWait = Number(values['idle-wait'] ?? '10');
   if (!(idleWait >= 0)) throw new UsageError(`--idle-wait must be a number of seconds ≥ 0, got "${values['idle-wait']}"`);
   return {
     children: positiveInt('children', values.children, 10),
     coldRuns: positiveInt('cold-runs', values['cold-runs'], 3),
     memory,
-    parallel,
+    parallel: positiveInt('parallel', values.parallel, 10),
+    idleChildren: positiveInt('idle', values.idle, 20),
     idleWaitMs: Math.round(idleWait * 1000),
+    cliRuns: positiveInt('cli-runs', values['cli-runs'], 3),
+    ksm: values.ksm ?? false,
     ...(values['tb-size'] !== undefined ? { tbSizeMiB: positiveInt('tb-size', values['tb-size'], 0) } : {}),
     outDir: values.out ?? defaultOutDir,
   };

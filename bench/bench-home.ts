@@ -32,9 +32,13 @@ export async function createBenchHome(): Promise<BenchHome> {
   return { ...h, cleanup: () => (cleaning ??= cleanupHome(h)) };
 }
 
-/** Registers the image in the bench home; built into VMFORK_IMAGE_CACHE first when missing (minutes), else instant. */
-export async function ensureBenchImage(h: Pick<BenchHome, 'root'>, name = 'default'): Promise<void> {
-  await run(process.execPath, [CLI, '--home', h.root, 'image', 'build', '--name', name], { timeoutMs: 3_600_000 });
+/**
+ * Registers the two images in the bench home — `default` (vmfork-guest: the agent path) and `noagent` (without it:
+ * the script path) — each built into VMFORK_IMAGE_CACHE first when missing (minutes), else instant.
+ */
+export async function ensureBenchImages(h: Pick<BenchHome, 'root'>): Promise<void> {
+  await run(process.execPath, [CLI, '--home', h.root, 'image', 'build', '--name', 'default'], { timeoutMs: 3_600_000 });
+  await run(process.execPath, [CLI, '--home', h.root, 'image', 'build', '--name', 'noagent', '--no-guest-agent'], { timeoutMs: 3_600_000 });
 }
 
 /**

@@ -1,27 +1,37 @@
 import { tmpdir } from 'node:os';
-import { VmforkError } from '../src/errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createBenchHome, ensureBenchImage, type BenchHome } from './bench-home.js';
-import { readChildrenMemory } from './child-probes.js';
-import type { ForkBenchOptions, ForkBenchRaw, ForkBenchResult, MemoryRound, RoundSample } from './fork-result.js';
-import { forkRound, measureColdBoots, measureTemplate, probeAndDestroy, type Progress } from './fork-phases.js';
+import { VmforkError } from '../src/errors.js';
+import { destroyVm } from '../src/vm/index.js';
+import { createBenchHome, ensureBenchImages, type BenchHome } from './bench-home.js';
+import { readAgentInGuest, readMemories } from './child-probes.js';
+import { measureCli, measureCliStart } from './cli-phase.js';
+import type { ForkBenchOptions, ForkBenchRaw, ForkBenchResult, ForkPath, MemoryRound, PathRun, RoundSample, TemplateSample } from './fork-result.js';
+import { forkRound, measureColdBoots, measureTemplate, probeAndDestroy, warmRound, type Progress } from './fork-phases.js';
 import { judgeTargets, summarizeFork } from './fork-summary.js';
+import { withKsm } from './ksm.js';
 import { readLoadAvg, readMachineFacts, readMeminfoKiB, type LoadAvg } from './machine-facts.js';
 
+/** Each path's template and the image it is cut from: the agent path's image carries vmfork-guest. */
+const PATHS: readonly { path: ForkPath; image: string }[] = [
+  { path: 'agent', image: 'default' },
+  { path: 'script', image: 'noagent' },
+];
+
 /**
- * The whole fork benchmark in one run on one machine: baseline cold boots, the template, sequential forks
- * (latency), parallel rounds (wall time; the last one also gives idle memory), overlay sizes and boot_ids.
- * Whatever fails, everything the run started is destroyed, and what was measured before the failure is returned
- * with `error` set.
+ * The whole fork benchmark in one run on one machine: baseline cold boots; then for each path (vmfork-guest, and the
+ * identity script through qemu-ga on an image without the agent) its template, children forked one at a time from
+ * fresh QEMUs and from warm ones, a parallel round, idle children's memory; `vmfork fork --count 1` of the shipped
+ * binary with and without a warm process. Whatever fails, everything the run started is destroyed, and what was
+ * measured before the failure is returned with `error` set.
  */
 export async function runForkBench(opts: ForkBenchOptions, progress: Progress): Promise<ForkBenchResult> {
   const startedAt = new Date().toISOString();
   const load: { start: LoadAvg; atMemory?: LoadAvg } = { start: await readLoadAvg() };
-  const raw: ForkBenchRaw = { coldBoots: [], rounds: [] };
+  const raw: ForkBenchRaw = { coldBoots: [], paths: [], cli: [] };
   // read before the data dir exists (nothing to clean up if it throws); the data dir is created under tmpdir()
   const machine = await readMachineFacts(tmpdir());
   const h = await createBenchHome();
-  progress(`data dir ${h.root}; netns prefix ${process.env.VMFORK_NETNS_PREFIX ?? '(its own)'}; load ${load.start.one}`);
+  progress(`data dir ${h.root}; load ${load.start.one}`);
   // Ctrl-C or a kill must not leave QEMU processes or namespaces behind: clean up, then exit.
   const onSignal = (signal: NodeJS.Signals): void => {
     progress(`${signal}: cleaning up`);
@@ -32,14 +42,20 @@ export async function runForkBench(opts: ForkBenchOptions, progress: Progress): 
   let error: string | undefined;
   try {
     progress(`${machine.nproc} CPUs, ${machine.accel} (${machine.accelReason}), QEMU ${machine.qemuVersion}`);
-    progress('image: registering (built into the image cache first if missing — that takes minutes)');
-    await ensureBenchImage(h);
-    await runPhases(h, opts, raw, load, progress);
+    progress('images: registering (built into the image cache first if missing — that takes minutes)');
+    await ensureBenchImages(h);
+    raw.coldBoots = await measureColdBoots(h, opts, progress);
+    for (const { path, image } of PATHS) {
+      const run: PathRun = { path, rounds: [], warmProcesses: [] };
+      raw.paths.push(run);
+      await runPath(h, opts, run, image, raw, load, progress);
+    }
+    raw.cliStart = await measureCliStart(3);
   } catch (err) {
     error = err instanceof Error ? (err.stack ?? err.message) : String(err);
     progress(`FAILED: ${error.split('\n')[0]}`);
   } finally {
-    const failed = raw.rounds.flatMap((r) => r.failed);
+    const failed = raw.paths.flatMap((p) => p.rounds.flatMap((r) => r.failed));
     if (failed.length) error = [error, `${failed.length} children failed to fork; first: ${failed[0]?.name}: ${failed[0]?.message}`].filter(Boolean).join('\n');
     const problems = await h.cleanup();
     process.off('SIGINT', onSignal);
@@ -52,7 +68,7 @@ export async function runForkBench(opts: ForkBenchOptions, progress: Progress): 
   const summary = summarizeFork(raw);
   return {
     benchmark: 'fork',
-    version: 1,
+    version: 2,
     startedAt,
     finishedAt: new Date().toISOString(),
     options: opts,
@@ -65,35 +81,58 @@ export async function runForkBench(opts: ForkBenchOptions, progress: Progress): 
   };
 }
 
-async function runPhases(h: BenchHome, opts: ForkBenchOptions, raw: ForkBenchRaw, load: { atMemory?: LoadAvg }, progress: Progress): Promise<void> {
-  raw.coldBoots = await measureColdBoots(h, opts, progress);
-  raw.template = await measureTemplate(h, opts, progress);
-  const seq = await forkRound(h, 'sequential', 's', opts.children, progress);
-  raw.rounds.push(seq);
-  assertSomeReady(seq);
-  await probeAndDestroy(h, seq);
-  const sizes = [...opts.parallel].sort((a, b) => a - b);
-  for (const [i, count] of sizes.entries()) {
-    const last = i === sizes.length - 1;
-    const memAvailableBeforeKiB = await readMeminfoKiB('MemAvailable');
-    const round = await forkRound(h, 'parallel', `p${count}`, count, progress);
-    raw.rounds.push(round);
+async function runPath(h: BenchHome, opts: ForkBenchOptions, run: PathRun, image: string, raw: ForkBenchRaw, load: { atMemory?: LoadAvg }, progress: Progress): Promise<void> {
+  const p = run.path === 'agent' ? 'a' : 's';
+  const t = await measureTemplate(h, `bench-${run.path}`, image, opts, progress);
+  run.template = t;
+  const keep = async (round: RoundSample): Promise<void> => {
+    run.rounds.push(round);
     assertSomeReady(round);
-    if (last) {
-      // idle first: right after `ready` the guests still run the tail of the identity work
-      await sleep(opts.idleWaitMs);
-      load.atMemory = await readLoadAvg(h.root);
-      const memory: MemoryRound = {
-        count: round.children.length,
-        idleWaitMs: opts.idleWaitMs,
-        memAvailableBeforeKiB,
-        memAvailableAfterKiB: await readMeminfoKiB('MemAvailable'),
-        children: await readChildrenMemory(round.children, raw.template.ramPath),
-      };
-      raw.memory = memory;
-      progress(`memory of ${memory.count} idle children read`);
-    }
     await probeAndDestroy(h, round);
+  };
+  await keep(await forkRound(h, t.name, 'cold', `${p}c`, opts.children, progress));
+  const warm = await warmRound(h, t, `${p}w`, opts.children, progress);
+  run.warmProcesses = warm.warmProcesses;
+  await keep(warm.round);
+  await keep(await forkRound(h, t.name, 'parallel', `${p}p`, opts.parallel, progress));
+  run.memory = await memoryRound(h, opts, t, `${p}m`, run, raw, progress);
+  if (run.path === 'agent') {
+    load.atMemory = await readLoadAvg(h.root);
+    raw.cli = await measureCli(h, t.name, opts.cliRuns, progress);
+  }
+}
+
+/**
+ * `idleChildren` children forked (the engine's default concurrency), left idle, then their memory read back to back;
+ * on the agent path also vmfork-guest's own memory in one guest, and (with --ksm) the same children after KSM ran.
+ */
+async function memoryRound(h: BenchHome, opts: ForkBenchOptions, t: TemplateSample, label: string, run: PathRun, raw: ForkBenchRaw, progress: Progress): Promise<MemoryRound> {
+  const memAvailableBeforeKiB = await readMeminfoKiB('MemAvailable');
+  const round = await forkRound(h, t.name, 'idle', label, opts.idleChildren, progress);
+  run.rounds.push(round);
+  try {
+    assertSomeReady(round);
+    // idle first: right after `ready` the guests still finish the service kicks
+    await sleep(opts.idleWaitMs);
+    const memory: MemoryRound = {
+      count: round.children.length,
+      idleWaitMs: opts.idleWaitMs,
+      memAvailableBeforeKiB,
+      memAvailableAfterKiB: await readMeminfoKiB('MemAvailable'),
+      children: await readMemories(round.children, t.ramPath),
+    };
+    progress(`memory of ${memory.count} idle ${t.forkPath}-path children read`);
+    const first = round.children[0];
+    if (t.forkPath === 'agent' && first) raw.agentInGuest = await readAgentInGuest(h, first.name).catch(() => undefined);
+    if (opts.ksm && t.forkPath === 'agent') {
+      const waitMs = 60_000;
+      const merged = await withKsm(waitMs, () => readMemories(round.children, t.ramPath));
+      memory.ksm = { waitMs, pagesSharing: merged.pagesSharing, pagesShared: merged.pagesShared, children: merged.value };
+      progress(`KSM: ${merged.pagesSharing} pages sharing after ${waitMs / 1000} s`);
+    }
+    return memory;
+  } finally {
+    for (const c of round.children) await destroyVm(h, c.name);
   }
 }
 

@@ -1,24 +1,33 @@
 /**
- * The shape of bench/results/fork-<date>.json: every raw sample, the summary computed from them, and the facts
- * a reader needs to judge them (machine, load). Types only.
+ * The shape of bench/results/fork-<date>.json (version 2): every raw sample, the summary computed from them, and
+ * the facts a reader needs to judge them (machine, load). Types only.
  */
 import type { ForkTimings } from '../src/fork/index.js';
+import type { ForkPath } from '../src/template/index.js';
 import type { LoadAvg, MachineFacts } from './machine-facts.js';
 import type { ProcessMemory } from './smaps.js';
 import type { Stats } from '../src/util/index.js';
 
+export type { ForkPath };
+
 export interface ForkBenchOptions {
-  /** Children forked one after another (concurrency 1) for the latency figures. @default 10 */
+  /** Children forked one after another (concurrency 1), per path, from cold processes and again from warm ones. @default 10 */
   children: number;
   /** Cold boots for the baseline. @default 3 */
   coldRuns: number;
-  /** Guest RAM of the baseline VMs and the template. @default '512M' */
+  /** Guest RAM of the baseline VMs and the templates. @default '512M' */
   memory: string;
-  /** Sizes of the parallel rounds, forked at the engine's default concurrency. @default [10, 20] */
-  parallel: number[];
-  /** How long the largest round idles before its memory is read. @default 5000 */
+  /** Children forked together per path (the engine's default concurrency, as `vmfork fork --count N`). @default 10 */
+  parallel: number;
+  /** Idle children per path whose memory is read. @default 20 */
+  idleChildren: number;
+  /** How long they idle before their memory is read. @default 10000 */
   idleWaitMs: number;
-  /** TCG translation cache of the template (children inherit it); undefined = the engine's default. */
+  /** `vmfork fork --count 1` calls (the bundled binary) with and without a warm process each. @default 3 */
+  cliRuns: number;
+  /** Also read the idle agent-path children after KSM (host-wide, restored after) had time to merge. @default false */
+  ksm: boolean;
+  /** TCG translation cache of the templates (children inherit it); undefined = the engine's default. */
   tbSizeMiB?: number;
   /** Where the JSON and markdown go. @default bench/results */
   outDir: string;
@@ -31,6 +40,9 @@ export interface ColdBootSample {
 }
 
 export interface TemplateSample {
+  name: string;
+  image: string;
+  forkPath: ForkPath;
   coldBootSeconds: number;
   prepareMs: number;
   cutMs: number;
@@ -48,10 +60,11 @@ export interface TemplateSample {
 export interface ChildSample {
   name: string;
   pid: number;
+  fromWarm: boolean;
   timings: ForkTimings;
-  /** Host-side wall time of the identity pipeline (agent round trips included). */
+  /** Host-side wall time of the identity apply (agent round trips included). */
   identityTotalMs: number;
-  /** Guest-side duration of each identity step (10 ms resolution). */
+  /** Guest-side duration of each identity step (agent: µs rounded to ms; script: 10 ms resolution). */
   identitySteps: { step: string; ok: boolean; ms?: number }[];
   /** boot_id read from the guest after the round; equal to the template's means the child never rebooted. */
   bootId?: string;
@@ -62,13 +75,18 @@ export interface ChildSample {
   probeError?: string;
 }
 
+export type RoundKind = 'cold' | 'warm' | 'parallel' | 'idle';
+
 export interface RoundSample {
-  /** sequential: concurrency 1, the latency figures; parallel: the engine's default concurrency, the wall times. */
-  kind: 'sequential' | 'parallel';
+  /**
+   * cold / warm: one child at a time (latency) from a fresh QEMU or a warm one; parallel: N at the default
+   * concurrency; idle: the children whose memory is read.
+   */
+  kind: RoundKind;
   label: string;
   count: number;
   concurrency: number;
-  /** forkChildren wall time: planning (template checks) + every child to ready. */
+  /** forkChildren wall time: planning (template checks) + every child to ready (+ the kicks judged). */
   wallMs: number;
   children: ChildSample[];
   failed: { name: string; code: string; message: string }[];
@@ -88,50 +106,110 @@ export interface MemoryRound {
   memAvailableBeforeKiB: number;
   memAvailableAfterKiB: number;
   children: MemorySample[];
+  /** The same children read again after KSM ran (`--ksm`). */
+  ksm?: { waitMs: number; pagesSharing: number; pagesShared: number; children: MemorySample[] };
+}
+
+export interface PathRun {
+  path: ForkPath;
+  template?: TemplateSample;
+  rounds: RoundSample[];
+  /** The warm processes of the warm round, read before any was taken: what a warm process costs. */
+  warmProcesses: MemorySample[];
+  memory?: MemoryRound;
+}
+
+/** One `vmfork fork --count 1` of the bundled binary, timed from the outside. */
+export interface CliSample {
+  mode: 'cold' | 'warm';
+  wallMs: number;
+  /** The child's own fork → ready, as the command reported it. */
+  readyMs: number;
+  fromWarm: boolean;
+}
+
+/** Where a CLI call's time goes before it forks anything: node alone, and loading the fork command's modules. */
+export interface CliStartSample {
+  nodeMs: number[];
+  /** `vmfork fork --help` of the bundle (dist/cli) and of the plain compiled tree (dist/src). */
+  bundledHelpMs: number[];
+  unbundledHelpMs: number[];
 }
 
 export interface ForkBenchRaw {
   coldBoots: ColdBootSample[];
-  template?: TemplateSample;
-  rounds: RoundSample[];
-  memory?: MemoryRound;
+  paths: PathRun[];
+  cli: CliSample[];
+  cliStart?: CliStartSample;
+  /** vmfork-guest's own memory in an idle child, read in the guest (KiB). */
+  agentInGuest?: { rssKiB: number; pssKiB: number; privateDirtyKiB: number };
 }
 
 export interface PhaseStats {
-  /** Record, lease + tap, overlay, QEMU spawn until QMP greets. */
+  /** Record, lease + tap, overlay, QEMU spawn until QMP greets (0 for a warm process). */
   launchMs?: Stats;
   /** migrate-incoming of the device state until `paused`. */
   loadMs?: Stats;
   /** `cont` itself. */
   contMs?: Stats;
-  /** cont → guest agent answers. */
+  /** cont → the guest answers (vmfork-guest HELLO, or qemu-ga's ping). */
   agentMs?: Stats;
-  /** Identity pipeline, applied and verified. */
+  /** Identity applied and verified. */
   identityMs?: Stats;
+}
+
+export interface RoundSummary {
+  n: number;
+  failed: number;
+  wallMs: number;
+  concurrency: number;
+  runningMs?: Stats;
+  readyMs?: Stats;
+  phases: PhaseStats;
+  identityStepsMs: Record<string, Stats>;
+}
+
+export interface MemorySummary {
+  n: number;
+  pssMiB?: Stats;
+  guestRamPssMiB?: Stats;
+  guestRamCowMiB?: Stats;
+  tcgCachePssMiB?: Stats;
+  /** PSS that is neither guest RAM nor TCG cache: QEMU's heap, libraries, device buffers. */
+  otherPssMiB?: Stats;
+  sumPssMiB: number;
+  nominalMiB: number;
+  memAvailableDropMiB: number;
+  ksm?: { pssMiB?: Stats; guestRamCowMiB?: Stats; pagesSharing: number; waitMs: number };
+}
+
+export interface PathSummary {
+  path: ForkPath;
+  template?: { coldBootSeconds: number; prepareMs: number; cutMs: number; createSeconds: number; wallSeconds: number };
+  cold?: RoundSummary;
+  warm?: RoundSummary;
+  parallel?: RoundSummary;
+  warmProcessPssMiB?: Stats;
+  memory?: MemorySummary;
+}
+
+export interface CliSummary {
+  wallMs?: Stats;
+  readyMs?: Stats;
+  /** Wall minus the child's ready time: what the command costs around the fork itself. */
+  overheadMs?: Stats;
+  /** Cold boot p50 ÷ wall p50. */
+  speedup?: number;
 }
 
 export interface ForkSummary {
   coldBootSeconds?: Stats;
-  template?: { coldBootSeconds: number; prepareMs: number; cutMs: number; createSeconds: number; wallSeconds: number };
-  sequential?: { n: number; failed: number; runningMs?: Stats; readyMs?: Stats; phases: PhaseStats; identityStepsMs: Record<string, Stats> };
-  parallel: { count: number; concurrency: number; wallMs: number; failed: number; readyMs?: Stats }[];
-  memory?: {
-    n: number;
-    pssMiB?: Stats;
-    guestRamPssMiB?: Stats;
-    guestRamCowMiB?: Stats;
-    tcgCachePssMiB?: Stats;
-    /** PSS that is neither guest RAM nor TCG cache: QEMU's heap, libraries, device buffers. */
-    otherPssMiB?: Stats;
-    sumPssMiB: number;
-    nominalMiB: number;
-    memAvailableDropMiB: number;
-  };
+  paths: PathSummary[];
+  cli: { cold: CliSummary; warm: CliSummary; nodeMs?: Stats; bundledHelpMs?: Stats; unbundledHelpMs?: Stats };
   overlayMiB?: Stats;
   overlayDataMiB?: Stats;
   reboots: { checked: number; rebooted: number; unreadable: number };
-  /** Cold boot p50 ÷ fork-to-ready p50. */
-  readySpeedup?: number;
+  agentInGuestMiB?: { rss: number; pss: number; privateDirty: number };
 }
 
 export interface TargetVerdict {
@@ -142,13 +220,15 @@ export interface TargetVerdict {
   value?: number;
   unit: string;
   limit: number;
+  /** `max`: the value must be ≤ limit; `min`: ≥ limit. */
+  direction: 'max' | 'min';
   /** undefined: not measured (the phase failed or produced no sample). */
   met?: boolean;
 }
 
 export interface ForkBenchResult {
   benchmark: 'fork';
-  version: 1;
+  version: 2;
   startedAt: string;
   finishedAt: string;
   options: ForkBenchOptions;
