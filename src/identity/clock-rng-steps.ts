@@ -23,7 +23,7 @@ export const clockStep: IdentityStep = {
       'fact date_ns "$t"',
     ].join('\n'),
   verify(facts, ctx) {
-    const { offsetMs, correctedWithAgent, setTimeError } = ctx.clock;
+    const { offsetMs, correctedWithAgent, setTimeError, restampedFromMs } = ctx.clock;
     if (setTimeError !== undefined) return failed(`guest-set-time failed: ${setTimeError}`);
     if (offsetMs === undefined) return failed('the clock offset was not measured');
     if (Math.abs(offsetMs) > CLOCK_TOLERANCE_MS) return failed(`the guest clock is ${offsetMs} ms off the host's`);
@@ -35,7 +35,8 @@ export const clockStep: IdentityStep = {
     if (!correctedWithAgent && (guestMs < start - CLOCK_TOLERANCE_MS || guestMs > end + CLOCK_TOLERANCE_MS)) {
       return failed(`after the step the guest clock read ${new Date(guestMs).toISOString()}, outside the exec window ${new Date(start).toISOString()}..${new Date(end).toISOString()}`);
     }
-    return passed(`stepped by ${Math.round(Number(stepped) * 1000)} ms${correctedWithAgent ? ', then corrected with guest-set-time' : ''}; offset ${offsetMs} ms`);
+    const corrected = correctedWithAgent ? ', then corrected with guest-set-time' : restampedFromMs !== undefined ? `; CONFIG sent again (the first left it ${restampedFromMs} ms off)` : '';
+    return passed(`stepped by ${Math.round(Number(stepped) * 1000)} ms${corrected}; offset ${offsetMs} ms`);
   },
 };
 

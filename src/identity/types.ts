@@ -62,9 +62,10 @@ export interface VerifyContext {
   entropyBytes: { rng: number; seed: number };
   /**
    * The host-side half of the clock step: the offset guest-get-time measured after the script, and whether the
-   * script's setting was off by too much and guest-set-time had to correct it (with its error, if it failed).
+   * script's setting was off by too much and guest-set-time had to correct it (with its error, if it failed). On
+   * the agent path, `restampedFromMs`: the offset the first CONFIG left, when a second one was sent to correct it.
    */
-  clock: { offsetMs?: number; correctedWithAgent?: boolean; setTimeError?: string };
+  clock: { offsetMs?: number; correctedWithAgent?: boolean; setTimeError?: string; restampedFromMs?: number };
 }
 
 export interface StepVerdict {

@@ -24,13 +24,15 @@ function agentSteps(overrides: Record<string, Partial<AgentStep>> = {}): AgentSt
     .map(([step, kvs]) => ({ step, ok: true, us: 1500, facts: kvs.map(([key, value]) => ({ key, value })), ...overrides[step] }));
 }
 
-function scripted(steps: AgentStep[], kicked: AgentKicked['steps'], clockSkewNs = 0n): IdentityAgentPort & { sent: Omit<ConfigRequest, 'type'>[] } {
+/** A scripted agent: each CONFIG answered with `steps`, its clock stamp off by the next of `skewsNs` (the last repeats). */
+function scripted(steps: AgentStep[], kicked: AgentKicked['steps'], ...skewsNs: bigint[]): IdentityAgentPort & { sent: Omit<ConfigRequest, 'type'>[] } {
   const sent: Omit<ConfigRequest, 'type'>[] = [];
   return {
     sent,
     configure: async (req) => {
       sent.push(req);
-      const report: AgentReport = { type: 'report', id: 42, steps, totalUs: 15_000, bootId: BOOT_ID, clockNs: hostNowNs() + clockSkewNs };
+      const skew = skewsNs[Math.min(sent.length, skewsNs.length) - 1] ?? 0n;
+      const report: AgentReport = { type: 'report', id: 40 + sent.length, steps, totalUs: 15_000, bootId: BOOT_ID, clockNs: hostNowNs() + skew };
       return report;
     },
     kicked: async (id) => ({ type: 'kicked', id, steps: kicked }),
@@ -72,11 +74,23 @@ test('a failed step fails the apply with VMFORK_IDENTITY_FAILED naming it, the w
   });
 });
 
-test('a clock the agent left far off fails the clock step, as on the script path', async () => {
-  await assert.rejects(applyIdentityThroughAgent(scripted(agentSteps(), UNITS_OK, 5_000_000_000n), ID, TICKET), (e: { details: { failedSteps: string[] } }) => {
+test('a CONFIG read late leaves the clock behind: it is sent once more, and a clock still far off fails the clock step', async () => {
+  // a loaded host: the agent read the first CONFIG 1.5 s after its stamp, the second at once
+  const late = scripted(agentSteps(), UNITS_OK, -1_500_000_000n, -2_000_000n);
+  const applied = await applyIdentityThroughAgent(late, ID, TICKET);
+  assert.equal(late.sent.length, 2, 'CONFIG sent again');
+  assert.deepEqual(late.sent[1]?.machineId, ID.machineId, 'the same identity');
+  assert.match(applied.report.steps[0]?.detail ?? '', /CONFIG sent again \(the first left it -1500 ms off\); offset -2 ms/);
+  assert.deepEqual((await applied.kicks()).steps.filter((s) => !s.ok), [], 'both CONFIGs\' kicks judged');
+  const stuck = scripted(agentSteps(), UNITS_OK, 5_000_000_000n);
+  await assert.rejects(applyIdentityThroughAgent(stuck, ID, TICKET), (e: { details: { failedSteps: string[] } }) => {
     assert.deepEqual(e.details.failedSteps, ['clock']);
     return true;
   });
+  assert.equal(stuck.sent.length, 2, 'once more, not forever');
+  const fine = scripted(agentSteps(), UNITS_OK, -160_000_000n);
+  await applyIdentityThroughAgent(fine, ID, TICKET);
+  assert.equal(fine.sent.length, 1, '160 ms behind (a fresh child\'s read of CONFIG under TCG) is left alone');
 });
 
 test('KICKED: a failed systemctl fails the steps whose units it named; one that named none fails every step that queued one', async () => {
