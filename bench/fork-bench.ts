@@ -88,7 +88,7 @@ async function runPath(h: BenchHome, opts: ForkBenchOptions, run: PathRun, image
   const keep = async (round: RoundSample): Promise<void> => {
     run.rounds.push(round);
     assertSomeReady(round);
-    await probeAndDestroy(h, round);
+    if (round.kind === 'parallel') await probeAndDestroy(h, round.children);
   };
   await keep(await forkRound(h, t.name, 'cold', `${p}c`, opts.children, progress));
   const warm = await warmRound(h, t, `${p}w`, opts.children, progress);

@@ -3,7 +3,7 @@ import { forkChildren, warmTemplate } from '../src/fork/index.js';
 import { createTemplate, DEFAULT_TCG_TB_SIZE_MIB, forkPathOf } from '../src/template/index.js';
 import { bootVm, destroyVm, showVm, type VmDeps } from '../src/vm/index.js';
 import { childSample, probeChild, readMemories } from './child-probes.js';
-import type { ColdBootSample, ForkBenchOptions, MemorySample, RoundKind, RoundSample, TemplateSample } from './fork-result.js';
+import type { ChildSample, ColdBootSample, ForkBenchOptions, MemorySample, RoundKind, RoundSample, TemplateSample } from './fork-result.js';
 
 export type Progress = (message: string) => void;
 
@@ -46,33 +46,27 @@ export async function measureTemplate(deps: VmDeps, name: string, image: string,
 }
 
 /**
- * Forks one round. cold / warm: concurrency 1, the latency figures (no child slowed by a sibling) — from fresh QEMUs,
- * or each from a warm process the caller launched; parallel: the engine's default concurrency, as
- * `vmfork fork --count N` does (no wait for the service kicks), for the wall time. One at a time, the kicks are
- * judged (the engine's default) after `ready`, so no child competes with its predecessor's.
+ * Forks one round. cold / warm: the latency figures — one child at a time, each probed and destroyed before the
+ * next, so no child competes with a sibling (its service kicks are judged before it counts as done, the engine's
+ * default) — from fresh QEMUs, or each from a warm process the caller launched. parallel / idle: N at the engine's
+ * default concurrency, as `vmfork fork --count N` does (no wait for the service kicks), for the wall time; the
+ * caller probes and destroys them.
  */
 export async function forkRound(deps: VmDeps, template: string, kind: RoundKind, label: string, count: number, progress: Progress): Promise<RoundSample> {
-  const concurrency = kind === 'parallel' || kind === 'idle' ? undefined : 1;
-  const batch = await forkChildren(deps, {
-    template,
-    count,
-    namePattern: `${label}-{n}`,
-    useWarm: kind === 'warm',
-    // together, as `vmfork fork --count N` does: a child is handed out at ready, its service kicks left to the guest
-    ...(concurrency !== undefined ? { concurrency } : { awaitKicks: false }),
-  });
-  const round: RoundSample = {
-    kind,
-    label,
-    count,
-    concurrency: Math.min(concurrency ?? availableParallelism(), count),
-    wallMs: batch.wallMs,
-    children: batch.children.map(childSample),
-    failed: batch.failed.map((f) => ({ name: f.name, code: f.error.code, message: f.error.message.split('\n')[0] ?? '' })),
-  };
+  const oneAtATime = kind === 'cold' || kind === 'warm';
+  const round: RoundSample = { kind, label, count, concurrency: oneAtATime ? 1 : Math.min(availableParallelism(), count), wallMs: 0, children: [], failed: [] };
+  const batches = oneAtATime ? Array.from({ length: count }, (_, i) => [`${label}-${i + 1}`]) : [Array.from({ length: count }, (_, i) => `${label}-${i + 1}`)];
+  for (const names of batches) {
+    const batch = await forkChildren(deps, { template, count: names.length, names, useWarm: kind === 'warm', ...(oneAtATime ? {} : { awaitKicks: false }) });
+    round.wallMs += batch.wallMs;
+    const children = batch.children.map(childSample);
+    round.children.push(...children);
+    round.failed.push(...batch.failed.map((f) => ({ name: f.name, code: f.error.code, message: f.error.message.split('\n')[0] ?? '' })));
+    if (oneAtATime) await probeAndDestroy(deps, children);
+  }
   const ready = round.children.map((c) => Math.round(c.timings.readyMs)).join(' ');
   const warm = round.children.filter((c) => c.fromWarm).length;
-  progress(`${label}: ${round.children.length}/${count} ready in ${(batch.wallMs / 1000).toFixed(2)} s${warm ? ` (${warm} from warm processes)` : ''} (ready ms: ${ready})${round.failed.length ? `; ${round.failed.length} FAILED: ${round.failed[0]?.message}` : ''}`);
+  progress(`${label}: ${round.children.length}/${count} ready${oneAtATime ? ' one at a time' : ` in ${(round.wallMs / 1000).toFixed(2)} s`}${warm ? ` (${warm} from warm processes)` : ''} (ready ms: ${ready})${round.failed.length ? `; ${round.failed.length} FAILED: ${round.failed[0]?.message}` : ''}`);
   return round;
 }
 
@@ -98,11 +92,11 @@ export async function warmRound(deps: VmDeps, t: TemplateSample, label: string, 
   return { round, warmProcesses };
 }
 
-/** boot_id and overlay size of every child of the round, then destroys them all (the next round starts empty). */
-export async function probeAndDestroy(deps: VmDeps, round: RoundSample): Promise<void> {
+/** boot_id and overlay size of each child, then destroys them all (the next round starts empty). */
+export async function probeAndDestroy(deps: VmDeps, children: readonly ChildSample[]): Promise<void> {
   try {
-    for (const c of round.children) await probeChild(deps, c);
+    for (const c of children) await probeChild(deps, c);
   } finally {
-    for (const c of round.children) await destroyVm(deps, c.name);
+    for (const c of children) await destroyVm(deps, c.name);
   }
 }

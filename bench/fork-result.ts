@@ -86,7 +86,7 @@ export interface RoundSample {
   label: string;
   count: number;
   concurrency: number;
-  /** forkChildren wall time: planning (template checks) + every child to ready (+ the kicks judged). */
+  /** forkChildren wall time (summed over its calls one at a time): planning + every child to ready (+ kicks judged one at a time). */
   wallMs: number;
   children: ChildSample[];
   failed: { name: string; code: string; message: string }[];
