@@ -9,7 +9,7 @@ import { printJson, printTable } from '../output.js';
 export function registerForkCommands(program: Command): void {
   program
     .command('fork <template>')
-    .description('fork running children from a template: copy-on-write RAM, a qcow2 overlay each, own identity, no boot')
+    .description('fork running children from a template: copy-on-write RAM, a qcow2 overlay each, own identity, no boot; its warm QEMUs are taken first (refilled in the background)')
     .option('--count <n>', 'how many children', '1')
     .option('--name <pattern>', 'child names; {n} becomes a number continuing after existing children (default <template>-{n})')
     .option('--network <name>', 'network the children join (default: the default network, created on first use)')

@@ -57,7 +57,7 @@ export function registerTemplateCommands(program: Command): void {
 
   tpl
     .command('show <name>')
-    .description('show a template and everything its children depend on (QEMU build, machine, files + sha256)')
+    .description('show a template: its fork path (agent: vmfork-guest, or script), warm processes, and everything its children depend on (QEMU build, machine, files + sha256)')
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
