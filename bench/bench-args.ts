@@ -16,11 +16,23 @@ export const USAGE = `usage: npm run bench -- fork [options]
 
 export class UsageError extends Error {}
 
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
+/** `--name N`: a whole number ≥ 1, or the fallback when absent. */
+export function positiveInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a whole number ≥ 1, got "${value}"`);
   return n;
+}
+
+/** `--memory SIZE`, checked like a VM's memory, or the fallback. */
+export function memoryOption(value: string | undefined, fallback: string): string {
+  const memory = value ?? fallback;
+  try {
+    parseMemoryMiB(memory);
+  } catch (err) {
+    throw new UsageError(`--memory: ${(err as Error).message}`);
+  }
+  return memory;
 }
 
 /** Pure: argv after the benchmark name → options with every default applied. */
@@ -47,12 +59,7 @@ export function parseForkArgs(argv: readonly string[], defaultOutDir: string): F
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const memory = values.memory ?? '512M';
-  try {
-    parseMemoryMiB(memory);
-  } catch (err) {
-    throw new UsageError(`--memory: ${(err as Error).message}`);
-  }
+  const memory = memoryOption(values.memory, '512M');
   const idleWait = Number(values['idle-wait'] ?? '10');
   if (!(idleWait >= 0)) throw new UsageError(`--idle-wait must be a number of seconds ≥ 0, got "${values['idle-wait']}"`);
   return {

@@ -19,25 +19,32 @@ function progress(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
 
-async function main(argv: readonly string[]): Promise<number> {
-  const [benchmark, ...rest] = argv;
-  if (benchmark === 'provision') return provision(rest);
-  if (benchmark !== 'fork') {
-    process.stderr.write(`${benchmark ? `unknown benchmark "${benchmark}"\n` : ''}${USAGE}\n`);
-    return 2;
-  }
-  let opts;
+/** One benchmark: its usage, its argument parser, its run and its markdown. */
+interface Benchmark<O extends { outDir: string }, R extends { startedAt: string; error?: string }> {
+  usage: string;
+  parse(argv: readonly string[], defaultOut: string): O;
+  run(opts: O, progress: (message: string) => void): Promise<R>;
+  render(result: R): string;
+}
+
+const BENCHMARKS = {
+  fork: { usage: USAGE, parse: parseForkArgs, run: runForkBench, render: renderForkMarkdown },
+  provision: { usage: PROVISION_USAGE, parse: parseProvisionArgs, run: runProvisionBench, render: renderProvisionMarkdown },
+} as const;
+
+async function runBenchmark<O extends { outDir: string }, R extends { startedAt: string; error?: string }>(name: string, b: Benchmark<O, R>, argv: readonly string[]): Promise<number> {
+  let opts: O;
   try {
-    opts = parseForkArgs(rest, DEFAULT_OUT);
+    opts = b.parse(argv, DEFAULT_OUT);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`${err.message}\n${USAGE}\n`);
+    process.stderr.write(`${err.message}\n${b.usage}\n`);
     return 2;
   }
-  const result = await runForkBench(opts, progress);
+  const result = await b.run(opts, progress);
   // a failed run never overwrites the day's good result
-  const base = join(opts.outDir, `fork-${result.startedAt.slice(0, 10)}${result.error ? '-failed' : ''}`);
-  const markdown = renderForkMarkdown(result);
+  const base = join(opts.outDir, `${name}-${result.startedAt.slice(0, 10)}${result.error ? '-failed' : ''}`);
+  const markdown = b.render(result);
   await mkdir(opts.outDir, { recursive: true });
   await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
   await writeFile(`${base}.md`, markdown);
@@ -46,24 +53,13 @@ async function main(argv: readonly string[]): Promise<number> {
   return result.error ? 1 : 0;
 }
 
-/** `npm run bench -- provision`: the traditional path and vmfork's, side by side, for one pool. */
-async function provision(argv: readonly string[]): Promise<number> {
-  let opts;
-  try {
-    opts = parseProvisionArgs(argv, DEFAULT_OUT);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${PROVISION_USAGE}\n`);
-    return 2;
-  }
-  const result = await runProvisionBench(opts, progress);
-  const base = join(opts.outDir, `provision-${result.startedAt.slice(0, 10)}${result.error ? '-failed' : ''}`);
-  const markdown = renderProvisionMarkdown(result);
-  await mkdir(opts.outDir, { recursive: true });
-  await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(`${base}.md`, markdown);
-  progress(`wrote ${base}.json and ${base}.md`);
-  process.stdout.write(markdown);
-  return result.error ? 1 : 0;
+async function main(argv: readonly string[]): Promise<number> {
+  const [benchmark, ...rest] = argv;
+  if (benchmark === 'fork') return runBenchmark(benchmark, BENCHMARKS.fork, rest);
+  // `provision`: the traditional path and vmfork's, side by side, for one pool
+  if (benchmark === 'provision') return runBenchmark(benchmark, BENCHMARKS.provision, rest);
+  process.stderr.write(`${benchmark ? `unknown benchmark "${benchmark}"\n` : ''}${USAGE}\n`);
+  return 2;
 }
 
 main(process.argv.slice(2)).then(
