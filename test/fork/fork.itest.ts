@@ -7,25 +7,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ForkBatchOptions } from '../../src/fork/index.js';
 import { availableMemoryMiB } from '../../src/host/index.js';
 import { execInNetns } from '../../src/network/index.js';
-import { GuestAgentClient } from '../../src/qemu/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
 import { sha256File } from '../../src/util/index.js';
-import { CLI, forkTracked, qemuProcessesMatching, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
+import { CLI, forkTracked, guestShell, qemuProcessesMatching, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
 
 // one tracker per file: each test destroys its own children at its end (tracker.teardown), so none depends on another
 const fx = useSharedRung();
 const tracker = (): VmTracker => fx.tracker;
 
 async function sh(name: string, script: string): Promise<{ code: number; out: string }> {
-  const proc = await currentProcess(fx.th.db, name);
-  assert.ok(proc?.agent_path, `${name} has an agent socket`);
-  const agent = await GuestAgentClient.connect(proc.agent_path);
-  try {
-    const r = await agent.sh(script, { timeoutMs: 60_000 });
-    return { code: r.exitCode, out: r.stdout.toString().trim() };
-  } finally {
-    agent.close();
-  }
+  const r = await guestShell(fx.th.db, name, script);
+  return { code: r.code, out: r.out };
 }
 
 async function fork(options: Omit<ForkBatchOptions, 'template'>): Promise<Awaited<ReturnType<typeof forkTracked>>> {

@@ -15,11 +15,10 @@ import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listNamespaces } from '../../src/network/index.js';
 import { machinePasswordMatches, removeReplica } from '../../src/provision/index.js';
-import { GuestAgentClient } from '../../src/qemu/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
 import { run } from '../../src/util/index.js';
 import { OpenApiChecker } from '../api/openapi-check.js';
-import { CLI, REPO_ROOT, createTestHome, qemuProcessesMatching, teardownHome, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
+import { CLI, REPO_ROOT, createTestHome, guestShell, qemuProcessesMatching, teardownHome, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
 
 let th: TestHome;
 let tracker: VmTracker;
@@ -91,16 +90,9 @@ async function waitTask(id: string): Promise<{ state: string; result: Record<str
 }
 
 async function guest(name: string, script: string): Promise<string> {
-  const proc = await currentProcess(th.db, name);
-  assert.ok(proc?.agent_path, `${name} runs`);
-  const agent = await GuestAgentClient.connect(proc.agent_path);
-  try {
-    const r = await agent.sh(script, { timeoutMs: 60_000 });
-    assert.equal(r.exitCode, 0, `${name}: ${script}: ${r.stderr.toString()}`);
-    return r.stdout.toString().trim();
-  } finally {
-    agent.close();
-  }
+  const r = await guestShell(th.db, name, script);
+  assert.equal(r.code, 0, `${name}: ${script}: ${r.err}`);
+  return r.out;
 }
 
 function spec(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ForkBatchResult } from '../../src/fork/index.js';
-import { GuestAgentClient } from '../../src/qemu/index.js';
-import { currentProcess } from '../../src/store/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
-import { forkTracked, sharedScriptRung, useSharedRung, vmTest, type SharedRung, type VmTracker } from '../fixtures/ladder.js';
+import { forkTracked, guestShell, sharedScriptRung, useSharedRung, vmTest, type SharedRung, type VmTracker } from '../fixtures/ladder.js';
 
 const fx = useSharedRung();
 const tracker = (): VmTracker => fx.tracker;
@@ -26,16 +24,9 @@ async function verify(args: string[]): Promise<{ code: number; report: VerifyRep
 }
 
 async function guestSh(name: string, script: string): Promise<string> {
-  const proc = await currentProcess(fx.th.db, name);
-  assert.ok(proc?.agent_path, `${name} has an agent socket`);
-  const agent = await GuestAgentClient.connect(proc.agent_path);
-  try {
-    const r = await agent.sh(script, { timeoutMs: 30_000 });
-    assert.equal(r.exitCode, 0, `${name}: ${script}: ${r.stderr.toString()}`);
-    return r.stdout.toString().trim();
-  } finally {
-    agent.close();
-  }
+  const r = await guestShell(fx.th.db, name, script, 30_000);
+  assert.equal(r.code, 0, `${name}: ${script}: ${r.err}`);
+  return r.out;
 }
 
 // the same checks on both paths: children of the agent-path template and of the script-path one (image without
