@@ -35,6 +35,7 @@ export const ERROR_REGISTRY = {
   VMFORK_VM_START_FAILED: { status: 500, message: 'QEMU failed to start the VM' },
   VMFORK_QMP_UNAVAILABLE: { status: 503, message: 'Cannot reach the QEMU monitor (QMP)' },
   VMFORK_QMP_ERROR: { status: 500, message: 'QEMU rejected a monitor command' },
+  VMFORK_TIMEOUT: { status: 504, message: 'A wait ran past its deadline' },
   VMFORK_QMP_TIMEOUT: { status: 504, message: 'A QEMU monitor command timed out' },
   VMFORK_QMP_PROTOCOL: { status: 502, message: 'QEMU monitor protocol violation' },
   VMFORK_AGENT_UNAVAILABLE: { status: 503, message: 'Cannot reach the guest agent' },

@@ -7,3 +7,4 @@ export { assertValidName, isValidName } from './names.js';
 export { shQuote } from './shell-quote.js';
 export { formatBytes, parseMemoryMiB, parseSize } from './size.js';
 export { describe, percentile, roundStats, type Stats } from './stats.js';
+export { waitUntil, type WaitOptions } from './wait-until.js';
