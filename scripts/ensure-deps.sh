@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what vmfork needs on a Debian 12 host, idempotently: apt packages (as root; otherwise prints the exact
-# apt-get line and stops), npm dependencies (npm ci when package-lock.json changed) and the TypeScript build.
+# apt-get line and stops), npm dependencies (npm ci when package-lock.json changed), the TypeScript build and the
+# CLI bundle, and (as root) the link /usr/local/bin/vmfork → this clone's dist/cli/main.js so `vmfork` is on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,5 +33,22 @@ if [[ ! -f node_modules/.vmfork-lock-hash || "$(cat node_modules/.vmfork-lock-ha
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_hash" >node_modules/.vmfork-lock-hash
 else
+  # npm ci's `prepare` builds both; without it, both must run: `vmfork` runs the bundle, not tsc's output
   npx tsc -p tsconfig.json
+  node scripts/bundle-cli.mjs
+fi
+
+# `vmfork …` in the README needs the command on PATH. A link another clone made is repointed to this one; a real
+# file (npm install -g, a package) is left alone.
+bin_target="$PWD/dist/cli/main.js"
+bin_link=/usr/local/bin/vmfork
+if [[ "$(readlink "$bin_link" 2>/dev/null || true)" != "$bin_target" ]]; then
+  if [[ $(id -u) -eq 0 && ( ! -e "$bin_link" || -L "$bin_link" ) ]]; then
+    ln -sfn "$bin_target" "$bin_link"
+    echo "==> linked $bin_link -> $bin_target"
+  elif [[ -e "$bin_link" && ! -L "$bin_link" ]]; then
+    echo "note: $bin_link is a file, not a link (npm install -g?): left alone; this clone's CLI is $bin_target" >&2
+  else
+    echo "note: \`vmfork\` is not on PATH; as root run: ln -sfn $bin_target $bin_link" >&2
+  fi
 fi

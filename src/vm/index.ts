@@ -3,7 +3,7 @@
  * processes, cold boot, start, stop, destroy, reconciliation with reality, and reading facts inside the guest.
  */
 export { bootVm, checkCpus, type BootOptions, type BootResult } from './boot.js';
-export { showVm, vmSummary } from './describe.js';
+export { listVmSummaries, showVm, vmSummary } from './describe.js';
 export { guestFactsScript, parseSections, readGuestFacts, readGuestIdentity, type GuestFact, type GuestFactsOptions, type GuestFactsReadout, type GuestIdentity } from './guest-facts.js';
 export { healVm } from './heal.js';
 export { imageBootSource, type BootSource } from './image-boot.js';

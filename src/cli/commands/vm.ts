@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { ACCEL_CHOICES, parseAccelChoice } from '../../host/index.js';
 import type { TaskAccepted } from '../../provision/index.js';
-import { bootVm, connectAgent, destroyVm, listVmsReconciled, showVm, startVm, stopVm, vmSummary as summary } from '../../vm/index.js';
+import { bootVm, connectAgent, destroyVm, listVmSummaries, showVm, startVm, stopVm, vmSummary as summary } from '../../vm/index.js';
 import { action } from '../action.js';
 import { apiClient } from '../client.js';
 import { positiveInt } from '../parse.js';
@@ -46,9 +46,9 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, opts: { json?: boolean }) => {
-        const rows = (await listVmsReconciled(await ctx.deps())).map(summary);
+        const rows = await listVmSummaries(await ctx.deps());
         if (opts.json) return printJson(rows);
-        printTable(rows, ['name', 'state', 'role', 'image', 'accel', 'memoryMiB', 'cpus']);
+        printTable(rows, ['name', 'state', 'role', 'pool', 'ip', 'image', 'accel', 'memoryMiB', 'cpus']);
       }),
     );
 
