@@ -7,7 +7,7 @@ import { printJson } from '../output.js';
 export function registerDoctorCommands(program: Command): void {
   program
     .command('doctor')
-    .description('Check that this host can run vmfork: QEMU, accelerator, free space, networking, guest image')
+    .description('check that this host can run vmfork: QEMU, accelerator, free space, networking, guest image')
     .addOption(new Option('--accel <accel>', 'accelerator policy to check').choices([...ACCEL_CHOICES]).default('auto'))
     .option('--json', 'print the report as JSON')
     .action(

@@ -47,11 +47,11 @@ function printDetail(d: NetworkDetail): void {
 export function registerNetworkCommands(program: Command): void {
   const network = program
     .command('network')
-    .description('Isolated networks: a bridge in a network namespace of its own, a tap and an IPv4 lease per VM (docs/networks.md)');
+    .description('isolated networks: a bridge in a network namespace of its own, a tap and an IPv4 lease per VM (docs/networks.md)');
 
   network
     .command('create')
-    .description('Create a network (needs root); nothing on it can reach outside its namespace')
+    .description('create a network (needs root); nothing on it can reach outside its namespace')
     .argument('<name>', 'network name: RFC 1123 label, at most 15 characters')
     .requiredOption('--cidr <cidr>', 'private IPv4 range, /16 to /30, e.g. 10.231.1.0/24')
     .option('--json', 'print the created network as JSON')
@@ -72,7 +72,7 @@ export function registerNetworkCommands(program: Command): void {
   network
     .command('list')
     .alias('ls')
-    .description('List networks with their address usage and whether their namespace exists on this host')
+    .description('list networks with their address usage and whether their namespace exists on this host')
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, opts: JsonOpt) => {
@@ -85,7 +85,7 @@ export function registerNetworkCommands(program: Command): void {
 
   network
     .command('show')
-    .description('Show a network, its leases and (as root) the health of its namespace')
+    .description('show a network, its leases and (as root) the health of its namespace')
     .argument('<name>', 'network name')
     .option('--json', 'print JSON')
     .action(
@@ -98,7 +98,7 @@ export function registerNetworkCommands(program: Command): void {
 
   network
     .command('rm')
-    .description('Remove a network and its namespace (needs root); refused while any VM holds a lease on it')
+    .description('remove a network and its namespace (needs root); refused while any VM holds a lease on it')
     .argument('<name>', 'network name')
     .option('--json', 'print JSON')
     .action(

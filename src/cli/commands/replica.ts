@@ -5,7 +5,7 @@ import { apiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';
 
 export function registerReplicaCommands(program: Command): void {
-  const replica = program.command('replica').description('The replica map: one replica per image version + phase-1 spec + host + datastore');
+  const replica = program.command('replica').description('the replica map: one replica per image version + phase-1 spec + host + datastore');
   replica
     .command('list')
     .alias('ls')
