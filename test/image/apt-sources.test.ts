@@ -5,17 +5,17 @@ import { join } from 'node:path';
 import { hostDebianMirror, parseDeb822Sources, parseOneLineSources, pickMirror, readAptSources } from '../../src/image/apt-sources.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
-// this host's /etc/apt/sources.list.d/debian.sources, verbatim
+// a Debian 12 host's /etc/apt/sources.list.d/debian.sources as installed, with example hosts for the real mirrors
 const HOST_DEB822 = `Types: deb
-# http://snapshot.debian.org/archive/debian/20250520T000000Z
-URIs: http://deb.debian.org/debian
+# http://snapshot.mirror.example/archive/debian/20250520T000000Z
+URIs: http://mirror.example/debian
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-# http://snapshot.debian.org/archive/debian-security/20250520T000000Z
-URIs: http://deb.debian.org/debian-security
+# http://snapshot.mirror.example/archive/debian-security/20250520T000000Z
+URIs: http://mirror.example/debian-security
 Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -25,7 +25,7 @@ test('deb822: the stanza serving bookworm main wins, not bookworm-security', () 
   const sources = parseDeb822Sources(HOST_DEB822);
   assert.equal(sources.length, 2);
   assert.deepEqual(sources[0]?.suites, ['bookworm', 'bookworm-updates']);
-  assert.equal(pickMirror(sources, 'bookworm'), 'http://deb.debian.org/debian');
+  assert.equal(pickMirror(sources, 'bookworm'), 'http://mirror.example/debian');
 });
 
 test('deb822: deb-src, Enabled: no, continuation lines and several URIs', () => {
@@ -58,9 +58,9 @@ Components: contrib
 test('one-line: options in brackets, deb-src and comments skipped, suite and component must match', () => {
   const text = `# deb http://commented.example/debian bookworm main
 deb-src http://src.example/debian bookworm main
-deb [arch=amd64 signed-by=/usr/share/keyrings/k.gpg] http://ftp.de.debian.org/debian/ bookworm-updates main
-deb [ arch=amd64 ] http://ftp.de.debian.org/debian/ bookworm contrib
-deb http://security.debian.org/debian-security bookworm-security main
+deb [arch=amd64 signed-by=/usr/share/keyrings/k.gpg] http://de.mirror.example/debian/ bookworm-updates main
+deb [ arch=amd64 ] http://de.mirror.example/debian/ bookworm contrib
+deb http://security.mirror.example/debian-security bookworm-security main
 deb https://deb.example/debian bookworm main non-free # trailing comment
 `;
   const sources = parseOneLineSources(text, 'sources.list');
@@ -76,7 +76,7 @@ test('readAptSources reads both syntaxes and only the suffixes apt reads', withT
   writeFileSync(join(etc, 'sources.list.d', 'debian.sources'), HOST_DEB822);
   writeFileSync(join(etc, 'sources.list.d', 'old.list.disabled'), 'deb http://ignored.example/debian bookworm main\n');
   const sources = await readAptSources(etc);
-  assert.deepEqual(sources.map((s) => s.uris[0]), ['http://one-line.example/debian', 'http://deb.debian.org/debian', 'http://deb.debian.org/debian-security']);
+  assert.deepEqual(sources.map((s) => s.uris[0]), ['http://one-line.example/debian', 'http://mirror.example/debian', 'http://mirror.example/debian-security']);
   assert.equal(await hostDebianMirror('bookworm', etc), 'http://one-line.example/debian');
   await assert.rejects(hostDebianMirror('trixie', etc), { code: 'VMFORK_IMAGE_BUILD_FAILED' });
 }));

@@ -20,7 +20,7 @@ function fakeRootfs(root: string): void {
     'etc/resolv.conf': 'nameserver 10.255.255.53\n',
     'var/cache/apt/archives/bash_5.2_amd64.deb': 'deb',
     'var/cache/apt/pkgcache.bin': 'bin',
-    'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease': 'list',
+    'var/lib/apt/lists/mirror.example_debian_dists_bookworm_InRelease': 'list',
     'var/lib/apt/lists/lock': '',
     'var/log/dpkg.log': 'log',
     'usr/share/doc/bash/copyright': 'GPL',
