@@ -112,10 +112,10 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
     agent = undefined;
     const tail = await serialTail(paths.serialLog);
     deps.log.error({ vm: plan.name, err, serialTail: tail }, 'boot failed; rolling back');
-    await rollbackVm(deps, plan.name, actor, err, launched);
+    const leftAlone = await rollbackVm(deps, plan.name, actor, err, launched);
     throw withContext(err, `VM ${plan.name}`, {
       fallback: 'VMFORK_VM_START_FAILED',
-      suffix: tail ? `\n--- serial log tail (${plan.name}) ---\n${tail}` : '',
+      suffix: `${leftAlone ? `\n${leftAlone}` : ''}${tail ? `\n--- serial log tail (${plan.name}) ---\n${tail}` : ''}`,
       details: { vm: plan.name, serialTail: tail },
     });
   } finally {

@@ -4,6 +4,7 @@ import { adoptProcess, GuestAgentClient } from '../qemu/index.js';
 import { LIVE_STATES, vmStateMachine, type VmRole } from '../state/index.js';
 import { currentProcess, listVms, markProcessExited, requireVm, transition, type VmRow } from '../store/index.js';
 import type { VmDeps } from './vm-deps.js';
+import { claimVm, destroyRefused } from './vm-owner.js';
 import { teardownVm, type Teardown } from './vm-record.js';
 
 /**
@@ -40,12 +41,16 @@ export async function listVmsReconciled(deps: VmDeps, filter: { role?: VmRole; t
 
 /**
  * Destroys a VM: kills its QEMU (only if pid AND start time still match), releases its taps and addresses,
- * removes its directory and its record. A VM another live process is working on is refused (its state says
- * which); a destroy whose process died is finished by the next vmfork command.
+ * removes its directory and its record. A VM in a transitional state that another live process owns (forking,
+ * starting, another destroy) is refused with the state table's answer (VMFORK_VM_STATE, the states destroy is
+ * allowed from); one whose owner died is taken over and destroyed, as the next vmfork command's heal would.
  */
 export async function destroyVm(deps: VmDeps, name: string): Promise<Teardown> {
   const vm = await requireVm(deps.db, name);
-  await transition(deps.db, 'vms', name, vm.state, 'destroying', await actorFor('destroy'));
+  const actor = await actorFor('destroy');
+  const claim = await claimVm(deps.db, vm, actor);
+  if (claim.kind === 'busy') throw destroyRefused(vm, claim);
+  await transition(deps.db, 'vms', name, vm.state, 'destroying', actor);
   return teardownVm(deps, vm);
 }
 

@@ -6,6 +6,7 @@ import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
 import { currentProcess, deleteVm, getVm, listLeases, markProcessExited, transition, type VmRow } from '../store/index.js';
 import type { VmDeps } from './vm-deps.js';
+import { claimVm, describeBusy } from './vm-owner.js';
 
 /** What a teardown found and removed, for the messages of destroy and heal. */
 export interface Teardown {
@@ -63,14 +64,24 @@ export function describeTeardown(t: Teardown): string {
 
 /**
  * Rolls back a VM an operation was creating (boot, fork, template parent) after `err`: the record goes
- * `destroying` (so no other process mistakes it for a live VM), then teardown. A rollback that itself fails is
- * logged, not thrown (the caller reports `err`, the cause that matters): the record is still this process's, so
- * the next vmfork command after it exits finishes the job (src/heal/).
+ * `destroying` (so no other process mistakes it for a live VM), then teardown. Only a row this process owns is
+ * touched, or one whose owner died (taken over first): a row another live process is working on, or one resting
+ * (someone else's finished VM), is left alone, and the returned sentence says so for the error the caller rethrows.
+ * A rollback that itself fails is logged, not thrown (the caller reports `err`, the cause that matters): the record
+ * is still this process's, so the next vmfork command after it exits finishes the job (src/heal/).
  */
-export async function rollbackVm(deps: VmDeps, name: string, actor: Actor, err: unknown, launched?: LaunchedProcess): Promise<void> {
+export async function rollbackVm(deps: VmDeps, name: string, actor: Actor, err: unknown, launched?: LaunchedProcess): Promise<string | undefined> {
   try {
     const vm = await getVm(deps.db, name);
-    if (!vm) return;
+    if (!vm) return undefined;
+    const claim = await claimVm(deps.db, vm, actor);
+    if (claim.kind === 'resting' || claim.kind === 'busy') {
+      // what this call launched is its own to stop, unless it is the process the row records (the other owner's)
+      if (launched && (await currentProcess(deps.db, name))?.pid !== launched.pid) await terminateProcess(launched.pid, launched.startTime, { graceMs: 500 });
+      const note = `VM ${name} left alone, not rolled back: it is ${claim.kind === 'busy' ? describeBusy(vm, claim) : `${vm.state}, and no longer this operation's`}`;
+      deps.log.warn({ vm: name, state: vm.state, ownerPid: vm.owner_pid, cause: err }, note);
+      return note;
+    }
     if (vm.state !== 'destroying') await transition(deps.db, 'vms', name, vm.state, 'destroying', actor);
     // a process launched but not yet recorded is stopped here; the recorded one by teardown
     if (launched && !(await currentProcess(deps.db, name))) await terminateProcess(launched.pid, launched.startTime, { graceMs: 500 });
@@ -78,4 +89,5 @@ export async function rollbackVm(deps: VmDeps, name: string, actor: Actor, err: 
   } catch (rollbackErr) {
     deps.log.error({ vm: name, err: rollbackErr, cause: err }, 'rollback failed; the next vmfork command heals it');
   }
+  return undefined;
 }
