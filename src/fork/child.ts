@@ -56,7 +56,10 @@ export type ChildCustomizer = (agent: GuestAgentClient, child: { name: string; i
 
 export interface ForkChildOptions {
   customize?: ChildCustomizer;
-  /** The child was pre-registered (overlays made, state `registered`): only its tap and QEMU remain to start. */
+  /**
+   * The child was pre-registered (overlays made) and the caller has claimed it (`registered` → `forking`, as this
+   * process): only its tap and QEMU remain to start.
+   */
   registered?: boolean;
   /**
    * Agent path: wait for the service kicks the agent runs after its REPORT (one `systemctl --no-block`, ~0.2-0.8 s
@@ -82,8 +85,8 @@ export async function registerChild(deps: VmDeps, t: ReadyTemplate, child: Reser
     await makeOverlays(t, child);
     await transition(deps.db, 'vms', child.name, 'creating', 'registered', actor);
   } catch (err) {
-    await rollbackVm(deps, child.name, actor, err);
-    throw withContext(err, `child ${child.name}`, { fallback: 'VMFORK_FORK_FAILED' });
+    const leftAlone = await rollbackVm(deps, child.name, actor, err);
+    throw withContext(err, `child ${child.name}`, { fallback: 'VMFORK_FORK_FAILED', ...(leftAlone ? { suffix: `\n${leftAlone}` } : {}) });
   }
 }
 
@@ -107,8 +110,10 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
   // a warm process has its tap, overlays and QEMU already, and the fork's plan moved it to `forking`
   const launch = async (): Promise<LaunchedProcess> => {
     await plugLease(lease);
-    if (!options.registered) await makeOverlays(t, child);
-    await transition(db, 'vms', name, options.registered ? 'registered' : 'creating', 'forking', actor);
+    if (!options.registered) {
+      await makeOverlays(t, child);
+      await transition(db, 'vms', name, 'creating', 'forking', actor);
+    }
     return startVmProcess(deps, name, spec, paths, { netns: lease.netns });
   };
   try {
@@ -146,10 +151,10 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
     channels = undefined;
     const stderrTail = (await readFile(paths.stderrLog, 'utf8').catch(() => '')).trim().split('\n').slice(-8).join('\n');
     deps.log.error({ child: name, err, stderrTail }, 'fork failed; rolling back the child');
-    await rollbackVm(deps, name, actor, err, launched);
+    const leftAlone = await rollbackVm(deps, name, actor, err, launched);
     throw withContext(err, `child ${name}`, {
       fallback: 'VMFORK_FORK_FAILED',
-      suffix: stderrTail ? `\n--- QEMU stderr ---\n${stderrTail}` : '',
+      suffix: `${leftAlone ? `\n${leftAlone}` : ''}${stderrTail ? `\n--- QEMU stderr ---\n${stderrTail}` : ''}`,
       details: { child: name, stderrTail },
     });
   } finally {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { VmforkError, toVmforkError } from '../errors.js';
+import { VmforkError, toVmforkError, withContext } from '../errors.js';
 import { actorFor, checkHostCapacity } from '../host/index.js';
 import { allocateLeaseIn, ensureNetworkNamed, plugLease, type Lease } from '../network/index.js';
 import { terminateProcess, type LaunchedProcess } from '../qemu/index.js';
@@ -124,8 +124,8 @@ async function launchWarm(deps: VmDeps, t: ReadyTemplate, w: ReservedWarm, actor
   } catch (err) {
     // the record may be gone already (a template rm tore it down): the QEMU this call started goes in any case
     if (launched) await terminateProcess(launched.pid, launched.startTime, { graceMs: 500 }).catch(() => undefined);
-    await rollbackVm(deps, w.name, actor, err, launched);
-    throw err;
+    const leftAlone = await rollbackVm(deps, w.name, actor, err, launched);
+    throw leftAlone ? withContext(err, `warm process ${w.name}`, { suffix: `\n${leftAlone}` }) : err;
   }
 }
 
