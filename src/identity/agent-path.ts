@@ -3,7 +3,8 @@ import { agentStepOutput, type AgentKicked, type VmforkAgentClient } from '../ag
 import { VmforkError } from '../errors.js';
 import { hostNowMs, hostNowNs, type Logger } from '../util/index.js';
 import { RANDOM_SEED_BYTES, RNG_ENTROPY_BYTES } from './apply-identity.js';
-import type { IdentityOutput } from './facts.js';
+import { readingBetween, type ClockReading } from './clock-check.js';
+import { fact, type IdentityOutput } from './facts.js';
 import { IDENTITY_STEPS } from './pipeline.js';
 import { guestFacts, hostKeyFingerprints, verifySteps } from './report.js';
 import type { ChildIdentity, IdentityReport, IdentityStepResult, NormalizedIdentity, StepFacts, VerifyContext } from './types.js';
@@ -49,7 +50,11 @@ interface Answered {
 }
 
 async function configureOnce(agent: IdentityAgentPort, id: NormalizedIdentity, fork: AgentForkTicket, timeoutMs: number): Promise<Answered> {
+  const entropy = randomBytes(RNG_ENTROPY_BYTES);
+  const seed = randomBytes(RANDOM_SEED_BYTES);
   const start = hostNowMs();
+  // stamped here, not at encoding, so the host knows the stamp it sent (the client encodes and writes at once)
+  const stampNs = hostNowNs();
   const answer = await agent.configure(
     {
       templateId: fork.templateId,
@@ -59,27 +64,49 @@ async function configureOnce(agent: IdentityAgentPort, id: NormalizedIdentity, f
       machineId: id.machineId,
       interface: id.interface,
       ...(id.ipv4 ? { ipv4: id.ipv4 } : {}),
-      entropy: randomBytes(RNG_ENTROPY_BYTES),
-      seed: randomBytes(RANDOM_SEED_BYTES),
+      entropy,
+      seed,
+      hostClockNs: stampNs,
     },
     { timeoutMs },
   );
   const receivedNs = hostNowNs();
-  const offsetMs = Math.round(Number(answer.clockNs - receivedNs) / 1e6);
-  const ctx: VerifyContext = { identity: id, execWindowMs: { start, end: hostNowMs() }, entropyBytes: { rng: RNG_ENTROPY_BYTES, seed: RANDOM_SEED_BYTES }, clock: { offsetMs } };
-  return { reportId: answer.id, output: agentStepOutput(answer), ctx, offsetMs };
+  const output = agentStepOutput(answer);
+  const ms = (ns: bigint): number => Number(ns / 1000n) / 1000;
+  // the REPORT's clock against the host's clock at arrival: what the offset is at worst if the REPORT came back at
+  // once — on a busy host its return can be slow too, so this only says when to send CONFIG again
+  const offsetMs = Math.round(ms(answer.clockNs - receivedNs));
+  const clock: VerifyContext['clock'] = agentClockReading(output, stampNs, answer.clockNs, receivedNs);
+  const ctx: VerifyContext = { identity: id, execWindowMs: { start, end: hostNowMs() }, entropyBytes: { rng: RNG_ENTROPY_BYTES, seed: RANDOM_SEED_BYTES }, clock };
+  return { reportId: answer.id, output, ctx, offsetMs };
+}
+
+/**
+ * The offset a CONFIG left, with the uncertainty of its own measurement. The agent set its clock to the stamp and
+ * read it right after (the clock step's `date_ns`); the REPORT carries the guest clock as it was built (`clockNs`).
+ * The setting happened at a host instant between the stamp's send and the REPORT's arrival less the guest's own
+ * time since (clockNs − date_ns), so the offset lies in [clockNs − received, date_ns − stamp]. One exchange cannot
+ * tell a CONFIG read late from a REPORT read late: the interval is the honest answer.
+ */
+export function agentClockReading(output: IdentityOutput, stampNs: bigint, clockNs: bigint, receivedNs: bigint): ClockReading {
+  const ms = (ns: bigint): number => Number(ns / 1000n) / 1000;
+  const dateNs = fact(output.get('clock') ?? new Map(), 'date_ns');
+  const set = dateNs !== undefined && /^\d+$/.test(dateNs) ? BigInt(dateNs) : undefined;
+  const readAfterSet = set !== undefined && set >= stampNs && set <= clockNs ? set : clockNs;
+  return readingBetween(ms(clockNs - receivedNs), ms(readAfterSet - stampNs));
 }
 
 /**
  * Gives a forked child its identity on the agent path: ONE CONFIG on vmfork-guest's port — the request the
  * template's agent was blocked in returns with it — applied in-process with system calls, answered with a REPORT
  * whose steps and facts are those of the script pipeline. The report is judged by the same per-step checks
- * (`verifySteps`) as the script's output; the clock offset is the REPORT's guest clock against the host's clock when
- * it arrived. The agent sets the clock to the host time stamped into CONFIG as it was sent, so a guest that reads
- * it late (a host whose cores are busy with many children) is set that much in the past: past AGENT_CLOCK_CORRECT_MS,
- * the same CONFIG is sent once more, after the first one's service kicks (the agent reads nothing while it runs
- * them) — every step is idempotent — as the script path corrects with guest-set-time. Any failed step is VMFORK_IDENTITY_FAILED naming every failed
- * step, the whole report in `details`. A CONFIG for another template or cut is refused by the agent
+ * (`verifySteps`) as the script's output; the clock offset is judged with its uncertainty (agentClockReading). The
+ * agent sets the clock ABSOLUTELY, to the host time stamped into CONFIG as it was sent, so a guest that reads it
+ * late (a host whose cores are busy with many children) is set that much in the past: when the REPORT's clock is
+ * more than AGENT_CLOCK_CORRECT_MS behind the host's at its arrival, the same CONFIG is sent once more, after the
+ * first one's service kicks (the agent reads nothing while it runs them) — every step is idempotent — as the script
+ * path corrects with guest-set-time. Any failed step is VMFORK_IDENTITY_FAILED naming every failed step, the whole
+ * report in `details`. A CONFIG for another template or cut is refused by the agent
  * (VMFORK_AGENT_ERROR, `details.agentCode`), before anything changes.
  */
 export async function applyIdentityThroughAgent(
@@ -109,21 +136,21 @@ export async function applyIdentityThroughAgent(
   }
   const last = sent[sent.length - 1] as Answered;
   const totalMs = Math.round(performance.now() - t0);
-  const report = judge(last.output, last.ctx, id, totalMs, last.offsetMs, options.log);
+  const report = judge(last.output, last.ctx, id, totalMs, options.log);
   return {
     report,
     // every CONFIG sent has its kicks (the first one's restarted journald): all folded into the last REPORT
     kicks: async (kickOptions = {}) => {
       let output = last.output;
       for (const a of sent) output = withKicks(output, await kicksOf(a, kickOptions.timeoutMs ?? 30_000));
-      return judge(output, last.ctx, id, totalMs, last.offsetMs, options.log);
+      return judge(output, last.ctx, id, totalMs, options.log);
     },
   };
 }
 
-function judge(output: IdentityOutput, ctx: VerifyContext, id: NormalizedIdentity, totalMs: number, offsetMs: number, log?: Pick<Logger, 'info' | 'warn'>): IdentityReport {
+function judge(output: IdentityOutput, ctx: VerifyContext, id: NormalizedIdentity, totalMs: number, log?: Pick<Logger, 'info' | 'warn'>): IdentityReport {
   const steps = verifySteps(IDENTITY_STEPS, output, ctx, { exitCode: 0, stderr: '' });
-  const report: IdentityReport = { steps, totalMs, sshHostKeyFingerprints: hostKeyFingerprints(output), guest: guestFacts(output, offsetMs) };
+  const report: IdentityReport = { steps, totalMs, sshHostKeyFingerprints: hostKeyFingerprints(output), guest: guestFacts(output, ctx.clock.offsetMs ?? 0, ctx.clock.uncertaintyMs) };
   const bad = steps.filter((s) => !s.ok);
   const summary = steps.map(({ step, ok, ms }) => ({ step, ok, ms }));
   if (bad.length > 0) {

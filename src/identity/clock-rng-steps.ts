@@ -1,42 +1,66 @@
 import { fact, failed, passed } from './facts.js';
+import { FACT_PREFIX } from './shell.js';
 import type { IdentityStep } from './types.js';
 
-/** How far the guest clock may end up from the host's. */
+/** How far the guest clock may provably end up from the host's: past its measurement's own uncertainty. */
 export const CLOCK_TOLERANCE_MS = 1_000;
 
 /**
- * The clock is stepped inside the script by the offset the host measured with guest-get-time just before:
- * `date -s "now + 300.123456789 seconds"` reads the clock, adds and sets it within one process, so the step is
- * exact however long the exec took to start (an absolute time would age in transit by that much). Not
- * guest-set-time: qemu-ga follows settimeofday with `hwclock -w`, which waits for the RTC's next second boundary —
- * 0.7-1.6 s per child under TCG, more than the rest of the pipeline together — and QEMU's RTC already follows the
- * host clock, so a fork needs no RTC write. applyIdentity measures the offset again afterwards and falls back to
- * guest-set-time when it is still too large.
+ * |offset| minus the half-window of its own measurement: how far off the clock is at least. A measurement taken on
+ * a loaded host has a wide window (seconds when the guest's vCPU waited for a core); its midpoint alone would call
+ * a correct clock wrong, or a wrong one right.
+ */
+export function provableOffsetMs(offsetMs: number, uncertaintyMs: number | undefined): number {
+  return Math.max(0, Math.abs(offsetMs) - (uncertaintyMs ?? 0));
+}
+
+/** `+12 ±4 ms`: an offset with the half-window that bounds it. */
+function formatClock(offsetMs: number, uncertaintyMs: number | undefined): string {
+  return `${offsetMs} ms${uncertaintyMs === undefined ? '' : ` ±${uncertaintyMs}`}`;
+}
+
+/**
+ * The clock is SET, not stepped: to the host's epoch ns stamp that arrives on stdin, taken just before the exec was
+ * sent (`date -s @SECONDS.NANOSECONDS`). A relative step computed on the host from a guest-get-time made before the
+ * exec inherits that measurement's error — on a busy host a first request to a just-resumed guest waits seconds
+ * before qemu-ga reads it, and its midpoint was then 2 s wrong — while an absolute stamp is only as old as the exec's
+ * start. applyIdentity then reads the clock back with guest-get-time and sets it once more with guest-set-time (its
+ * stamp taken right before the call, applied as qemu-ga reads it) when it is provably off. guest-set-time is not the
+ * first choice: qemu-ga follows settimeofday with `hwclock -w`, which waits for the RTC's next second boundary —
+ * 0.7-1.6 s per child under TCG — and QEMU's RTC already follows the host clock, so a fork needs no RTC write.
  */
 export const clockStep: IdentityStep = {
   name: 'clock',
   script: () =>
     [
-      'case $VMFORK_CLOCK_STEP in [+-][0-9]*.[0-9]*) ;; *) echo "bad clock step on stdin: $VMFORK_CLOCK_STEP" >&2; exit 1 ;; esac',
-      't=$(date -s "now $VMFORK_CLOCK_STEP seconds" +%s%N)',
-      'fact stepped "$VMFORK_CLOCK_STEP"',
+      'case $VMFORK_CLOCK_NS in [1-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]) ;; *) echo "bad host clock stamp on stdin: $VMFORK_CLOCK_NS" >&2; exit 1 ;; esac',
+      '_s=${VMFORK_CLOCK_NS%?????????}; _ns=${VMFORK_CLOCK_NS#$_s}',
+      '_old=$(date +%s%N)',
+      't=$(date -s "@$_s.$_ns" +%s%N)',
+      '_d=$(( t - _old )); _sign=+',
+      'if [ "$_d" -lt 0 ]; then _d=$(( -_d )); _sign=-; fi',
+      'fact stamp "$VMFORK_CLOCK_NS"',
+      // printf straight out, not through $(…): a command substitution forks
+      `printf '${FACT_PREFIX}%s stepped=%s%d.%09d\\n' "$STEP" "$_sign" "$(( _d / 1000000000 ))" "$(( _d % 1000000000 ))"`,
       'fact date_ns "$t"',
     ].join('\n'),
   verify(facts, ctx) {
-    const { offsetMs, correctedWithAgent, setTimeError, restampedFromMs } = ctx.clock;
+    const { offsetMs, uncertaintyMs, correctedWithAgent, setTimeError, restampedFromMs } = ctx.clock;
     if (setTimeError !== undefined) return failed(`guest-set-time failed: ${setTimeError}`);
     if (offsetMs === undefined) return failed('the clock offset was not measured');
-    if (Math.abs(offsetMs) > CLOCK_TOLERANCE_MS) return failed(`the guest clock is ${offsetMs} ms off the host's`);
+    if (provableOffsetMs(offsetMs, uncertaintyMs) > CLOCK_TOLERANCE_MS) return failed(`the guest clock is ${formatClock(offsetMs, uncertaintyMs)} off the host's`);
     const stepped = fact(facts, 'stepped');
     const ns = fact(facts, 'date_ns');
     if (stepped === undefined || ns === undefined || !/^\d{10,}$/.test(ns)) return failed(`the guest reported no clock step (${JSON.stringify(stepped)})`);
     const guestMs = Number(BigInt(ns) / 1_000_000n);
     const { start, end } = ctx.execWindowMs;
+    // set from a stamp taken at `start`, read back before the result reached the host at `end`: a reading outside
+    // that window means the setting did not take (whatever the load, the window holds it)
     if (!correctedWithAgent && (guestMs < start - CLOCK_TOLERANCE_MS || guestMs > end + CLOCK_TOLERANCE_MS)) {
       return failed(`after the step the guest clock read ${new Date(guestMs).toISOString()}, outside the exec window ${new Date(start).toISOString()}..${new Date(end).toISOString()}`);
     }
     const corrected = correctedWithAgent ? ', then corrected with guest-set-time' : restampedFromMs !== undefined ? `; CONFIG sent again (the first left it ${restampedFromMs} ms off)` : '';
-    return passed(`stepped by ${Math.round(Number(stepped) * 1000)} ms${corrected}; offset ${offsetMs} ms`);
+    return passed(`stepped by ${Math.round(Number(stepped) * 1000)} ms${corrected}; offset ${formatClock(offsetMs, uncertaintyMs)}`);
   },
 };
 

@@ -57,7 +57,7 @@ export function verifySteps(steps: readonly IdentityStep[], output: IdentityOutp
 }
 
 /** The guest's own view after the pipeline, from the facts its steps printed after changing things. */
-export function guestFacts(output: IdentityOutput, clockOffsetMs: number): GuestFacts {
+export function guestFacts(output: IdentityOutput, clockOffsetMs: number, clockUncertaintyMs?: number): GuestFacts {
   const of = (step: string): StepFacts => output.get(step) ?? EMPTY;
   const guest: GuestFacts = {
     hostname: fact(of('hostname'), 'kernel') ?? '',
@@ -66,6 +66,7 @@ export function guestFacts(output: IdentityOutput, clockOffsetMs: number): Guest
     bootId: fact(of(GUEST_BLOCK), 'boot_id') ?? '',
     clockOffsetMs,
   };
+  if (clockUncertaintyMs !== undefined) guest.clockUncertaintyMs = clockUncertaintyMs;
   const ipv4Out = factList(of('ipv4'), 'out');
   const v4 = addressesIn(ipv4Out, 'inet')[0];
   if (v4) {

@@ -8,7 +8,7 @@ export interface IdentityEntropy {
   seed: Buffer;
 }
 
-/** The guest-exec request: program, argv (no secrets: the guest's `ps` shows it), stdin (entropy, clock step). */
+/** The guest-exec request: program, argv (no secrets: the guest's `ps` shows it), stdin (entropy, host clock). */
 export interface IdentityExec {
   path: '/bin/sh';
   args: string[];
@@ -45,21 +45,15 @@ export function octalEscapes(bytes: Buffer): string {
   return Array.from(bytes, (b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
 }
 
-/** A clock step in ns as `date`'s relative item wants it: `+300.123456789`, `-0.000250000`. */
-export function formatClockStep(ns: bigint): string {
-  const abs = ns < 0n ? -ns : ns;
-  return `${ns < 0n ? '-' : '+'}${abs / 1_000_000_000n}.${(abs % 1_000_000_000n).toString().padStart(9, '0')}`;
-}
-
 /**
- * Stdin carries three lines: the CRNG entropy and the seed entropy (octal escapes), then how far to step the guest
- * clock (seconds, signed, 9 decimals). The script reads them into unexported variables; argv carries only the
- * script, which is the same for the same identity.
+ * Stdin carries three lines: the CRNG entropy and the seed entropy (octal escapes), then the host's wall clock in
+ * epoch ns (19 digits), which the clock step sets. The script reads them into unexported variables; argv carries
+ * only the script, which is the same for the same identity. Build it right before sending: the stamp ages from here.
  */
-export function buildIdentityExec(identity: NormalizedIdentity, entropy: IdentityEntropy, clockStepNs: bigint, steps?: readonly IdentityStep[]): IdentityExec {
+export function buildIdentityExec(identity: NormalizedIdentity, entropy: IdentityEntropy, hostClockNs: bigint, steps?: readonly IdentityStep[]): IdentityExec {
   return {
     path: '/bin/sh',
     args: ['-c', buildIdentityScript(identity, steps)],
-    input: `${octalEscapes(entropy.rng)}\n${octalEscapes(entropy.seed)}\n${formatClockStep(clockStepNs)}\n`,
+    input: `${octalEscapes(entropy.rng)}\n${octalEscapes(entropy.seed)}\n${hostClockNs}\n`,
   };
 }

@@ -138,11 +138,11 @@ export function scriptPreamble(): string {
     '# vmfork identity pipeline (generated). Entropy arrives on stdin, never in argv.',
     'PATH=/usr/sbin:/usr/bin:/sbin:/bin; export PATH',
     'umask 022',
-    // stdin: entropy for the CRNG, entropy for the random seed (octal escapes), the clock step (±seconds.nanoseconds)
-    'VMFORK_RNG=; VMFORK_SEED=; VMFORK_CLOCK_STEP=',
+    // stdin: entropy for the CRNG, entropy for the random seed (octal escapes), the host's clock (epoch ns)
+    'VMFORK_RNG=; VMFORK_SEED=; VMFORK_CLOCK_NS=',
     'IFS= read -r VMFORK_RNG || :',
     'IFS= read -r VMFORK_SEED || :',
-    'IFS= read -r VMFORK_CLOCK_STEP || :',
+    'IFS= read -r VMFORK_CLOCK_NS || :',
     'exec 3>&1',
     SHELL_HELPERS,
     RUNTIME,

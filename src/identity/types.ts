@@ -37,8 +37,10 @@ export interface GuestFacts {
   ipv4?: { address: string; prefix: number; gateway?: string };
   ipv6LinkLocal?: string;
   bootId: string;
-  /** Guest wall clock minus host wall clock after the pipeline, measured with guest-get-time. */
+  /** Guest wall clock minus host wall clock after the pipeline (guest-get-time, or the agent's REPORT stamp). */
   clockOffsetMs: number;
+  /** Half the window of that measurement: the true offset lies within clockOffsetMs ± this. */
+  clockUncertaintyMs?: number;
 }
 
 export interface IdentityReport {
@@ -61,11 +63,12 @@ export interface VerifyContext {
   /** Bytes of host entropy sent for the RNG and for the random seed. */
   entropyBytes: { rng: number; seed: number };
   /**
-   * The host-side half of the clock step: the offset guest-get-time measured after the script, and whether the
-   * script's setting was off by too much and guest-set-time had to correct it (with its error, if it failed). On
-   * the agent path, `restampedFromMs`: the offset the first CONFIG left, when a second one was sent to correct it.
+   * The host-side half of the clock step: the offset read back after the clock was set, ± the half-window of that
+   * reading (`uncertaintyMs`), and whether the script's setting was provably off by too much and guest-set-time had
+   * to correct it (with its error, if it failed). On the agent path, `restampedFromMs`: how far behind the first
+   * CONFIG may have left it (its REPORT against the host's clock at arrival), when a second one was sent.
    */
-  clock: { offsetMs?: number; correctedWithAgent?: boolean; setTimeError?: string; restampedFromMs?: number };
+  clock: { offsetMs?: number; uncertaintyMs?: number; correctedWithAgent?: boolean; setTimeError?: string; restampedFromMs?: number };
 }
 
 export interface StepVerdict {

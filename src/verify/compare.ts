@@ -4,7 +4,10 @@ import { COLLISION_FIELDS, type ChildFacts, type Collision, type CollisionField,
 export type ComparableFacts = Pick<ChildFacts, 'name' | 'hostname' | 'mac' | 'qemuMac' | 'ipv4' | 'ipv6LinkLocal' | 'machineId' | 'urandom' | 'sshHostKeys'>;
 
 export interface ProblemLimits {
-  /** |guest clock − host clock| above this is a problem. @default 2000 */
+  /**
+   * A clock is a problem when it is provably off by more than this: |offset| minus the half-window of its own
+   * measurement (a loaded host widens the window; its midpoint alone is not evidence). @default 2000
+   */
   maxClockOffsetMs?: number;
   /** Host key types every child must serve (ssh-keygen's spelling). @default ['ED25519'] (what the identity pipeline makes) */
   sshKeyTypes?: readonly string[];
@@ -70,8 +73,9 @@ export function findProblems(child: ChildFacts, limits: ProblemLimits = {}): Pro
   if (child.bootIdMatchesTemplate === false) {
     add('rebooted', `boot_id ${child.bootId ?? '?'} is not the template's ${child.templateBootId ?? '?'}: the child booted instead of resuming`);
   }
-  if (child.clockOffsetMs !== null && Math.abs(child.clockOffsetMs) > maxOffset) {
-    add('clock-offset', `guest clock is ${formatOffset(child.clockOffsetMs, child.clockUncertaintyMs)} off the host's (limit ±${maxOffset} ms)`);
+  const atLeast = child.clockOffsetMs === null ? 0 : Math.abs(child.clockOffsetMs) - (child.clockUncertaintyMs ?? 0);
+  if (child.clockOffsetMs !== null && atLeast > maxOffset) {
+    add('clock-offset', `guest clock is ${formatOffset(child.clockOffsetMs, child.clockUncertaintyMs)} off the host's: at least ${atLeast.toFixed(1)} ms (limit ±${maxOffset} ms)`);
   }
   if (child.reachable === false) add('unreachable', `no ICMP echo reply from ${child.ipv4 ?? '?'} inside ${child.netns ?? '?'}`);
   const served = new Set(child.sshHostKeys.map((k) => k.type.toUpperCase()));

@@ -21,7 +21,8 @@ const NORMALIZED = validateIdentity(IDENTITY);
 
 /**
  * Plays the guest's side: its clock is `staleMs` behind until the script runs, `residualMs` off after it, and
- * 1 ms off once guest-set-time was called; the exec prints the given facts.
+ * 1 ms off once guest-set-time was called; the exec prints the given facts. Offsets are judged against the host
+ * window of each call, so a slow (loaded) test host widens the bars without changing the verdicts.
  */
 class ScriptedAgent implements IdentityAgent {
   readonly calls: string[] = [];
@@ -57,18 +58,32 @@ class ScriptedAgent implements IdentityAgent {
 
 const stdinLines = (agent: ScriptedAgent): string[] => String(agent.lastExec?.options?.input).split('\n');
 
-test('guest-get-time, ONE exec, guest-get-time; the clock step is the measured staleness; the report is the guest\'s', async () => {
+/** The clock calls after the exec: 1-3 guest-get-time probes (the tightest kept), as the scripted round trips allow. */
+function assertProbes(calls: readonly string[]): void {
+  assert.ok(calls.length >= 1 && calls.length <= 3 && calls.every((c) => c === 'guest-get-time'), JSON.stringify(calls));
+}
+
+/** The reported offset is `trueMs` within the reading's own uncertainty (1 ms of rounding). */
+function assertOffset(guest: { clockOffsetMs: number; clockUncertaintyMs?: number }, trueMs: number): void {
+  assert.ok(guest.clockUncertaintyMs !== undefined, 'the offset carries its uncertainty');
+  assert.ok(Math.abs(guest.clockOffsetMs - trueMs) <= guest.clockUncertaintyMs + 1, `offset ${guest.clockOffsetMs} ±${guest.clockUncertaintyMs} ms holds ${trueMs}`);
+}
+
+test('ONE exec carrying the host clock, then the clock read back; the report is the guest\'s', async () => {
   const agent = new ScriptedAgent((now) => sampleFacts(NORMALIZED, now));
+  const before = BigInt(Date.now()) * 1_000_000n;
   const report = await applyIdentity(agent, IDENTITY);
-  assert.deepEqual(agent.calls, ['guest-get-time', 'guest-exec', 'guest-get-time']);
-  const step = stdinLines(agent)[2] ?? '';
-  assert.match(step, /^\+\d+\.\d{9}$/);
-  assert.ok(Math.abs(Number(step) * 1000 - 300_000) < 5, `clock step ${step} s`);
+  const after = BigInt(Date.now() + 1) * 1_000_000n;
+  assert.equal(agent.calls[0], 'guest-exec', 'no measurement before: the clock is set absolutely');
+  assertProbes(agent.calls.slice(1));
+  const stamp = stdinLines(agent)[2] ?? '';
+  assert.match(stamp, /^\d{19}$/);
+  assert.ok(BigInt(stamp) >= before && BigInt(stamp) <= after, `stamp ${stamp} taken during the call`);
   assert.ok(report.steps.every((s) => s.ok));
   assert.equal(report.steps.length, 10);
   assert.equal(report.guest.hostname, 'web-1');
   assert.equal(report.guest.mac, '02:ab:cd:ef:01:23');
-  assert.equal(report.guest.clockOffsetMs, 3);
+  assertOffset(report.guest, 3);
   assert.deepEqual(report.sshHostKeyFingerprints, [SAMPLE_FINGERPRINTS.ed25519]);
   assert.ok(report.totalMs >= 0);
 });
@@ -90,12 +105,16 @@ test('entropy goes to stdin (64 + 512 fresh bytes per apply), never into argv', 
   assert.deepEqual(second.args, first.args, 'same identity, same script');
 });
 
-test('a clock still off after the script is corrected with guest-set-time', async () => {
+test('a clock provably off after the script is set once more with guest-set-time, then read back again', async () => {
   const agent = new ScriptedAgent((now) => sampleFacts(NORMALIZED, now), { staleMs: -300_000, residualMs: 450 });
   const report = await applyIdentity(agent, IDENTITY);
-  assert.deepEqual(agent.calls, ['guest-get-time', 'guest-exec', 'guest-get-time', 'guest-set-time', 'guest-get-time']);
-  assert.equal(report.guest.clockOffsetMs, 1);
-  assert.match(report.steps[0]?.detail ?? '', /corrected with guest-set-time; offset 1 ms/);
+  const set = agent.calls.indexOf('guest-set-time');
+  assert.equal(agent.calls[0], 'guest-exec');
+  assert.ok(set > 1, JSON.stringify(agent.calls));
+  assertProbes(agent.calls.slice(1, set));
+  assertProbes(agent.calls.slice(set + 1));
+  assertOffset(report.guest, 1);
+  assert.match(report.steps[0]?.detail ?? '', /corrected with guest-set-time; offset -?\d+ ms ±\d+/);
 });
 
 test('failed steps are all collected, then VMFORK_IDENTITY_FAILED names them and carries the report', async () => {

@@ -6,11 +6,12 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fact, factList, parseIdentityOutput } from '../../src/identity/facts.js';
-import { buildIdentityExec, formatClockStep } from '../../src/identity/script.js';
+import { clockStep } from '../../src/identity/clock-rng-steps.js';
+import { buildIdentityExec } from '../../src/identity/script.js';
 import { SHELL_HELPERS } from '../../src/identity/shell.js';
 import { shQuote } from '../../src/util/shell-quote.js';
 import type { IdentityStep } from '../../src/identity/types.js';
@@ -33,12 +34,12 @@ test('run_step: rc, stderr and facts per step; a failing command ends only its o
     step('breaks', 'fact before 1\nfalse\nfact after 1'),
     step('exits', 'echo boom >&2\necho "second line" >&2\nexit 3'),
     // the stdin lines, decoded by the builtin printf exactly as the rng and random-seed steps do
-    step('entropy', `printf "$VMFORK_RNG" > ${shQuote(join(dir, 'rng'))}\nprintf "$VMFORK_SEED" > ${shQuote(join(dir, 'seed'))}\nfact clock "$VMFORK_CLOCK_STEP"`),
+    step('entropy', `printf "$VMFORK_RNG" > ${shQuote(join(dir, 'rng'))}\nprintf "$VMFORK_SEED" > ${shQuote(join(dir, 'seed'))}\nfact clock "$VMFORK_CLOCK_NS"`),
     step('last', 'fact reached yes'),
   ];
   const rng = randomBytes(64);
   const seed = Buffer.concat([Buffer.from([0, 0, 10, 13, 37, 92, 255]), randomBytes(505)]); // NUL, newline, %, backslash
-  const exec = buildIdentityExec(ID, { rng, seed }, -308_123_456_789n, steps);
+  const exec = buildIdentityExec(ID, { rng, seed }, 1_700_000_000_123_456_789n, steps);
   const r = sh(exec.args[1] ?? '', exec.input);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr, '', 'every step stderr is captured into facts');
@@ -55,7 +56,7 @@ test('run_step: rc, stderr and facts per step; a failing command ends only its o
   assert.deepEqual(factList(f('exits'), 'stderr'), ['boom', 'second line']);
   assert.deepEqual(readFileSync(join(dir, 'rng')), rng);
   assert.deepEqual(readFileSync(join(dir, 'seed')), seed);
-  assert.equal(fact(f('entropy'), 'clock'), '-308.123456789');
+  assert.equal(fact(f('entropy'), 'clock'), '1700000000123456789');
   assert.equal(fact(f('last'), 'reached'), 'yes');
   assert.match(fact(out.get('guest') ?? new Map(), 'boot_id') ?? '', /^[0-9a-f-]{36}$/);
 });
@@ -136,16 +137,37 @@ test('epilogues run after every step and the guest facts, only for work a step d
   assert.equal(readFileSync(join(dir, 'vmfork-identity.svc'), 'utf8'), '', 'the flag is emptied');
 });
 
-test('the clock step format is what GNU date takes as a relative item, to the nanosecond', () => {
-  for (const ns of [300_123_456_789n, -300_123_456_789n, 250_000n, -1n, 0n]) {
-    const text = formatClockStep(ns);
-    assert.match(text, /^[+-]\d+\.\d{9}$/);
-    // -d, not -s: the host clock is only read
-    const before = process.hrtime.bigint();
-    const r = spawnSync('date', ['-d', `now ${text} seconds`, '+%s%N']);
-    const now = BigInt(Date.now()) * 1_000_000n;
-    const elapsed = process.hrtime.bigint() - before;
-    const got = BigInt(r.stdout.toString().trim());
-    assert.ok(got - ns <= now + 1_000_000n && got - ns >= now - elapsed - 1_000_000n, `${text}: ${got} vs ${now}`);
+/**
+ * The clock step against a stand-in `date` first on PATH (the real one would set the host's clock): it records its
+ * argv and answers as GNU date does, the old clock 300 s behind the stamp.
+ */
+function runClockStep(stamp: string): { status: number | null; stderr: string; facts: ReadonlyMap<string, readonly string[]>; calls: string[] } {
+  const bin = join(dir, 'fake-bin');
+  mkdirSync(bin, { recursive: true });
+  const log = join(dir, 'date-calls');
+  writeFileSync(log, '');
+  const fake = ['#!/bin/sh', `echo "$*" >> ${shQuote(log)}`, 'case $1 in -s) echo 1700000000123456789 ;; *) echo 1699999700000000000 ;; esac'].join('\n');
+  writeFileSync(join(bin, 'date'), `${fake}\n`, { mode: 0o755 });
+  const script = `${SHELL_HELPERS}\nSTEP=clock\n( set -e\n${clockStep.script(ID)}\n)`;
+  const r = spawnSync('dash', ['-c', script], { env: { PATH: `${bin}:/usr/bin:/bin`, VMFORK_CLOCK_NS: stamp } });
+  return {
+    status: r.status,
+    stderr: r.stderr.toString(),
+    facts: parseIdentityOutput(r.stdout.toString()).get('clock') ?? new Map(),
+    calls: readFileSync(log, 'utf8').trim().split('\n').filter(Boolean),
+  };
+}
+
+test('the clock step SETS the clock to the host stamp (absolute, to the ns) and reports the jump', () => {
+  const r = runClockStep('1700000000123456789');
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.calls, ['+%s%N', '-s @1700000000.123456789 +%s%N']);
+  assert.equal(fact(r.facts, 'stamp'), '1700000000123456789');
+  assert.equal(fact(r.facts, 'stepped'), '+300.123456789');
+  assert.equal(fact(r.facts, 'date_ns'), '1700000000123456789');
+  for (const bad of ['', '+300.5', '170000000012345678', '17000000001234567890', '1700000000;reboot']) {
+    const b = runClockStep(bad);
+    assert.notEqual(b.status, 0, `stamp ${JSON.stringify(bad)} refused`);
+    assert.deepEqual(b.calls, [], 'and date never ran');
   }
 });

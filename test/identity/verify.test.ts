@@ -121,6 +121,20 @@ test('the clock step: a set-time error or a large final offset fails it; a guest
   assert.equal(byStep(verify(withFacts('clock', lateDate), ID, { offsetMs: 2 })).clock?.ok, false, 'not corrected: the date must fit the window');
 });
 
+test('the clock step judges an offset against its own measurement: off only when |offset| − half-window > 1 s', () => {
+  const clock = (offsetMs: number, uncertaintyMs?: number) => byStep(verify(sampleFacts(ID, NOW), ID, uncertaintyMs === undefined ? { offsetMs } : { offsetMs, uncertaintyMs })).clock;
+  // a reading taken while the host was loaded: wide, and its midpoint alone would be called wrong
+  const wide = clock(-1500, 605);
+  assert.equal(wide?.ok, true, wide?.detail);
+  assert.equal(wide?.detail, 'stepped by 308123 ms; offset -1500 ms ±605');
+  assert.equal(clock(1_600, 605)?.ok, true, '1600 − 605 = 995 ms at least: within the tolerance');
+  const off = clock(-1_700, 605);
+  assert.equal(off?.ok, false, '1700 − 605 = 1095 ms at least');
+  assert.match(off?.detail ?? '', /the guest clock is -1700 ms ±605 off/);
+  assert.equal(clock(-300_000, 2_000)?.ok, false, 'a stale clock stays wrong however wide the bar');
+  assert.equal(clock(1_001)?.ok, false, 'no bar: the offset as measured');
+});
+
 test('without ipv4 the step passes only when the guest has no global IPv4 address and no default route', () => {
   const noV4 = { ...ID, ipv4: undefined };
   assert.equal(byStep(verify(sampleFacts(noV4, NOW), noV4)).ipv4?.ok, true);

@@ -74,8 +74,13 @@ test('per-child problems: MAC mismatch, reboot, clock, unreachable, missing key,
   assert.deepEqual(kinds({ qemuMac: '52:54:00:00:00:01'.toUpperCase() }), [], 'case alone is no mismatch');
   assert.deepEqual(kinds({ bootId: 'other', bootIdMatchesTemplate: false, reboots: null }), ['rebooted']);
   assert.deepEqual(kinds({ clockOffsetMs: -308_000 }), ['clock-offset']);
-  assert.deepEqual(kinds({ clockOffsetMs: 2000 }), [], 'the limit itself is allowed');
-  assert.deepEqual(kinds({ clockOffsetMs: 2000.1 }), ['clock-offset']);
+  assert.deepEqual(kinds({ clockOffsetMs: 2012, clockUncertaintyMs: 12 }), [], 'the limit itself is allowed');
+  assert.deepEqual(kinds({ clockOffsetMs: 2012.1, clockUncertaintyMs: 12 }), ['clock-offset']);
+  assert.deepEqual(kinds({ clockOffsetMs: 2000.1, clockUncertaintyMs: null }), ['clock-offset'], 'no bar: the offset as measured');
+  // judged against the measurement's own half-window: 2259 ± 605 ms is at least 1654 ms off, within the limit
+  assert.deepEqual(kinds({ clockOffsetMs: 2259, clockUncertaintyMs: 605 }), [], 'a wide bar under load is not a problem');
+  assert.deepEqual(kinds({ clockOffsetMs: -2606, clockUncertaintyMs: 605 }), ['clock-offset'], '2606 − 605 = 2001 ms at least');
+  assert.deepEqual(kinds({ clockOffsetMs: -300_000, clockUncertaintyMs: 5_000 }), ['clock-offset'], 'a stale clock stays a problem');
   assert.deepEqual(kinds({ reachable: false }), ['unreachable']);
   assert.deepEqual(kinds({ sshHostKeys: [{ type: 'ECDSA', fingerprint: 'SHA256:x', bits: 256 }] }), ['missing-ssh-host-key']);
   assert.deepEqual(kinds({ sshHostKeys: [] }), ['missing-ssh-host-key']);

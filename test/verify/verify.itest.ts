@@ -59,7 +59,8 @@ for (const path of ['agent', 'script'] as const) {
       assert.deepEqual(c.sshHostKeys.map((k) => k.type), ['ED25519']);
       assert.match(c.urandom ?? '', /^[0-9a-f]{64}$/);
       assert.ok(c.clockOffsetMs !== null && c.clockUncertaintyMs !== null);
-      assert.ok(Math.abs(c.clockOffsetMs) <= 2000);
+      // judged as verify judges it: against the reading's own bar, which a loaded host widens
+      assert.ok(Math.abs(c.clockOffsetMs) - c.clockUncertaintyMs <= 2000, `${c.name}: clock ${c.clockOffsetMs} ±${c.clockUncertaintyMs} ms`);
     }
     // one child at a time: the same verdict; the clock bars are measured without the siblings competing for the CPU
     const serial = await verify([...names, '--concurrency', '1']);
