@@ -1,7 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { invalidSpec, TaskEventSchema } from '../provision/index.js';
+import { invalidSpec } from '../pool/index.js';
+import { TaskEventSchema } from '../task/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { checkBearer } from './auth.js';
 import { installErrorReplies } from './error-reply.js';

@@ -1,4 +1,6 @@
-import type { PoolDetail, PoolSpec, PoolSummary, ReplicaView, TaskRunners } from '../provision/index.js';
+import type { PoolDetail, PoolSummary } from '../pool/index.js';
+import type { ReplicaView } from '../replica/index.js';
+import type { TaskRunners } from '../task/index.js';
 
 /**
  * The provisioning engine as the API server drives it (issue 7). The server validates requests (spec shape and
@@ -9,7 +11,7 @@ import type { PoolDetail, PoolSpec, PoolSummary, ReplicaView, TaskRunners } from
  */
 export interface ProvisionService {
   /** Starts creating a pool (phase 1 or a reused replica, then its children). VMFORK_POOL_EXISTS for a taken name. */
-  createPool(spec: PoolSpec): Promise<{ taskId: string; pool: string }>;
+  createPool(spec: unknown): Promise<{ taskId: string; pool: string }>;
   listPools(): Promise<PoolSummary[]>;
   /** One pool with its children's counts per VM state and their names. */
   getPool(name: string): Promise<PoolDetail>;

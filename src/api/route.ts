@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { invalidSpec, zodProblems, type SpecProblem } from '../provision/index.js';
+import { invalidSpec, zodProblems, type SpecProblem } from '../pool/index.js';
 
 /**
  * One API route, declared once: its path, the zod schemas its input is validated with, the schema of its answer,

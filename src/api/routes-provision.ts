@@ -1,15 +1,8 @@
 import { z } from 'zod';
 import { VmforkError } from '../errors.js';
-import {
-  checkPoolRefs,
-  parsePoolSpec,
-  PoolDetailSchema,
-  PoolSpecInputSchema,
-  PoolSummarySchema,
-  ReplicaViewSchema,
-  ResizeRequestSchema,
-  TaskAcceptedSchema,
-} from '../provision/index.js';
+import { PoolDetailSchema, PoolSpecInputSchema, PoolSummarySchema, ResizeRequestSchema } from '../pool/index.js';
+import { ReplicaViewSchema } from '../replica/index.js';
+import { TaskAcceptedSchema } from '../task/index.js';
 import { destroyVm, getVmReconciled, listVmsReconciled, showVm, vmSummary, type VmDeps } from '../vm/index.js';
 import type { ProvisionService } from './provision-service.js';
 import { defineRoute, type AnyRoute } from './route.js';
@@ -65,12 +58,8 @@ export function provisionRoutes(deps: VmDeps, provision: ProvisionService | unde
     defineRoute({
       method: 'POST', path: '/v1/pools', operationId: 'createPool', tag: 'pools', summary: 'Create a pool from its spec: answers 202 with the task that provisions it',
       body: PoolSpecInputSchema, bodyName: 'PoolSpec', status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
-      handler: async ({ body }) => {
-        // everything is checked before the engine is asked for anything: a bad spec creates nothing
-        const spec = parsePoolSpec(body);
-        await checkPoolRefs(deps.db, spec);
-        return engine(provision).createPool(spec);
-      },
+      // the engine validates the spec (cross-field checks, what it names, capacity) before it makes anything
+      handler: ({ body }) => engine(provision).createPool(body),
     }),
     defineRoute({
       method: 'GET', path: '/v1/pools', operationId: 'listPools', tag: 'pools', summary: 'Pools with their children counted per state',

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { listImages, showImage } from '../image/index.js';
 import { listNetworks, showNetwork } from '../network/index.js';
-import { HostViewSchema, labelSchema, listHosts } from '../provision/index.js';
+import { HostViewSchema, listHosts } from '../host/index.js';
+import { labelSchema } from '../pool/index.js';
 import { listTemplates, showTemplate } from '../template/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { defineRoute, type AnyRoute } from './route.js';

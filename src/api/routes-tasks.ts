@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cancelTask, followTask, getTaskView, listTaskViews, TaskViewSchema, type TaskDeps } from '../provision/index.js';
+import { cancelTask, followTask, getTaskView, listTaskViews, TaskViewSchema, type TaskDeps } from '../task/index.js';
 import { defineRoute, type AnyRoute } from './route.js';
 
 const IdParams = z.strictObject({ id: z.string().min(1).max(64) });

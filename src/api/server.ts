@@ -1,5 +1,6 @@
 import { VmforkError } from '../errors.js';
-import { recoverTasks, registerLocalHost, type RecoveredTask } from '../provision/index.js';
+import { recoverTasks, type RecoveredTask } from '../task/index.js';
+import { registerLocalHost } from '../host/index.js';
 import { listVmsReconciled, type VmDeps } from '../vm/index.js';
 import { buildApp } from './app.js';
 import { ensureApiToken } from './auth.js';

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createParser } from 'eventsource-parser';
 import type { HomeLayout } from '../config/index.js';
 import { ERROR_REGISTRY, VmforkError, type ErrorCode } from '../errors.js';
-import type { TaskEvent } from '../provision/index.js';
+import type { TaskEvent } from '../task/index.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8470';
 

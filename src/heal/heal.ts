@@ -82,7 +82,7 @@ async function healRow(deps: VmDeps, table: HealedTable, name: string, actor: Aw
       const replica = await getReplica(deps.db, name);
       if (!replica) return gone;
       // loaded only when a replica needs healing: the provisioning room costs every command ~0.1 s to load
-      const { healReplica } = await import('../provision/index.js');
+      const { healReplica } = await import('../replica/index.js');
       return healReplica(deps, replica, actor);
     }
     case 'images': {

@@ -9,4 +9,4 @@ export type { ImageSources } from './build-context.js';
 export { compileGuestAgent, defaultGuestAgentDir, GUEST_AGENT_BINARY } from './guest-agent.js';
 export { HOOKS_GUEST_DIR } from './hooks.js';
 export { imageGuestAgent, readManifest, verifyManifest, type ImageGuestAgent, type ImageManifest } from './manifest.js';
-export { BASE_RECIPE, recipeHash, type ImageRecipe } from './recipe.js';
+export { BASE_RECIPE, canonicalJson, recipeHash, type ImageRecipe } from './recipe.js';

@@ -84,6 +84,8 @@ export interface TemplatesTable extends OwnerColumns {
   spec_json: string;
   /** What every child depends on (QEMU build, machine, files + sha256), written when the cut succeeds. */
   record_json: string | null;
+  /** The replica whose disks the template's are overlays on (a pool's template), or null (`vmfork template create`). */
+  replica_id: string | null;
   last_error: string | null;
   created_at: string;
   updated_at: string;
@@ -157,6 +159,15 @@ export interface TasksTable extends OwnerColumns {
   /** `{ code, message }` of the failure that ended it. */
   last_error: string | null;
   host_id: string;
+  /**
+   * The queue it runs in (a pool's name; null: runs at once). Tasks of one queue run in the order they were made,
+   * except that `lock`s of different VMs may run together.
+   */
+  queue: string | null;
+  /** `pool` (alone in its queue: create, resize, converge, rm) or `vm:<name>` (a power operation on one VM). */
+  lock: string | null;
+  /** The task it waited behind when it was queued (null: none). */
+  queued_behind: string | null;
   created_at: string;
   updated_at: string;
 }

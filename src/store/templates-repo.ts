@@ -42,3 +42,13 @@ export async function updateTemplate(db: Db, name: string, update: Partial<Pick<
 export async function deleteTemplateRow(db: Db, name: string): Promise<void> {
   await db.deleteFrom('templates').where('name', '=', name).execute();
 }
+
+/** Links a template to the replica its disks overlay (a pool's template). */
+export async function setTemplateReplica(db: Db, name: string, replicaId: string): Promise<void> {
+  await db.updateTable('templates').set({ replica_id: replicaId, updated_at: new Date().toISOString() }).where('name', '=', name).execute();
+}
+
+/** The templates made from a replica's disks. */
+export async function replicaTemplates(db: Db, replicaId: string): Promise<TemplateRow[]> {
+  return db.selectFrom('templates').selectAll().where('replica_id', '=', replicaId).orderBy('name').execute();
+}

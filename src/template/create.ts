@@ -40,6 +40,8 @@ export interface CreateTemplateOptions {
    * @default the image's disk as `disk0`
    */
   sourceDisks?: readonly SourceDisk[];
+  /** The replica whose disks these are (a pool's template): recorded with the template from its first row. */
+  replicaId?: string;
 }
 
 /** A disk a template's parent is overlaid on; `disk0` is the system disk the kernel's root= names. */
@@ -78,7 +80,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   const actor = await actorFor('template-create');
   const now = new Date().toISOString();
   const base = { name: options.name, image_name: source.image.name, dir: files.dir, last_error: null, created_at: now, updated_at: now };
-  await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null }, actor);
+  await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null, replica_id: options.replicaId ?? null }, actor);
   let launched: LaunchedProcess | undefined;
   let agent: GuestAgentClient | undefined;
   let vfg: VmforkAgentClient | undefined;

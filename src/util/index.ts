@@ -4,6 +4,8 @@ export { run, which, type RunOptions, type RunResult } from './exec.js';
 export { sha256File } from './file-hash.js';
 export { createLogger, REDACT_PATHS, type Logger } from './log.js';
 export { assertValidName, isValidName } from './names.js';
+export { formatName, labelProblem, parseNamePattern, patternNames, type NamePattern } from './name-pattern.js';
+export { REDACTED, redactSecrets, redactText } from './redact.js';
 export { shQuote } from './shell-quote.js';
 export { formatBytes, parseMemoryMiB, parseSize } from './size.js';
 export { describe, percentile, roundStats, type Stats } from './stats.js';

@@ -15,3 +15,4 @@ export type { VmDeps } from './vm-deps.js';
 export { diskFile, vmChannels, vmPaths, vmPathsIn, type VmChannels, type VmPaths } from './vm-paths.js';
 export { startVmProcess } from './vm-process.js';
 export { describeTeardown, rollbackVm, stopStrayQemu, teardownVm, type Teardown } from './vm-record.js';
+export { sshArgv, sshTarget, type SshTarget } from './ssh.js';

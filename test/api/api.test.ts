@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { ensureApiToken } from '../../src/api/index.js';
-import { listTaskViews, waitForTask } from '../../src/provision/index.js';
+import { listTaskViews, waitForTask } from '../../src/task/index.js';
 import { addImage, addVm, apiFixture, type ApiFixture } from './fixture.js';
 import { parseEventStream } from './openapi-check.js';
 

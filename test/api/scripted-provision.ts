@@ -1,6 +1,8 @@
 import { VmforkError } from '../../src/errors.js';
 import type { ProvisionService } from '../../src/api/index.js';
-import { poolChildNames, startTask, type PoolDetail, type PoolSpec, type TaskContext, type TaskDeps, type TaskRunners } from '../../src/provision/index.js';
+import { parsePoolSpec, poolChildNames, type PoolDetail, type PoolSpec } from '../../src/pool/index.js';
+import { checkPoolRefs } from '../../src/pool/refs.js';
+import { startTask, type TaskContext, type TaskDeps, type TaskRunners } from '../../src/task/index.js';
 
 /**
  * A scripted stand-in for the provisioning engine, for API protocol tests only (no VM is made): it keeps pools in
@@ -41,7 +43,10 @@ export class ScriptedProvision implements ProvisionService {
     return startTask(this.deps, { kind, target, input }, this.runners[kind] as TaskRunners[string]);
   }
 
-  async createPool(spec: PoolSpec): Promise<{ taskId: string; pool: string }> {
+  /** Validates as the real engine does (spec, then what it names) before it records the call: a bad spec reaches nothing. */
+  async createPool(input: unknown): Promise<{ taskId: string; pool: string }> {
+    const spec: PoolSpec = parsePoolSpec(input);
+    await checkPoolRefs(this.deps.db, spec);
     this.calls.push(`createPool ${spec.name}`);
     const names = poolChildNames(spec);
     const taskId = await this.run('pool-create', spec.name, { pool: spec.name, children: names });
@@ -88,7 +93,7 @@ export class ScriptedProvision implements ProvisionService {
   listReplicas(): ReturnType<ProvisionService['listReplicas']> {
     this.calls.push('listReplicas');
     return Promise.resolve([
-      { id: 'r-1', state: 'ready', image: 'default', imageVersion: 'v1', phase1Digest: 'a'.repeat(64), hostId: 'local', datastore: 'default', path: '/d/r-1', template: 'replica-r-1', pools: [...this.pools.keys()], createdAt: new Date().toISOString() },
+      { id: 'r-1', state: 'ready', image: 'default', imageVersion: 'v1', phase1Digest: 'a'.repeat(64), hostId: 'local', datastore: 'default', path: '/d/r-1', template: 'replica-r-1', pools: [...this.pools.keys()], phase1: null, createdAt: new Date().toISOString() },
     ]);
   }
 

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseListen, startServer } from '../../src/api/index.js';
 import { homeLayout } from '../../src/config/index.js';
-import { getTaskView, startTask, waitForTask } from '../../src/provision/index.js';
+import { getTaskView, startTask, waitForTask } from '../../src/task/index.js';
 import { insertTask, LOCAL_HOST_ID, openStore } from '../../src/store/index.js';
 import { createLogger } from '../../src/util/index.js';
 import type { VmDeps } from '../../src/vm/index.js';

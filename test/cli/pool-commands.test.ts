@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/api/index.js';
 import { homeLayout } from '../../src/config/index.js';
 import { VmforkError } from '../../src/errors.js';
-import { startTask } from '../../src/provision/index.js';
+import { startTask } from '../../src/task/index.js';
 import { openStore } from '../../src/store/index.js';
 import { createLogger } from '../../src/util/index.js';
 import type { VmDeps } from '../../src/vm/index.js';

@@ -17,7 +17,6 @@ const GROUPS: readonly { command: string; load: () => Promise<Register> }[] = [
   { command: 'fork', load: async () => (await import('./fork.js')).registerForkCommands },
   { command: 'verify', load: async () => (await import('./verify.js')).registerVerifyCommands },
   { command: 'ssh', load: async () => (await import('./ssh.js')).registerSshCommands },
-  { command: 'demo', load: async () => (await import('./demo.js')).registerDemoCommands },
   { command: 'serve', load: async () => (await import('./serve.js')).registerServeCommands },
   { command: 'pool', load: async () => (await import('./pool.js')).registerPoolCommands },
   { command: 'task', load: async () => (await import('./task.js')).registerTaskCommands },

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { VmforkError } from '../../errors.js';
-import type { PoolDetail, PoolSummary, TaskAccepted } from '../../provision/index.js';
+import type { PoolDetail, PoolSummary } from '../../pool/index.js';
+import type { TaskAccepted } from '../../task/index.js';
 import { action } from '../action.js';
 import { apiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ReplicaView } from '../../provision/index.js';
+import type { ReplicaView } from '../../replica/index.js';
 import { action } from '../action.js';
 import { apiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';

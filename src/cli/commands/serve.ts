@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { DEFAULT_LISTEN, startServer } from '../../api/index.js';
-import { createProvisionService, demoPoolSpec, drainTasks, runDemoPool } from '../../provision/index.js';
+import { createProvisionService } from '../../pool/index.js';
+import { demoPoolSpec, runDemoPool } from '../demo-pool.js';
+import { drainTasks } from '../../task/index.js';
 import type { VmDeps } from '../../vm/index.js';
 import { printTable } from '../output.js';
 import { action } from '../action.js';
@@ -36,7 +38,16 @@ export function registerServeCommands(program: Command): void {
         const provision = createProvisionService(deps);
         const server = await startServer(deps, { listen: opts.listen, provision });
         process.stdout.write(`vmfork: serving ${server.url}\n  token: ${server.tokenPath}\n  ${server.adopted} running VM(s) re-adopted\n`);
-        if (opts.demo) await showDemo(deps, provision, opts.demoImage);
+        if (opts.demo) {
+          try {
+            await showDemo(deps, provision, opts.demoImage);
+          } catch (err) {
+            // the store closes with this command's error: a server left listening on it would answer nothing right
+            await server.close();
+            await drainTasks(DRAIN_MS);
+            throw err;
+          }
+        }
         for (const r of server.recovered) {
           process.stdout.write(`  task ${r.id} (${r.kind} ${r.target}; server pid ${r.deadOwnerPid ?? '?'} died while ${r.state}): ${r.action}\n`);
         }

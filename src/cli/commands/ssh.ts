@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
-import { sshArgv, sshTarget } from '../../provision/index.js';
+import { sshArgv, sshTarget } from '../../vm/index.js';
 import { action } from '../action.js';
 
 /**

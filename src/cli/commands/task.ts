@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { TaskAccepted, TaskView } from '../../provision/index.js';
+import type { TaskAccepted, TaskView } from '../../task/index.js';
 import { action } from '../action.js';
 import { apiClient, type ApiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { ACCEL_CHOICES, parseAccelChoice } from '../../host/index.js';
-import type { TaskAccepted } from '../../provision/index.js';
+import type { TaskAccepted } from '../../task/index.js';
 import { bootVm, connectAgent, destroyVm, listVmSummaries, showVm, startVm, stopVm, vmSummary as summary } from '../../vm/index.js';
 import { action } from '../action.js';
 import { apiClient } from '../client.js';

@@ -6,6 +6,7 @@ import { owners } from './004-owners.js';
 import { tasks } from './005-tasks.js';
 import { datastores } from './006-datastores.js';
 import { pools } from './007-pools.js';
+import { queues } from './008-queues.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -19,6 +20,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '005-tasks': tasks,
   '006-datastores': datastores,
   '007-pools': pools,
+  '008-queues': queues,
 };
 
 export const migrationProvider: MigrationProvider = {

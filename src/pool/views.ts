@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PoolSpecInputSchema } from './pool-spec-schema.js';
+import { PoolSpecInputSchema } from './spec-schema.js';
 
 /**
  * What the provisioning service answers with: the contract between the API (which documents these schemas in
@@ -7,9 +7,6 @@ import { PoolSpecInputSchema } from './pool-spec-schema.js';
  * Adding a field to a view means adding it here.
  */
 
-/** 202: the operation runs as a task; follow it with GET /v1/tasks/{taskId}. */
-export const TaskAcceptedSchema = z.object({ taskId: z.string(), pool: z.string().optional(), vm: z.string().optional() });
-export type TaskAccepted = z.infer<typeof TaskAcceptedSchema>;
 
 export const PoolSummarySchema = z.object({
   name: z.string(),
@@ -38,23 +35,6 @@ export const PoolDetailSchema = PoolSummarySchema.extend({
 });
 export type PoolDetail = z.infer<typeof PoolDetailSchema>;
 
-export const ReplicaViewSchema = z.object({
-  id: z.string(),
-  state: z.string(),
-  image: z.string(),
-  imageVersion: z.string(),
-  /** phase1Digest(spec, imageVersion): pools agreeing on it share the replica. */
-  phase1Digest: z.string(),
-  hostId: z.string(),
-  datastore: z.string(),
-  path: z.string(),
-  /** The frozen template children fork from (null until it is cut). */
-  template: z.string().nullable(),
-  /** Pools using it: while any does, removal and modification are refused. */
-  pools: z.array(z.string()),
-  createdAt: z.string(),
-});
-export type ReplicaView = z.infer<typeof ReplicaViewSchema>;
 
 export const ResizeRequestSchema = z.strictObject({ max: z.number({ error: 'must be a whole number' }).int().min(1) });
 export type ResizeRequest = z.infer<typeof ResizeRequestSchema>;

@@ -2,7 +2,6 @@ import { createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypt
 import { VmforkError } from '../errors.js';
 import type { ChildCustomizer } from '../fork/index.js';
 import { shQuote } from '../util/index.js';
-import type { PoolSpec } from './pool-spec.js';
 
 /**
  * Phase 2 of a pool child, after its identity: the pool's `perChild` hooks (scripts in the image, root-owned, run
@@ -14,6 +13,19 @@ import type { PoolSpec } from './pool-spec.js';
  * a command line, the store, a log, a task event or the data dir.
  */
 
+/** One per-child hook of a pool spec: a script in the image, its args and its deadline. */
+export interface PerChildHook {
+  path: string;
+  args: Record<string, string>;
+  timeoutSeconds: number;
+}
+
+/** What phase 2 needs of a pool spec (the pool room's PoolSpec has it). */
+export interface Phase2Spec {
+  name: string;
+  customize: { perChild: readonly PerChildHook[]; machinePassword: boolean };
+}
+
 /** Per-child hooks get their args as `--key=value` (keys in order), plus the child and pool in the environment. */
 export function hookArgs(args: Record<string, string>): string[] {
   return Object.keys(args)
@@ -22,7 +34,7 @@ export function hookArgs(args: Record<string, string>): string[] {
 }
 
 /** The one script the agent runs for a child's hooks; the password (if any) is the first line of its stdin. */
-export function hooksRunner(hooks: PoolSpec['customize']['perChild'], withPassword: boolean): string {
+export function hooksRunner(hooks: readonly PerChildHook[], withPassword: boolean): string {
   const lines = [
     'set -u',
     'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
@@ -73,7 +85,7 @@ export function machinePasswordMatches(stored: string, sha256Hex: string): boole
  * spec asks for one) and returns the password's hash for the child's record. A hook that fails or overruns fails
  * the child with its stderr tail.
  */
-export function poolCustomizer(spec: PoolSpec): ChildCustomizer | undefined {
+export function poolCustomizer(spec: Phase2Spec): ChildCustomizer | undefined {
   const { perChild, machinePassword } = spec.customize;
   if (perChild.length === 0 && !machinePassword) return undefined;
   return async (agent, child) => {

@@ -3,9 +3,9 @@ import { isVmforkError, toVmforkError, VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { TASK_FINAL_STATES, type Actor, type TaskState } from '../state/index.js';
 import { appendTaskEvent, getTask, insertTask, LOCAL_HOST_ID, requireTask, transition, updateTask, type TaskRow } from '../store/index.js';
-import { redactSecrets } from './secrets.js';
-import { notifyTask, running } from './task-bus.js';
-import type { ChildProgress, TaskContext, TaskDeps, TaskRequest, TaskRunner } from './task-types.js';
+import { redactSecrets } from '../util/index.js';
+import { notifyTask, running } from './bus.js';
+import type { ChildProgress, TaskContext, TaskDeps, TaskRequest, TaskRunner } from './types.js';
 
 const clampPercent = (p: number): number => Math.max(0, Math.min(100, Math.round(Number.isFinite(p) ? p : 0)));
 
@@ -128,6 +128,9 @@ export async function startTask(deps: TaskDeps, request: TaskRequest, runner: Ta
     result_json: null,
     last_error: null,
     host_id: LOCAL_HOST_ID,
+    queue: null,
+    lock: null,
+    queued_behind: null,
     created_at: now,
     updated_at: now,
     owner_pid: null,

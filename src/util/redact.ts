@@ -16,3 +16,13 @@ export function redactSecrets<T>(value: T): T {
   }
   return value;
 }
+
+/**
+ * Replaces every occurrence of each secret in `text` (a hook's stdout/stderr tail, say: a script run with `set -x`
+ * prints the password it was handed) before the text becomes an error, an event or a log line.
+ */
+export function redactText(text: string, secrets: readonly (string | undefined)[]): string {
+  let out = text;
+  for (const s of secrets) if (s) out = out.split(s).join(REDACTED);
+  return out;
+}

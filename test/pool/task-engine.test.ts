@@ -1,18 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VmforkError } from '../../src/errors.js';
-import {
-  cancelTask,
-  followTask,
-  getTaskView,
-  listTaskViews,
-  recoverTasks,
-  startTask,
-  waitForTask,
-  type TaskContext,
-  type TaskDeps,
-  type TaskEvent,
-} from '../../src/provision/index.js';
+import { cancelTask, followTask, getTaskView, listTaskViews, recoverTasks, startTask, waitForTask, type TaskContext, type TaskDeps, type TaskEvent } from '../../src/task/index.js';
 import { insertTask, LOCAL_HOST_ID, openStore } from '../../src/store/index.js';
 import { createLogger } from '../../src/util/index.js';
 import { deadActor, testActor } from '../helpers/actor.js';

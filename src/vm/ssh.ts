@@ -4,7 +4,8 @@ import { VmforkError } from '../errors.js';
 import { sshFingerprint } from '../identity/index.js';
 import { leasesFor, scanSshHostKeyLines } from '../network/index.js';
 import { listLeases } from '../store/index.js';
-import { getVmReconciled, type VmDeps } from '../vm/index.js';
+import { getVmReconciled } from './lifecycle.js';
+import type { VmDeps } from './vm-deps.js';
 
 /** Where and how `vmfork ssh` reaches a child: its namespace, address, and a known_hosts file holding its key. */
 export interface SshTarget {

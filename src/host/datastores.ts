@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
-import { freeSpace } from '../host/index.js';
+import { freeSpace } from './disk-space.js';
 import { ensureDatastore, getDatastore, listDatastores, listHostRows, LOCAL_HOST_ID, upsertHost, type DatastoreRow, type Db } from '../store/index.js';
 
 export const DEFAULT_DATASTORE = 'default';

@@ -66,3 +66,7 @@ export function taskView(row: TaskRow): TaskView {
 export function taskEventView(row: TaskEventRow): TaskEvent {
   return { taskId: row.task_id, seq: row.seq, at: row.at, kind: row.kind, message: row.message, data: parseObject(row.data_json) };
 }
+
+/** 202: the operation runs as a task; follow it with GET /v1/tasks/{taskId}. */
+export const TaskAcceptedSchema = z.object({ taskId: z.string(), pool: z.string().optional(), vm: z.string().optional() });
+export type TaskAccepted = z.infer<typeof TaskAcceptedSchema>;

@@ -2,12 +2,12 @@ import { VmforkError, withContext } from '../errors.js';
 import { availableMemoryMiB, freeSpace } from '../host/index.js';
 import { listVms, type Db } from '../store/index.js';
 import { formatBytes, parseSize } from '../util/index.js';
-import { requireDatastore } from './hosts.js';
-import type { PoolSpec } from './pool-spec.js';
-import { poolChildNames } from './pool-spec.js';
-import { checkPoolRefs } from './pool-refs.js';
-import { poolShape } from './pool-template.js';
-import { targetActive } from './pool-converge.js';
+import { requireDatastore } from '../host/index.js';
+import type { PoolSpec } from './spec.js';
+import { poolChildNames } from './spec.js';
+import { checkPoolRefs } from './refs.js';
+import { childShape as poolShape } from '../replica/index.js';
+import { targetActive } from './converge.js';
 
 /** QEMU's own memory per running VM, and the share of guest RAM a forked child is budgeted to dirty. */
 const OVERHEAD_MIB = 64;

@@ -1,8 +1,8 @@
 import { withContext } from '../errors.js';
 import { DEFAULT_NETWORK } from '../network/index.js';
 import { requireImage, requireNetwork, type Db } from '../store/index.js';
-import { requireDatastore } from './hosts.js';
-import type { PoolSpec } from './pool-spec.js';
+import { requireDatastore } from '../host/index.js';
+import type { PoolSpec } from './spec.js';
 
 /**
  * Checks that what a valid spec names exists before anything is made for it: the image, the network (the default

@@ -1,16 +1,15 @@
 import { VmforkError } from '../errors.js';
 import { actorFor, ownerAlive } from '../host/index.js';
-import { deletePoolRow, getPool, getReplica, insertPool, listPoolRows, listReplicaRows, listTemplates, LOCAL_HOST_ID, poolVms, replicaPools, requirePool, requireVm, transition, updatePool, type PoolRow } from '../store/index.js';
-import { removeTemplate } from '../template/index.js';
+import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
+import { deletePoolRow, getPool, insertPool, listPoolRows, LOCAL_HOST_ID, poolVms, requirePool, requireVm, transition, updatePool, type PoolRow } from '../store/index.js';
 import { destroyVm, type VmDeps } from '../vm/index.js';
-import { checkPoolFits } from './pool-checks.js';
-import { convergePool, poolSpecOf } from './pool-converge.js';
-import { powerOff, powerOn } from './pool-power.js';
-import { removeReplica } from './replicas.js';
-import { parsePoolSpec, type PoolSpec } from './pool-spec.js';
-import type { PoolDetail, PoolSummary, ReplicaView } from './pool-views.js';
-import { startTask } from './task-engine.js';
-import type { TaskContext, TaskRunners } from './task-types.js';
+import { checkPoolFits } from './capacity.js';
+import { convergePool, poolSpecOf } from './converge.js';
+import { powerOff, powerOn } from './power.js';
+import { parsePoolSpec } from './spec.js';
+import type { PoolDetail, PoolSummary } from './views.js';
+import { startTask } from '../task/index.js';
+import type { TaskContext, TaskRunners } from '../task/index.js';
 
 /** Task kinds of the provisioning engine: a server registers these runners to resume tasks after a crash. */
 export const POOL_TASKS = ['pool-create', 'pool-resize', 'pool-remove', 'vm-power-on', 'vm-power-off'] as const;
@@ -105,8 +104,9 @@ export function createProvisionService(deps: VmDeps) {
   return {
     runners: runners as TaskRunners,
 
-    async createPool(spec: PoolSpec): Promise<{ taskId: string; pool: string }> {
-      parsePoolSpec(spec); // the engine takes nothing on trust, the API having checked it or not
+    /** Validates the spec (the one place: shape, cross-field checks, what it names, capacity), then starts the task. */
+    async createPool(input: unknown): Promise<{ taskId: string; pool: string }> {
+      const spec = parsePoolSpec(input);
       if (await getPool(deps.db, spec.name)) throw new VmforkError('VMFORK_POOL_EXISTS', `a pool named "${spec.name}" already exists`, { details: { pool: spec.name } });
       await checkPoolFits(deps.db, spec);
       const now = new Date().toISOString();
@@ -162,35 +162,8 @@ export function createProvisionService(deps: VmDeps) {
       return { taskId: await run('vm-power-off', vm, { pool: row.pool_name }) };
     },
 
-    async removeReplica(id: string): Promise<{ id: string; templates: string[] }> {
-      const row = await getReplica(deps.db, id);
-      if (!row) throw new VmforkError('VMFORK_REPLICA_NOT_FOUND', `no replica "${id}" (see: vmfork replica list)`, { details: { replica: id } });
-      const pools = await replicaPools(deps.db, id);
-      if (pools.length) throw new VmforkError('VMFORK_REPLICA_IN_USE', `replica ${id} is used by pool(s) ${pools.join(', ')}; remove them first`, { details: { replica: id, pools } });
-      // its templates go first: they are overlays on its disks (refused while a child still forks from one)
-      const templates = (await listTemplates(deps.db)).map((t) => t.name).filter((t) => t.startsWith(`rt-${id}-`));
-      for (const t of templates) await removeTemplate(deps, t);
-      await removeReplica(deps, id);
-      return { id, templates };
-    },
+    removeReplica: (id: string): Promise<{ id: string; templates: string[] }> => removeReplicaAndTemplates(deps, id),
 
-    async listReplicas(): Promise<ReplicaView[]> {
-      const templates = (await listTemplates(deps.db)).map((t) => t.name);
-      return Promise.all(
-        (await listReplicaRows(deps.db)).map(async (r) => ({
-          id: r.id,
-          state: r.state,
-          image: r.image_name,
-          imageVersion: r.image_version,
-          phase1Digest: r.phase1_digest,
-          hostId: r.host_id,
-          datastore: r.datastore,
-          path: r.dir,
-          template: templates.find((t) => t.startsWith(`rt-${r.id}-`)) ?? null,
-          pools: await replicaPools(deps.db, r.id),
-          createdAt: r.created_at,
-        })),
-      );
-    },
+    listReplicas: (): Promise<ReplicaView[]> => listReplicaViews(deps.db),
   };
 }

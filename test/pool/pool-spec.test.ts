@@ -5,11 +5,12 @@ import {
   canonicalSize,
   parsePoolSpec,
   parsePoolSpecText,
-  phase1Digest,
   poolChildNames,
+  type PoolSpec,
   type SpecProblem,
-} from '../../src/provision/pool-spec.js';
-import { PoolSpecInputSchema } from '../../src/provision/pool-spec-schema.js';
+} from '../../src/pool/spec.js';
+import { PoolSpecInputSchema } from '../../src/pool/spec-schema.js';
+import { phase1Digest } from '../../src/replica/index.js';
 
 const ISSUE_EXAMPLE = `
 name: desk                      # RFC 1123 label
@@ -137,7 +138,7 @@ test('phase1Digest keys on exactly what phase 1 depends on', () => {
   const d = phase1Digest(base, 'img-v1');
   assert.match(d, /^[0-9a-f]{64}$/);
   // not: name, size, naming, network, per-child hooks, stopOnError, memory; nor how a size is spelled
-  assert.equal(phase1Digest({ ...base, name: 'other', size: { max: 9, min: 1, spares: 1 }, naming: { names: ['q'] }, network: 'lab', customize: { ...base.customize, perChild: [{ path: '/usr/local/lib/vmfork/j.sh', args: {}, timeoutSeconds: 5 }], machinePassword: true }, stopOnError: false, memory: '1G' }, 'img-v1'), d);
+  assert.equal(phase1Digest({ ...base, name: 'other', size: { max: 9, min: 1, spares: 1 }, naming: { names: ['q'] }, network: 'lab', customize: { ...base.customize, perChild: [{ path: '/usr/local/lib/vmfork/j.sh', args: {}, timeoutSeconds: 5 }], machinePassword: true }, stopOnError: false, memory: '1G' } as PoolSpec, 'img-v1'), d);
   assert.equal(phase1Digest(applyPoolDefaults({ ...MINIMAL, persistent: true, disks: { userData: '0.25G', disposable: '131072K' } }), 'img-v1'), d);
   // yes: image version, persistent, each disk, common scripts, access
   assert.notEqual(phase1Digest(base, 'img-v2'), d);

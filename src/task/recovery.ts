@@ -1,7 +1,7 @@
 import { actorFor, ownerAlive } from '../host/index.js';
 import { requireTask, takeOver, transition, transitionalRows } from '../store/index.js';
-import { driveTask, recordTaskEvent } from './task-engine.js';
-import type { TaskDeps, TaskRunners } from './task-types.js';
+import { driveTask, recordTaskEvent } from './engine.js';
+import type { TaskDeps, TaskRunners } from './types.js';
 
 /** One task found left live by a server that died, and what was done with it. */
 export interface RecoveredTask {

@@ -1,8 +1,8 @@
 import { TASK_FINAL_STATES } from '../state/index.js';
 import { listTaskEvents, listTasks, requireTask, type TaskFilter } from '../store/index.js';
-import { onTaskNotify, running } from './task-bus.js';
-import type { TaskDeps } from './task-types.js';
-import { taskEventView, taskView, type TaskEvent, type TaskView } from './task-view.js';
+import { onTaskNotify, running } from './bus.js';
+import type { TaskDeps } from './types.js';
+import { taskEventView, taskView, type TaskEvent, type TaskView } from './views.js';
 
 export async function getTaskView(deps: TaskDeps, id: string): Promise<TaskView> {
   return taskView(await requireTask(deps.db, id));

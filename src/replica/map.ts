@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { runPhase1, type DiskLayout } from '../customize/index.js';
+import { runPhase1 } from '../customize/index.js';
 import { VmforkError, withContext } from '../errors.js';
 import { actorFor, ownerAlive } from '../host/index.js';
 import { resolveImageBoot } from '../image/index.js';
@@ -11,15 +10,20 @@ import type { Actor } from '../state/index.js';
 import { deleteReplicaRow, findReplica, getReplica, getVm, insertReplica, LOCAL_HOST_ID, replicaPools, transition, updateReplica, type ReplicaRow } from '../store/index.js';
 import { sealFile, type FileRecord } from '../template/index.js';
 import { destroyVm, diskFile, type VmDeps } from '../vm/index.js';
-import { parseSize } from '../util/index.js';
-import { requireDatastore } from './hosts.js';
-import { phase1Digest, type PoolSpec } from './pool-spec.js';
+import { waitUntil } from '../util/index.js';
+import { requireDatastore } from '../host/index.js';
+import { diskLayoutOf, phase1Digest, type ReplicaSpec } from './spec.js';
 
 /** Reports what the replica step does (a task context fits). */
 export interface StepReporter {
   step(name: string, percent?: number): Promise<void> | void;
   event(kind: string, message: string, data?: Record<string, unknown>): Promise<void> | void;
+  /** A cancelled task: checked between steps (phase 1's scripts, each disk copied); what was half made is rolled back. */
+  signal?: AbortSignal;
 }
+
+/** How long a task waits for a replica another task is making (phase 1 and the copy; far more than either takes). */
+const REPLICA_WAIT_MS = 60 * 60_000;
 
 export interface ReplicaDisk extends FileRecord {
   id: string;
@@ -33,17 +37,8 @@ export interface Phase1Record {
   copyMs: number;
 }
 
-/** The disks phase 1 lays out for a spec. */
-export function diskLayoutOf(spec: PoolSpec): DiskLayout {
-  return {
-    disposableBytes: parseSize(spec.disks.disposable),
-    swapBytes: parseSize(spec.disks.swap),
-    ...(spec.persistent && spec.disks.userData !== undefined ? { userDataBytes: parseSize(spec.disks.userData) } : {}),
-  };
-}
-
 /** The replica map's key for a spec on this host, and the replica id derived from it. */
-export async function replicaKey(deps: VmDeps, spec: PoolSpec): Promise<{ id: string; imageVersion: string; digest: string; hostId: string; datastore: string }> {
+export async function replicaKey(deps: VmDeps, spec: ReplicaSpec): Promise<{ id: string; imageVersion: string; digest: string; hostId: string; datastore: string }> {
   const image = await resolveImageBoot(deps.db, spec.image);
   // the base disk's own digest: a rebuilt or re-imported image under the same name is another version
   const imageVersion = image.diskSha256 ? `sha256:${image.diskSha256}` : `path:${image.disk}`;
@@ -58,10 +53,10 @@ export async function replicaKey(deps: VmDeps, spec: PoolSpec): Promise<{ id: st
  * host and datastore (no phase 1, no copy), waited for while another task makes it, made otherwise — phase 1 on an
  * internal clone, then a full copy of every disk (no backing file) onto the datastore, sealed read-only.
  */
-export async function ensureReplica(deps: VmDeps, spec: PoolSpec, report: StepReporter): Promise<{ replica: ReplicaRow; reused: boolean }> {
+export async function ensureReplica(deps: VmDeps, spec: ReplicaSpec, report: StepReporter): Promise<{ replica: ReplicaRow; reused: boolean }> {
   const key = await replicaKey(deps, spec);
   const store = await requireDatastore(deps.db, spec.datastore);
-  for (;;) {
+  const attempt = async (): Promise<{ replica: ReplicaRow; reused: boolean } | undefined> => {
     const found = await findReplica(deps.db, { image_version: key.imageVersion, phase1_digest: key.digest, host_id: key.hostId, datastore: key.datastore });
     if (found?.state === 'ready') {
       await report.event('replica', `replica ${found.id} reused: no phase 1, no copy`, { replica: found.id });
@@ -69,12 +64,10 @@ export async function ensureReplica(deps: VmDeps, spec: PoolSpec, report: StepRe
     }
     if (found?.state === 'creating' && !(await ownerAlive({ pid: found.owner_pid, startTime: found.owner_start_time }))) {
       await healReplica(deps, found, await actorFor('replica-create'));
-      continue;
+      return undefined;
     }
-    if (found) {
-      await sleep(1_000); // another task is making it (or removing it): wait for it to settle
-      continue;
-    }
+    // another task is making it (or removing it): look again until it settles
+    if (found) return undefined;
     const actor = await actorFor('replica-create');
     const now = new Date().toISOString();
     const dir = join(store.path, 'replicas', key.id);
@@ -83,12 +76,13 @@ export async function ensureReplica(deps: VmDeps, spec: PoolSpec, report: StepRe
       { id: key.id, image_name: spec.image, image_version: key.imageVersion, phase1_digest: key.digest, host_id: key.hostId, datastore: key.datastore, state: 'creating', dir, disks_json: '[]', phase1_json: null, last_error: null, created_at: now, updated_at: now },
       actor,
     );
-    if (!inserted) continue; // another task inserted it first: take theirs
+    if (!inserted) return undefined; // another task inserted it first: take theirs
     return { replica: await makeReplica(deps, spec, key.id, dir, actor, report), reused: false };
-  }
+  };
+  return waitUntil(attempt, { deadlineMs: REPLICA_WAIT_MS, everyMs: 1_000, what: `replica ${key.id} (made by another task)`, ...(report.signal ? { signal: report.signal } : {}) });
 }
 
-async function makeReplica(deps: VmDeps, spec: PoolSpec, id: string, dir: string, actor: Actor, report: StepReporter): Promise<ReplicaRow> {
+async function makeReplica(deps: VmDeps, spec: ReplicaSpec, id: string, dir: string, actor: Actor, report: StepReporter): Promise<ReplicaRow> {
   const clone = cloneName(id);
   try {
     const p1 = await runPhase1(
@@ -102,13 +96,23 @@ async function makeReplica(deps: VmDeps, spec: PoolSpec, id: string, dir: string
         common: spec.customize.common,
         ...(spec.access ? { sshAuthorizedKeys: spec.access.sshAuthorizedKeys } : {}),
       },
-      { step: (name, percent) => void report.step(`phase 1: ${name}`, Math.round(percent * 0.5)), event: (m) => void report.event('phase1', m) },
+      {
+        // phase 1 enters a step before each of its parts (disks, each common script, power-off): a cancel stops it
+        // there, and runPhase1 removes the internal clone as after any failure
+        step: (name, percent) => {
+          report.signal?.throwIfAborted();
+          void report.step(`phase 1: ${name}`, Math.round(percent * 0.5));
+        },
+        event: (m) => void report.event('phase1', m),
+      },
     );
+    report.signal?.throwIfAborted();
     await report.step('replica: full copy onto the datastore', 50);
     const t0 = performance.now();
     await mkdir(dir, { recursive: true });
     const disks: ReplicaDisk[] = [];
     for (const d of p1.disks) {
+      report.signal?.throwIfAborted();
       const target = diskFile(dir, d.id);
       // convert flattens the clone's backing chain: the replica depends on nothing but its own files
       await convert(d.path, target, { outFormat: 'qcow2' });
@@ -147,11 +151,12 @@ export function replicaDisks(row: ReplicaRow): ReplicaDisk[] {
 }
 
 /** Removes a replica nothing uses any more; refused (VMFORK_REPLICA_IN_USE) while a pool forks from it. */
-export async function removeReplica(deps: VmDeps, id: string): Promise<void> {
+export async function removeReplica(deps: VmDeps, id: string, options: { checkOnly?: boolean } = {}): Promise<void> {
   const row = await getReplica(deps.db, id);
-  if (!row) throw new VmforkError('VMFORK_REPLICA_NOT_FOUND', `no replica "${id}"`, { details: { replica: id } });
+  if (!row) throw new VmforkError('VMFORK_REPLICA_NOT_FOUND', `no replica "${id}" (see: vmfork replica list)`, { details: { replica: id } });
   const pools = await replicaPools(deps.db, id);
   if (pools.length) throw new VmforkError('VMFORK_REPLICA_IN_USE', `replica ${id} is used by pool(s) ${pools.join(', ')}; remove them first`, { details: { replica: id, pools } });
+  if (options.checkOnly) return;
   await transition(deps.db, 'replicas', id, row.state, 'deleting', await actorFor('replica-rm'));
   await healReplica(deps, { ...row, state: 'deleting' }, await actorFor('replica-rm'));
 }

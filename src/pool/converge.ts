@@ -3,11 +3,10 @@ import { forkChildren, forkRegistered, type ForkedChild } from '../fork/index.js
 import { actorFor } from '../host/index.js';
 import { deletePoolRow, getPool, poolVms, requirePool, transition, updatePool, type PoolRow, type VmRow } from '../store/index.js';
 import { destroyVm, type VmDeps } from '../vm/index.js';
-import { poolCustomizer } from './phase2.js';
-import { parsePoolSpec, poolChildNames, type PoolSpec } from './pool-spec.js';
-import { ensureReplicaTemplate } from './pool-template.js';
-import { ensureReplica } from './replicas.js';
-import type { TaskContext } from './task-types.js';
+import { poolCustomizer } from '../customize/index.js';
+import { parsePoolSpec, poolChildNames, type PoolSpec } from './spec.js';
+import { ensureReplica, ensureReplicaTemplate } from '../replica/index.js';
+import type { TaskContext } from '../task/index.js';
 
 /** The spec a pool row holds (parsed when it was accepted; read back through the same schema). */
 export function poolSpecOf(row: PoolRow): PoolSpec {

@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { VmforkError } from '../errors.js';
 import { DEFAULT_NETWORK } from '../network/index.js';
-import { parseSize } from '../util/index.js';
-import { parseNamePattern, patternNames } from './naming.js';
-import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput } from './pool-spec-schema.js';
+import { parseNamePattern, parseSize, patternNames } from '../util/index.js';
+import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput } from './spec-schema.js';
 
 /** A validated pool spec with every default applied and every size in its canonical form (`256M`). */
 export interface PoolSpec {
@@ -180,24 +178,4 @@ export function poolChildNames(spec: PoolSpec, count: number = spec.size.max): s
   const { names, problem } = patternNames(p, count);
   if (problem) throw invalidSpec([{ path: 'naming.pattern', message: problem }]);
   return names;
-}
-
-/** JSON with object keys sorted at every level: one text per value, whatever order its fields were written in. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/**
- * sha256 of exactly what phase 1 (the internal clone's common customization) depends on: the image version, whether
- * the pool is persistent, its disks, the common scripts and the access keys. The replica map keys on it, so two
- * pools that agree on these share a replica whatever their names, sizes or per-child hooks.
- */
-export function phase1Digest(spec: PoolSpec, imageVersion: string): string {
-  const parts = { imageVersion, persistent: spec.persistent, disks: spec.disks, common: spec.customize.common, access: spec.access ?? null };
-  return createHash('sha256').update(canonicalJson(parts)).digest('hex');
 }

@@ -4,8 +4,8 @@ import { applyIdentity } from '../identity/index.js';
 import { leasesFor } from '../network/index.js';
 import { listLeases, requirePool, requireVm, setVmClaimed, type VmRow } from '../store/index.js';
 import { connectAgent, destroyVm, startVm, stopVm, type VmDeps } from '../vm/index.js';
-import { poolCustomizer } from './phase2.js';
-import { poolSpecOf } from './pool-converge.js';
+import { poolCustomizer } from '../customize/index.js';
+import { poolSpecOf } from './converge.js';
 
 /** What a power operation did, for its task's result. */
 export interface PowerResult {

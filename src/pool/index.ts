@@ -1,0 +1,10 @@
+/**
+ * Pools provisioned the patent's way (shared notes: patent-flow): the pool spec, converging a pool on it (replica,
+ * template, children forked or registered), power operations on its children, capacity checks, and the service
+ * the API drives, every operation a task in the pool's queue.
+ */
+export { invalidSpec, parsePoolSpec, parsePoolSpecText, poolChildNames, zodProblems, type PoolSpec, type SpecProblem } from './spec.js';
+export { labelSchema, PoolSpecInputSchema } from './spec-schema.js';
+export { PoolDetailSchema, PoolSummarySchema, ResizeRequestSchema, type PoolDetail, type PoolSummary, type ResizeRequest } from './views.js';
+export { convergePool, type ConvergeResult } from './converge.js';
+export { createProvisionService, POOL_TASKS } from './service.js';
