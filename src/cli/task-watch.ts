@@ -1,7 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import { VmforkError } from '../errors.js';
-import type { TaskEvent, TaskView } from '../provision/index.js';
+import type { TaskEvent, TaskView } from '../task/index.js';
+import { waitUntil } from '../util/index.js';
 import type { ApiClient } from './client.js';
 
 const ENDED = ['succeeded', 'failed', 'cancelled'];
@@ -57,30 +57,34 @@ function renderer(mode: WatchMode): Renderer {
   return { event: () => undefined, stop: () => undefined };
 }
 
+/** Longer than any task vmfork runs (a day); past it the watch gives up, the task itself carries on. */
+export const WATCH_DEADLINE_MS = 24 * 3_600_000;
+
 /**
  * Follows a task until it ends: its event stream from the start, reconnecting from the last event seen when the
  * connection drops (a server restart resumes the task), and returns the task as it ended.
  */
-export async function watchTask(client: ApiClient, id: string, mode: WatchMode): Promise<TaskView> {
+export async function watchTask(client: ApiClient, id: string, mode: WatchMode, deadlineMs = WATCH_DEADLINE_MS): Promise<TaskView> {
   const r = renderer(mode);
   let last = 0;
   let failures = 0;
-  try {
-    for (;;) {
-      try {
-        await client.events(id, last, (e) => {
-          last = e.seq;
-          r.event(e);
-        });
-        const task = await client.request<TaskView>('GET', `/v1/tasks/${encodeURIComponent(id)}`);
-        if (ENDED.includes(task.state)) return task;
-        failures = 0;
-      } catch (err) {
-        // the server may be restarting: give it half a minute before giving up
-        if (!(err instanceof VmforkError && err.code === 'VMFORK_SERVER_UNAVAILABLE') || ++failures > 30) throw err;
-      }
-      await sleep(1000);
+  const follow = async (): Promise<TaskView | undefined> => {
+    try {
+      await client.events(id, last, (e) => {
+        last = e.seq;
+        r.event(e);
+      });
+      const task = await client.request<TaskView>('GET', `/v1/tasks/${encodeURIComponent(id)}`);
+      failures = 0;
+      return ENDED.includes(task.state) ? task : undefined;
+    } catch (err) {
+      // the server may be restarting: give it half a minute before giving up
+      if (!(err instanceof VmforkError && err.code === 'VMFORK_SERVER_UNAVAILABLE') || ++failures > 30) throw err;
+      return undefined;
     }
+  };
+  try {
+    return await waitUntil(follow, { deadlineMs, everyMs: 1000, what: `task ${id} to end (it still runs: \`vmfork task watch ${id}\` follows it again)` });
   } finally {
     r.stop();
   }

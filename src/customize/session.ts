@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { VmforkError } from '../errors.js';
+import { VmforkError, isVmforkError } from '../errors.js';
 import { GuestAgentClient, QmpClient, type ExecResult } from '../qemu/index.js';
+import { waitUntil } from '../util/index.js';
 
 /**
  * A running internal clone as phase 1 drives it: the guest agent for commands, and QMP held open for the whole
@@ -64,10 +64,7 @@ export class CloneSession {
    */
   async waitForBoot(since: { resets: number; shutdowns: number }, timeoutMs = this.agentTimeoutMs): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.bootedSince(since)) {
-      if (Date.now() > deadline) throw new VmforkError('VMFORK_AGENT_TIMEOUT', `the guest did not reboot within ${timeoutMs} ms`);
-      await sleep(100);
-    }
+    await this.waitFor(() => this.bootedSince(since), timeoutMs, 'reboot');
     if (this.shutdowns !== since.shutdowns) {
       // -no-shutdown keeps QEMU paused after the guest powered off: start it again from the kernel
       await this.qmp.execute('system_reset');
@@ -83,12 +80,16 @@ export class CloneSession {
     const m = this.mark();
     await this.agent.shutdown('powerdown');
     this.agent.close();
-    const deadline = Date.now() + timeoutMs;
-    while (this.shutdowns === m.shutdowns) {
-      if (Date.now() > deadline) throw new VmforkError('VMFORK_AGENT_TIMEOUT', `the guest did not power off within ${timeoutMs} ms`);
-      await sleep(100);
-    }
+    await this.waitFor(() => this.shutdowns !== m.shutdowns, timeoutMs, 'power off');
     await this.qmp.quit();
+  }
+
+  /** Waits for a QMP event the session counts; past the deadline, VMFORK_AGENT_TIMEOUT saying what did not happen. */
+  private async waitFor(happened: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    await waitUntil(happened, { deadlineMs: timeoutMs, everyMs: 100, what: `the guest to ${what}` }).catch((err: unknown) => {
+      if (!(isVmforkError(err) && err.code === 'VMFORK_TIMEOUT')) throw err;
+      throw new VmforkError('VMFORK_AGENT_TIMEOUT', `the guest did not ${what} within ${timeoutMs} ms`);
+    });
   }
 
   close(): void {

@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readdir, readFile } from 'node:fs/promises';
-import { VmforkError } from '../errors.js';
+import { VmforkError, isVmforkError } from '../errors.js';
+import { waitUntil } from '../util/index.js';
 
 /**
  * Process identity. A pid alone names a process only while it lives: after it exits the kernel hands the number to
@@ -58,12 +58,12 @@ export async function isSameProcess(pid: number, startTime: number): Promise<boo
 
 /** Polls until the process (pid, startTime) has exited; false when it still runs after `timeoutMs`. */
 export async function waitForExit(pid: number, startTime: number, timeoutMs: number, pollMs = 25): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!(await isSameProcess(pid, startTime))) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(pollMs);
-  }
+  return waitUntil(async () => !(await isSameProcess(pid, startTime)), { deadlineMs: timeoutMs, everyMs: pollMs, what: `process ${pid} to exit` }).catch(
+    (err: unknown) => {
+      if (isVmforkError(err) && err.code === 'VMFORK_TIMEOUT') return false;
+      throw err;
+    },
+  );
 }
 
 /**

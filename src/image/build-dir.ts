@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { VmforkError } from '../errors.js';
+import { VmforkError, isVmforkError } from '../errors.js';
 import { isSameProcess, readStartTime } from '../host/index.js';
-import { run } from '../util/index.js';
+import { run, waitUntil } from '../util/index.js';
 
 /**
  * Where builds happen: `<images>/.build-<random>/`, on the same filesystem as the final `<images>/<hash>/`, so
@@ -148,9 +147,7 @@ export async function acquireBuildLock(imagesDir: string, key: string, options: 
   await mkdir(imagesDir, { recursive: true });
   const path = join(imagesDir, `.lock-${key}`);
   const me = await selfOwner();
-  const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
-  let told = false;
-  for (;;) {
+  const take = async (): Promise<BuildLock | undefined> => {
     try {
       const fh = await open(path, 'wx');
       await fh.writeFile(JSON.stringify(me));
@@ -158,22 +155,33 @@ export async function acquireBuildLock(imagesDir: string, key: string, options: 
       return { release: () => unlink(path).catch(() => undefined) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      return undefined;
     }
-    const holder = await readOwner(path);
-    const young = await stat(path).then((s) => Date.now() - s.mtimeMs < 10_000, () => false);
-    if (holder ? !(await isSameProcess(holder.pid, holder.startTime)) : !young) {
-      await unlink(path).catch(() => undefined);
-      continue;
-    }
-    if (Date.now() > deadline) {
-      throw new VmforkError('VMFORK_IMAGE_BUILD_FAILED', `timed out waiting for the build lock ${path} held by pid ${holder?.pid ?? '?'}`, {
-        details: { step: 'lock', lock: path },
-      });
-    }
-    if (!told && holder) {
-      told = true;
-      options.onWait?.(holder.pid);
-    }
-    await sleep(options.pollMs ?? 1000);
-  }
+  };
+  let told = false;
+  let holder: Owner | undefined;
+  return waitUntil(
+    async () => {
+      const lock = await take();
+      if (lock) return lock;
+      holder = await readOwner(path);
+      const young = await stat(path).then((s) => Date.now() - s.mtimeMs < 10_000, () => false);
+      if (holder ? !(await isSameProcess(holder.pid, holder.startTime)) : !young) {
+        // a dead holder's lock is taken over at once, not one pause later
+        await unlink(path).catch(() => undefined);
+        return take();
+      }
+      if (!told && holder) {
+        told = true;
+        options.onWait?.(holder.pid);
+      }
+      return undefined;
+    },
+    { deadlineMs: options.timeoutMs ?? 30 * 60_000, everyMs: options.pollMs ?? 1000, what: `the build lock ${path}` },
+  ).catch((err: unknown) => {
+    if (!(isVmforkError(err) && err.code === 'VMFORK_TIMEOUT')) throw err;
+    throw new VmforkError('VMFORK_IMAGE_BUILD_FAILED', `timed out waiting for the build lock ${path} held by pid ${holder?.pid ?? '?'}`, {
+      details: { step: 'lock', lock: path },
+    });
+  });
 }

@@ -1,4 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { isVmforkError } from '../errors.js';
+import { waitUntil } from '../util/index.js';
 import { execInNetns } from './ip.js';
 
 /**
@@ -7,11 +8,13 @@ import { execInNetns } from './ip.js';
  * retried for `settleMs` before it counts as "no key served".
  */
 export async function scanSshHostKeyLines(netns: string, address: string, types: readonly string[] = ['ed25519'], options: { settleMs?: number } = {}): Promise<string[]> {
-  const deadline = Date.now() + (options.settleMs ?? 15_000);
-  for (;;) {
-    const scan = await execInNetns(netns, 'ssh-keyscan', ['-T', '5', '-t', types.join(','), address], { allowFailure: true, timeoutMs: 30_000 });
-    const lines = scan.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-    if (lines.length > 0 || Date.now() >= deadline) return lines;
-    await sleep(250);
-  }
+  const scan = async (): Promise<string[] | undefined> => {
+    const r = await execInNetns(netns, 'ssh-keyscan', ['-T', '5', '-t', types.join(','), address], { allowFailure: true, timeoutMs: 30_000 });
+    const lines = r.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    return lines.length > 0 ? lines : undefined;
+  };
+  return waitUntil(scan, { deadlineMs: options.settleMs ?? 15_000, everyMs: 250, what: `an ssh host key at ${address}` }).catch((err: unknown) => {
+    if (isVmforkError(err) && err.code === 'VMFORK_TIMEOUT') return [];
+    throw err;
+  });
 }

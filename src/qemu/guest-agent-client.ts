@@ -194,6 +194,7 @@ export class GuestAgentClient {
     const id = randomInt(1, 2 ** 47);
     this.inbox = [];
     await this.write(Buffer.concat([SENTINEL, Buffer.from(encodeJsonLine({ execute: 'guest-sync-delimited', arguments: { id } }))]));
+    // not a poll: each turn reads one reply, and `signal` (the command's deadline) ends the read of a silent agent
     for (;;) {
       const reply = await this.nextReply(signal);
       if (reply.ok && reply.value === id) break;

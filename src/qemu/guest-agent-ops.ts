@@ -1,4 +1,5 @@
-import { VmforkError } from '../errors.js';
+import { VmforkError, isVmforkError } from '../errors.js';
+import { formatBytes, waitUntil } from '../util/index.js';
 import { sleep } from './command-queue.js';
 
 /**
@@ -35,6 +36,8 @@ export interface FileOptions {
   chunkBytes?: number;
   /** Per agent command. @default the client's commandTimeoutMs */
   timeoutMs?: number;
+  /** A read gives up past this many bytes (a guest file that keeps growing must not read for ever). @default 256 MiB */
+  maxBytes?: number;
 }
 
 interface ExecStatus {
@@ -49,6 +52,7 @@ interface ExecStatus {
 
 const FIRST_POLL_MS = 5;
 const DEFAULT_CHUNK = 1024 * 1024;
+const DEFAULT_MAX_READ = 256 * 1024 * 1024;
 
 /** guest-exec with captured output, then guest-exec-status until the process has exited. */
 export async function guestExec(agent: AgentExecutor, path: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
@@ -59,19 +63,24 @@ export async function guestExec(agent: AgentExecutor, path: string, args: readon
   if (options.input !== undefined) request['input-data'] = Buffer.from(options.input).toString('base64');
   if (options.env) request.env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
   const { pid } = await agent.execute<{ pid: number }>('guest-exec', request, { timeoutMs: remaining() });
-  // Under TCG a whole round trip is a few ms: poll fast first so short commands return quickly, then back off.
-  let delay = FIRST_POLL_MS;
-  for (;;) {
-    const status = await agent.execute<ExecStatus>('guest-exec-status', { pid }, { timeoutMs: remaining() });
-    if (status.exited) return toResult(status);
-    if (Date.now() + delay >= deadline) {
-      throw new VmforkError('VMFORK_AGENT_TIMEOUT', `${path} (guest pid ${pid}) still running after ${timeoutMs} ms`, {
-        details: { path, pid, timeoutMs },
-      });
-    }
-    await sleep(delay);
-    delay = Math.min(delay * 2, options.pollMs ?? 50);
-  }
+  // Under TCG a whole round trip is a few ms: look fast first so short commands return quickly, then back off.
+  // The check paces itself (waitUntil has one fixed pace); waitUntil keeps the deadline.
+  let delay = 0;
+  const status = await waitUntil(
+    async () => {
+      if (delay > 0) await sleep(Math.min(delay, remaining()));
+      delay = Math.min(Math.max(FIRST_POLL_MS, delay * 2), options.pollMs ?? 50);
+      const s = await agent.execute<ExecStatus>('guest-exec-status', { pid }, { timeoutMs: remaining() });
+      return s.exited ? s : undefined;
+    },
+    { deadlineMs: remaining(), everyMs: 0, what: `${path} (guest pid ${pid}) to exit` },
+  ).catch((err: unknown) => {
+    if (!(isVmforkError(err) && err.code === 'VMFORK_TIMEOUT')) throw err;
+    throw new VmforkError('VMFORK_AGENT_TIMEOUT', `${path} (guest pid ${pid}) still running after ${timeoutMs} ms`, {
+      details: { path, pid, timeoutMs },
+    });
+  });
+  return toResult(status);
 }
 
 function toResult(status: ExecStatus): ExecResult {
@@ -88,17 +97,21 @@ function toResult(status: ExecStatus): ExecResult {
 /** Reads a whole guest file through guest-file-open/-read/-close. */
 export async function guestReadFile(agent: AgentExecutor, path: string, options: FileOptions = {}): Promise<Buffer> {
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_READ;
   return withHandle(agent, path, 'r', options, async (handle) => {
     const chunks: Buffer[] = [];
-    for (;;) {
+    // each read has its command timeout; the size bound ends a file that never reaches EOF (a pipe, /dev/zero)
+    for (let total = 0; total <= maxBytes; ) {
       const r = await agent.execute<{ count: number; 'buf-b64': string; eof: boolean }>(
         'guest-file-read',
         { handle, count: chunkBytes },
         { timeoutMs: options.timeoutMs },
       );
       if (r.count > 0) chunks.push(Buffer.from(r['buf-b64'], 'base64'));
+      total += r.count;
       if (r.eof || r.count === 0) return Buffer.concat(chunks);
     }
+    throw new VmforkError('VMFORK_AGENT_ERROR', `${path}: more than ${formatBytes(maxBytes)} without reaching its end`, { details: { path, maxBytes } });
   });
 }
 

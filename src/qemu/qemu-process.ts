@@ -3,7 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { lstat, open, readFile, stat, unlink } from 'node:fs/promises';
 import { isVmforkError, VmforkError } from '../errors.js';
 import { QEMU_PACKAGES, QEMU_SYSTEM_BINARY, isSameProcess, readProcStat, readStartTime, waitForExit } from '../host/index.js';
-import { sleep } from './command-queue.js';
+import { waitUntil } from '../util/index.js';
 import { QmpClient } from './qmp-client.js';
 
 /**
@@ -82,24 +82,28 @@ export async function launchQemu(options: LaunchOptions): Promise<LaunchedProces
 
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (exit) return fail(exit);
-    if (await isSocket(options.qmpSocket)) {
+  const outcome = await waitUntil(
+    async () => {
+      if (exit) return { exited: exit };
+      if (!(await isSocket(options.qmpSocket))) return undefined;
       try {
         const qmp = await QmpClient.connect(options.qmpSocket, { connectTimeoutMs: Math.max(100, deadline - Date.now()) });
         qmp.close();
-        return { pid, startTime };
+        return { exited: undefined };
       } catch (err) {
         if (!isVmforkError(err)) throw err;
-        // QEMU exiting mid-handshake shows up here first; `exit` is set by the time the next turn looks
+        // QEMU exiting mid-handshake shows up here first; `exit` is set by the time the next look runs
+        return undefined;
       }
-    }
-    if (Date.now() >= deadline) {
-      await terminateProcess(pid, startTime, { graceMs: 1_000 });
-      return fail(`did not answer on ${options.qmpSocket} within ${timeoutMs} ms (killed)`);
-    }
-    await sleep(10);
-  }
+    },
+    { deadlineMs: timeoutMs, everyMs: 10, what: `QEMU to answer on ${options.qmpSocket}` },
+  ).catch(async (err: unknown) => {
+    if (!(isVmforkError(err) && err.code === 'VMFORK_TIMEOUT')) throw err;
+    await terminateProcess(pid, startTime, { graceMs: 1_000 });
+    return fail(`did not answer on ${options.qmpSocket} within ${timeoutMs} ms (killed)`);
+  });
+  if (outcome.exited !== undefined) return fail(outcome.exited);
+  return { pid, startTime };
 }
 
 /** Reads a pidfile QEMU wrote (`-pidfile`); undefined when it is missing or not (yet) a number. */

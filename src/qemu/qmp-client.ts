@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { VmforkError, isVmforkError } from '../errors.js';
-import { sleep } from './command-queue.js';
+import { waitUntil } from '../util/index.js';
 import { connectUnixSocket } from './json-line-stream.js';
 import { QmpConnection, type CommandOptions, type QmpConnectOptions } from './qmp-connection.js';
 import type { MigrationCapability, MigrationInfo, PollOptions, RxFilterInfo, StatusInfo } from './qmp-types.js';
@@ -109,13 +109,9 @@ export class QmpClient extends QmpConnection {
   private async poll<T>(what: string, options: PollOptions, probe: (timeoutMs: number) => Promise<T | undefined>): Promise<T> {
     const timeoutMs = options.timeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const result = await probe(Math.max(1, deadline - Date.now()));
-      if (result !== undefined) return result;
-      if (Date.now() + (options.pollMs ?? 10) >= deadline) {
-        throw new VmforkError('VMFORK_QMP_TIMEOUT', `waited ${timeoutMs} ms for ${what}`, { details: { socketPath: this.socketPath } });
-      }
-      await sleep(options.pollMs ?? 10);
-    }
+    return waitUntil(() => probe(Math.max(1, deadline - Date.now())), { deadlineMs: timeoutMs, everyMs: options.pollMs ?? 10, what }).catch((err: unknown) => {
+      if (!(isVmforkError(err) && err.code === 'VMFORK_TIMEOUT')) throw err;
+      throw new VmforkError('VMFORK_QMP_TIMEOUT', `waited ${timeoutMs} ms for ${what}`, { details: { socketPath: this.socketPath } });
+    });
   }
 }
