@@ -15,7 +15,7 @@ import { execInNetns } from '../../src/network/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
 import { forkTracked, qemuProcessesMatching, REPO_ROOT, sharedScriptRung, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
-import { run, type RunResult } from '../../src/util/index.js';
+import { run, waitUntil, type RunResult } from '../../src/util/index.js';
 
 const fx = useSharedRung();
 const tracker = (): VmTracker => fx.tracker;
@@ -49,12 +49,11 @@ interface ForkOut {
 
 /** Waits until the template has `n` warm processes (a background refill is running); returns them. */
 async function warmCount(template: string, n: number, timeoutMs = 180_000): Promise<TemplateView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const show = async (): Promise<TemplateView | undefined> => {
     const view = await json<TemplateView>(['template', 'show', template]);
-    if (view.warm === n || Date.now() > deadline) return view;
-    await sleep(500);
-  }
+    return view.warm === n ? view : undefined;
+  };
+  return waitUntil(show, { deadlineMs: timeoutMs, everyMs: 500, what: `${n} warm processes of ${template}` });
 }
 
 /** Nothing of `name` is left: no QEMU naming its directory, no lease, no tap, no directory, no record. */

@@ -5,23 +5,31 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execInNetns, listNamespaces } from '../../src/network/index.js';
-import { createTestHome, ensureImage, ensureTemplate, releaseSharedRung, sharedRung, teardownHome, vmTest, VmTracker, type SharedRung, type TestHome } from '../fixtures/ladder.js';
+import { createTestHome, ensureImage, ensureTemplate, releaseSharedRung, sharedRung, SHARED_RUNG_DEADLINE_MS, teardownHome, vmTest, VmTracker, type SharedRung, type TestHome } from '../fixtures/ladder.js';
+import { useLeakCheck } from '../fixtures/leak-check.js';
 
 let a: SharedRung;
 let b: TestHome;
 let trackerA: VmTracker;
 let trackerB: VmTracker;
 
-before(async () => {
-  assert.equal(process.env.VMFORK_NETNS_PREFIX, undefined, 'this test is about the default: no prefix is set');
-  a = await sharedRung();
-  b = await createTestHome('home-b');
-  trackerA = new VmTracker(a.th);
-  trackerB = new VmTracker(b);
-  await ensureImage(b);
-  // the second home's template takes its default network too: before per-data-dir prefixes, VMFORK_NETWORK_EXISTS
-  await ensureTemplate(b, 'tb', '256M');
-});
+before(
+  async () => {
+    assert.equal(process.env.VMFORK_NETNS_PREFIX, undefined, 'this test is about the default: no prefix is set');
+    a = await sharedRung();
+    b = await createTestHome('home-b');
+    trackerA = new VmTracker(a.th);
+    trackerB = new VmTracker(b);
+    await ensureImage(b);
+    // the second home's template takes its default network too: before per-data-dir prefixes, VMFORK_NETWORK_EXISTS
+    await ensureTemplate(b, 'tb', '256M');
+  },
+  { timeout: SHARED_RUNG_DEADLINE_MS },
+);
+
+// each test's children, in either home, are gone at its end (its trackers' teardown included), or it fails
+useLeakCheck(() => a?.th, () => trackerA.teardown(), { warmIsShared: true });
+useLeakCheck(() => b, () => trackerB.teardown());
 
 after(async () => {
   await trackerA.teardown();

@@ -2,7 +2,8 @@ import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTestHome, ensureImage, qemuProcessesMatching, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
+import { createTestHome, ensureImage, qemuProcessesMatching, teardownHome, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
+import { useLeakCheck } from '../fixtures/leak-check.js';
 
 let th: TestHome;
 let tracker: VmTracker;
@@ -13,10 +14,13 @@ before(async () => {
   await ensureImage(th);
 });
 
+// each test's VMs are gone at its end (its tracker's teardown included), or it fails
+useLeakCheck(() => th, () => tracker.teardown());
+
 after(async () => {
   await tracker.teardown();
   assert.deepEqual(await qemuProcessesMatching(th.root), [], 'no QEMU process left behind');
-  await th.close();
+  assert.deepEqual(await teardownHome(th), [], 'the home left nothing behind');
 });
 
 function json<T>(stdout: string): T {
