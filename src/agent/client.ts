@@ -31,7 +31,7 @@ export interface AgentCallOptions {
 export interface WaitAgentOptions extends AgentClientOptions {
   /** Deadline for connecting and the handshake together. */
   timeoutMs: number;
-  /** How long one HELLO waits before another is sent. @default 1_000 */
+  /** How long the first HELLO waits before another is sent; each next one waits twice as long, up to 8×. @default 1_000 */
   attemptTimeoutMs?: number;
 }
 
@@ -105,6 +105,9 @@ export class VmforkAgentClient {
   static async waitReady(socketPath: string, options: WaitAgentOptions): Promise<VmforkAgentClient> {
     const deadline = Date.now() + options.timeoutMs;
     const left = (): number => deadline - Date.now();
+    // each unanswered HELLO waits twice as long as the one before (up to 8×): on a busy host the agent can take
+    // seconds to answer, and one that always answers after the fixed wait would never be reached
+    let attempt = 0;
     let client: VmforkAgentClient | undefined;
     let connected = false;
     let lastError: unknown;
@@ -112,7 +115,7 @@ export class VmforkAgentClient {
       try {
         client ??= await VmforkAgentClient.connect(socketPath, { ...options, timeoutMs: Math.max(1, Math.min(1_000, left())) });
         connected = true;
-        await client.hello({ timeoutMs: Math.max(1, Math.min(options.attemptTimeoutMs ?? 1_000, left())) });
+        await client.hello({ timeoutMs: Math.max(1, Math.min((options.attemptTimeoutMs ?? 1_000) * 2 ** Math.min(attempt, 3), left())) });
         return client;
       } catch (err) {
         if (isVmforkError(err) && (err.code === 'VMFORK_AGENT_ERROR' || err.code === 'VMFORK_AGENT_PROTOCOL')) {
@@ -120,6 +123,7 @@ export class VmforkAgentClient {
           throw err; // it answered, wrongly: waiting longer will not help
         }
         lastError = err;
+        attempt++;
         if (client?.closed) client = undefined;
         if (!client) await sleep(Math.max(0, Math.min(100, left())));
       }

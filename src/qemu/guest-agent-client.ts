@@ -59,7 +59,10 @@ export class GuestAgentClient {
    */
   static async waitReady(socketPath: string, options: WaitReadyOptions): Promise<GuestAgentClient> {
     const deadline = Date.now() + options.timeoutMs;
-    const attemptMs = (): number => Math.min(options.attemptTimeoutMs ?? 1_000, deadline - Date.now());
+    // each failed attempt waits twice as long as the one before (up to 8 s): a guest on a busy host can take seconds
+    // to answer, and one that always answers after the fixed attempt time would never be reached
+    let attempt = 0;
+    const attemptMs = (): number => Math.min((options.attemptTimeoutMs ?? 1_000) * 2 ** Math.min(attempt, 3), deadline - Date.now());
     let client: GuestAgentClient | undefined;
     let connected = false;
     let lastError: unknown;
@@ -76,6 +79,7 @@ export class GuestAgentClient {
           throw err;
         }
         lastError = err;
+        attempt++;
         if (client?.closed) client = undefined; // QEMU went away (or restarted): connect again
         if (!client) await sleep(Math.max(0, Math.min(RETRY_CONNECT_MS, deadline - Date.now())));
       }

@@ -13,7 +13,7 @@ export interface AgentConnectOptions {
 export interface WaitReadyOptions extends Omit<AgentConnectOptions, 'timeoutMs'> {
   /** Overall deadline. */
   timeoutMs: number;
-  /** How long one connect or sync + ping attempt may take before the next. @default 1000 */
+  /** How long the first connect or sync + ping attempt may take; each next one twice as long, up to 8×. @default 1000 */
   attemptTimeoutMs?: number;
 }
 
