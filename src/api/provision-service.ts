@@ -1,6 +1,6 @@
 import type { PoolDetail, PoolSummary } from '../pool/index.js';
 import type { ReplicaView } from '../replica/index.js';
-import type { TaskRunners } from '../task/index.js';
+import type { TaskAccepted, TaskRunners } from '../task/index.js';
 
 /**
  * The provisioning engine as the API server drives it (issue 7). The server validates requests (spec shape and
@@ -11,17 +11,17 @@ import type { TaskRunners } from '../task/index.js';
  */
 export interface ProvisionService {
   /** Starts creating a pool (phase 1 or a reused replica, then its children). VMFORK_POOL_EXISTS for a taken name. */
-  createPool(spec: unknown): Promise<{ taskId: string; pool: string }>;
+  createPool(spec: unknown): Promise<TaskAccepted>;
   listPools(): Promise<PoolSummary[]>;
   /** One pool with its children's counts per VM state and their names. */
   getPool(name: string): Promise<PoolDetail>;
-  /** Grows or shrinks a pool to `max` children. */
-  resizePool(name: string, request: { max: number }): Promise<{ taskId: string }>;
+  /** Grows or shrinks a pool to `max` children. Every operation on a pool runs in its queue: `queuedBehind` names the one it waits for. */
+  resizePool(name: string, request: { max: number }): Promise<TaskAccepted>;
   /** Removes a pool's children and the pool (its replica stays for reuse). */
-  removePool(name: string): Promise<{ taskId: string }>;
+  removePool(name: string): Promise<TaskAccepted>;
   /** Powers a child on (a pre-registered on-demand child is forked). */
-  powerOn(vm: string): Promise<{ taskId: string }>;
-  powerOff(vm: string): Promise<{ taskId: string }>;
+  powerOn(vm: string): Promise<TaskAccepted>;
+  powerOff(vm: string): Promise<TaskAccepted>;
   listReplicas(): Promise<ReplicaView[]>;
   /** Removes a replica no pool uses, with its templates and files; VMFORK_REPLICA_IN_USE while a pool uses it. */
   removeReplica(id: string): Promise<{ id: string; templates: string[] }>;

@@ -21,6 +21,11 @@ export interface ForkBatchOptions extends ForkRequest {
   registerOnly?: boolean;
   /** Agent path: judge the service kicks after ready before a child is `running` (ForkChildOptions). @default true */
   awaitKicks?: boolean;
+  /**
+   * A cancelled task: children not yet started are released (reported as skipped) and the batch returns; a child
+   * already forking finishes or fails as it would (a fork is a few seconds; cutting it short would leave more to undo).
+   */
+  signal?: AbortSignal;
 }
 
 export interface ForkBatchResult {
@@ -70,7 +75,7 @@ export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Pro
   };
   const worker = async (): Promise<void> => {
     for (let reserved = queue.shift(); reserved !== undefined; reserved = queue.shift()) {
-      if (stop) {
+      if (stop || options.signal?.aborted) {
         await rollbackVm(deps, reserved.name, actor, undefined);
         result.skipped.push(reserved.name);
         continue;

@@ -59,15 +59,20 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
   try {
     const t0 = performance.now();
     await ctx.step('replica', 2);
-    const { replica, reused } = await ensureReplica(deps, spec, { step: (n, p) => ctx.step(n, p), event: (k, m, d) => ctx.event(k, m, d) });
+    const report = { step: (n: string, p?: number) => ctx.step(n, p), event: (k: string, m: string, d?: Record<string, unknown>) => ctx.event(k, m, d), signal: ctx.signal };
+    const { replica, reused } = await ensureReplica(deps, spec, report);
+    ctx.signal.throwIfAborted();
     await updatePool(deps.db, name, { replica_id: replica.id });
     const t1 = performance.now();
     await ctx.step('template', 55);
-    const template = await ensureReplicaTemplate(deps, replica, spec, { step: (n, p) => ctx.step(n, p), event: (k, m, d) => ctx.event(k, m, d) });
+    const template = await ensureReplicaTemplate(deps, replica, spec, report);
+    ctx.signal.throwIfAborted();
     await updatePool(deps.db, name, { template_name: template.row.name });
     const t2 = performance.now();
     await ctx.step('children', 65);
     const result = await convergeChildren(deps, spec, template.row.name, ctx);
+    // a cancel between children: those made stay (a resize) or go (a create, below); the half-made one was rolled back
+    ctx.signal.throwIfAborted();
     const ms = { replica: Math.round(t1 - t0), template: Math.round(t2 - t1), children: Math.round(performance.now() - t2) };
     const phase1 = replica.phase1_json ? (JSON.parse(replica.phase1_json) as { reboots?: number }) : {};
     const out: ConvergeResult = { replica: replica.id, replicaReused: reused, phase1Reboots: phase1.reboots ?? null, template: template.row.name, ...result, ms };
@@ -82,6 +87,7 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
     await ctx.step('ready', 100);
     return out;
   } catch (err) {
+    if (ctx.signal.aborted) return cancelled(deps, name, ctx, err);
     const now = await getPool(deps.db, name);
     // a create that failed before any child exists leaves nothing behind: the name is free to try again, and the
     // task keeps the error (a replica or template it made stays: both are shared, reusable caches)
@@ -93,6 +99,29 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
     if (now?.state === 'provisioning') await transition(deps.db, 'pools', name, 'provisioning', 'failed', actor, { last_error: (err as Error).message.split('\n')[0] ?? null });
     throw err;
   }
+}
+
+/**
+ * A cancelled converge leaves its pool consistent: a create leaves nothing (its children destroyed, the record
+ * removed, as a create that failed before any child); any other keeps the children it made and is `failed`, saying
+ * so, until a resize or converge completes it. Replicas and templates made stay: shared, reusable caches.
+ */
+async function cancelled(deps: VmDeps, name: string, ctx: TaskContext, err: unknown): Promise<never> {
+  const actor = await actorFor('pool');
+  const now = await getPool(deps.db, name);
+  const made = now ? await poolVms(deps.db, name) : [];
+  if (ctx.kind === 'pool-create' && now) {
+    for (const vm of made) {
+      await destroyVm(deps, vm.name);
+      await ctx.child(vm.name, { state: 'removed', percent: 100 });
+    }
+    await deletePoolRow(deps.db, name);
+    await ctx.event('pool', `pool ${name} not created: cancelled (${made.length} child(ren) made were destroyed)`);
+  } else if (now?.state === 'provisioning') {
+    await transition(deps.db, 'pools', name, 'provisioning', 'failed', actor, { last_error: `task ${ctx.id} (${ctx.kind}) cancelled with ${made.length} child(ren)` });
+    await ctx.event('pool', `pool ${name}: cancelled; the ${made.length} child(ren) made stay`);
+  }
+  throw err;
 }
 
 async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, ctx: TaskContext): Promise<Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template' | 'ms'>> {
@@ -124,7 +153,7 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
   };
   // top up from the pre-registered children first: their names, addresses and overlays are already reserved
   for (const vm of children.filter((v) => v.state === 'registered')) {
-    if (active >= target || (spec.stopOnError && out.failed.length)) break;
+    if (active >= target || (spec.stopOnError && out.failed.length) || ctx.signal.aborted) break;
     await ctx.child(vm.name, { state: 'forking', percent: 10 });
     try {
       track(await forkRegistered(deps, vm.name, customize ? { customize } : {}));
@@ -144,13 +173,14 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
       count: toFork.length,
       names: toFork,
       stopOnError: spec.stopOnError,
+      signal: ctx.signal,
       ...(customize ? { customize } : {}),
       onStart: (n) => void ctx.child(n, { state: 'forking', percent: 10 }),
       onChild: track,
     });
     for (const s of batch.skipped) await ctx.child(s, { state: 'skipped', percent: 100, error: 'an earlier child failed (stopOnError)' });
   }
-  if (toRegister.length && !(spec.stopOnError && out.failed.length)) {
+  if (toRegister.length && !(spec.stopOnError && out.failed.length) && !ctx.signal.aborted) {
     const batch = await forkChildren(deps, { ...base, count: toRegister.length, names: toRegister, registerOnly: true, onChild: track });
     out.registered.push(...batch.registered);
     for (const n of batch.registered) await ctx.child(n, { state: 'registered', percent: 100 });

@@ -1,18 +1,16 @@
 import { VmforkError } from '../errors.js';
-import { actorFor, ownerAlive } from '../host/index.js';
+import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
-import { deletePoolRow, getPool, insertPool, listPoolRows, LOCAL_HOST_ID, poolVms, requirePool, requireVm, transition, updatePool, type PoolRow } from '../store/index.js';
-import { destroyVm, type VmDeps } from '../vm/index.js';
+import { getPool, insertPool, listPoolRows, listTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, type PoolRow } from '../store/index.js';
+import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
+import type { VmDeps } from '../vm/index.js';
 import { checkPoolFits } from './capacity.js';
-import { convergePool, poolSpecOf } from './converge.js';
-import { powerOff, powerOn } from './power.js';
+import { poolSpecOf } from './converge.js';
+import { POOL_TASKS, poolRunners, type PoolTaskKind } from './runners.js';
 import { parsePoolSpec } from './spec.js';
 import type { PoolDetail, PoolSummary } from './views.js';
-import { startTask } from '../task/index.js';
-import type { TaskContext, TaskRunners } from '../task/index.js';
 
-/** Task kinds of the provisioning engine: a server registers these runners to resume tasks after a crash. */
-export const POOL_TASKS = ['pool-create', 'pool-resize', 'pool-remove', 'vm-power-on', 'vm-power-off'] as const;
+export { POOL_TASKS };
 
 function summary(row: PoolRow, counts: Record<string, number>): PoolSummary {
   const spec = poolSpecOf(row);
@@ -37,13 +35,10 @@ async function countsOf(deps: VmDeps, pool: string): Promise<{ counts: Record<st
   return { counts, vms };
 }
 
-/** Refuses work on a pool another live task holds (a dead one's is resumed by the next server start). */
-async function assertIdle(row: PoolRow): Promise<void> {
-  if ((row.state === 'provisioning' || row.state === 'deleting') && (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time }))) {
-    throw new VmforkError('VMFORK_POOL_STATE', `pool ${row.name} is ${row.state} (task ${row.task_id ?? '?'}); wait for it (vmfork task watch ${row.task_id ?? 'ID'})`, {
-      details: { pool: row.name, state: row.state, taskId: row.task_id },
-    });
-  }
+/** The live tasks of a pool's queue (state from the table: another server's count too). */
+async function liveTasks(deps: VmDeps, pool: string) {
+  const rows = await listTasks(deps.db, { queue: pool, limit: 1000 });
+  return rows.filter((t) => t.state === 'queued' || t.state === 'running' || t.state === 'cancelling');
 }
 
 /**
@@ -51,61 +46,29 @@ async function assertIdle(row: PoolRow): Promise<void> {
  * task whose runner is idempotent, so the same runner finishes it when a restarted server resumes it.
  */
 export function createProvisionService(deps: VmDeps) {
-  const run = (kind: (typeof POOL_TASKS)[number], target: string, input: Record<string, unknown> = {}): Promise<string> =>
-    startTask(deps, { kind, target, input }, runners[kind] as (ctx: TaskContext) => Promise<Record<string, unknown> | void>);
+  // every pool operation runs in its pool's queue: alone (`pool` lock) or beside power operations on other VMs
+  const run = (kind: PoolTaskKind, target: string, queue: string | null, input: Record<string, unknown>, lock?: string): Promise<Enqueued> =>
+    enqueueTask(deps, { kind, target, input, ...(queue ? { queue, ...(lock ? { lock } : {}) } : {}) }, runners[kind]);
+  const runners = poolRunners(deps, (pool, why) => run('pool-converge', pool, pool, { pool, why }));
 
-  const removeRunner = async (ctx: TaskContext): Promise<Record<string, unknown>> => {
-    const actor = await actorFor('pool');
-    const row = await getPool(deps.db, ctx.target);
-    if (!row) return { removed: [] };
-    if (row.state !== 'deleting') await transition(deps.db, 'pools', row.name, row.state, 'deleting', actor, { task_id: ctx.id });
-    const removed: string[] = [];
-    await ctx.step('children', 10);
-    for (const vm of await poolVms(deps.db, row.name)) {
-      await destroyVm(deps, vm.name);
-      removed.push(vm.name);
-      await ctx.child(vm.name, { state: 'removed', percent: 100 });
-    }
-    await deletePoolRow(deps.db, row.name);
-    await ctx.step('removed', 100);
-    return { pool: row.name, removed, replicaKept: row.replica_id };
+  /** A removal queued or running makes every other request on the pool pointless: it is refused. */
+  const assertNotRemoving = async (name: string): Promise<void> => {
+    const rm = (await liveTasks(deps, name)).find((t) => t.kind === 'pool-remove');
+    if (rm) throw new VmforkError('VMFORK_POOL_STATE', `pool ${name} is being removed (task ${rm.id})`, { details: { pool: name, taskId: rm.id } });
   };
 
-  /** After a power operation, an on-demand pool tops its spares up (forking registered children). */
-  const topUp = async (vm: string, ctx: TaskContext): Promise<void> => {
-    const pool = (await requireVm(deps.db, vm).catch(() => undefined))?.pool_name ?? ctx.input.pool;
-    if (typeof pool !== 'string') return;
-    const row = await getPool(deps.db, pool);
-    if (row && row.state === 'ready') await convergePool(deps, pool, ctx);
+  /** A power operation runs in its pool's queue under the VM's own lock; a VM outside any pool queues on itself. */
+  const power = async (kind: 'vm-power-on' | 'vm-power-off', vm: string): Promise<Enqueued> => {
+    const row = await requireVm(deps.db, vm);
+    if (row.pool_name) await assertNotRemoving(row.pool_name);
+    return run(kind, vm, row.pool_name ?? `vm:${vm}`, { pool: row.pool_name }, vmLock(vm));
   };
-
-  const runners = {
-    'pool-create': (ctx: TaskContext) => convergePool(deps, ctx.target, ctx) as unknown as Promise<Record<string, unknown>>,
-    'pool-resize': (ctx: TaskContext) => convergePool(deps, ctx.target, ctx) as unknown as Promise<Record<string, unknown>>,
-    'pool-remove': removeRunner,
-    'vm-power-on': async (ctx: TaskContext) => {
-      await ctx.step('power on', 10);
-      const r = await powerOn(deps, ctx.target);
-      await ctx.child(ctx.target, { state: r.state, percent: 100 });
-      await topUp(ctx.target, ctx);
-      return { ...r };
-    },
-    'vm-power-off': async (ctx: TaskContext) => {
-      await ctx.step('power off', 10);
-      const pool = (await requireVm(deps.db, ctx.target)).pool_name;
-      const r = await powerOff(deps, ctx.target);
-      await ctx.child(ctx.target, { state: r.state, percent: 100 });
-      // a refreshed (non-persistent) child is registered again by its pool
-      if (pool && r.action === 'refreshed') await convergePool(deps, pool, ctx);
-      return { ...r };
-    },
-  } satisfies TaskRunners;
 
   return {
     runners: runners as TaskRunners,
 
     /** Validates the spec (the one place: shape, cross-field checks, what it names, capacity), then starts the task. */
-    async createPool(input: unknown): Promise<{ taskId: string; pool: string }> {
+    async createPool(input: unknown): Promise<Enqueued & { pool: string }> {
       const spec = parsePoolSpec(input);
       if (await getPool(deps.db, spec.name)) throw new VmforkError('VMFORK_POOL_EXISTS', `a pool named "${spec.name}" already exists`, { details: { pool: spec.name } });
       await checkPoolFits(deps.db, spec);
@@ -115,9 +78,9 @@ export function createProvisionService(deps: VmDeps) {
         { name: spec.name, host_id: LOCAL_HOST_ID, state: 'provisioning', spec_json: JSON.stringify(spec), replica_id: null, template_name: null, task_id: null, last_error: null, created_at: now, updated_at: now },
         await actorFor('pool'),
       );
-      const taskId = await run('pool-create', spec.name, { pool: spec.name });
-      await updatePool(deps.db, spec.name, { task_id: taskId });
-      return { taskId, pool: spec.name };
+      const task = await run('pool-create', spec.name, spec.name, { pool: spec.name });
+      await updatePool(deps.db, spec.name, { task_id: task.taskId });
+      return { ...task, pool: spec.name };
     },
 
     async listPools(): Promise<PoolSummary[]> {
@@ -130,37 +93,42 @@ export function createProvisionService(deps: VmDeps) {
       return { ...summary(row, counts), spec: poolSpecOf(row), vms, replica: row.replica_id, lastTaskId: row.task_id };
     },
 
-    async resizePool(name: string, request: { max: number }): Promise<{ taskId: string }> {
+    /**
+     * Grows or shrinks a pool to `max` children, in its queue. Checked now (a bad size is a 400 at once); applied
+     * when its turn comes. Two resizes waiting in the queue are one request: the last wins, the earlier is cancelled.
+     */
+    async resizePool(name: string, request: { max: number }): Promise<Enqueued & { supersedes: string[] }> {
       const row = await requirePool(deps.db, name);
-      await assertIdle(row);
-      if (row.state === 'deleting') throw new VmforkError('VMFORK_POOL_STATE', `pool ${name} is being deleted`, { details: { pool: name } });
+      await assertNotRemoving(name);
       const spec = poolSpecOf(row);
-      // the new size goes through the same checks as a new spec (names enough for max, min ≤ max, …)
-      const resized = parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } });
-      await updatePool(deps.db, name, { spec_json: JSON.stringify(resized) });
-      const taskId = await run('pool-resize', name, { pool: name, max: request.max });
-      await updatePool(deps.db, name, { task_id: taskId });
-      return { taskId };
+      // the new size goes through the same checks as a new spec (names enough for max, min ≤ max, …) and capacity
+      parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } });
+      const waiting = (await liveTasks(deps, name)).filter((t) => t.kind === 'pool-resize' && t.state === 'queued');
+      for (const t of waiting) await cancelTask(deps, t.id).catch(() => undefined);
+      const task = await run('pool-resize', name, name, { pool: name, max: request.max });
+      await updatePool(deps.db, name, { task_id: task.taskId });
+      return { ...task, supersedes: waiting.map((t) => t.id) };
     },
 
-    async removePool(name: string): Promise<{ taskId: string }> {
-      const row = await requirePool(deps.db, name);
-      await assertIdle(row);
-      await transition(deps.db, 'pools', name, row.state, 'deleting', await actorFor('pool'));
-      const taskId = await run('pool-remove', name, { pool: name });
-      await updatePool(deps.db, name, { task_id: taskId });
-      return { taskId };
+    /**
+     * Removes a pool, in its queue: operations queued or running on it are cancelled first (the user wants the pool
+     * gone; a running create stops at its next step and rolls back its half-made child). A second removal answers
+     * with the first one's task.
+     */
+    async removePool(name: string): Promise<Enqueued> {
+      await requirePool(deps.db, name);
+      const live = await liveTasks(deps, name);
+      const rm = live.find((t) => t.kind === 'pool-remove');
+      if (rm) return { taskId: rm.id, state: rm.state === 'queued' ? 'queued' : 'running', queuedBehind: rm.queued_behind };
+      for (const t of live) await cancelTask(deps, t.id).catch(() => undefined);
+      const task = await run('pool-remove', name, name, { pool: name });
+      await updatePool(deps.db, name, { task_id: task.taskId });
+      return task;
     },
 
-    async powerOn(vm: string): Promise<{ taskId: string }> {
-      const row = await requireVm(deps.db, vm);
-      return { taskId: await run('vm-power-on', vm, { pool: row.pool_name }) };
-    },
+    powerOn: (vm: string): Promise<Enqueued> => power('vm-power-on', vm),
 
-    async powerOff(vm: string): Promise<{ taskId: string }> {
-      const row = await requireVm(deps.db, vm);
-      return { taskId: await run('vm-power-off', vm, { pool: row.pool_name }) };
-    },
+    powerOff: (vm: string): Promise<Enqueued> => power('vm-power-off', vm),
 
     removeReplica: (id: string): Promise<{ id: string; templates: string[] }> => removeReplicaAndTemplates(deps, id),
 

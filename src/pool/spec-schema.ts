@@ -12,6 +12,8 @@ import { parseSize } from '../util/index.js';
 export const HOOK_DIR = '/usr/local/lib/vmfork/';
 export const MIN_DISK_BYTES = 16 * 1024 * 1024;
 export const MAX_POOL_SIZE = 10_000;
+/** How a pool's children are made: all forked at once, or `min` forked and the rest pre-registered. */
+export const PROVISIONING_MODES = ['up-front', 'on-demand'] as const;
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL_MESSAGE = 'must be an RFC 1123 label: lower-case letters, digits and "-", 1-63 characters, no leading or trailing "-"';
@@ -76,7 +78,7 @@ export const PoolSpecInputSchema = z
   .strictObject({
     name: labelSchema,
     image: labelSchema,
-    provisioning: z.enum(['up-front', 'on-demand'], { error: typeError('must be "up-front" or "on-demand"') }).optional(),
+    provisioning: z.enum(PROVISIONING_MODES, { error: typeError('must be "up-front" or "on-demand"') }).optional(),
     persistent: z.boolean({ error: typeError('must be true or false') }).optional(),
     size: z.strictObject({
       max: z.number({ error: typeError('must be a whole number') }).int().min(1).max(MAX_POOL_SIZE),

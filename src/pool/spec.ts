@@ -3,13 +3,13 @@ import type { z } from 'zod';
 import { VmforkError } from '../errors.js';
 import { DEFAULT_NETWORK } from '../network/index.js';
 import { parseNamePattern, parseSize, patternNames } from '../util/index.js';
-import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput } from './spec-schema.js';
+import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput, type PROVISIONING_MODES } from './spec-schema.js';
 
 /** A validated pool spec with every default applied and every size in its canonical form (`256M`). */
 export interface PoolSpec {
   name: string;
   image: string;
-  provisioning: 'up-front' | 'on-demand';
+  provisioning: (typeof PROVISIONING_MODES)[number];
   persistent: boolean;
   size: { max: number; min: number; spares: number };
   naming: { pattern: string } | { names: string[] };

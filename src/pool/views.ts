@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { PoolSpecInputSchema } from './spec-schema.js';
+import { POOL_STATES, VM_STATES } from '../state/index.js';
+import { PoolSpecInputSchema, PROVISIONING_MODES } from './spec-schema.js';
 
 /**
  * What the provisioning service answers with: the contract between the API (which documents these schemas in
@@ -11,15 +12,15 @@ import { PoolSpecInputSchema } from './spec-schema.js';
 export const PoolSummarySchema = z.object({
   name: z.string(),
   /** The pool's own state (the engine's pool state machine). */
-  state: z.string(),
+  state: z.enum(POOL_STATES),
   image: z.string(),
-  provisioning: z.enum(['up-front', 'on-demand']),
+  provisioning: z.enum(PROVISIONING_MODES),
   persistent: z.boolean(),
   size: z.object({ max: z.number().int(), min: z.number().int(), spares: z.number().int() }),
   hostId: z.string(),
   datastore: z.string(),
   /** Children per VM state (`running: 8, registered: 2`). */
-  counts: z.record(z.string(), z.number().int().min(0)),
+  counts: z.partialRecord(z.enum(VM_STATES), z.number().int().min(0)),
   createdAt: z.string(),
 });
 export type PoolSummary = z.infer<typeof PoolSummarySchema>;
@@ -27,7 +28,7 @@ export type PoolSummary = z.infer<typeof PoolSummarySchema>;
 export const PoolDetailSchema = PoolSummarySchema.extend({
   /** The spec as accepted, every default applied. */
   spec: PoolSpecInputSchema,
-  vms: z.array(z.object({ name: z.string(), state: z.string() })),
+  vms: z.array(z.object({ name: z.string(), state: z.enum(VM_STATES) })),
   /** The replica its children fork from, once phase 1 and the copy are done. */
   replica: z.string().nullable(),
   /** The last task run on the pool (create, resize, remove). */

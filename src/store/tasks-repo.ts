@@ -17,6 +17,7 @@ export async function requireTask(db: Db, id: string): Promise<TaskRow> {
 
 export interface TaskFilter {
   kind?: string | undefined;
+  queue?: string | undefined;
   target?: string | undefined;
   state?: TaskState | undefined;
   /** At most this many, newest first. */
@@ -27,6 +28,7 @@ export interface TaskFilter {
 export async function listTasks(db: Db, filter: TaskFilter = {}): Promise<TaskRow[]> {
   let q = db.selectFrom('tasks').selectAll();
   if (filter.kind) q = q.where('kind', '=', filter.kind);
+  if (filter.queue) q = q.where('queue', '=', filter.queue);
   if (filter.target) q = q.where('target', '=', filter.target);
   if (filter.state) q = q.where('state', '=', filter.state);
   return q.orderBy('created_at', 'desc').orderBy('id').limit(filter.limit ?? 100).execute();
@@ -83,4 +85,24 @@ export async function appendTaskEvent(db: Db, taskId: string, event: { kind: str
 /** A task's events with a number above `afterSeq`, in order. */
 export async function listTaskEvents(db: Db, taskId: string, afterSeq = 0): Promise<TaskEventRow[]> {
   return db.selectFrom('task_events').selectAll().where('task_id', '=', taskId).where('seq', '>', afterSeq).orderBy('seq').execute();
+}
+
+/** A task of a queue with its place in it (the insertion order, which every process sharing the file agrees on). */
+export type QueuedTaskRow = TaskRow & { place: number };
+
+/** The live (queued, running, cancelling) tasks of a queue, in the order they were made. */
+export async function liveQueueTasks(db: Db, queue: string): Promise<QueuedTaskRow[]> {
+  return db
+    .selectFrom('tasks')
+    .selectAll()
+    .select(sql<number>`rowid`.as('place'))
+    .where('queue', '=', queue)
+    .where('state', 'in', ['queued', 'running', 'cancelling'])
+    .orderBy(sql`rowid`)
+    .execute();
+}
+
+/** Records which task a queued one waits behind (informational: the queue itself is the order of the rows). */
+export async function setQueuedBehind(db: Db, id: string, behind: string | null): Promise<void> {
+  await db.updateTable('tasks').set({ queued_behind: behind }).where('id', '=', id).execute();
 }

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { isVmforkError, toVmforkError, VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { TASK_FINAL_STATES, type Actor, type TaskState } from '../state/index.js';
-import { appendTaskEvent, getTask, insertTask, LOCAL_HOST_ID, requireTask, transition, updateTask, type TaskRow } from '../store/index.js';
+import { appendTaskEvent, getTask, insertTask, LOCAL_HOST_ID, requireTask, setQueuedBehind, transition, updateTask, type TaskRow } from '../store/index.js';
 import { redactSecrets } from '../util/index.js';
 import { notifyTask, running } from './bus.js';
+import { blockerOf, waitForTurn } from './queue.js';
 import type { ChildProgress, TaskContext, TaskDeps, TaskRequest, TaskRunner } from './types.js';
 
 const clampPercent = (p: number): number => Math.max(0, Math.min(100, Math.round(Number.isFinite(p) ? p : 0)));
@@ -81,7 +82,12 @@ export async function driveTask(deps: TaskDeps, row: TaskRow, runner: TaskRunner
   running.set(row.id, { controller, done });
   try {
     if (row.state === 'queued') {
-      // cancelled before it started: nothing to run
+      // its turn in its pool's queue first; cancelled meanwhile (here or by another process): nothing to run
+      const turn = await waitForTurn(deps.db, row, controller.signal).catch((err: unknown) => {
+        if (controller.signal.aborted) return false;
+        throw err;
+      });
+      if (!turn) return;
       if ((await settle(deps, row.id, 'running', actor)) !== 'running') return;
     }
     if (row.state === 'cancelling') controller.abort();
@@ -128,8 +134,8 @@ export async function startTask(deps: TaskDeps, request: TaskRequest, runner: Ta
     result_json: null,
     last_error: null,
     host_id: LOCAL_HOST_ID,
-    queue: null,
-    lock: null,
+    queue: request.queue ?? null,
+    lock: request.queue ? (request.lock ?? 'pool') : null,
     queued_behind: null,
     created_at: now,
     updated_at: now,
@@ -139,9 +145,31 @@ export async function startTask(deps: TaskDeps, request: TaskRequest, runner: Ta
   };
   const { owner_pid: _p, owner_start_time: _s, owner_op: _o, ...fields } = row;
   await insertTask(deps.db, fields, await actorFor('task'));
-  await recordTaskEvent(deps, id, 'state', 'queued', { state: 'queued' });
+  const blocker = await blockerOf(deps.db, row);
+  if (blocker) {
+    row.queued_behind = blocker.id;
+    await setQueuedBehind(deps.db, id, blocker.id);
+  }
+  await recordTaskEvent(deps, id, 'state', blocker ? `queued behind task ${blocker.id} (${blocker.kind} ${blocker.target})` : 'queued', {
+    state: 'queued',
+    ...(blocker ? { queuedBehind: blocker.id } : {}),
+  });
   void driveTask(deps, row, runner, false);
   return id;
+}
+
+/** What a queued request answers with (the API's 202): its task, and the one it waits behind when there is one. */
+export interface Enqueued {
+  taskId: string;
+  state: 'queued' | 'running';
+  queuedBehind: string | null;
+}
+
+/** startTask, answering with the task's place: `queuedBehind` names the operation it waits for. */
+export async function enqueueTask(deps: TaskDeps, request: TaskRequest, runner: TaskRunner): Promise<Enqueued> {
+  const taskId = await startTask(deps, request, runner);
+  const row = await requireTask(deps.db, taskId);
+  return { taskId, state: row.state === 'running' ? 'running' : 'queued', queuedBehind: row.queued_behind };
 }
 
 /**

@@ -14,6 +14,10 @@ export interface TaskRequest {
   /** The resource it acts on (a pool or VM name). */
   target: string;
   input?: Record<string, unknown>;
+  /** The queue it runs in (a pool's name): see queue.ts. Without one it runs at once. */
+  queue?: string;
+  /** Its lock in the queue: `pool` (the default: alone) or `vm:<name>` (vmLock). */
+  lock?: string;
 }
 
 /** One child's progress within a task. */

@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { CHILD_PROGRESS_STATES, TASK_STATES } from '../state/index.js';
 import type { TaskEventRow, TaskRow } from '../store/index.js';
 
 /** A task as the API and `vmfork task` show it (a contract: docs/tasks.md). Also the OpenAPI schema. */
 export const ChildProgressSchema = z.object({
-  state: z.string(),
+  state: z.enum(CHILD_PROGRESS_STATES),
   percent: z.number().int().min(0).max(100),
   error: z.string().optional(),
 });
@@ -14,7 +15,7 @@ export const TaskViewSchema = z.object({
   id: z.string(),
   kind: z.string(),
   target: z.string(),
-  state: z.enum(['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled']),
+  state: z.enum(TASK_STATES),
   step: z.string().nullable(),
   percent: z.number().int().min(0).max(100),
   children: z.record(z.string(), ChildProgressSchema),
@@ -22,6 +23,10 @@ export const TaskViewSchema = z.object({
   result: z.record(z.string(), z.unknown()).nullable(),
   lastError: TaskErrorSchema.nullable(),
   hostId: z.string(),
+  /** The queue it runs in: its pool's name (operations on one pool run one at a time), or null. */
+  queue: z.string().nullable(),
+  /** The task it waited behind when it was queued, or null. */
+  queuedBehind: z.string().nullable(),
   /** The server process running it while it runs. */
   owner: z.object({ pid: z.number().int() }).nullable(),
   createdAt: z.string(),
@@ -57,6 +62,8 @@ export function taskView(row: TaskRow): TaskView {
     result: parseObject(row.result_json),
     lastError: parseObject(row.last_error) as TaskView['lastError'],
     hostId: row.host_id,
+    queue: row.queue,
+    queuedBehind: row.queued_behind,
     owner: row.owner_pid === null ? null : { pid: row.owner_pid },
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -68,5 +75,14 @@ export function taskEventView(row: TaskEventRow): TaskEvent {
 }
 
 /** 202: the operation runs as a task; follow it with GET /v1/tasks/{taskId}. */
-export const TaskAcceptedSchema = z.object({ taskId: z.string(), pool: z.string().optional(), vm: z.string().optional() });
+export const TaskAcceptedSchema = z.object({
+  taskId: z.string(),
+  pool: z.string().optional(),
+  vm: z.string().optional(),
+  /** `queued` while another operation on the same pool runs (then `queuedBehind` names it), or already `running`. */
+  state: z.enum(TASK_STATES).extract(['queued', 'running']).optional(),
+  queuedBehind: z.string().nullable().optional(),
+  /** Earlier queued tasks this request replaced (two resizes: the last wins). */
+  supersedes: z.array(z.string()).optional(),
+});
 export type TaskAccepted = z.infer<typeof TaskAcceptedSchema>;

@@ -1,19 +1,12 @@
 import { test } from 'node:test';
+import { withTaskDeps } from '../helpers/task-deps.js';
 import assert from 'node:assert/strict';
 import { VmforkError } from '../../src/errors.js';
-import { cancelTask, followTask, getTaskView, listTaskViews, recoverTasks, startTask, waitForTask, type TaskContext, type TaskDeps, type TaskEvent } from '../../src/task/index.js';
-import { insertTask, LOCAL_HOST_ID, openStore } from '../../src/store/index.js';
-import { createLogger } from '../../src/util/index.js';
+import { cancelTask, followTask, getTaskView, listTaskViews, recoverTasks, startTask, waitForTask, type TaskContext, type TaskEvent } from '../../src/task/index.js';
+import { insertTask, LOCAL_HOST_ID } from '../../src/store/index.js';
 import { deadActor, testActor } from '../helpers/actor.js';
 
-async function withDeps(fn: (deps: TaskDeps) => Promise<void>): Promise<void> {
-  const db = await openStore(':memory:');
-  try {
-    await fn({ db, log: createLogger(undefined) });
-  } finally {
-    await db.destroy();
-  }
-}
+const withDeps = withTaskDeps;
 
 /** A promise and its resolve: lets a test hold a runner at a point and release it. */
 function gate(): { wait: Promise<void>; open: () => void } {

@@ -1,0 +1,82 @@
+import { actorFor } from '../host/index.js';
+import { deletePoolRow, getPool, poolVms, requireVm, transition, updatePool } from '../store/index.js';
+import type { Enqueued, TaskContext, TaskRunners } from '../task/index.js';
+import { destroyVm, type VmDeps } from '../vm/index.js';
+import { convergePool, poolSpecOf } from './converge.js';
+import { powerOff, powerOn } from './power.js';
+import { parsePoolSpec } from './spec.js';
+
+/** Task kinds of the pool layer: a server registers these runners to resume tasks after a crash. */
+export const POOL_TASKS = ['pool-create', 'pool-resize', 'pool-converge', 'pool-remove', 'vm-power-on', 'vm-power-off'] as const;
+export type PoolTaskKind = (typeof POOL_TASKS)[number];
+
+/** Queues a follow-up converge of a pool (after a power operation); the caller's queue is the pool's own. */
+export type EnqueueConverge = (pool: string, why: string) => Promise<Enqueued>;
+
+/**
+ * The runners of the pool layer. Each is idempotent (a restarted server runs it again in resume mode) and runs in
+ * its pool's queue, so none of them meets another converge of the same pool.
+ */
+export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge): Record<PoolTaskKind, TaskRunners[string]> {
+  const converge = (ctx: TaskContext) => convergePool(deps, ctx.target, ctx) as unknown as Promise<Record<string, unknown>>;
+
+  /** A pool that asked for more children after a power operation gets them from its own queue, never inline. */
+  const followUp = async (vm: string, ctx: TaskContext, why: string): Promise<Record<string, unknown>> => {
+    const pool = (await requireVm(deps.db, vm).catch(() => undefined))?.pool_name ?? ctx.input.pool;
+    if (typeof pool !== 'string') return {};
+    const row = await getPool(deps.db, pool);
+    if (!row || row.state === 'deleting') return {};
+    const next = await enqueueConverge(pool, why);
+    await ctx.event('queue', `pool ${pool}: converge queued as task ${next.taskId} (${why})`, { followUp: next.taskId });
+    return { followUp: next.taskId };
+  };
+
+  return {
+    'pool-create': converge,
+    'pool-converge': converge,
+    'pool-resize': async (ctx) => {
+      // the new size is applied when the task's turn comes, so a resize queued behind another sees the pool as
+      // that one left it; it was checked when it was asked for, and is checked again against the spec now
+      const row = await getPool(deps.db, ctx.target);
+      if (row && typeof ctx.input.max === 'number') {
+        const spec = poolSpecOf(row);
+        const resized = parsePoolSpec({ ...spec, size: { ...spec.size, max: ctx.input.max } });
+        await updatePool(deps.db, ctx.target, { spec_json: JSON.stringify(resized) });
+      }
+      return converge(ctx);
+    },
+    'pool-remove': async (ctx) => {
+      const actor = await actorFor('pool');
+      const row = await getPool(deps.db, ctx.target);
+      if (!row) return { pool: ctx.target, removed: [] };
+      if (row.state !== 'deleting') await transition(deps.db, 'pools', row.name, row.state, 'deleting', actor, { task_id: ctx.id });
+      const removed: string[] = [];
+      await ctx.step('children', 10);
+      for (const vm of await poolVms(deps.db, row.name)) {
+        await destroyVm(deps, vm.name);
+        removed.push(vm.name);
+        await ctx.child(vm.name, { state: 'removed', percent: 100 });
+      }
+      await deletePoolRow(deps.db, row.name);
+      await ctx.step('removed', 100);
+      return { pool: row.name, removed, replicaKept: row.replica_id };
+    },
+    'vm-power-on': async (ctx) => {
+      await ctx.step('power on', 10);
+      const r = await powerOn(deps, ctx.target);
+      await ctx.child(ctx.target, { state: r.state, percent: 100 });
+      // an on-demand pool tops its spares up after a child was taken
+      const more = r.action === 'forked' ? await followUp(ctx.target, ctx, `spares after ${ctx.target} was powered on`) : {};
+      return { ...r, ...more };
+    },
+    'vm-power-off': async (ctx) => {
+      await ctx.step('power off', 10);
+      const pool = (await requireVm(deps.db, ctx.target)).pool_name;
+      const r = await powerOff(deps, ctx.target);
+      await ctx.child(ctx.target, { state: r.state, percent: 100 });
+      // a refreshed (non-persistent) child is registered again by its pool's next converge
+      const more = pool && r.action === 'refreshed' ? await followUp(ctx.target, { ...ctx, input: { ...ctx.input, pool } }, `${ctx.target} refreshed`) : {};
+      return { ...r, ...more };
+    },
+  };
+}
