@@ -1,6 +1,10 @@
 import { TASK_FINAL_STATES } from '../state/index.js';
 import { listTaskEvents, listTasks, requireTask, type TaskFilter } from '../store/index.js';
+import { waitUntil } from '../util/index.js';
 import { onTaskNotify, running } from './bus.js';
+
+/** How long one follower follows one task. */
+const FOLLOW_DEADLINE_MS = 24 * 3600_000;
 import type { TaskDeps } from './types.js';
 import { taskEventView, taskView, type TaskEvent, type TaskView } from './views.js';
 
@@ -44,20 +48,25 @@ export async function followTask(deps: TaskDeps, id: string, onEvent: (e: TaskEv
     }
   };
   try {
-    for (;;) {
-      // subscribed before reading: an event recorded between the read and the wait still wakes us
-      const woken = new Promise<void>((resolve) => (wake = resolve));
-      await deliver();
-      if (ended || options.signal?.aborted) return;
-      // the final state is written just before its event; a writer that died in between leaves no event, so a
-      // task found ended twice in a row (a poll apart) without one is over too
-      const task = await requireTask(deps.db, id);
-      endedInTable = TASK_FINAL_STATES.includes(task.state) && !running.has(id) ? endedInTable + 1 : 0;
-      if (endedInTable >= 2) return;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, endedInTable ? 50 : (options.pollMs ?? 1000))))]);
-      clearTimeout(timer);
-    }
+    // a follower may watch a task for as long as the task runs (phase 1 under TCG is minutes); a day bounds it
+    await waitUntil(
+      async () => {
+        // subscribed before reading: an event recorded between the read and the wait still wakes us
+        const woken = new Promise<void>((resolve) => (wake = resolve));
+        await deliver();
+        if (ended || options.signal?.aborted) return true;
+        // the final state is written just before its event; a writer that died in between leaves no event, so a
+        // task found ended twice in a row (a poll apart) without one is over too
+        const task = await requireTask(deps.db, id);
+        endedInTable = TASK_FINAL_STATES.includes(task.state) && !running.has(id) ? endedInTable + 1 : 0;
+        if (endedInTable >= 2) return true;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, endedInTable ? 50 : (options.pollMs ?? 1000))))]);
+        clearTimeout(timer);
+        return undefined;
+      },
+      { deadlineMs: FOLLOW_DEADLINE_MS, everyMs: 0, what: `task ${id} to end` },
+    );
   } finally {
     unsubscribe();
     options.signal?.removeEventListener('abort', onAbort);

@@ -17,7 +17,7 @@ import { listNamespaces } from '../../src/network/index.js';
 import { machinePasswordMatches } from '../../src/customize/index.js';
 import { removeReplica } from '../../src/replica/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
-import { run } from '../../src/util/index.js';
+import { run, waitUntil } from '../../src/util/index.js';
 import { OpenApiChecker } from '../api/openapi-check.js';
 import { CLI, REPO_ROOT, createTestHome, guestShell, qemuProcessesMatching, teardownHome, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
 
@@ -83,11 +83,13 @@ function cli(args: string[], options: { allowFailure?: boolean } = {}): ReturnTy
 }
 
 async function waitTask(id: string): Promise<{ state: string; result: Record<string, unknown> | null; lastError: { message: string } | null }> {
-  for (;;) {
-    const t = await api<{ state: string; result: Record<string, unknown> | null; lastError: { message: string } | null }>('GET', `/v1/tasks/${id}`);
-    if (['succeeded', 'failed', 'cancelled'].includes(t.body.state)) return t.body;
-    await sleep(500);
-  }
+  return waitUntil(
+    async () => {
+      const t = await api<{ state: string; result: Record<string, unknown> | null; lastError: { message: string } | null }>('GET', `/v1/tasks/${id}`);
+      return ['succeeded', 'failed', 'cancelled'].includes(t.body.state) ? t.body : undefined;
+    },
+    { deadlineMs: 20 * 60_000, everyMs: 500, what: `task ${id} to end` },
+  );
 }
 
 async function guest(name: string, script: string): Promise<string> {
