@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ImageDetail } from '../image/index.js';
 import type { NetworkDetail, NetworkSummary } from '../network/index.js';
+import { IMAGE_STATES, NETWORK_STATES, TEMPLATE_STATES, VM_ROLES, VM_STATES } from '../state/index.js';
 import { LOCAL_HOST_ID, type ImageRow } from '../store/index.js';
 
 /**
@@ -12,7 +13,7 @@ const owner = z.object({ pid: z.number().int().nullable(), op: z.string().nullab
 
 export const ImageViewSchema = z.object({
   name: z.string(),
-  state: z.enum(['importing', 'ready', 'deleting']),
+  state: z.enum(IMAGE_STATES),
   source: z.enum(['built', 'imported']),
   hostId: z.string(),
   diskPath: z.string(),
@@ -51,7 +52,7 @@ export function imageDetailView(d: ImageDetail): z.infer<typeof ImageDetailSchem
 
 export const TemplateViewSchema = z.looseObject({
   name: z.string(),
-  state: z.string(),
+  state: z.enum(TEMPLATE_STATES),
   image: z.string(),
   hostId: z.string(),
   children: z.number().int(),
@@ -71,7 +72,7 @@ export const NetworkViewSchema = z.object({
   netns: z.string(),
   bridge: z.string(),
   gateway: z.string(),
-  state: z.enum(['creating', 'ready', 'deleting']),
+  state: z.enum(NETWORK_STATES),
   createdAt: z.string(),
   present: z.boolean(),
   used: z.number().int(),
@@ -108,8 +109,9 @@ export function networkDetailView(n: NetworkDetail): z.infer<typeof NetworkDetai
 
 export const VmViewSchema = z.looseObject({
   name: z.string(),
-  state: z.string(),
-  role: z.enum(['vm', 'template', 'child']),
+  state: z.enum(VM_STATES),
+  /** Every role the store has: `GET /v1/vms` lists a pool's phase-1 clone and a template's warm processes too. */
+  role: z.enum(VM_ROLES),
   image: z.string().nullable(),
   /** The host it runs on. */
   host: z.string(),

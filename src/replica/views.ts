@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { REPLICA_STATES } from '../state/index.js';
 
 /** A replica as the API and `vmfork replica list` show it (a contract: docs/api.md). */
 export const ReplicaViewSchema = z.object({
   id: z.string(),
-  state: z.string(),
+  state: z.enum(REPLICA_STATES),
   image: z.string(),
   imageVersion: z.string(),
   /** phase1Digest(spec, imageVersion): pools agreeing on it share the replica. */

@@ -6,7 +6,8 @@ import { defineStateMachine } from './machine.js';
  * - `ready`: files in place and verified by their manifest; VMs and templates may use it.
  * - `deleting`: `image rm` is removing its files (when nothing else uses them), then the record.
  */
-export type ImageState = 'importing' | 'ready' | 'deleting';
+export const IMAGE_STATES = ['importing', 'ready', 'deleting'] as const;
+export type ImageState = (typeof IMAGE_STATES)[number];
 
 export const imageStateMachine = defineStateMachine<ImageState>({
   resource: 'image',

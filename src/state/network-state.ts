@@ -6,7 +6,8 @@ import { defineStateMachine } from './machine.js';
  * - `ready`: the host side exists (or is rebuilt on next use after a host reboot); VMs may lease addresses.
  * - `deleting`: no new lease is handed out; the namespace is being removed, then the record.
  */
-export type NetworkState = 'creating' | 'ready' | 'deleting';
+export const NETWORK_STATES = ['creating', 'ready', 'deleting'] as const;
+export type NetworkState = (typeof NETWORK_STATES)[number];
 
 export const networkStateMachine = defineStateMachine<NetworkState>({
   resource: 'network',

@@ -10,7 +10,8 @@ import { defineStateMachine } from './machine.js';
  * provisioning and deleting carry their owner (the server running the task); a server that starts runs the task
  * again in resume mode.
  */
-export type PoolState = 'provisioning' | 'ready' | 'failed' | 'deleting';
+export const POOL_STATES = ['provisioning', 'ready', 'failed', 'deleting'] as const;
+export type PoolState = (typeof POOL_STATES)[number];
 
 export const poolStateMachine = defineStateMachine<PoolState>({
   resource: 'pool',

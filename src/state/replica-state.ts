@@ -8,7 +8,8 @@ import { defineStateMachine } from './machine.js';
  * - `ready`: protected — its files are read-only and it cannot be removed while any pool or template uses it.
  * - `deleting`: its template and files are being removed.
  */
-export type ReplicaState = 'creating' | 'ready' | 'deleting';
+export const REPLICA_STATES = ['creating', 'ready', 'deleting'] as const;
+export type ReplicaState = (typeof REPLICA_STATES)[number];
 
 export const replicaStateMachine = defineStateMachine<ReplicaState>({
   resource: 'replica',

@@ -10,7 +10,8 @@ import { defineStateMachine } from './machine.js';
  * queued, running and cancelling are transitional: they carry their owner (the server process), and a server that
  * starts finds those whose owner died and runs them again in resume mode (runners are idempotent).
  */
-export type TaskState = 'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+export const TASK_STATES = ['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
 
 export const taskStateMachine = defineStateMachine<TaskState>({
   resource: 'task',
@@ -29,3 +30,11 @@ export const taskStateMachine = defineStateMachine<TaskState>({
 
 /** States a task ends in: a follower of its events stops when it reaches one. */
 export const TASK_FINAL_STATES: readonly TaskState[] = ['succeeded', 'failed', 'cancelled'];
+
+/**
+ * What a task says of each child it works on (`children[name].state`; not a table of its own: a child's record has
+ * its VM state, this is the task's view of its part in it). Converge writes queued → forking → running | failed |
+ * skipped, registered, removed; a power task writes the VM's outcome: running, stopped, registered, destroyed.
+ */
+export const CHILD_PROGRESS_STATES = ['queued', 'forking', 'running', 'registered', 'stopped', 'skipped', 'failed', 'removed', 'destroyed'] as const;
+export type ChildProgressState = (typeof CHILD_PROGRESS_STATES)[number];

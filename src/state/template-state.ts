@@ -10,7 +10,8 @@ import { defineStateMachine } from './machine.js';
  * - `failed`: creation failed and could not be rolled back whole; `last_error` says why. Only `template rm` remains.
  * - `deleting`: being removed (refused while children use it), or a failed creation being rolled back.
  */
-export type TemplateState = 'creating' | 'booting' | 'preparing' | 'freezing' | 'ready' | 'failed' | 'deleting';
+export const TEMPLATE_STATES = ['creating', 'booting', 'preparing', 'freezing', 'ready', 'failed', 'deleting'] as const;
+export type TemplateState = (typeof TEMPLATE_STATES)[number];
 
 export const templateStateMachine = defineStateMachine<TemplateState>({
   resource: 'template',

@@ -16,25 +16,16 @@ import { defineStateMachine } from './machine.js';
  * - `failed`: a step failed or QEMU died unexpectedly; `last_error` says why.
  * - `destroying`: tearing down (destroy, or the rollback of a failed create); retried until the record is gone.
  */
-export type VmState =
-  | 'creating'
-  | 'registered'
-  | 'warm'
-  | 'starting'
-  | 'forking'
-  | 'running'
-  | 'paused'
-  | 'stopping'
-  | 'stopped'
-  | 'failed'
-  | 'destroying';
+export const VM_STATES = ['creating', 'registered', 'warm', 'starting', 'forking', 'running', 'paused', 'stopping', 'stopped', 'failed', 'destroying'] as const;
+export type VmState = (typeof VM_STATES)[number];
 
 /**
  * What a VM record is: a cold-booted VM, a template's parent (while it runs), a child forked from a template, a
  * pool's internal clone (phase 1: customized with reboots, then copied into a replica and removed), or a warm
  * process of a template (a QEMU at `-incoming defer` waiting for a fork; it becomes a child when a fork takes it).
  */
-export type VmRole = 'vm' | 'template' | 'child' | 'clone' | 'warm';
+export const VM_ROLES = ['vm', 'template', 'child', 'clone', 'warm'] as const;
+export type VmRole = (typeof VM_ROLES)[number];
 
 export const vmStateMachine = defineStateMachine<VmState>({
   resource: 'VM',
