@@ -3,12 +3,6 @@ import assert from 'node:assert/strict';
 import { Command } from 'commander';
 import { registerCommands } from '../../src/cli/commands/index.js';
 
-/**
- * Groups whose description is still capitalized, waiting for their owner's edit. Remove a group once fixed (the test
- * fails while a listed group already conforms, so the list cannot outlive its reason).
- */
-const AWAITING_FIX = new Set(['pool', 'task']);
-
 /** `vm list`-style path of every command under `cmd`, with its description. */
 function walk(cmd: Command, prefix: string[] = []): { path: string; group: string; description: string }[] {
   return cmd.commands.flatMap((c) => {
@@ -25,10 +19,6 @@ test('every command in vmfork --help has a description that starts lower-case (o
   await registerCommands(program);
   const all = walk(program);
   assert.ok(all.length > 30, `expected every group's commands, found ${all.length}`);
-  const wrong = all.filter((c) => !AWAITING_FIX.has(c.group) && !conforms(c.description)).map((c) => `${c.path}: "${c.description}"`);
+  const wrong = all.filter((c) => !conforms(c.description)).map((c) => `${c.path}: "${c.description}"`);
   assert.deepEqual(wrong, []);
-  for (const group of AWAITING_FIX) {
-    const stillWrong = all.some((c) => c.group === group && !conforms(c.description));
-    assert.ok(stillWrong, `${group} conforms now: remove it from AWAITING_FIX`);
-  }
 });

@@ -17,7 +17,7 @@ interface WaitOpts {
 const counts = (c: Record<string, number>): string => Object.entries(c).map(([state, n]) => `${n} ${state}`).join(', ') || '-';
 
 export function registerPoolCommands(program: Command): void {
-  const pool = program.command('pool').description('Pools of desktops provisioned by the server (vmfork serve): create, list, show, resize, rm (docs/api.md)');
+  const pool = program.command('pool').description('pools of desktops provisioned by the server (vmfork serve): create, list, show, resize, rm (docs/api.md)');
 
   pool
     .command('create')

@@ -18,7 +18,10 @@ interface WaitOpts {
 export async function reportAccepted(client: ApiClient, accepted: TaskAccepted, what: string, opts: WaitOpts): Promise<number> {
   if (!opts.wait) {
     if (opts.json) printJson(accepted);
-    else process.stdout.write(`${what}: task ${accepted.taskId} (follow it: vmfork task watch ${accepted.taskId})\n`);
+    else {
+      const behind = accepted.queuedBehind ? `, queued behind task ${accepted.queuedBehind}` : '';
+      process.stdout.write(`${what}: task ${accepted.taskId}${behind} (follow it: vmfork task watch ${accepted.taskId})\n`);
+    }
     return 0;
   }
   const task = await watchTask(client, accepted.taskId, opts.json ? 'quiet' : defaultWatchMode(false));
@@ -28,11 +31,11 @@ export async function reportAccepted(client: ApiClient, accepted: TaskAccepted, 
 }
 
 function row(t: TaskView): Record<string, unknown> {
-  return { id: t.id, kind: t.kind, target: t.target, state: t.state, step: t.step, percent: t.percent, error: t.lastError?.code, created: t.createdAt };
+  return { id: t.id, kind: t.kind, target: t.target, state: t.state, step: t.step, percent: t.percent, behind: t.queuedBehind ?? '-', error: t.lastError?.code, created: t.createdAt };
 }
 
 export function registerTaskCommands(program: Command): void {
-  const task = program.command('task').description('Tasks of the server (one per pool operation): list, show, watch, cancel (docs/tasks.md)');
+  const task = program.command('task').description('tasks of the server (one per pool operation, in the queue of its pool): list, show, watch, cancel (docs/tasks.md)');
 
   task
     .command('list')
