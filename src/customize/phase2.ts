@@ -1,7 +1,7 @@
 import { createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { VmforkError } from '../errors.js';
 import type { ChildCustomizer } from '../fork/index.js';
-import { shQuote } from '../util/index.js';
+import { redactText, shQuote } from '../util/index.js';
 
 /**
  * Phase 2 of a pool child, after its identity: the pool's `perChild` hooks (scripts in the image, root-owned, run
@@ -99,9 +99,11 @@ export function poolCustomizer(spec: Phase2Spec): ChildCustomizer | undefined {
       });
       if (r.exitCode !== 0) {
         const failed = /@@hook (\S+) rc=(\d+)/g;
-        const last = [...r.stdout.toString().matchAll(failed)].pop();
+        // a hook run with `set -x` prints the password it was handed: no output leaves this function in clear
+        const [stdout, stderr] = [r.stdout, r.stderr].map((b) => redactText(b.toString(), [password]));
+        const last = [...(stdout ?? '').matchAll(failed)].pop();
         const rc = Number(last?.[2] ?? r.exitCode);
-        const tail = r.stderr.toString().trim().split('\n').slice(-10).join('\n');
+        const tail = (stderr ?? '').trim().split('\n').slice(-10).join('\n');
         const why = rc === 124 ? 'did not finish in time' : `exited ${rc}`;
         throw new VmforkError('VMFORK_CUSTOMIZE_FAILED', `per-child hook ${last?.[1] ?? '?'} ${why}${tail ? `:\n${tail}` : ''}`, {
           details: { hook: last?.[1], exitCode: rc, stderrTail: tail },

@@ -115,6 +115,10 @@ export function poolSpecProblems(spec: PoolSpec, input: PoolSpecInput): SpecProb
   if (parseSize(spec.disks.swap) + MIN_DISK_BYTES > parseSize(spec.disks.disposable)) {
     out.push({ path: 'disks.swap', message: `must leave at least 16M of disks.disposable (${spec.disks.disposable}) for /tmp` });
   }
+  if (spec.customize.machinePassword && spec.customize.perChild.length === 0) {
+    // the password is handed only to perChild hooks: with none it would be drawn and hashed, and never reach the guest
+    out.push({ path: 'customize.machinePassword', message: 'needs a customize.perChild hook: the machine password is handed only to perChild hooks (on stdin), so with none it would be drawn, hashed and never delivered' });
+  }
   if (spec.memory !== undefined && parseSize(spec.memory) % (1024 * 1024) !== 0) out.push({ path: 'memory', message: 'must be a whole number of MiB' });
   return out;
 }
