@@ -1,12 +1,11 @@
 import { VmforkError } from '../errors.js';
-import { forkChildren, forkRegistered, type ForkedChild } from '../fork/index.js';
 import { actorFor } from '../host/index.js';
 import { deletePoolRow, getPool, poolVms, requirePool, transition, updatePool, type PoolRow, type VmRow } from '../store/index.js';
-import { destroyVm, type VmDeps } from '../vm/index.js';
+import type { VmDeps } from '../vm/index.js';
 import { poolCustomizer } from '../customize/index.js';
 import { parsePoolSpec, poolChildNames, type PoolSpec } from './spec.js';
-import { ensureReplica, ensureReplicaTemplate } from '../replica/index.js';
 import type { TaskContext } from '../task/index.js';
+import { REAL_PARTS, type PoolForked, type PoolParts } from './parts.js';
 
 /** The spec a pool row holds (parsed when it was accepted; read back through the same schema). */
 export function poolSpecOf(row: PoolRow): PoolSpec {
@@ -50,7 +49,7 @@ export interface ConvergeResult {
  * Every step finds what is already done. `stopOnError` stops at the first child error; the pool is left consistent
  * (failed children rolled back, the others kept) and `failed`.
  */
-export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext): Promise<ConvergeResult> {
+export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext, parts: PoolParts = REAL_PARTS): Promise<ConvergeResult> {
   const actor = await actorFor('pool');
   let pool = await requirePool(deps.db, name);
   if (pool.state !== 'provisioning') await transition(deps.db, 'pools', name, pool.state, 'provisioning', actor, { task_id: ctx.id, last_error: null });
@@ -60,17 +59,17 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
     const t0 = performance.now();
     await ctx.step('replica', 2);
     const report = { step: (n: string, p?: number) => ctx.step(n, p), event: (k: string, m: string, d?: Record<string, unknown>) => ctx.event(k, m, d), signal: ctx.signal };
-    const { replica, reused } = await ensureReplica(deps, spec, report);
+    const { replica, reused } = await parts.ensureReplica(deps, spec, report);
     ctx.signal.throwIfAborted();
     await updatePool(deps.db, name, { replica_id: replica.id });
     const t1 = performance.now();
     await ctx.step('template', 55);
-    const template = await ensureReplicaTemplate(deps, replica, spec, report);
+    const template = await parts.ensureReplicaTemplate(deps, replica, spec, report);
     ctx.signal.throwIfAborted();
     await updatePool(deps.db, name, { template_name: template.row.name });
     const t2 = performance.now();
     await ctx.step('children', 65);
-    const result = await convergeChildren(deps, spec, template.row.name, ctx);
+    const result = await convergeChildren(deps, spec, template.row.name, ctx, parts);
     // a cancel between children: those made stay (a resize) or go (a create, below); the half-made one was rolled back
     ctx.signal.throwIfAborted();
     const ms = { replica: Math.round(t1 - t0), template: Math.round(t2 - t1), children: Math.round(performance.now() - t2) };
@@ -87,7 +86,7 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
     await ctx.step('ready', 100);
     return out;
   } catch (err) {
-    if (ctx.signal.aborted) return cancelled(deps, name, ctx, err);
+    if (ctx.signal.aborted) return cancelled(deps, name, ctx, err, parts);
     const now = await getPool(deps.db, name);
     // a create that failed before any child exists leaves nothing behind: the name is free to try again, and the
     // task keeps the error (a replica or template it made stays: both are shared, reusable caches)
@@ -106,13 +105,13 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext)
  * removed, as a create that failed before any child); any other keeps the children it made and is `failed`, saying
  * so, until a resize or converge completes it. Replicas and templates made stay: shared, reusable caches.
  */
-async function cancelled(deps: VmDeps, name: string, ctx: TaskContext, err: unknown): Promise<never> {
+async function cancelled(deps: VmDeps, name: string, ctx: TaskContext, err: unknown, parts: PoolParts): Promise<never> {
   const actor = await actorFor('pool');
   const now = await getPool(deps.db, name);
   const made = now ? await poolVms(deps.db, name) : [];
   if (ctx.kind === 'pool-create' && now) {
     for (const vm of made) {
-      await destroyVm(deps, vm.name);
+      await parts.destroyVm(deps, vm.name);
       await ctx.child(vm.name, { state: 'removed', percent: 100 });
     }
     await deletePoolRow(deps.db, name);
@@ -124,14 +123,14 @@ async function cancelled(deps: VmDeps, name: string, ctx: TaskContext, err: unkn
   throw err;
 }
 
-async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, ctx: TaskContext): Promise<Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template' | 'ms'>> {
+async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, ctx: TaskContext, parts: PoolParts): Promise<Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template' | 'ms'>> {
   const names = poolChildNames(spec).slice(0, spec.size.max);
   const wanted = new Set(names);
   const out: Omit<ConvergeResult, 'replica' | 'replicaReused' | 'phase1Reboots' | 'template' | 'ms'> = { forked: [], readyMs: {}, registered: [], removed: [], failed: [] };
   let children = await poolVms(deps.db, spec.name);
   // shrink: children past the new max go first (the names a resize dropped)
   for (const vm of children.filter((v) => !wanted.has(v.name))) {
-    await destroyVm(deps, vm.name);
+    await parts.destroyVm(deps, vm.name);
     out.removed.push(vm.name);
     await ctx.child(vm.name, { state: 'removed', percent: 100 });
   }
@@ -141,7 +140,7 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
   let active = children.filter((v) => ACTIVE.has(v.state)).length;
   const target = targetActive(spec, claimed);
   const customize = poolCustomizer(spec);
-  const track = (c: ForkedChild | { name: string; error: VmforkError }): void => {
+  const track = (c: PoolForked | { name: string; error: VmforkError }): void => {
     if ('error' in c) {
       out.failed.push({ name: c.name, code: c.error.code, message: c.error.message.split('\n')[0] ?? '' });
       void ctx.child(c.name, { state: 'failed', percent: 100, error: c.error.message.split('\n')[0] ?? '' });
@@ -156,7 +155,7 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
     if (active >= target || (spec.stopOnError && out.failed.length) || ctx.signal.aborted) break;
     await ctx.child(vm.name, { state: 'forking', percent: 10 });
     try {
-      track(await forkRegistered(deps, vm.name, customize ? { customize } : {}));
+      track(await parts.forkRegistered(deps, vm.name, customize ? { customize } : {}));
       active += 1;
     } catch (err) {
       track({ name: vm.name, error: err as VmforkError });
@@ -168,7 +167,7 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
   const base = { template, network: spec.network, pool: spec.name };
   if (toFork.length && !(spec.stopOnError && out.failed.length)) {
     for (const n of toFork) await ctx.child(n, { state: 'queued', percent: 0 });
-    const batch = await forkChildren(deps, {
+    const batch = await parts.forkChildren(deps, {
       ...base,
       count: toFork.length,
       names: toFork,
@@ -181,7 +180,7 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
     for (const s of batch.skipped) await ctx.child(s, { state: 'skipped', percent: 100, error: 'an earlier child failed (stopOnError)' });
   }
   if (toRegister.length && !(spec.stopOnError && out.failed.length) && !ctx.signal.aborted) {
-    const batch = await forkChildren(deps, { ...base, count: toRegister.length, names: toRegister, registerOnly: true, onChild: track });
+    const batch = await parts.forkChildren(deps, { ...base, count: toRegister.length, names: toRegister, registerOnly: true, onChild: track });
     out.registered.push(...batch.registered);
     for (const n of batch.registered) await ctx.child(n, { state: 'registered', percent: 100 });
   }

@@ -1,11 +1,9 @@
 import { VmforkError } from '../errors.js';
-import { forkRegistered } from '../fork/index.js';
-import { applyIdentity } from '../identity/index.js';
-import { leasesFor } from '../network/index.js';
-import { listLeases, requirePool, requireVm, setVmClaimed, type VmRow } from '../store/index.js';
-import { connectAgent, destroyVm, startVm, stopVm, type VmDeps } from '../vm/index.js';
+import { requirePool, requireVm, setVmClaimed } from '../store/index.js';
+import type { VmDeps } from '../vm/index.js';
 import { poolCustomizer } from '../customize/index.js';
 import { poolSpecOf } from './converge.js';
+import { REAL_PARTS, type PoolParts } from './parts.js';
 
 /** What a power operation did, for its task's result. */
 export interface PowerResult {
@@ -20,37 +18,22 @@ export interface PowerResult {
  * that was powered off boots from its own disks (its machine state diverged from the template, so it cannot be
  * forked again) and gets its addresses again; a cold-booted VM starts. A pool child powered on is claimed.
  */
-export async function powerOn(deps: VmDeps, name: string): Promise<PowerResult> {
+export async function powerOn(deps: VmDeps, name: string, parts: PoolParts = REAL_PARTS): Promise<PowerResult> {
   const vm = await requireVm(deps.db, name);
   if (vm.state === 'running') return { vm: name, state: vm.state, action: 'unchanged' };
   const spec = vm.pool_name ? poolSpecOf(await requirePool(deps.db, vm.pool_name)) : undefined;
   if (vm.state === 'registered') {
     const customize = spec ? poolCustomizer(spec) : undefined;
-    await forkRegistered(deps, name, customize ? { customize } : {});
+    await parts.forkRegistered(deps, name, customize ? { customize } : {});
     if (vm.pool_name) await setVmClaimed(deps.db, name, true);
     return { vm: name, state: 'running', action: 'forked' };
   }
   if (vm.role === 'child' && !vm.pool_name) {
     throw new VmforkError('VMFORK_VM_STATE', `${name} is a forked child outside any pool; destroy it and fork a new one`, { details: { vm: name } });
   }
-  await startVm(deps, name, { allowChild: true });
-  if (vm.role === 'child') await restoreAddresses(deps, vm);
+  await parts.bootStopped(deps, vm);
   if (vm.pool_name) await setVmClaimed(deps.db, name, true);
   return { vm: name, state: 'running', action: 'booted' };
-}
-
-/** A child booted from its disks kept its name, machine id and keys; its addresses are set again, same as at fork. */
-async function restoreAddresses(deps: VmDeps, vm: VmRow): Promise<void> {
-  const facts = vm.facts_json ? (JSON.parse(vm.facts_json) as { machineId?: string }) : {};
-  const held = (await listLeases(deps.db)).find((l) => l.vm_name === vm.name);
-  const lease = held ? (await leasesFor(deps.db, held.network_name)).find((l) => l.vmName === vm.name) : undefined;
-  if (!lease || !facts.machineId) throw new VmforkError('VMFORK_VM_STATE', `child ${vm.name} lost its lease or identity record`, { details: { vm: vm.name } });
-  const agent = await connectAgent(deps, vm.name);
-  try {
-    await applyIdentity(agent, { hostname: vm.name, mac: lease.mac, machineId: facts.machineId, ipv4: { address: lease.ip, prefix: lease.prefix, gateway: lease.gateway } });
-  } finally {
-    agent.close();
-  }
 }
 
 /**
@@ -58,15 +41,15 @@ async function restoreAddresses(deps: VmDeps, vm: VmRow): Promise<void> {
  * non-persistent pool child is refreshed: destroyed, and its name registered again on fresh overlays by the pool's
  * next converge (the patent's reset at power-off).
  */
-export async function powerOff(deps: VmDeps, name: string): Promise<PowerResult> {
+export async function powerOff(deps: VmDeps, name: string, parts: PoolParts = REAL_PARTS): Promise<PowerResult> {
   const vm = await requireVm(deps.db, name);
   const spec = vm.pool_name ? poolSpecOf(await requirePool(deps.db, vm.pool_name)) : undefined;
   if (spec && !spec.persistent) {
-    await destroyVm(deps, name);
+    await parts.destroyVm(deps, name);
     return { vm: name, state: 'destroyed', action: 'refreshed' };
   }
   if (vm.state === 'stopped' || vm.state === 'registered') return { vm: name, state: vm.state, action: 'unchanged' };
-  const row = await stopVm(deps, name);
+  const row = await parts.stopVm(deps, name);
   if (vm.pool_name) await setVmClaimed(deps.db, name, false);
   return { vm: name, state: row.state, action: 'stopped' };
 }

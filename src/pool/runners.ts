@@ -1,8 +1,9 @@
 import { actorFor } from '../host/index.js';
 import { deletePoolRow, getPool, poolVms, requireVm, transition, updatePool } from '../store/index.js';
 import type { Enqueued, TaskContext, TaskRunners } from '../task/index.js';
-import { destroyVm, type VmDeps } from '../vm/index.js';
+import type { VmDeps } from '../vm/index.js';
 import { convergePool, poolSpecOf } from './converge.js';
+import { REAL_PARTS, type PoolParts } from './parts.js';
 import { powerOff, powerOn } from './power.js';
 import { parsePoolSpec } from './spec.js';
 
@@ -17,8 +18,8 @@ export type EnqueueConverge = (pool: string, why: string) => Promise<Enqueued>;
  * The runners of the pool layer. Each is idempotent (a restarted server runs it again in resume mode) and runs in
  * its pool's queue, so none of them meets another converge of the same pool.
  */
-export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge): Record<PoolTaskKind, TaskRunners[string]> {
-  const converge = (ctx: TaskContext) => convergePool(deps, ctx.target, ctx) as unknown as Promise<Record<string, unknown>>;
+export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, parts: PoolParts = REAL_PARTS): Record<PoolTaskKind, TaskRunners[string]> {
+  const converge = (ctx: TaskContext) => convergePool(deps, ctx.target, ctx, parts) as unknown as Promise<Record<string, unknown>>;
 
   /** A pool that asked for more children after a power operation gets them from its own queue, never inline. */
   const followUp = async (vm: string, ctx: TaskContext, why: string): Promise<Record<string, unknown>> => {
@@ -53,7 +54,7 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge): Rec
       const removed: string[] = [];
       await ctx.step('children', 10);
       for (const vm of await poolVms(deps.db, row.name)) {
-        await destroyVm(deps, vm.name);
+        await parts.destroyVm(deps, vm.name);
         removed.push(vm.name);
         await ctx.child(vm.name, { state: 'removed', percent: 100 });
       }
@@ -63,7 +64,7 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge): Rec
     },
     'vm-power-on': async (ctx) => {
       await ctx.step('power on', 10);
-      const r = await powerOn(deps, ctx.target);
+      const r = await powerOn(deps, ctx.target, parts);
       await ctx.child(ctx.target, { state: r.state, percent: 100 });
       // an on-demand pool tops its spares up after a child was taken
       const more = r.action === 'forked' ? await followUp(ctx.target, ctx, `spares after ${ctx.target} was powered on`) : {};
@@ -72,7 +73,7 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge): Rec
     'vm-power-off': async (ctx) => {
       await ctx.step('power off', 10);
       const pool = (await requireVm(deps.db, ctx.target)).pool_name;
-      const r = await powerOff(deps, ctx.target);
+      const r = await powerOff(deps, ctx.target, parts);
       await ctx.child(ctx.target, { state: r.state, percent: 100 });
       // a refreshed (non-persistent) child is registered again by its pool's next converge
       const more = pool && r.action === 'refreshed' ? await followUp(ctx.target, { ...ctx, input: { ...ctx.input, pool } }, `${ctx.target} refreshed`) : {};

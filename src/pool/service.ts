@@ -6,6 +6,7 @@ import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from
 import type { VmDeps } from '../vm/index.js';
 import { checkPoolFits } from './capacity.js';
 import { poolSpecOf } from './converge.js';
+import { REAL_PARTS, type PoolParts } from './parts.js';
 import { POOL_TASKS, poolRunners, type PoolTaskKind } from './runners.js';
 import { parsePoolSpec } from './spec.js';
 import type { PoolDetail, PoolSummary } from './views.js';
@@ -43,13 +44,14 @@ async function liveTasks(deps: VmDeps, pool: string) {
 
 /**
  * The provisioning engine behind the API (it implements src/api's ProvisionService): every long operation becomes a
- * task whose runner is idempotent, so the same runner finishes it when a restarted server resumes it.
+ * task whose runner is idempotent, so the same runner finishes it when a restarted server resumes it. `parts` is
+ * the QEMU work (the real one unless a test scripts it).
  */
-export function createProvisionService(deps: VmDeps) {
+export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PARTS) {
   // every pool operation runs in its pool's queue: alone (`pool` lock) or beside power operations on other VMs
   const run = (kind: PoolTaskKind, target: string, queue: string | null, input: Record<string, unknown>, lock?: string): Promise<Enqueued> =>
     enqueueTask(deps, { kind, target, input, ...(queue ? { queue, ...(lock ? { lock } : {}) } : {}) }, runners[kind]);
-  const runners = poolRunners(deps, (pool, why) => run('pool-converge', pool, pool, { pool, why }));
+  const runners = poolRunners(deps, (pool, why) => run('pool-converge', pool, pool, { pool, why }), parts);
 
   /** A removal queued or running makes every other request on the pool pointless: it is refused. */
   const assertNotRemoving = async (name: string): Promise<void> => {

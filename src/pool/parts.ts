@@ -1,0 +1,57 @@
+import { VmforkError } from '../errors.js';
+import { forkChildren, forkRegistered, type ChildCustomizer, type ForkBatchOptions, type ForkBatchResult, type ForkedChild } from '../fork/index.js';
+import { applyIdentity } from '../identity/index.js';
+import { leasesFor } from '../network/index.js';
+import { ensureReplica, ensureReplicaTemplate, type ReplicaSpec, type StepReporter } from '../replica/index.js';
+import { listLeases, type ReplicaRow, type VmRow } from '../store/index.js';
+import { connectAgent, destroyVm, startVm, stopVm, type VmDeps } from '../vm/index.js';
+
+/** What the pool layer reads of a forked child: its name and how long it took. */
+export type PoolForked = Pick<ForkedChild, 'name' | 'timings'>;
+
+/** A fork batch as the pool layer asks for it: its progress callback sees only what the pool layer reads. */
+export type PoolForkOptions = Omit<ForkBatchOptions, 'onChild'> & { onChild?: (done: PoolForked | { name: string; error: VmforkError }) => void };
+
+/**
+ * Everything the pool layer asks of the replica map, the fork engine and a VM's life: the QEMU work, and nothing
+ * else (the store and the task engine are used directly). The real parts are the default; tests hand in scripted
+ * ones (test/pool/scripted-parts.ts) to drive converge, power, queueing and cancel without a VM.
+ */
+export interface PoolParts {
+  ensureReplica(deps: VmDeps, spec: ReplicaSpec, report: StepReporter): Promise<{ replica: ReplicaRow; reused: boolean }>;
+  ensureReplicaTemplate(deps: VmDeps, replica: ReplicaRow, spec: ReplicaSpec, report: StepReporter): Promise<{ row: { name: string } }>;
+  forkChildren(deps: VmDeps, options: PoolForkOptions): Promise<Pick<ForkBatchResult, 'registered' | 'skipped'>>;
+  /** Forks a pre-registered child; of two racing for one child, the loser gets VMFORK_VM_STATE having touched nothing. */
+  forkRegistered(deps: VmDeps, name: string, options: { customize?: ChildCustomizer }): Promise<PoolForked>;
+  destroyVm(deps: VmDeps, name: string): Promise<unknown>;
+  /** Boots a powered-off VM from its own disks; a child gets its addresses again, as at fork. */
+  bootStopped(deps: VmDeps, vm: VmRow): Promise<void>;
+  stopVm(deps: VmDeps, name: string): Promise<VmRow>;
+}
+
+export const REAL_PARTS: PoolParts = {
+  ensureReplica,
+  ensureReplicaTemplate,
+  forkChildren,
+  forkRegistered,
+  destroyVm,
+  bootStopped: async (deps, vm) => {
+    await startVm(deps, vm.name, { allowChild: true });
+    if (vm.role === 'child') await restoreAddresses(deps, vm);
+  },
+  stopVm,
+};
+
+/** A child booted from its disks kept its name, machine id and keys; its addresses are set again, same as at fork. */
+async function restoreAddresses(deps: VmDeps, vm: VmRow): Promise<void> {
+  const facts = vm.facts_json ? (JSON.parse(vm.facts_json) as { machineId?: string }) : {};
+  const held = (await listLeases(deps.db)).find((l) => l.vm_name === vm.name);
+  const lease = held ? (await leasesFor(deps.db, held.network_name)).find((l) => l.vmName === vm.name) : undefined;
+  if (!lease || !facts.machineId) throw new VmforkError('VMFORK_VM_STATE', `child ${vm.name} lost its lease or identity record`, { details: { vm: vm.name } });
+  const agent = await connectAgent(deps, vm.name);
+  try {
+    await applyIdentity(agent, { hostname: vm.name, mac: lease.mac, machineId: facts.machineId, ipv4: { address: lease.ip, prefix: lease.prefix, gateway: lease.gateway } });
+  } finally {
+    agent.close();
+  }
+}
