@@ -104,7 +104,7 @@ export const SHELL_HELPERS = [
  * straight through (fd 3), stderr captured and printed as facts, then `rc` and `ms`. The clock is /proc/uptime
  * (10 ms resolution) because reading it is a builtin `read`, while `date` would be a fork per measurement.
  */
-const RUNTIME = [
+export const RUNTIME = [
   'now_cs() {',
   '  read -r _u _rest < /proc/uptime',
   '  _u=${_u%.*}${_u#*.}',

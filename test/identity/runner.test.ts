@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fact, factList, parseIdentityOutput } from '../../src/identity/facts.js';
 import { clockStep } from '../../src/identity/clock-rng-steps.js';
 import { buildIdentityExec } from '../../src/identity/script.js';
-import { SHELL_HELPERS } from '../../src/identity/shell.js';
+import { RUNTIME, SHELL_HELPERS } from '../../src/identity/shell.js';
 import { shQuote } from '../../src/util/shell-quote.js';
 import type { IdentityStep } from '../../src/identity/types.js';
 import { validateIdentity } from '../../src/identity/validate.js';
@@ -148,7 +148,8 @@ function runClockStep(stamp: string): { status: number | null; stderr: string; f
   writeFileSync(log, '');
   const fake = ['#!/bin/sh', `echo "$*" >> ${shQuote(log)}`, 'case $1 in -s) echo 1700000000123456789 ;; *) echo 1699999700000000000 ;; esac'].join('\n');
   writeFileSync(join(bin, 'date'), `${fake}\n`, { mode: 0o755 });
-  const script = `${SHELL_HELPERS}\nSTEP=clock\n( set -e\n${clockStep.script(ID)}\n)`;
+  // the helpers and the runtime (now_cs) without the preamble, whose PATH would skip the stand-in
+  const script = `${SHELL_HELPERS}\n${RUNTIME}\nSTEP=clock\n( set -e\n${clockStep.script(ID)}\n)`;
   const r = spawnSync('dash', ['-c', script], { env: { PATH: `${bin}:/usr/bin:/bin`, VMFORK_CLOCK_NS: stamp } });
   return {
     status: r.status,
@@ -161,7 +162,13 @@ function runClockStep(stamp: string): { status: number | null; stderr: string; f
 test('the clock step SETS the clock to the host stamp (absolute, to the ns) and reports the jump', () => {
   const r = runClockStep('1700000000123456789');
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.calls, ['+%s%N', '-s @1700000000.123456789 +%s%N']);
+  // set to the stamp plus the shell's own age (10 ms ticks; this dash is a few ms old)
+  const aged = Number(fact(r.facts, 'aged_ms'));
+  assert.ok(Number.isInteger(aged) && aged >= 0 && aged % 10 === 0 && aged < 60_000, `aged_ms ${aged}`);
+  const setTo = BigInt(1_700_000_000_123_456_789n + BigInt(aged) * 1_000_000n);
+  const s = setTo / 1_000_000_000n;
+  const ns = String(setTo % 1_000_000_000n).padStart(9, '0');
+  assert.deepEqual(r.calls, ['+%s%N', `-s @${s}.${ns} +%s%N`]);
   assert.equal(fact(r.facts, 'stamp'), '1700000000123456789');
   assert.equal(fact(r.facts, 'stepped'), '+300.123456789');
   assert.equal(fact(r.facts, 'date_ns'), '1700000000123456789');
