@@ -51,6 +51,12 @@ interface ExecStatus {
 }
 
 const FIRST_POLL_MS = 5;
+/**
+ * Least time one guest-exec / guest-exec-status call is given, even when the exec's own deadline is nearly up: a
+ * reply takes seconds on a busy host under TCG, and a call given what is left (a few ms) fails as "no reply" when
+ * the guest was only slow. Bounded: an exec ends at most this much past its deadline.
+ */
+const CALL_FLOOR_MS = 5_000;
 const DEFAULT_CHUNK = 1024 * 1024;
 const DEFAULT_MAX_READ = 256 * 1024 * 1024;
 
@@ -59,10 +65,11 @@ export async function guestExec(agent: AgentExecutor, path: string, args: readon
   const timeoutMs = options.timeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
   const remaining = (): number => Math.max(1, deadline - Date.now());
+  const callMs = (): number => Math.max(CALL_FLOOR_MS, deadline - Date.now());
   const request: Record<string, unknown> = { path, arg: [...args], 'capture-output': true };
   if (options.input !== undefined) request['input-data'] = Buffer.from(options.input).toString('base64');
   if (options.env) request.env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
-  const { pid } = await agent.execute<{ pid: number }>('guest-exec', request, { timeoutMs: remaining() });
+  const { pid } = await agent.execute<{ pid: number }>('guest-exec', request, { timeoutMs: callMs() });
   // Under TCG a whole round trip is a few ms: look fast first so short commands return quickly, then back off.
   // The check paces itself (waitUntil has one fixed pace); waitUntil keeps the deadline.
   let delay = 0;
@@ -70,7 +77,7 @@ export async function guestExec(agent: AgentExecutor, path: string, args: readon
     async () => {
       if (delay > 0) await sleep(Math.min(delay, remaining()));
       delay = Math.min(Math.max(FIRST_POLL_MS, delay * 2), options.pollMs ?? 50);
-      const s = await agent.execute<ExecStatus>('guest-exec-status', { pid }, { timeoutMs: remaining() });
+      const s = await agent.execute<ExecStatus>('guest-exec-status', { pid }, { timeoutMs: callMs() });
       return s.exited ? s : undefined;
     },
     { deadlineMs: remaining(), everyMs: 0, what: `${path} (guest pid ${pid}) to exit` },
