@@ -4,7 +4,7 @@ import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '.
 import { getPool, insertPool, listPoolRows, listTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, type PoolRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
 import type { VmDeps } from '../vm/index.js';
-import { checkPoolFits } from './capacity.js';
+import { checkPoolCapacity, checkPoolFits } from './capacity.js';
 import { poolSpecOf } from './converge.js';
 import { REAL_PARTS, type PoolParts } from './parts.js';
 import { POOL_TASKS, poolRunners, type PoolTaskKind } from './runners.js';
@@ -63,6 +63,11 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
   const power = async (kind: 'vm-power-on' | 'vm-power-off', vm: string): Promise<Enqueued> => {
     const row = await requireVm(deps.db, vm);
     if (row.pool_name) await assertNotRemoving(row.pool_name);
+    if (kind === 'vm-power-on' && row.pool_name && row.state !== 'running') {
+      // the same capacity check as a create: a registered child is forked, a powered-off one boots from its disks
+      const spec = poolSpecOf(await requirePool(deps.db, row.pool_name));
+      await checkPoolCapacity(deps.db, spec, row.state === 'registered' ? { fork: 1, reserve: 0, field: 'vm' } : { fork: 0, reserve: 0, boot: 1, field: 'vm' });
+    }
     return run(kind, vm, row.pool_name ?? `vm:${vm}`, { pool: row.pool_name }, vmLock(vm));
   };
 
@@ -104,7 +109,7 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
       await assertNotRemoving(name);
       const spec = poolSpecOf(row);
       // the new size goes through the same checks as a new spec (names enough for max, min ≤ max, …) and capacity
-      parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } });
+      await checkPoolFits(deps.db, parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } }));
       const waiting = (await liveTasks(deps, name)).filter((t) => t.kind === 'pool-resize' && t.state === 'queued');
       for (const t of waiting) await cancelTask(deps, t.id).catch(() => undefined);
       const task = await run('pool-resize', name, name, { pool: name, max: request.max });
