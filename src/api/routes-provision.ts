@@ -3,7 +3,7 @@ import { VmforkError } from '../errors.js';
 import { PoolDetailSchema, PoolSpecInputSchema, PoolSummarySchema, ResizeRequestSchema } from '../pool/index.js';
 import { ReplicaViewSchema } from '../replica/index.js';
 import { TaskAcceptedSchema } from '../task/index.js';
-import { destroyVm, getVmReconciled, listVmsReconciled, showVm, vmSummary, type VmDeps } from '../vm/index.js';
+import { destroyVm, getVmReconciled, listVmSummaries, showVm, type VmDeps } from '../vm/index.js';
 import type { ProvisionService } from './provision-service.js';
 import { defineRoute, type AnyRoute } from './route.js';
 import { NameParams } from './routes-resources.js';
@@ -24,8 +24,7 @@ export function provisionRoutes(deps: VmDeps, provision: ProvisionService | unde
       status: 200, response: z.array(VmViewSchema), responseName: 'VmList', errors: [404],
       handler: async ({ query }) => {
         const members = query.pool === undefined ? undefined : new Set((await engine(provision).getPool(query.pool)).vms.map((v) => v.name));
-        const rows = await listVmsReconciled(deps);
-        return rows.filter((r) => !members || members.has(r.name)).map(vmSummary);
+        return (await listVmSummaries(deps)).filter((r) => !members || members.has(String(r.name)));
       },
     }),
     defineRoute({

@@ -115,6 +115,10 @@ export const VmViewSchema = z.looseObject({
   image: z.string().nullable(),
   /** The host it runs on. */
   host: z.string(),
+  /** The pool it belongs to (null: a VM of its own, a template's parent, a clone). */
+  pool: z.string().nullable(),
+  /** Its IPv4 address on its network (null: none leased). */
+  ip: z.string().nullable(),
   createdAt: z.string(),
   lastError: z.string().nullable(),
 });

@@ -3,6 +3,7 @@ import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
 import { getPool, insertPool, listPoolRows, listTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, type PoolRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
+import type { VmState } from '../state/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { checkPoolCapacity, checkPoolFits } from './capacity.js';
 import { poolSpecOf } from './converge.js';
@@ -29,7 +30,7 @@ function summary(row: PoolRow, counts: Record<string, number>): PoolSummary {
   };
 }
 
-async function countsOf(deps: VmDeps, pool: string): Promise<{ counts: Record<string, number>; vms: { name: string; state: string }[] }> {
+async function countsOf(deps: VmDeps, pool: string): Promise<{ counts: Record<string, number>; vms: { name: string; state: VmState }[] }> {
   const vms = (await poolVms(deps.db, pool)).map((v) => ({ name: v.name, state: v.state }));
   const counts: Record<string, number> = {};
   for (const v of vms) counts[v.state] = (counts[v.state] ?? 0) + 1;

@@ -28,7 +28,7 @@ export type PoolSummary = z.infer<typeof PoolSummarySchema>;
 export const PoolDetailSchema = PoolSummarySchema.extend({
   /** The spec as accepted, every default applied. */
   spec: PoolSpecInputSchema,
-  vms: z.array(z.object({ name: z.string(), state: z.string() })),
+  vms: z.array(z.object({ name: z.string(), state: z.enum(VM_STATES) })),
   /** The replica its children fork from, once phase 1 and the copy are done. */
   replica: z.string().nullable(),
   /** The last task run on the pool (create, resize, remove). */
