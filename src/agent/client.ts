@@ -33,6 +33,8 @@ export interface WaitAgentOptions extends AgentClientOptions {
   timeoutMs: number;
   /** How long the first HELLO waits before another is sent; each next one waits twice as long, up to 8×. @default 1_000 */
   attemptTimeoutMs?: number;
+  /** Ends the wait early (a cancelled task) with the signal's reason; the connection being tried is closed. */
+  signal?: AbortSignal;
 }
 
 export interface PrepareResult {
@@ -111,22 +113,31 @@ export class VmforkAgentClient {
     let client: VmforkAgentClient | undefined;
     let connected = false;
     let lastError: unknown;
-    while (left() > 0) {
-      try {
-        client ??= await VmforkAgentClient.connect(socketPath, { ...options, timeoutMs: Math.max(1, Math.min(1_000, left())) });
-        connected = true;
-        await client.hello({ timeoutMs: Math.max(1, Math.min((options.attemptTimeoutMs ?? 1_000) * 2 ** Math.min(attempt, 3), left())) });
-        return client;
-      } catch (err) {
-        if (isVmforkError(err) && (err.code === 'VMFORK_AGENT_ERROR' || err.code === 'VMFORK_AGENT_PROTOCOL')) {
-          client?.close();
-          throw err; // it answered, wrongly: waiting longer will not help
+    const { signal } = options;
+    // a cancel closes the attempt in flight (its HELLO fails at once) and ends the wait with the signal's reason
+    const onAbort = (): void => client?.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (left() > 0) {
+        try {
+          client ??= await VmforkAgentClient.connect(socketPath, { ...options, timeoutMs: Math.max(1, Math.min(1_000, left())) });
+          connected = true;
+          signal?.throwIfAborted();
+          await client.hello({ timeoutMs: Math.max(1, Math.min((options.attemptTimeoutMs ?? 1_000) * 2 ** Math.min(attempt, 3), left())) });
+          return client;
+        } catch (err) {
+          if (signal?.aborted || (isVmforkError(err) && (err.code === 'VMFORK_AGENT_ERROR' || err.code === 'VMFORK_AGENT_PROTOCOL'))) {
+            client?.close();
+            throw signal?.aborted ? signal.reason : err; // cancelled, or it answered wrongly: waiting longer will not help
+          }
+          lastError = err;
+          attempt++;
+          if (client?.closed) client = undefined;
+          if (!client) await sleep(Math.max(0, Math.min(100, left())), signal);
         }
-        lastError = err;
-        attempt++;
-        if (client?.closed) client = undefined;
-        if (!client) await sleep(Math.max(0, Math.min(100, left())));
       }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
     client?.close();
     const code = connected ? 'VMFORK_AGENT_TIMEOUT' : 'VMFORK_AGENT_UNAVAILABLE';

@@ -26,6 +26,11 @@ export interface Phase1Spec {
    * where every VM gets phase 1 itself and is then used directly. @default false
    */
   keepRunning?: boolean;
+  /**
+   * A cancelled task: the boot's agent wait, the script or reboot in progress and every later part end at once, and
+   * the internal clone is removed as after a failure.
+   */
+  signal?: AbortSignal;
 }
 
 /** Where phase 1 reports its steps (percent of the whole phase) and what happened (a task's events). */
@@ -67,13 +72,15 @@ export async function runPhase1(deps: VmDeps, spec: Phase1Spec, progress: Phase1
     noShutdown: true,
     dataDisks: dataDisks(spec.layout),
     agentTimeoutMs,
+    signal: spec.signal,
   });
   progress.event(`internal clone ${spec.clone} booted in ${boot.secondsToAgent.toFixed(1)} s`);
   const tBoot = performance.now();
   const paths = vmPaths(deps.home.vms, spec.clone);
   let session: CloneSession | undefined;
   try {
-    session = await CloneSession.open(paths.qmp, paths.agent, agentTimeoutMs);
+    spec.signal?.throwIfAborted();
+    session = await CloneSession.open(paths.qmp, paths.agent, agentTimeoutMs, spec.signal);
     progress.step('partition, format and mount disks', 20);
     const disks = await session.sh(diskScript(spec.layout), { timeoutMs: 180_000 });
     if (disks.exitCode !== 0) throw scriptError('laying out the disks', disks.exitCode, disks.stderr.toString());
@@ -104,7 +111,7 @@ export async function runPhase1(deps: VmDeps, spec: Phase1Spec, progress: Phase1
   } catch (err) {
     session?.close();
     await destroyVm(deps, spec.clone).catch((e: unknown) => deps.log.error({ clone: spec.clone, err: e }, 'removing the internal clone failed; heal finishes it'));
-    throw withContext(err, `phase 1 on internal clone ${spec.clone}`, { fallback: 'VMFORK_CUSTOMIZE_FAILED' });
+    throw withContext(spec.signal?.aborted ? spec.signal.reason : err, `phase 1 on internal clone ${spec.clone}`, { fallback: 'VMFORK_CUSTOMIZE_FAILED' });
   }
 }
 

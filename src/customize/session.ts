@@ -17,16 +17,22 @@ export class CloneSession {
     private agent: GuestAgentClient,
     private readonly agentPath: string,
     private readonly agentTimeoutMs: number,
+    private readonly signal: AbortSignal | undefined,
   ) {
     qmp.on('RESET', () => void (this.resets += 1));
     qmp.on('SHUTDOWN', () => void (this.shutdowns += 1));
+    // a cancel ends the command in flight (its agent connection closes) and every wait of the session (reboot, agent)
+    signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
-  static async open(qmpPath: string, agentPath: string, agentTimeoutMs: number): Promise<CloneSession> {
+  private readonly onAbort = (): void => this.agent.close();
+
+  /** `signal`: a cancelled task; the session's command or wait in progress ends at once with an error. */
+  static async open(qmpPath: string, agentPath: string, agentTimeoutMs: number, signal?: AbortSignal): Promise<CloneSession> {
     const qmp = await QmpClient.connect(qmpPath, { connectTimeoutMs: 10_000 });
     try {
-      const agent = await GuestAgentClient.waitReady(agentPath, { timeoutMs: agentTimeoutMs });
-      return new CloneSession(qmp, agent, agentPath, agentTimeoutMs);
+      const agent = await GuestAgentClient.waitReady(agentPath, { timeoutMs: agentTimeoutMs, signal });
+      return new CloneSession(qmp, agent, agentPath, agentTimeoutMs, signal);
     } catch (err) {
       qmp.close();
       throw err;
@@ -71,7 +77,7 @@ export class CloneSession {
       await this.qmp.cont();
     }
     this.agent.close();
-    this.agent = await GuestAgentClient.waitReady(this.agentPath, { timeoutMs: Math.max(1_000, deadline - Date.now()) });
+    this.agent = await GuestAgentClient.waitReady(this.agentPath, { timeoutMs: Math.max(1_000, deadline - Date.now()), signal: this.signal });
     this.reboots += 1;
   }
 
@@ -86,13 +92,14 @@ export class CloneSession {
 
   /** Waits for a QMP event the session counts; past the deadline, VMFORK_AGENT_TIMEOUT saying what did not happen. */
   private async waitFor(happened: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    await waitUntil(happened, { deadlineMs: timeoutMs, everyMs: 100, what: `the guest to ${what}` }).catch((err: unknown) => {
+    await waitUntil(happened, { deadlineMs: timeoutMs, everyMs: 100, what: `the guest to ${what}`, signal: this.signal }).catch((err: unknown) => {
       if (!(isVmforkError(err) && err.code === 'VMFORK_TIMEOUT')) throw err;
       throw new VmforkError('VMFORK_AGENT_TIMEOUT', `the guest did not ${what} within ${timeoutMs} ms`);
     });
   }
 
   close(): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
     this.agent.close();
     this.qmp.close();
   }

@@ -66,23 +66,32 @@ export class GuestAgentClient {
     let client: GuestAgentClient | undefined;
     let connected = false;
     let lastError: unknown;
-    while (attemptMs() > 0) {
-      try {
-        client ??= await GuestAgentClient.connect(socketPath, { ...options, timeoutMs: attemptMs() });
-        connected = true;
-        await client.sync({ timeoutMs: attemptMs() });
-        await client.ping({ timeoutMs: Math.max(1, attemptMs()) });
-        return client;
-      } catch (err) {
-        if (isVmforkError(err) && err.code === 'VMFORK_AGENT_ERROR') {
-          client?.close(); // the agent answered, with an error: waiting longer will not help
-          throw err;
+    const { signal } = options;
+    // a cancel closes the attempt in flight (its sync or ping fails at once) and ends the wait with the signal's reason
+    const onAbort = (): void => client?.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (attemptMs() > 0) {
+        try {
+          client ??= await GuestAgentClient.connect(socketPath, { ...options, timeoutMs: attemptMs() });
+          connected = true;
+          signal?.throwIfAborted();
+          await client.sync({ timeoutMs: attemptMs() });
+          await client.ping({ timeoutMs: Math.max(1, attemptMs()) });
+          return client;
+        } catch (err) {
+          if (signal?.aborted || (isVmforkError(err) && err.code === 'VMFORK_AGENT_ERROR')) {
+            client?.close(); // cancelled, or the agent answered with an error: waiting longer will not help
+            throw signal?.aborted ? signal.reason : err;
+          }
+          lastError = err;
+          attempt++;
+          if (client?.closed) client = undefined; // QEMU went away (or restarted): connect again
+          if (!client) await sleep(Math.max(0, Math.min(RETRY_CONNECT_MS, deadline - Date.now())), signal);
         }
-        lastError = err;
-        attempt++;
-        if (client?.closed) client = undefined; // QEMU went away (or restarted): connect again
-        if (!client) await sleep(Math.max(0, Math.min(RETRY_CONNECT_MS, deadline - Date.now())));
       }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
     client?.close();
     const code = connected ? 'VMFORK_AGENT_TIMEOUT' : 'VMFORK_AGENT_UNAVAILABLE';

@@ -15,6 +15,8 @@ export interface WaitReadyOptions extends Omit<AgentConnectOptions, 'timeoutMs'>
   timeoutMs: number;
   /** How long the first connect or sync + ping attempt may take; each next one twice as long, up to 8×. @default 1000 */
   attemptTimeoutMs?: number;
+  /** Ends the wait early (a cancelled task) with the signal's reason; the connection being tried is closed. */
+  signal?: AbortSignal;
 }
 
 export interface AgentCallOptions {

@@ -18,7 +18,7 @@ import { diskLayoutOf, phase1Digest, type ReplicaSpec } from './spec.js';
 export interface StepReporter {
   step(name: string, percent?: number): Promise<void> | void;
   event(kind: string, message: string, data?: Record<string, unknown>): Promise<void> | void;
-  /** A cancelled task: checked between steps (phase 1's scripts, each disk copied); what was half made is rolled back. */
+  /** A cancelled task: checked between steps (phase 1's scripts, each disk copied) and ends phase 1's and the template's waits; what was half made is rolled back. */
   signal?: AbortSignal;
 }
 
@@ -95,10 +95,11 @@ async function makeReplica(deps: VmDeps, spec: ReplicaSpec, id: string, dir: str
         layout: diskLayoutOf(spec),
         common: spec.customize.common,
         ...(spec.access ? { sshAuthorizedKeys: spec.access.sshAuthorizedKeys } : {}),
+        signal: report.signal,
       },
       {
         // phase 1 enters a step before each of its parts (disks, each common script, power-off): a cancel stops it
-        // there, and runPhase1 removes the internal clone as after any failure
+        // there, or in the part's wait through the signal, and runPhase1 removes the internal clone as after any failure
         step: (name, percent) => {
           report.signal?.throwIfAborted();
           void report.step(`phase 1: ${name}`, Math.round(percent * 0.5));

@@ -41,6 +41,7 @@ export async function ensureReplicaTemplate(deps: VmDeps, replica: ReplicaRow, s
         network: spec.network,
         replicaId: replica.id,
         sourceDisks: replicaDisks(replica).map((d) => ({ id: d.id, path: d.path, format: 'qcow2' as const })),
+        signal: report.signal,
       });
       await report.event('template', `template ${name} ready: boot ${record.coldBootSeconds.toFixed(1)} s, cut ${record.cutMs} ms`, { template: name });
     } catch (err) {

@@ -33,8 +33,8 @@ export interface AgentPrepared {
  * from then on the guest waits for its configuration in the very read every child will resume in, and the caller
  * cuts at once. The connection stays open for the cut; the caller closes it afterwards.
  */
-export async function prepareThroughAgent(socketPath: string, templateId: string, options: { timeoutMs: number }): Promise<AgentPrepared> {
-  const client = await VmforkAgentClient.waitReady(socketPath, { timeoutMs: options.timeoutMs });
+export async function prepareThroughAgent(socketPath: string, templateId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentPrepared> {
+  const client = await VmforkAgentClient.waitReady(socketPath, { timeoutMs: options.timeoutMs, signal: options.signal });
   try {
     const hello = client.lastHello;
     if (hello?.state !== 'idle') {

@@ -42,6 +42,11 @@ export interface CreateTemplateOptions {
   sourceDisks?: readonly SourceDisk[];
   /** The replica whose disks these are (a pool's template): recorded with the template from its first row. */
   replicaId?: string;
+  /**
+   * A cancelled task: checked between the steps; once it aborts, the parent's QEMU is stopped at once, so the wait in
+   * progress (agent, prepare, cut) ends within moments, and the half-made template is rolled back as after a failure.
+   */
+  signal?: AbortSignal;
 }
 
 /** A disk a template's parent is overlaid on; `disk0` is the system disk the kernel's root= names. */
@@ -58,7 +63,7 @@ export interface SourceDisk {
  * agent path: the parent gets the agent's port, the agent prepares the guest and asks to be forked (FORK_ME), and
  * the cut happens on that request; other images take the script path (prepare script through qemu-ga). The template and its parent VM move through their
  * states owned by this process; on failure everything is rolled back, and if this process dies instead, the next
- * vmfork command rolls it back (src/heal/).
+ * vmfork command rolls it back (src/heal/). A cancel (`signal`) is such a failure.
  */
 export async function createTemplate(deps: VmDeps, options: CreateTemplateOptions): Promise<TemplateRecord> {
   const { db, home, log } = deps;
@@ -78,6 +83,8 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   const sources = options.sourceDisks ?? [{ id: 'disk0', path: source.image.disk, format: source.diskFormat }];
   if (sources[0]?.id !== 'disk0') throw new VmforkError('VMFORK_INVALID_ARGUMENT', 'the first source disk must be disk0, the system disk', { details: { disks: sources.map((d) => d.id) } });
   const actor = await actorFor('template-create');
+  const { signal } = options;
+  signal?.throwIfAborted();
   const now = new Date().toISOString();
   const base = { name: options.name, image_name: source.image.name, dir: files.dir, last_error: null, created_at: now, updated_at: now };
   await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null, replica_id: options.replicaId ?? null }, actor);
@@ -86,6 +93,9 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   let vfg: VmforkAgentClient | undefined;
   // the agent path needs the agent in the image and its port on the parent (and so on every child)
   const viaAgent = source.image.guestAgent !== null;
+  // a cancel stops the parent: every wait on it (agent, prepare, cut) then fails at once, and the rollback below runs
+  const stopParent = (): void => void (launched && terminateProcess(launched.pid, launched.startTime, { graceMs: 1_000 }).catch(() => undefined));
+  signal?.addEventListener('abort', stopParent, { once: true });
   try {
     await mkdir(files.dir, { recursive: true });
     for (const d of sources) await createOverlay(d.path, files.diskFor(d.id), { backingFormat: d.format });
@@ -108,8 +118,10 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     await transition(db, 'templates', options.name, 'creating', 'booting', actor);
     await transition(db, 'vms', options.name, 'creating', 'starting', actor);
     const t0 = performance.now();
+    signal?.throwIfAborted();
     launched = await startVmProcess(deps, options.name, spec, paths, { netns: lease.netns });
-    agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000 });
+    signal?.throwIfAborted();
+    agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000, signal });
     const coldBootSeconds = (performance.now() - t0) / 1000;
     await transition(db, 'vms', options.name, 'starting', 'running', actor);
     const identity = await readGuestIdentity(agent);
@@ -119,7 +131,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     if (viaAgent && spec.vmforkAgentSocket) {
       agent.close();
       agent = undefined;
-      const prepared = await prepareThroughAgent(spec.vmforkAgentSocket, newTemplateId(options.name), { timeoutMs: options.agentTimeoutMs ?? 300_000 });
+      const prepared = await prepareThroughAgent(spec.vmforkAgentSocket, newTemplateId(options.name), { timeoutMs: options.agentTimeoutMs ?? 300_000, signal });
       vfg = prepared.client;
       agentFork = prepared.fork;
       prepareMs = prepared.prepareMs;
@@ -131,6 +143,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
       agent = undefined;
     }
     // on the agent path the guest now waits for its configuration: cut before it does anything else
+    signal?.throwIfAborted();
     await transition(db, 'templates', options.name, 'preparing', 'freezing', actor);
     await transition(db, 'vms', options.name, 'running', 'paused', actor);
     const cut = await cutTemplate(paths.qmp, files.state, launched);
@@ -138,6 +151,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     vfg = undefined;
     await markProcessExited(db, options.name);
     await retireParent(deps, options.name, network, actor);
+    signal?.throwIfAborted();
     const record: TemplateRecord = {
       image: source.image.name,
       qemuBuild: qemu.build,
@@ -164,11 +178,16 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   } catch (err) {
     agent?.close();
     vfg?.close();
-    const tail = await serialTail(paths.serialLog);
-    log.error({ template: options.name, err, serialTail: tail }, 'template creation failed; rolling back');
+    const cancelled = signal?.aborted === true;
+    // a cancel is no failure to diagnose: its error carries no serial log tail
+    const tail = cancelled ? '' : await serialTail(paths.serialLog);
+    if (cancelled) log.info({ template: options.name }, 'template creation cancelled; rolling back');
+    else log.error({ template: options.name, err, serialTail: tail }, 'template creation failed; rolling back');
     if (launched) await terminateProcess(launched.pid, launched.startTime, { graceMs: 1_000 }).catch(() => undefined);
     await dismantleTemplate(deps, await requireTemplate(db, options.name), actor).catch((e: unknown) => log.error({ template: options.name, err: e }, 'rollback failed; heal finishes it'));
-    throw withContext(err, `template ${options.name}`, { suffix: tail ? `\n--- serial log tail ---\n${tail}` : '', details: { template: options.name } });
+    throw withContext(cancelled ? signal?.reason : err, `template ${options.name}`, { suffix: tail ? `\n--- serial log tail ---\n${tail}` : '', details: { template: options.name } });
+  } finally {
+    signal?.removeEventListener('abort', stopParent);
   }
 }
 

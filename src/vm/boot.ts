@@ -33,6 +33,8 @@ export interface BootOptions {
   role?: 'vm' | 'clone';
   /** QEMU stays up (paused) when the guest powers off, so the guest can be started again in place. */
   noShutdown?: boolean;
+  /** A cancelled task: the boot stops waiting for the agent at once and the VM is rolled back as after a failure. */
+  signal?: AbortSignal;
 }
 
 export interface BootResult {
@@ -88,8 +90,9 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
     for (const d of options.dataDisks ?? []) await createImage(diskFile(paths.dir, d.id), { format: 'qcow2', sizeBytes: d.sizeBytes });
     await transition(db, 'vms', plan.name, 'creating', 'starting', actor);
     const t0 = performance.now();
+    options.signal?.throwIfAborted();
     launched = await startVmProcess(deps, plan.name, plan.spec, paths);
-    agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000 });
+    agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000, signal: options.signal });
     const secondsToAgent = (performance.now() - t0) / 1000;
     const identity = await readGuestIdentity(agent);
     // an internal clone stays `starting` (owned by this process) until phase 1 has customized and powered it off:
@@ -110,10 +113,13 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
   } catch (err) {
     agent?.close();
     agent = undefined;
-    const tail = await serialTail(paths.serialLog);
-    deps.log.error({ vm: plan.name, err, serialTail: tail }, 'boot failed; rolling back');
+    const cancelled = options.signal?.aborted === true;
+    // a cancel is no failure to diagnose: its error carries no serial log tail
+    const tail = cancelled ? '' : await serialTail(paths.serialLog);
+    if (cancelled) deps.log.info({ vm: plan.name }, 'boot cancelled; rolling back');
+    else deps.log.error({ vm: plan.name, err, serialTail: tail }, 'boot failed; rolling back');
     const leftAlone = await rollbackVm(deps, plan.name, actor, err, launched);
-    throw withContext(err, `VM ${plan.name}`, {
+    throw withContext(cancelled ? options.signal?.reason : err, `VM ${plan.name}`, {
       fallback: 'VMFORK_VM_START_FAILED',
       suffix: `${leftAlone ? `\n${leftAlone}` : ''}${tail ? `\n--- serial log tail (${plan.name}) ---\n${tail}` : ''}`,
       details: { vm: plan.name, serialTail: tail },

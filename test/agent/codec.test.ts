@@ -18,6 +18,7 @@ import {
 } from '../../src/agent/index.js';
 import { field } from '../../src/agent/codec.js';
 import type { VmforkError } from '../../src/errors.js';
+import { waitUntil } from '../../src/util/index.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 const isCode = (code: string) => (err: VmforkError): boolean => err.code === code;
@@ -176,4 +177,27 @@ test('client: requests before the handshake are a programming error', withTempDi
   await withPeer(dir, () => undefined, async (client) => {
     await assert.rejects(client.prepare({ templateId: 't' }), isCode('VMFORK_INTERNAL'));
   });
+}));
+
+test('client: waitReady ends at once with the signal\'s reason when it aborts, while the agent stays silent', withTempDir('vmfork-agent-peer-', async (dir) => {
+  const path = join(dir, 'agent.sock');
+  let peer: Socket | undefined;
+  let gone = false;
+  const server = createServer((s) => {
+    peer = s;
+    s.resume(); // read, or its end is never seen
+    s.on('close', () => (gone = true));
+  });
+  await new Promise<void>((res) => server.listen(path, res));
+  try {
+    // one HELLO attempt of 10 minutes (past the file's timeout): only the abort can end it, by closing the connection
+    const cancel = new AbortController();
+    const waiting = VmforkAgentClient.waitReady(path, { timeoutMs: 600_000, attemptTimeoutMs: 600_000, signal: cancel.signal });
+    await waitUntil(() => peer, { deadlineMs: 5_000, everyMs: 20, what: 'the client to connect' });
+    cancel.abort(new Error('cancelled while preparing'));
+    await assert.rejects(waiting, /cancelled while preparing/);
+    await waitUntil(() => gone, { deadlineMs: 5_000, everyMs: 20, what: 'the abandoned connection to close' });
+  } finally {
+    await new Promise<void>((res) => server.close(() => res()));
+  }
 }));

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { GuestAgentClient, GuestAgentCommandError } from '../../src/qemu/guest-agent-client.js';
+import { waitUntil } from '../../src/util/index.js';
 import { ScriptedPeer, delay, hasCode, peerPerTest, type PeerConnection } from './scripted-peer.js';
 
 const fixture = peerPerTest();
@@ -212,4 +213,23 @@ test('waitReady keeps retrying until the socket appears and the agent answers', 
 test('waitReady: VMFORK_AGENT_UNAVAILABLE if the socket never appears, VMFORK_AGENT_TIMEOUT if nobody answers', async () => {
   await assert.rejects(GuestAgentClient.waitReady(join(fixture.peer().dir, 'never.sock'), { timeoutMs: 150 }), hasCode('VMFORK_AGENT_UNAVAILABLE'));
   await assert.rejects(GuestAgentClient.waitReady(fixture.peer().path, { timeoutMs: 150, attemptTimeoutMs: 50 }), hasCode('VMFORK_AGENT_TIMEOUT'));
+});
+
+test('waitReady ends at once with the signal\'s reason when it aborts: while the socket is absent, and while a connected agent stays silent', async () => {
+  const absent = new AbortController();
+  const waiting = GuestAgentClient.waitReady(join(fixture.peer().dir, 'never.sock'), { timeoutMs: 600_000, signal: absent.signal });
+  await delay(150);
+  absent.abort(new Error('cancelled while booting'));
+  await assert.rejects(waiting, /cancelled while booting/);
+  // connected and mid-sync, in an attempt of 10 minutes (past the file's timeout): only the abort can end it, by
+  // closing the connection
+  const silent = new AbortController();
+  const syncing = GuestAgentClient.waitReady(fixture.peer().path, { timeoutMs: 600_000, attemptTimeoutMs: 600_000, signal: silent.signal });
+  const conn = await fixture.peer().nextConnection();
+  let gone = false;
+  void conn.closed.then(() => (gone = true));
+  await conn.expect('guest-sync-delimited');
+  silent.abort(new Error('cancelled while syncing'));
+  await assert.rejects(syncing, /cancelled while syncing/);
+  await waitUntil(() => gone, { deadlineMs: 5_000, everyMs: 20, what: 'the abandoned connection to close' });
 });
