@@ -22,7 +22,8 @@ function formatClock(offsetMs: number, uncertaintyMs: number | undefined): strin
 /**
  * The clock is SET, not stepped: to the host's epoch ns stamp that arrives on stdin, taken just before the exec was
  * sent (`date -s @SECONDS.NANOSECONDS`), plus the time the shell has existed in the guest (the part of the stamp's
- * age the guest can measure: its start, reading the script and stdin; what is left is the request's transit). A relative step computed on the host from a guest-get-time made before the
+ * age the guest can measure: its start, reading the script and stdin; what is left is the request's transit) and
+ * the time one `date` just took (under load an exec takes hundreds of ms before the setting one sets anything). A relative step computed on the host from a guest-get-time made before the
  * exec inherits that measurement's error — on a busy host a first request to a just-resumed guest waits seconds
  * before qemu-ga reads it, and its midpoint was then 2 s wrong — while an absolute stamp is only as old as the exec's
  * start's transit. applyIdentity then reads the clock back with guest-get-time and sets it once more with guest-set-time (its
@@ -35,21 +36,25 @@ export const clockStep: IdentityStep = {
   script: () =>
     [
       'case $VMFORK_CLOCK_NS in [1-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]) ;; *) echo "bad host clock stamp on stdin: $VMFORK_CLOCK_NS" >&2; exit 1 ;; esac',
+      // the old clock first, timed: the setting `date` below takes about as long as this one to reach settimeofday
+      'now_cs; _c0=$NOW_CS',
+      '_old=$(date +%s%N)',
+      'now_cs; _exec=$(( NOW_CS - _c0 ))',
       // how long this shell has existed (its start time in /proc/$$/stat, field 22, against /proc/uptime; both
       // boot-time clock ticks of 10 ms): the stamp aged that much in the guest already, stdin wait included
       '_st=; read -r _st < /proc/$$/stat || :',
       'set -f; set -- ${_st##*) }; set +f',
-      '_born=${20:-}; now_cs',
+      '_born=${20:-}',
       'case $_born in [0-9]*) _age=$(( NOW_CS - _born )) ;; *) _age=0 ;; esac',
       'if [ "$_age" -lt 0 ]; then _age=0; fi',
-      '_old=$(date +%s%N)',
-      '_t=$(( VMFORK_CLOCK_NS + _age * 10000000 ))',
+      '_t=$(( VMFORK_CLOCK_NS + (_age + _exec) * 10000000 ))',
       '_ns=000000000$(( _t % 1000000000 )); _ns=${_ns#${_ns%?????????}}',
       't=$(date -s "@$(( _t / 1000000000 )).$_ns" +%s%N)',
       '_d=$(( t - _old )); _sign=+',
       'if [ "$_d" -lt 0 ]; then _d=$(( -_d )); _sign=-; fi',
       'fact stamp "$VMFORK_CLOCK_NS"',
       'fact aged_ms "$(( _age * 10 ))"',
+      'fact date_exec_ms "$(( _exec * 10 ))"',
       // printf straight out, not through $(…): a command substitution forks
       `printf '${FACT_PREFIX}%s stepped=%s%d.%09d\\n' "$STEP" "$_sign" "$(( _d / 1000000000 ))" "$(( _d % 1000000000 ))"`,
       'fact date_ns "$t"',
@@ -71,7 +76,7 @@ export const clockStep: IdentityStep = {
     }
     const corrected = correctedWithAgent ? ', then corrected with guest-set-time' : restampedFromMs !== undefined ? `; CONFIG sent again (the first left it ${restampedFromMs} ms off)` : '';
     const aged = fact(facts, 'aged_ms');
-    const age = aged === undefined ? '' : ` (the stamp + ${aged} ms it aged in the guest)`;
+    const age = aged === undefined ? '' : ` (the stamp + ${aged} ms it aged in the guest + ${fact(facts, 'date_exec_ms') ?? '?'} ms for date to set it)`;
     return passed(`stepped by ${Math.round(Number(stepped) * 1000)} ms${age}${corrected}; offset ${formatClock(offsetMs, uncertaintyMs)}`);
   },
 };

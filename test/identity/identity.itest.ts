@@ -142,7 +142,7 @@ function assertAllOk(report: IdentityReport, label: string): void {
 }
 
 function diag(t: TestContext, label: string, r: IdentityReport): void {
-  t.diagnostic(`${label}: total ${r.totalMs} ms; ${r.steps.map((s) => `${s.step} ${s.ms ?? '?'}`).join(', ')}; clock offset ${r.guest.clockOffsetMs} ±${r.guest.clockUncertaintyMs ?? '?'} ms`);
+  t.diagnostic(`${label}: total ${r.totalMs} ms; ${r.steps.map((s) => `${s.step} ${s.ms ?? '?'}`).join(', ')}; clock offset ${r.guest.clockOffsetMs} ±${r.guest.clockUncertaintyMs ?? '?'} ms (${r.steps[0]?.detail ?? ''})`);
 }
 
 /** Everything the guest reports — in the pipeline's report AND read back independently — is identity `id`. */

@@ -165,7 +165,9 @@ test('the clock step SETS the clock to the host stamp (absolute, to the ns) and 
   // set to the stamp plus the shell's own age (10 ms ticks; this dash is a few ms old)
   const aged = Number(fact(r.facts, 'aged_ms'));
   assert.ok(Number.isInteger(aged) && aged >= 0 && aged % 10 === 0 && aged < 60_000, `aged_ms ${aged}`);
-  const setTo = BigInt(1_700_000_000_123_456_789n + BigInt(aged) * 1_000_000n);
+  const execMs = Number(fact(r.facts, 'date_exec_ms'));
+  assert.ok(Number.isInteger(execMs) && execMs >= 0 && execMs % 10 === 0, `date_exec_ms ${execMs}`);
+  const setTo = BigInt(1_700_000_000_123_456_789n + BigInt(aged + execMs) * 1_000_000n);
   const s = setTo / 1_000_000_000n;
   const ns = String(setTo % 1_000_000_000n).padStart(9, '0');
   assert.deepEqual(r.calls, ['+%s%N', `-s @${s}.${ns} +%s%N`]);
