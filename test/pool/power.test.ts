@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { getVm, poolVms } from '../../src/store/index.js';
+import { children, deskSpec, withPool } from './scripted-parts.js';
+
+test('power-off of a non-persistent child refreshes it: destroyed, and its name registered again by the follow-up converge', withPool(async ({ deps, parts, service, ended }) => {
+  assert.equal((await ended((await service.createPool(deskSpec({ provisioning: 'on-demand', size: { max: 3, min: 1, spares: 1 } }))).taskId)).state, 'succeeded');
+  assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:registered', 'desk-3:registered']);
+  const off = await ended((await service.powerOff('desk-1')).taskId);
+  assert.equal(off.state, 'succeeded');
+  assert.equal(off.result?.action, 'refreshed');
+  assert.equal((await ended(off.result?.followUp as string)).state, 'succeeded');
+  // the spare is taken from the registered children first; the refreshed name is registered on fresh overlays
+  assert.deepEqual(await children(deps), ['desk-1:registered', 'desk-2:running', 'desk-3:registered']);
+  assert.deepEqual(parts.calls.slice(parts.calls.indexOf('destroy desk-1')), ['destroy desk-1', 'replica reused', 'template', 'fork desk-2', 'register desk-1']);
+}));
+
+test('power-on of a registered child forks and claims it; a follow-up converge keeps the spares', withPool(async ({ deps, parts, service, ended }) => {
+  assert.equal((await ended((await service.createPool(deskSpec({ provisioning: 'on-demand', size: { max: 4, min: 0, spares: 1 } }))).taskId)).state, 'succeeded');
+  assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:registered', 'desk-3:registered', 'desk-4:registered']);
+  const on = await ended((await service.powerOn('desk-3')).taskId);
+  assert.equal(on.state, 'succeeded');
+  assert.equal(on.result?.action, 'forked');
+  assert.notEqual((await getVm(deps.db, 'desk-3'))?.claimed_at, null, 'claimed');
+  const follow = await ended(on.result?.followUp as string);
+  assert.equal(follow.kind, 'pool-converge');
+  assert.equal(follow.state, 'succeeded');
+  const vms = await poolVms(deps.db, 'desk');
+  const spares = vms.filter((v) => v.state === 'running' && v.claimed_at === null).map((v) => v.name);
+  assert.deepEqual(spares, ['desk-1'], 'one unclaimed running child: the spare');
+  assert.deepEqual(parts.overlaps, []);
+}));
+
+test('a persistent child powered off keeps its disks and is unclaimed; powered on it boots from them and is claimed', withPool(async ({ deps, parts, service, ended }) => {
+  assert.equal((await ended((await service.createPool(deskSpec({ persistent: true, disks: { disposable: '64M', userData: '64M' }, size: { max: 2 } }))).taskId)).state, 'succeeded');
+  const off = await ended((await service.powerOff('desk-1')).taskId);
+  assert.equal(off.result?.action, 'stopped');
+  assert.equal(off.result?.followUp, undefined, 'nothing to converge: its disks are kept');
+  assert.deepEqual(await children(deps), ['desk-1:stopped', 'desk-2:running']);
+  const on = await ended((await service.powerOn('desk-1')).taskId);
+  assert.equal(on.result?.action, 'booted');
+  assert.notEqual((await getVm(deps.db, 'desk-1'))?.claimed_at, null);
+  assert.deepEqual(parts.calls.slice(-2), ['stop desk-1', 'boot desk-1']);
+  assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:running']);
+}));
