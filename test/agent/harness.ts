@@ -6,7 +6,7 @@
  * end of the socketpair node makes for the child's extra stdio.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeAgentMessage, FrameDecoder, VmforkAgentClient, type AgentMessage } from '../../src/agent/index.js';
 import { compileGuestAgent, defaultGuestAgentDir } from '../../src/image/index.js';
 import { guestAgentRecipe } from '../../src/image/guest-agent.js';
+import { waitUntil } from '../../src/util/index.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -89,8 +90,32 @@ export interface AgentUnderTest {
   stderr(): string;
   /** A protocol client on the socket (no handshake yet). */
   client(): VmforkAgentClient;
+  /**
+   * Resolves once the agent is blocked waiting for a frame's header. After a framing error it drains input until
+   * 200 ms of quiet (PROTOCOL.md); a frame sent before the drain ends is dropped, one sent once this resolves is read.
+   */
+  waitForNextFrame(): Promise<void>;
   /** Closes the channel (the agent exits on EOF), waits for the namespace to go, kills by pid if it lingers. */
   stop(options?: { keepRoot?: boolean }): Promise<void>;
+}
+
+/** x86_64 syscall numbers of what the agent blocks in (a non-blocking channel, so it waits in poll, not read). */
+const SYS_POLL = 7n;
+const SYS_PPOLL = 271n;
+
+/**
+ * Whether `pid` (the agent: unshare --fork's child, once sh has exec'd it) is asleep in a poll without a timeout:
+ * its wait for the next header. The drain polls with 200 ms and a frame's payload with the frame timeout, so those
+ * are told apart by the timeout argument in /proc/PID/syscall ("running" while it runs: not waiting).
+ */
+function waitsForHeader(unsharePid: number): boolean {
+  const [agent] = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim().split(/\s+/);
+  if (!agent || readFileSync(`/proc/${agent}/comm`, 'utf8').trim() !== 'vmfork-guest') return false;
+  const words = readFileSync(`/proc/${agent}/syscall`, 'utf8').trim().split(' ');
+  if (!words.every((w) => /^(?:\d+|0x[0-9a-f]+)$/.test(w))) return false;
+  const [nr, , , timeout] = words.map((w) => BigInt(w));
+  if (nr === SYS_POLL) return ((timeout ?? 0n) & 0xffffffffn) === 0xffffffffn; // poll(fds, 1, -1)
+  return nr === SYS_PPOLL && timeout === 0n; // ppoll(fds, 1, NULL, …)
 }
 
 export async function startAgent(options: { root?: string; args?: string[] } = {}): Promise<AgentUnderTest> {
@@ -112,6 +137,10 @@ export async function startAgent(options: { root?: string; args?: string[] } = {
     socket,
     stderr: () => err,
     client: () => (client ??= VmforkAgentClient.fromStream(socket, 'test agent')),
+    async waitForNextFrame() {
+      const pid = proc.pid as number;
+      await waitUntil(() => waitsForHeader(pid), { deadlineMs: 30_000, everyMs: 20, what: `agent under unshare ${pid} to wait for a frame` });
+    },
     async stop(o = {}) {
       client?.close();
       socket.destroy();

@@ -29,20 +29,20 @@ async function raw(t: { after(fn: () => Promise<void>): void }, args: string[] =
 }
 
 test('framing: an oversized or bad-magic frame is refused, the agent resynchronises and answers again', async (t) => {
-  const { peer } = await raw(t);
+  const { a, peer } = await raw(t);
   const big = Buffer.alloc(12);
   big.write('VF\x01\x84', 'latin1');
   big.writeUInt32BE(5, 4);
   big.writeUInt32BE(1 << 20, 8);
   peer.send(Buffer.concat([big, randomBytes(4096)]));
   expectError(await peer.next(), 5, 'frame-too-large', /1048576 bytes exceeds the limit of 65536/);
-  await new Promise((r) => setTimeout(r, 400)); // the agent drops input until 200 ms of quiet
+  await a.waitForNextFrame(); // the agent drops input until 200 ms of quiet: a hello sent sooner would be lost
   peer.send(hello(6));
   assert.equal((await peer.next()).type, 'hello');
 
   peer.send(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
   expectError(await peer.next(), 0, 'bad-magic');
-  await new Promise((r) => setTimeout(r, 400));
+  await a.waitForNextFrame();
   peer.send(hello(7));
   const m = await peer.next();
   assert.deepEqual([m.type, m.id], ['hello', 7]);
