@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { GuestAgentClient, GuestAgentCommandError } from '../../src/qemu/guest-agent-client.js';
 import { waitUntil } from '../../src/util/index.js';
-import { ScriptedPeer, delay, hasCode, peerPerTest, type PeerConnection } from './scripted-peer.js';
+import { ScriptedPeer, hasCode, peerPerTest, type PeerConnection } from './scripted-peer.js';
 
 const fixture = peerPerTest();
 
@@ -14,6 +17,23 @@ async function connected(): Promise<{ agent: GuestAgentClient; conn: PeerConnect
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+/** The next unix/TCP client socket this process opens (node announces each one on this diagnostics channel). */
+function nextClientSocket(): Promise<Socket> {
+  return new Promise((resolve) => {
+    const onSocket = (message: unknown): void => {
+      diagnostics.unsubscribe('net.client.socket', onSocket);
+      resolve((message as { socket: Socket }).socket);
+    };
+    diagnostics.subscribe('net.client.socket', onSocket);
+  });
+}
+
+/** Resolves once the next client socket has closed: an attempt to connect was made and failed (no socket file). */
+async function nextConnectFails(): Promise<void> {
+  const socket = await nextClientSocket();
+  await new Promise<void>((resolve) => socket.once('close', () => resolve())); // events.once would throw its 'error'
+}
 
 test('first command syncs with 0xFF + guest-sync-delimited; stale and half-read replies are discarded', async () => {
   const { agent, conn } = await connected();
@@ -31,11 +51,16 @@ test('first command syncs with 0xFF + guest-sync-delimited; stale and half-read 
 });
 
 test('a sync reply carrying another id is ignored until ours arrives', async () => {
+  const socket = nextClientSocket();
   const { agent, conn } = await connected();
-  const sync = agent.sync({ timeoutMs: 1_000 });
+  const client = await socket;
+  let synced = false;
+  const sync = agent.sync({ timeoutMs: 60_000 }).then(() => (synced = true));
   const request = await conn.expect('guest-sync-delimited');
+  const read = once(client, 'data'); // the client's own 'data' listener came first: it has handled the bytes
   conn.raw(Buffer.concat([Buffer.from([0xff]), Buffer.from('{"return": 1}\n')]));
-  await delay(20);
+  await read;
+  assert.equal(synced, false, 'a reply with another id ended the sync');
   conn.raw(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${String(request.arguments?.id)}}\n`)]));
   await sync;
 });
@@ -195,8 +220,10 @@ test('socket close rejects the pending command with VMFORK_AGENT_UNAVAILABLE', a
 test('waitReady keeps retrying until the socket appears and the agent answers', async () => {
   const late = await ScriptedPeer.start({ listen: false });
   try {
-    const ready = GuestAgentClient.waitReady(late.path, { timeoutMs: 3_000, attemptTimeoutMs: 100 });
-    await delay(250);
+    const failed = nextConnectFails();
+    // a deadline the test never reaches (its own timeout bounds it): only the order of events is under test
+    const ready = GuestAgentClient.waitReady(late.path, { timeoutMs: 120_000, attemptTimeoutMs: 100 });
+    await failed; // one attempt found no socket: the rest is a retry
     await late.listen();
     const conn = await late.nextConnection();
     await conn.expect('guest-sync-delimited'); // the guest is still booting: nobody answers
@@ -217,8 +244,9 @@ test('waitReady: VMFORK_AGENT_UNAVAILABLE if the socket never appears, VMFORK_AG
 
 test('waitReady ends at once with the signal\'s reason when it aborts: while the socket is absent, and while a connected agent stays silent', async () => {
   const absent = new AbortController();
+  const failed = nextConnectFails();
   const waiting = GuestAgentClient.waitReady(join(fixture.peer().dir, 'never.sock'), { timeoutMs: 600_000, signal: absent.signal });
-  await delay(150);
+  await failed; // waiting for the socket to appear
   absent.abort(new Error('cancelled while booting'));
   await assert.rejects(waiting, /cancelled while booting/);
   // connected and mid-sync, in an attempt of 10 minutes (past the file's timeout): only the abort can end it, by

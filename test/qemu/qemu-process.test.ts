@@ -1,16 +1,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { isSameProcess, readStartTime } from '../../src/host/proc-stat.js';
 import { adoptProcess, launchQemu, readPidfile, terminateProcess } from '../../src/qemu/qemu-process.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
-/** Spawns a program the way launchQemu does (own session, no stdio, unref'd) and returns pid + start time. */
-async function detached(cmd: string, args: string[]): Promise<{ pid: number; startTime: number }> {
-  const child = spawn(cmd, args, { detached: true, stdio: 'ignore' });
+/**
+ * Spawns a program the way launchQemu does (own session, unref'd) and returns pid + start time. With `ready`, its
+ * stdout is a pipe and this waits for the program to print that line first (its own sign it is set up).
+ */
+async function detached(cmd: string, args: string[], ready?: string): Promise<{ pid: number; startTime: number }> {
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', ready ? 'pipe' : 'ignore', 'ignore'] });
   await new Promise((r) => child.once('spawn', r));
+  if (ready && child.stdout) {
+    const [line] = await once(createInterface({ input: child.stdout }), 'line');
+    assert.equal(line, ready);
+    child.stdout.destroy();
+  }
   child.unref();
   const pid = child.pid as number;
   const startTime = await readStartTime(pid);
@@ -38,12 +48,12 @@ test('a detached process runs in its own session; a wrong start time reads as re
 });
 
 test('a process that ignores SIGTERM is killed after the grace period', async () => {
-  const p = await detached(process.execPath, ['-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"]);
+  const p = await detached(process.execPath, ['-e', "process.on('SIGTERM', () => {}); console.log('handler installed'); setInterval(() => {}, 1000)"], 'handler installed');
   try {
-    await new Promise((r) => setTimeout(r, 300)); // let node install its handler
-    const t0 = Date.now();
+    const t0 = performance.now();
     assert.equal(await terminateProcess(p.pid, p.startTime, { graceMs: 300 }), 'killed');
-    assert.ok(Date.now() - t0 >= 300);
+    // a lower bound only (load can make the wait longer, never shorter): SIGKILL came no sooner than the grace
+    assert.ok(performance.now() - t0 >= 300);
   } finally {
     if (await isSameProcess(p.pid, p.startTime)) process.kill(p.pid, 'SIGKILL');
   }
