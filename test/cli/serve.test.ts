@@ -14,13 +14,16 @@ test('vmfork serve: prints its URL and token file, answers with the token (pools
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
-    const deadline = Date.now() + 20_000;
-    while (!/serving (http:\/\/\S+)/.test(out)) {
-      assert.ok(Date.now() < deadline, `serve did not start: ${out}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    const url = /serving (http:\/\/\S+)/.exec(out)?.[1] as string;
-    assert.match(out, new RegExp(`token: ${join(dir, 'api-token')}`));
+    // the banner's lines, whole (a chunk can end inside the URL); an exit before them fails at once
+    const url = await new Promise<string>((resolve, reject) => {
+      const look = (): void => {
+        const m = /serving (http:\/\/\S+)\n\s+token: .*\n/.exec(out);
+        if (m) resolve(m[1] as string);
+      };
+      child.stdout.on('data', look);
+      exited.then((code) => reject(new Error(`serve exited (${code}) before it was serving: ${out}`)), reject);
+    });
+    assert.match(out, new RegExp(`token: ${join(dir, 'api-token')}\n`));
     assert.equal(statSync(join(dir, 'api-token')).mode & 0o777, 0o600);
     const token = readFileSync(join(dir, 'api-token'), 'utf8').trim();
     assert.equal((await fetch(`${url}/healthz`)).status, 200);

@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isSameProcess, parseProcStat, processesWithArg, readProcStat, readStartTime, waitForExit } from '../../src/host/proc-stat.js';
+import { waitUntil } from '../../src/util/index.js';
 
 // fields 3..22 of a real stat line, with start time 4242 in field 22
 const REST = 'S 1 100 100 0 -1 4194560 200 0 0 0 1 2 0 0 20 0 1 0 4242 10000 300';
@@ -44,8 +46,10 @@ test('a real process whose name contains ") (" has a readable start time; a dead
 test('processesWithArg finds a live process by one exact argument, and not once it exited', async () => {
   const marker = `vmfork-test-arg-${process.pid}-${Date.now()}`;
   const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30_000)', marker], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 200)); // exec done: the argument is on its command line
   try {
+    await once(child, 'spawn');
+    // exec done: the argument is on its command line (read directly, not through the function under test)
+    await waitUntil(() => readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').includes(marker), { deadlineMs: 30_000, everyMs: 10, what: 'the child to exec' });
     const found = await processesWithArg(marker);
     assert.deepEqual(found.map((p) => p.pid), [child.pid]);
     assert.deepEqual(await processesWithArg(`${marker}-other`), [], 'an exact argument, not a prefix');

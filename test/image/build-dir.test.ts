@@ -32,10 +32,12 @@ test('publishDir: the first rename wins, the second reports it lost', withTempDi
 
 test('the build lock waits for a live holder and takes over a dead one', withTempDir('vmfork-lock-', async (dir) => {
   const held = await acquireBuildLock(dir, 'k');
-  const waited: number[] = [];
-  const second = acquireBuildLock(dir, 'k', { pollMs: 20, onWait: (pid) => waited.push(pid) });
-  await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(waited, [process.pid]);
+  let waiting!: (pid: number) => void;
+  const waited = new Promise<number>((resolve) => (waiting = resolve));
+  let secondTaken = false;
+  const second = acquireBuildLock(dir, 'k', { pollMs: 20, onWait: (pid) => waiting(pid) }).then((lock) => ((secondTaken = true), lock));
+  assert.equal(await waited, process.pid, 'the waiter names the live holder');
+  assert.equal(secondTaken, false, 'a held lock is not taken');
   await held.release();
   await (await second).release();
   assert.ok(!existsSync(join(dir, '.lock-k')));
