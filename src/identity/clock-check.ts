@@ -1,7 +1,7 @@
 import { isVmforkError } from '../errors.js';
 import { hostNowMs, hostNowNs } from '../util/index.js';
 import { provableOffsetMs } from './clock-rng-steps.js';
-import type { IdentityAgent } from './apply-identity.js';
+import type { GuestAgentClient } from '../qemu/index.js';
 import type { VerifyContext } from './types.js';
 
 /**
@@ -43,7 +43,7 @@ export function offsetInWindow(guestMs: number, startMs: number, endMs: number):
  * makes some round trips long, not all of them). The midpoint of a long round trip can be off by most of it, so the
  * reading always carries its half-window.
  */
-export async function readGuestClock(agent: Pick<IdentityAgent, 'execute'>): Promise<ClockReading> {
+export async function readGuestClock(agent: Pick<GuestAgentClient, 'execute'>): Promise<ClockReading> {
   let best: ClockReading | undefined;
   for (let i = 0; i < PROBES && (best === undefined || best.uncertaintyMs > TIGHT_MS); i++) {
     const start = hostNowMs();
@@ -60,7 +60,7 @@ export async function readGuestClock(agent: Pick<IdentityAgent, 'execute'>): Pro
  * request, the closest to the guest this agent allows — and read it back again. Once, not in a loop: the clock
  * step judges what is left against its tolerance and the reading's own uncertainty.
  */
-export async function checkGuestClock(agent: Pick<IdentityAgent, 'execute' | 'setTime'>): Promise<VerifyContext['clock']> {
+export async function checkGuestClock(agent: Pick<GuestAgentClient, 'execute' | 'setTime'>): Promise<VerifyContext['clock']> {
   const first = await readGuestClock(agent);
   const clock: VerifyContext['clock'] = { ...first };
   if (provableOffsetMs(first.offsetMs, first.uncertaintyMs) <= CLOCK_CORRECT_MS) return clock;
