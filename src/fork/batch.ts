@@ -22,8 +22,8 @@ export interface ForkBatchOptions extends ForkRequest {
   /** Agent path: judge the service kicks after ready before a child is `running` (ForkChildOptions). @default true */
   awaitKicks?: boolean;
   /**
-   * A cancelled task: children not yet started are released (reported as skipped) and the batch returns; a child
-   * already forking finishes or fails as it would (a fork is a few seconds; cutting it short would leave more to undo).
+   * A cancelled task: children not yet started are released (reported as skipped), a child forking stops at its
+   * next step and is rolled back (ForkChildOptions.signal), and the batch returns.
    */
   signal?: AbortSignal;
 }
@@ -68,6 +68,7 @@ export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Pro
     }
     const child = await forkChild(deps, plan.template, reserved, actor, {
       ...(options.customize ? { customize: options.customize } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
       ...(options.awaitKicks !== undefined ? { awaitKicks: options.awaitKicks } : {}),
     });
     result.children.push(child);

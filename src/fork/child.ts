@@ -57,6 +57,11 @@ export type ChildCustomizer = (agent: GuestAgentClient, child: { name: string; i
 export interface ForkChildOptions {
   customize?: ChildCustomizer;
   /**
+   * A cancelled task: checked between the child's steps (launch, resume, identity, customization); the child is
+   * then rolled back like a failed one, so a cancel waits for at most the step under way.
+   */
+  signal?: AbortSignal;
+  /**
    * The child was pre-registered (overlays made) and the caller has claimed it (`registered` → `forking`, as this
    * process): only its tap and QEMU remain to start.
    */
@@ -117,15 +122,20 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
     return startVmProcess(deps, name, spec, paths, { netns: lease.netns });
   };
   try {
+    const step = (): void => options.signal?.throwIfAborted();
+    step();
     launched = child.warm ?? (await launch());
     const { pid } = launched;
+    step();
     timings.qmpMs = ms();
     channels = await ChildChannels.beforeCont(t, spec);
     await resumeFromFile(paths.qmp, t.record.files.state.path, { loaded: () => (timings.loadedMs = ms()), running: () => (timings.runningMs = ms()) });
     await channels.greet(t);
     timings.agentMs = ms();
+    step();
     const identity = await identifyChild(t, channels, name, lease, deps.log);
     timings.readyMs = ms();
+    step();
     // the customization (qemu-ga) runs while the agent's service kicks finish: neither waits for the other
     const open = channels;
     const customized = async (): Promise<{ secretHash?: string }> => {

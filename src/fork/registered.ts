@@ -15,7 +15,7 @@ import type { ReservedChild } from './plan.js';
  * VMFORK_VM_STATE before it has touched anything, so it never rolls back the winner's child. A failure after the
  * claim rolls the child back whole.
  */
-export async function forkRegistered(deps: VmDeps, name: string, options: { customize?: ChildCustomizer } = {}): Promise<ForkedChild> {
+export async function forkRegistered(deps: VmDeps, name: string, options: { customize?: ChildCustomizer; signal?: AbortSignal } = {}): Promise<ForkedChild> {
   const row = await requireVm(deps.db, name);
   if (row.state !== 'registered' || !row.template_name) {
     throw new VmforkError('VMFORK_VM_STATE', `VM ${name} is ${row.state}; only a registered child is forked on power-on`, { details: { vm: name, state: row.state } });
@@ -27,5 +27,5 @@ export async function forkRegistered(deps: VmDeps, name: string, options: { cust
   const reserved: ReservedChild = { name, lease, paths: vmPaths(deps.home.vms, name), spec: decodeVmSpec(row.spec_json) };
   const actor = await actorFor('fork');
   await transition(deps.db, 'vms', name, 'registered', 'forking', actor);
-  return forkChild(deps, template, reserved, actor, { registered: true, ...(options.customize ? { customize: options.customize } : {}) });
+  return forkChild(deps, template, reserved, actor, { registered: true, ...(options.customize ? { customize: options.customize } : {}), ...(options.signal ? { signal: options.signal } : {}) });
 }

@@ -155,7 +155,7 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
     if (active >= target || (spec.stopOnError && out.failed.length) || ctx.signal.aborted) break;
     await ctx.child(vm.name, { state: 'forking', percent: 10 });
     try {
-      track(await parts.forkRegistered(deps, vm.name, customize ? { customize } : {}));
+      track(await parts.forkRegistered(deps, vm.name, { ...(customize ? { customize } : {}), signal: ctx.signal }));
       active += 1;
     } catch (err) {
       track({ name: vm.name, error: err as VmforkError });

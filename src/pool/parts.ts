@@ -22,7 +22,7 @@ export interface PoolParts {
   ensureReplicaTemplate(deps: VmDeps, replica: ReplicaRow, spec: ReplicaSpec, report: StepReporter): Promise<{ row: { name: string } }>;
   forkChildren(deps: VmDeps, options: PoolForkOptions): Promise<Pick<ForkBatchResult, 'registered' | 'skipped'>>;
   /** Forks a pre-registered child; of two racing for one child, the loser gets VMFORK_VM_STATE having touched nothing. */
-  forkRegistered(deps: VmDeps, name: string, options: { customize?: ChildCustomizer }): Promise<PoolForked>;
+  forkRegistered(deps: VmDeps, name: string, options: { customize?: ChildCustomizer; signal?: AbortSignal }): Promise<PoolForked>;
   destroyVm(deps: VmDeps, name: string): Promise<unknown>;
   /** Boots a powered-off VM from its own disks; a child gets its addresses again, as at fork. */
   bootStopped(deps: VmDeps, vm: VmRow): Promise<void>;

@@ -9,8 +9,11 @@ import { REAL_PARTS, type PoolParts } from './parts.js';
 export interface PowerResult {
   vm: string;
   state: string;
-  /** `forked` (a registered child), `booted` (a powered-off persistent child, from its own disks), `stopped`, `refreshed`, `unchanged`. */
-  action: 'forked' | 'booted' | 'stopped' | 'refreshed' | 'unchanged';
+  /**
+   * `forked` (a registered child), `booted` (a powered-off persistent child, from its own disks), `claimed` (a running
+   * spare handed out as it is), `stopped`, `refreshed`, `unchanged`.
+   */
+  action: 'forked' | 'booted' | 'claimed' | 'stopped' | 'refreshed' | 'unchanged';
 }
 
 /**
@@ -20,7 +23,12 @@ export interface PowerResult {
  */
 export async function powerOn(deps: VmDeps, name: string, parts: PoolParts = REAL_PARTS): Promise<PowerResult> {
   const vm = await requireVm(deps.db, name);
-  if (vm.state === 'running') return { vm: name, state: vm.state, action: 'unchanged' };
+  if (vm.state === 'running') {
+    // a running spare is the pool's fastest answer: it is handed out as it is, and the pool forks another spare
+    if (!vm.pool_name || vm.claimed_at !== null) return { vm: name, state: vm.state, action: 'unchanged' };
+    await setVmClaimed(deps.db, name, true);
+    return { vm: name, state: vm.state, action: 'claimed' };
+  }
   const spec = vm.pool_name ? poolSpecOf(await requirePool(deps.db, vm.pool_name)) : undefined;
   if (vm.state === 'registered') {
     const customize = spec ? poolCustomizer(spec) : undefined;

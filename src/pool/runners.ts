@@ -67,7 +67,7 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
       const r = await powerOn(deps, ctx.target, parts);
       await ctx.child(ctx.target, { state: r.state, percent: 100 });
       // an on-demand pool tops its spares up after a child was taken
-      const more = r.action === 'forked' ? await followUp(ctx.target, ctx, `spares after ${ctx.target} was powered on`) : {};
+      const more = r.action === 'forked' || r.action === 'claimed' ? await followUp(ctx.target, ctx, `spares after ${ctx.target} was powered on`) : {};
       return { ...r, ...more };
     },
     'vm-power-off': async (ctx) => {

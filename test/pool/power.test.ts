@@ -31,6 +31,19 @@ test('power-on of a registered child forks and claims it; a follow-up converge k
   assert.deepEqual(parts.overlaps, []);
 }));
 
+test('power-on of a running spare hands it out as it is (claimed) and the follow-up converge forks the next spare', withPool(async ({ deps, parts, service, ended }) => {
+  assert.equal((await ended((await service.createPool(deskSpec({ provisioning: 'on-demand', size: { max: 4, min: 0, spares: 1 } }))).taskId)).state, 'succeeded');
+  assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:registered', 'desk-3:registered', 'desk-4:registered']);
+  const on = await ended((await service.powerOn('desk-1')).taskId);
+  assert.equal(on.result?.action, 'claimed');
+  assert.notEqual((await getVm(deps.db, 'desk-1'))?.claimed_at, null, 'claimed');
+  assert.equal((await ended(on.result?.followUp as string)).state, 'succeeded');
+  assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:running', 'desk-3:registered', 'desk-4:registered'], 'desk-2 forked as the new spare');
+  const again = await ended((await service.powerOn('desk-1')).taskId);
+  assert.equal(again.result?.action, 'unchanged', 'a claimed child powered on again is left as it is');
+  assert.deepEqual(parts.overlaps, []);
+}));
+
 test('a persistent child powered off keeps its disks and is unclaimed; powered on it boots from them and is claimed', withPool(async ({ deps, parts, service, ended }) => {
   assert.equal((await ended((await service.createPool(deskSpec({ persistent: true, disks: { disposable: '64M', userData: '64M' }, size: { max: 2 } }))).taskId)).state, 'succeeded');
   const off = await ended((await service.powerOff('desk-1')).taskId);
