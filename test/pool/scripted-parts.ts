@@ -226,13 +226,19 @@ export interface PoolFixture {
   othersHadTheirTurn(): Promise<void>;
 }
 
-export function withPool(fn: (f: PoolFixture) => Promise<void>): () => Promise<void> {
+/** How a fixture differs from the default: other scripted parts, a real log file in the data dir's logs/. */
+export interface PoolFixtureOptions {
+  parts?: ScriptedParts;
+  logToFile?: boolean;
+}
+
+export function withPool(fn: (f: PoolFixture) => Promise<void>, options: PoolFixtureOptions = {}): () => Promise<void> {
   return async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vmfork-pool-'));
     const home = homeLayout(dir, {});
     const db = await openStore(home.db);
-    const deps: VmDeps = { db, home, log: createLogger(undefined) };
-    const parts = new ScriptedParts();
+    const deps: VmDeps = { db, home, log: createLogger(options.logToFile ? home.logs : undefined) };
+    const parts = options.parts ?? new ScriptedParts();
     try {
       await registerLocalHost(deps);
       const now = new Date().toISOString();
