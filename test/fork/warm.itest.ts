@@ -2,17 +2,18 @@
  * Warm processes (QEMUs waiting at -incoming defer for a template) in real QEMU under TCG, driven through the
  * bundled `vmfork` binary (dist/cli/main.js, what package.json ships): they show in `vm list` as `warm`; a fork
  * takes one and the pool refills in the background; a child forked from one is as unique as any other (verify);
- * a warm process killed, or a fork killed mid-configuration, leaves nothing behind; `template rm` removes the warm
+ * a warm process killed, or a fork killed while it holds one, leaves nothing behind; `template rm` removes the warm
  * processes of a template without children. The last test also forks the script-path template (image without
  * vmfork-guest) from a warm process, then removes that template (the files after this one make it again).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execInNetns } from '../../src/network/index.js';
-import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
+import { waitForExit } from '../../src/host/index.js';
+import { currentProcess, getVm, listLeases, type ProcessRow, type VmRow } from '../../src/store/index.js';
+import { vmPathsIn } from '../../src/vm/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
 import { forkTracked, qemuProcessesMatching, REPO_ROOT, sharedScriptRung, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
 import { run, waitUntil, type RunResult } from '../../src/util/index.js';
@@ -54,6 +55,18 @@ async function warmCount(template: string, n: number, timeoutMs = 180_000): Prom
     return view.warm === n ? view : undefined;
   };
   return waitUntil(show, { deadlineMs: timeoutMs, everyMs: 500, what: `${n} warm processes of ${template}` });
+}
+
+/**
+ * Whether a client is connected, or connecting (its server stopped: queued, not yet accepted), to the unix socket
+ * at `path` (/proc/net/unix fields: … St Inode Path; 01 is listening). The server's end of a connection belongs to
+ * the client's network namespace (vmfork's, this one), the listener to QEMU's: both are read.
+ */
+function hasClient(qemuPid: number, path: string): boolean {
+  return [`/proc/self/net/unix`, `/proc/${qemuPid}/net/unix`]
+    .flatMap((table) => readFileSync(table, 'utf8').split('\n'))
+    .map((line) => line.trim().split(/\s+/))
+    .some((f) => f[7] === path && (f[5] === '02' || f[5] === '03'));
 }
 
 /** Nothing of `name` is left: no QEMU naming its directory, no lease, no tap, no directory, no record. */
@@ -122,7 +135,7 @@ vmTest('a warm process whose QEMU is killed is failed, and the refill removes it
   assert.ok(proc && lease);
   const netns = JSON.parse((await vmfork(['network', 'show', lease.network_name, '--json'])).stdout) as { netns: string };
   process.kill(proc.pid, 'SIGKILL');
-  await sleep(200);
+  assert.ok(await waitForExit(proc.pid, proc.start_time, 60_000), `warm QEMU ${proc.pid} exited`);
   const list = await json<VmRowView[]>(['vm', 'list']);
   assert.equal(list.find((v) => v.name === victim)?.state, 'failed', 'reconciled: its QEMU is gone');
   const refill = await json<{ removed: string[]; launched: string[]; warm: string[] }>(['template', 'warm', fx.template]);
@@ -132,27 +145,44 @@ vmTest('a warm process whose QEMU is killed is failed, and the refill removes it
   await assertGone(victim, join(fx.th.home.vms, victim), lease.tap, netns.netns);
 });
 
-vmTest('kill -9 of a fork that took a warm process, mid-configuration: the next command rolls the child back whole', tracker, async () => {
-  await warmCount(fx.template, 2);
-  const cli = spawn(process.execPath, [BUNDLED, '--home', fx.th.root, 'fork', fx.template, '--count', '1', '--name', 'midcfg-{n}'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => cli.once('exit', resolve));
-  const deadline = Date.now() + 60_000;
-  let row = await getVm(fx.th.db, 'midcfg-1');
-  while (row?.state !== 'forking' && Date.now() < deadline) {
-    await sleep(10);
-    row = await getVm(fx.th.db, 'midcfg-1');
+vmTest('kill -9 of a fork that took a warm process, caught inside the fork: the next command rolls the child back whole', tracker, async () => {
+  const view = await warmCount(fx.template, 2);
+  // every warm QEMU stopped (SIGSTOP) before the fork starts: the fork takes one, connects its channels and then
+  // waits on it, so it is provably inside the fork (the child's QEMU up and owned, nothing of it finished) when the
+  // kill lands — no clock window to aim for
+  const warm = await Promise.all(view.warmNames.map((n) => currentProcess(fx.th.db, n)));
+  const pids = warm.map((p) => p?.pid).filter((pid): pid is number => pid !== undefined);
+  assert.equal(pids.length, 2, 'both warm QEMUs recorded');
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  let cliPid: number | undefined;
+  let caught: { row: VmRow; proc: ProcessRow } | undefined;
+  try {
+    const cli = spawn(process.execPath, [BUNDLED, '--home', fx.th.root, 'fork', fx.template, '--count', '1', '--name', 'midcfg-{n}'], { stdio: 'ignore' });
+    cliPid = cli.pid;
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => cli.once('exit', (_code, signal) => resolve(signal)));
+    caught = await waitUntil(
+      async () => {
+        if (cli.exitCode !== null) throw new Error(`the fork ended by itself (code ${cli.exitCode}) before it was caught inside`);
+        const row = await getVm(fx.th.db, 'midcfg-1');
+        const proc = await currentProcess(fx.th.db, 'midcfg-1');
+        if (row?.state !== 'forking' || !proc) return undefined;
+        // vmfork-guest's channel (connected before cont) and then QMP (for the resume): it now waits for QEMU
+        return hasClient(proc.pid, vmPathsIn(row.dir).guest) && hasClient(proc.pid, proc.qmp_path) ? { row, proc } : undefined;
+      },
+      { deadlineMs: 120_000, everyMs: 20, what: 'the fork to take a warm process (renamed, forking) and connect its channels' },
+    );
+    assert.ok(pids.includes(caught.proc.pid), 'the child IS one of the warm processes');
+    cli.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL', 'the fork was killed, it did not end by itself');
+  } finally {
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
   }
-  assert.equal(row?.state, 'forking', 'the child took a warm process (renamed, forking)');
-  const proc = await currentProcess(fx.th.db, 'midcfg-1');
-  const lease = (await listLeases(fx.th.db)).find((l) => l.vm_name === 'midcfg-1');
-  assert.ok(proc && lease);
-  // resume from a warm process takes ~30 ms and HELLO ~80 ms more: this lands in or around the CONFIG
-  await sleep(150);
-  cli.kill('SIGKILL');
-  await exited;
   tracker().track('midcfg-1');
+  const { row, proc } = caught;
+  const lease = (await listLeases(fx.th.db)).find((l) => l.vm_name === 'midcfg-1');
+  assert.ok(lease);
   const listed = await vmfork(['vm', 'list', '--json']);
-  assert.match(listed.stderr, new RegExp(`^vmfork: healed VM midcfg-1 \\(forking; vmfork pid ${cli.pid} died\\): rolled back: QEMU ${proc.pid} stopped; ${lease.ip.replaceAll('.', '\\.')} on default \\(tap ${lease.tap}\\) released; files and record removed$`, 'm'));
+  assert.match(listed.stderr, new RegExp(`^vmfork: healed VM midcfg-1 \\(forking; vmfork pid ${cliPid} died\\): rolled back: QEMU ${proc.pid} stopped; ${lease.ip.replaceAll('.', '\\.')} on default \\(tap ${lease.tap}\\) released; files and record removed$`, 'm'));
   const netns = JSON.parse((await vmfork(['network', 'show', lease.network_name, '--json'])).stdout) as { netns: string };
   await assertGone('midcfg-1', row.dir, lease.tap, netns.netns);
 });
