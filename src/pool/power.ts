@@ -1,4 +1,5 @@
 import { VmforkError } from '../errors.js';
+import type { ChildProgressState } from '../state/index.js';
 import { requirePool, requireVm, setVmClaimed } from '../store/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { poolCustomizer } from '../customize/index.js';
@@ -8,7 +9,8 @@ import { REAL_PARTS, type PoolParts } from './parts.js';
 /** What a power operation did, for its task's result. */
 export interface PowerResult {
   vm: string;
-  state: string;
+  /** What the child is now, as its task's per-child progress says it. */
+  state: ChildProgressState;
   /**
    * `forked` (a registered child), `booted` (a powered-off persistent child, from its own disks), `claimed` (a running
    * spare handed out as it is), `stopped`, `refreshed`, `unchanged`.
@@ -57,7 +59,7 @@ export async function powerOff(deps: VmDeps, name: string, parts: PoolParts = RE
     return { vm: name, state: 'destroyed', action: 'refreshed' };
   }
   if (vm.state === 'stopped' || vm.state === 'registered') return { vm: name, state: vm.state, action: 'unchanged' };
-  const row = await parts.stopVm(deps, name);
+  await parts.stopVm(deps, name);
   if (vm.pool_name) await setVmClaimed(deps.db, name, false);
-  return { vm: name, state: row.state, action: 'stopped' };
+  return { vm: name, state: 'stopped', action: 'stopped' };
 }

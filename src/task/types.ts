@@ -1,3 +1,4 @@
+import type { ChildProgressState } from '../state/index.js';
 import type { Db } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 
@@ -22,7 +23,7 @@ export interface TaskRequest {
 
 /** One child's progress within a task. */
 export interface ChildProgress {
-  state: string;
+  state: ChildProgressState;
   /** 0–100. */
   percent: number;
   error?: string;
@@ -44,7 +45,7 @@ export interface TaskContext {
   /** Enters a step (`phase 1`, `replica`, `children`) and sets the task's overall percent (0–100). */
   step(name: string, percent?: number): Promise<void>;
   /** Sets one child's progress (per-child progress bars read it). */
-  child(name: string, progress: { state: string; percent?: number; error?: string }): Promise<void>;
+  child(name: string, progress: { state: ChildProgressState; percent?: number; error?: string }): Promise<void>;
   /** Appends an event (never a secret: fields named like password/secret/token are redacted anyway). */
   event(kind: string, message: string, data?: Record<string, unknown>): Promise<void>;
 }

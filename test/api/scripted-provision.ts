@@ -1,3 +1,4 @@
+import type { ChildProgressState } from '../../src/state/index.js';
 import { VmforkError } from '../../src/errors.js';
 import type { ProvisionService } from '../../src/api/index.js';
 import { parsePoolSpec, poolChildNames, type PoolDetail, type PoolSpec } from '../../src/pool/index.js';
@@ -17,7 +18,7 @@ export class ScriptedProvision implements ProvisionService {
   readonly runners: TaskRunners;
 
   constructor(private deps: TaskDeps) {
-    const children = async (ctx: TaskContext, names: string[], state: string): Promise<Record<string, unknown>> => {
+    const children = async (ctx: TaskContext, names: string[], state: ChildProgressState): Promise<Record<string, unknown>> => {
       await ctx.step('children', 50);
       if (this.hold) await this.hold;
       for (const name of names) await ctx.child(name, { state, percent: 100 });

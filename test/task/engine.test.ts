@@ -22,7 +22,7 @@ test('startTask answers at once; the runner reports steps, children and events; 
       await ctx.step('phase 1', 10);
       await Promise.all([ctx.child('desk-1', { state: 'forking', percent: 50 }), ctx.child('desk-2', { state: 'forking' })]);
       await release.wait;
-      await ctx.child('desk-1', { state: 'ready', percent: 100 });
+      await ctx.child('desk-1', { state: 'running', percent: 100 });
       await ctx.event('info', 'replica reused', { replica: 'r1' });
       return { children: 2 };
     });
@@ -33,7 +33,7 @@ test('startTask answers at once; the runner reports steps, children and events; 
     assert.equal(done.state, 'succeeded');
     assert.equal(done.percent, 100);
     assert.equal(done.step, 'phase 1');
-    assert.deepEqual(done.children, { 'desk-1': { state: 'ready', percent: 100 }, 'desk-2': { state: 'forking', percent: 0 } });
+    assert.deepEqual(done.children, { 'desk-1': { state: 'running', percent: 100 }, 'desk-2': { state: 'forking', percent: 0 } });
     assert.deepEqual(done.result, { children: 2 });
     assert.deepEqual(done.input, { pool: 'desk' });
     assert.equal(done.owner, null);
@@ -43,7 +43,7 @@ test('startTask answers at once; the runner reports steps, children and events; 
     assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1));
     assert.deepEqual(
       events.map((e) => `${e.kind}:${e.message}`),
-      ['state:queued', 'state:running', 'step:phase 1', 'child:desk-1: forking', 'child:desk-2: forking', 'child:desk-1: ready', 'info:replica reused', 'state:succeeded'],
+      ['state:queued', 'state:running', 'step:phase 1', 'child:desk-1: forking', 'child:desk-2: forking', 'child:desk-1: running', 'info:replica reused', 'state:succeeded'],
     );
     assert.deepEqual((await listTaskViews(deps, { target: 'desk' })).map((t) => t.id), [id]);
   }));
@@ -119,7 +119,7 @@ test('secrets never reach the task record or its events in clear', () =>
 
 function leftRow(id: string, kind: string, state: 'queued' | 'running' | 'cancelling') {
   const now = new Date().toISOString();
-  return { id, kind, target: 'desk', state, step: 'children', percent: 40, progress_json: '{"desk-1":{"state":"ready","percent":100}}', input_json: '{"pool":"desk"}', result_json: null, last_error: null, host_id: LOCAL_HOST_ID, created_at: now, updated_at: now };
+  return { id, kind, target: 'desk', state, step: 'children', percent: 40, progress_json: '{"desk-1":{"state":"running","percent":100}}', input_json: '{"pool":"desk"}', result_json: null, last_error: null, host_id: LOCAL_HOST_ID, created_at: now, updated_at: now };
 }
 
 test('recoverTasks: a dead server\'s tasks are resumed by their kind\'s runner exactly once; unknown kinds fail; live owners are left alone', () =>
@@ -134,7 +134,7 @@ test('recoverTasks: a dead server\'s tasks are resumed by their kind\'s runner e
     const runners = {
       'pool-create': async (ctx: TaskContext) => {
         calls.push({ id: ctx.id, resume: ctx.resume, input: ctx.input, aborted: ctx.signal.aborted });
-        await ctx.child('desk-2', { state: 'ready', percent: 100 });
+        await ctx.child('desk-2', { state: 'running', percent: 100 });
         ctx.signal.throwIfAborted();
         return { resumed: true };
       },
@@ -145,7 +145,7 @@ test('recoverTasks: a dead server\'s tasks are resumed by their kind\'s runner e
     assert.deepEqual(recovered.map((r) => `${r.id}:${r.action}:${r.deadOwnerPid === dead.owner.pid}`), ['t-cancel:resumed:true', 't-odd:failed:true', 't-queued:resumed:true', 't-run:resumed:true']);
     const run = await waitForTask(deps, 't-run');
     assert.equal(run.state, 'succeeded');
-    assert.deepEqual(run.children, { 'desk-1': { state: 'ready', percent: 100 }, 'desk-2': { state: 'ready', percent: 100 } });
+    assert.deepEqual(run.children, { 'desk-1': { state: 'running', percent: 100 }, 'desk-2': { state: 'running', percent: 100 } });
     assert.equal((await waitForTask(deps, 't-queued')).state, 'succeeded');
     assert.equal((await waitForTask(deps, 't-cancel')).state, 'cancelled');
     const odd = await waitForTask(deps, 't-odd');
