@@ -33,8 +33,8 @@ export interface AgentIdentity {
 /**
  * Past this offset after CONFIG, the clock is corrected by sending it again. CONFIG's stamp ages while the guest
  * reads it: 40-160 ms in a fresh child under TCG (measured), well over a second when 20 children share 2 cores;
- * under KVM about a millisecond. The script path's threshold (100 ms) would resend routinely under TCG, and a
- * resend waits for the first CONFIG's service kicks (~0.2-0.8 s).
+ * under KVM about a millisecond. A lower threshold would resend routinely under TCG, and a resend waits for the
+ * first CONFIG's service kicks (~0.2-0.8 s). The script path corrects past the same 250 ms (CLOCK_CORRECT_MS).
  */
 export const AGENT_CLOCK_CORRECT_MS = 250;
 

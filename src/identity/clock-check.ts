@@ -13,9 +13,11 @@ export const CLOCK_CALL_TIMEOUT_MS = 15_000;
 
 /**
  * Past this provable offset after the script set the clock, it is set again with guest-set-time: precise, but
- * ~1 s under TCG because qemu-ga then runs `hwclock -w`. The script's setting is normally good to tens of ms.
+ * ~1 s under TCG because qemu-ga then runs `hwclock -w`, 1-5 s on a loaded host. What the script's setting leaves
+ * is the exec request's transit: tens of ms on an idle host, 100-300 ms measured with both cores busy (the
+ * identity integration test under load). The agent path resends CONFIG past the same 250 ms.
  */
-export const CLOCK_CORRECT_MS = 100;
+export const CLOCK_CORRECT_MS = 250;
 
 /** A probe this tight is good enough: no further probe is sent. */
 const TIGHT_MS = 25;

@@ -117,6 +117,13 @@ test('a clock provably off after the script is set once more with guest-set-time
   assert.match(report.steps[0]?.detail ?? '', /corrected with guest-set-time; offset -?\d+ ms ±\d+/);
 });
 
+test('a clock left within 250 ms (the exec request\'s transit on a loaded host) is not set again: guest-set-time costs seconds', async () => {
+  const agent = new ScriptedAgent((now) => sampleFacts(NORMALIZED, now), { staleMs: -300_000, residualMs: -200 });
+  const report = await applyIdentity(agent, IDENTITY);
+  assert.ok(!agent.calls.includes('guest-set-time'), JSON.stringify(agent.calls));
+  assertOffset(report.guest, -200);
+});
+
 test('failed steps are all collected, then VMFORK_IDENTITY_FAILED names them and carries the report', async () => {
   const agent = new ScriptedAgent((now) => ({
     ...sampleFacts(NORMALIZED, now),
