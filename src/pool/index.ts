@@ -3,8 +3,8 @@
  * template, children forked or registered), power operations on its children, capacity checks, and the service
  * the API drives, every operation a task in the pool's queue.
  */
-export { invalidSpec, parsePoolSpec, parsePoolSpecText, poolChildNames, zodProblems, type PoolSpec, type SpecProblem } from './spec.js';
+export { invalidSpec, parsePoolSpec, zodProblems, type PoolSpec, type SpecProblem } from './spec.js';
 export { labelSchema, PoolSpecInputSchema } from './spec-schema.js';
 export { PoolDetailSchema, PoolSummarySchema, ResizeRequestSchema, type PoolDetail, type PoolSummary, type ResizeRequest } from './views.js';
-export { convergePool, type ConvergeResult } from './converge.js';
-export { createProvisionService, POOL_TASKS } from './service.js';
+export type { ConvergeResult } from './converge.js';
+export { createProvisionService } from './service.js';

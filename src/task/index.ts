@@ -2,9 +2,9 @@
  * Tasks: long operations run in the background with progress, events, cancel and recovery after a crash, in
  * per-pool queues (docs/tasks.md). The engine knows nothing of pools: runners are registered by kind.
  */
-export { cancelTask, drainTasks, enqueueTask, recordTaskEvent, startTask, type Enqueued } from './engine.js';
-export { POOL_LOCK, vmLock } from './queue.js';
-export { followTask, getTaskView, listTaskViews, waitForTask, type FollowOptions } from './follow.js';
+export { cancelTask, drainTasks, enqueueTask, startTask, type Enqueued } from './engine.js';
+export { vmLock } from './queue.js';
+export { followTask, getTaskView, listTaskViews, waitForTask } from './follow.js';
 export { recoverTasks, type RecoveredTask } from './recovery.js';
-export type { ChildProgress, TaskContext, TaskDeps, TaskRequest, TaskRunner, TaskRunners } from './types.js';
+export type { TaskContext, TaskDeps, TaskRunners } from './types.js';
 export { TaskAcceptedSchema, TaskEventSchema, TaskViewSchema, type TaskAccepted, type TaskEvent, type TaskView } from './views.js';

@@ -1,7 +1,8 @@
 import type { ChildProgressState } from '../../src/state/index.js';
 import { VmforkError } from '../../src/errors.js';
 import type { ProvisionService } from '../../src/api/index.js';
-import { parsePoolSpec, poolChildNames, type PoolDetail, type PoolSpec } from '../../src/pool/index.js';
+import { parsePoolSpec, type PoolDetail, type PoolSpec } from '../../src/pool/index.js';
+import { poolChildNames } from '../../src/pool/spec.js';
 import { checkPoolRefs } from '../../src/pool/refs.js';
 import { startTask, type TaskContext, type TaskDeps, type TaskRunners } from '../../src/task/index.js';
 

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getVm, listLeases } from '../../src/store/index.js';
-import { getTaskView, startTask, type TaskRunner } from '../../src/task/index.js';
+import { getTaskView, startTask } from '../../src/task/index.js';
+import type { TaskRunner } from '../../src/task/types.js';
 import { waitUntil } from '../../src/util/index.js';
 import { children, deskSpec, WAIT_MS, withPool } from './scripted-parts.js';
 

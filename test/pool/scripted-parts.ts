@@ -10,7 +10,8 @@ import { actorFor, registerLocalHost } from '../../src/host/index.js';
 import { allocateLeaseIn, DEFAULT_NETWORK, releaseLease } from '../../src/network/index.js';
 import type { PoolForked, PoolForkOptions, PoolParts } from '../../src/pool/parts.js';
 import { createProvisionService } from '../../src/pool/index.js';
-import { phase1Digest, replicaTemplateName, type ReplicaSpec, type StepReporter } from '../../src/replica/index.js';
+import { phase1Digest, type ReplicaSpec, type StepReporter } from '../../src/replica/index.js';
+import { replicaTemplateName } from '../../src/replica/spec.js';
 import type { Actor } from '../../src/state/index.js';
 import {
   deleteReplicaRow, deleteVm, findReplica, getTemplate, getVm, insertImage, insertNetwork, insertReplica, insertTemplate, insertVm, listLeases,

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import { withTaskDeps } from '../helpers/task-deps.js';
 import assert from 'node:assert/strict';
-import { cancelTask, enqueueTask, getTaskView, vmLock, waitForTask, type TaskContext, type TaskRunner } from '../../src/task/index.js';
+import { cancelTask, enqueueTask, getTaskView, vmLock, waitForTask, type TaskContext } from '../../src/task/index.js';
+import type { TaskRunner } from '../../src/task/types.js';
 import { waitUntil } from '../../src/util/index.js';
 
 const withDeps = withTaskDeps;
