@@ -3,12 +3,11 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ForkBatchOptions } from '../../src/fork/index.js';
 import { availableMemoryMiB } from '../../src/host/index.js';
 import { execInNetns } from '../../src/network/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
-import { sha256File } from '../../src/util/index.js';
+import { sha256File, waitUntil } from '../../src/util/index.js';
 import { CLI, forkTracked, guestShell, qemuProcessesMatching, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
 
 // one tracker per file: each test destroys its own children at its end (tracker.teardown), so none depends on another
@@ -102,19 +101,10 @@ vmTest('bad input is refused before anything is created', tracker, async () => {
 vmTest('QEMU dying mid-fork rolls back that child alone: overlay, tap, address, record', tracker, async () => {
   const leasesBefore = (await listLeases(fx.th.db)).length;
   const forking = forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern: 'doomed-{n}' });
-  // kill the child's QEMU as soon as it is recorded: it is then loading state or running the identity exec
-  const deadline = Date.now() + 60_000;
-  let killed = false;
-  while (!killed && Date.now() < deadline) {
-    const proc = await currentProcess(fx.th.db, 'doomed-1');
-    if (proc) {
-      process.kill(proc.pid, 'SIGKILL');
-      killed = true;
-    } else {
-      await sleep(5);
-    }
-  }
-  assert.ok(killed, 'the child QEMU was seen and killed');
+  // kill the child's QEMU as soon as it is recorded: it is then loading state or running the identity exec (the
+  // fork cannot end without it, so the kill lands inside the fork)
+  const proc = await waitUntil(() => currentProcess(fx.th.db, 'doomed-1'), { deadlineMs: 120_000, everyMs: 5, what: 'the child QEMU of doomed-1 to be recorded' });
+  process.kill(proc.pid, 'SIGKILL');
   const result = await forking;
   assert.deepEqual(result.children, []);
   assert.equal(result.failed.length, 1);
@@ -146,15 +136,19 @@ vmTest('two `vmfork fork T --count 2` started together in one data dir end with 
 
 vmTest('kill -9 of `vmfork fork` in flight: the next command rolls the child back and says so', tracker, async () => {
   const cli = spawn(process.execPath, [CLI, 'fork', fx.template, '--count', '1', '--name', 'orphan-{n}'], { env: { ...process.env, VMFORK_HOME: fx.th.root }, stdio: 'ignore' });
-  const exited = new Promise((resolve) => cli.once('exit', resolve));
-  // kill the fork while its child is forking: QEMU runs (detached) with the template's identity, the row says forking
-  const deadline = Date.now() + 60_000;
-  let proc: Awaited<ReturnType<typeof currentProcess>>;
-  while (!(proc = await currentProcess(fx.th.db, 'orphan-1')) && Date.now() < deadline) await sleep(20);
-  assert.ok(proc, 'the child QEMU was recorded');
-  assert.equal((await getVm(fx.th.db, 'orphan-1'))?.state, 'forking');
-  cli.kill('SIGKILL');
-  await exited;
+  const exited = new Promise((resolve) => cli.once('exit', (_code, signal) => resolve(signal)));
+  // kill the fork while its child is forking: QEMU runs (detached) with the template's identity, the row says forking.
+  // The child's QEMU is stopped (SIGSTOP) once recorded, so the fork cannot finish before the kill lands
+  const proc = await waitUntil(() => currentProcess(fx.th.db, 'orphan-1'), { deadlineMs: 120_000, everyMs: 20, what: 'the child QEMU of orphan-1 to be recorded' });
+  process.kill(proc.pid, 'SIGSTOP');
+  try {
+    assert.equal((await getVm(fx.th.db, 'orphan-1'))?.state, 'forking');
+    assert.equal(cli.exitCode, null, 'the fork is still in flight');
+    cli.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL', 'the fork was killed, it did not end by itself');
+  } finally {
+    process.kill(proc.pid, 'SIGCONT');
+  }
   tracker().track('orphan-1');
   const list = await fx.th.cli(['vm', 'list', '--json']);
   assert.match(list.stderr, new RegExp(`^vmfork: healed VM orphan-1 \\(forking; vmfork pid ${cli.pid} died\\): rolled back: QEMU ${proc.pid} stopped; 10\\.\\d+\\.\\d+\\.\\d+ on default \\(tap vt\\d+\\) released; files and record removed$`, 'm'));
@@ -195,9 +189,8 @@ vmTest('a template create killed mid-boot is rolled back by the next command: pa
     stdio: 'ignore',
   });
   const exited = new Promise((resolve) => cli.once('exit', resolve));
-  const deadline = Date.now() + 60_000;
-  while (!(await currentProcess(fx.th.db, 'crashy')) && Date.now() < deadline) await sleep(50);
-  assert.ok(await currentProcess(fx.th.db, 'crashy'), 'the parent QEMU was recorded before the kill');
+  // the parent QEMU recorded: the create is booting it (minutes under TCG), far from done when the kill lands
+  await waitUntil(() => currentProcess(fx.th.db, 'crashy'), { deadlineMs: 120_000, everyMs: 50, what: 'the parent QEMU of crashy to be recorded' });
   cli.kill('SIGKILL');
   await exited;
   const list = await fx.th.cli(['template', 'list', '--json']);
