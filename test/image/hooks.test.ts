@@ -12,9 +12,9 @@ import { withTempDir } from '../helpers/temp-dir.js';
 
 const FIXTURE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures', 'hooks');
 
-test('the repo\'s test hooks: common scripts that ask for one reboot, fail or hang, a per-child one that records its input', async () => {
+test('the repo\'s test hooks: common scripts that ask for one reboot, fail or hang, per-child ones that record their input or fail under set -x', async () => {
   const r = await hooksRecipe(FIXTURE);
-  assert.deepEqual(r.files, ['common/10-reboot-once.sh', 'common/90-fail.sh', 'common/91-hang.sh', 'per-child/10-record.sh']);
+  assert.deepEqual(r.files, ['common/10-reboot-once.sh', 'common/90-fail.sh', 'common/91-hang.sh', 'per-child/10-record.sh', 'per-child/90-fail-xtrace.sh']);
   assert.match(r.digest, /^[0-9a-f]{64}$/);
 });
 
