@@ -2,6 +2,7 @@ import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { readStartTime, waitForExit } from '../../src/host/index.js';
 import { createTestHome, ensureImage, qemuProcessesMatching, teardownHome, vmTest, VmTracker, type TestHome } from '../fixtures/ladder.js';
 import { useLeakCheck } from '../fixtures/leak-check.js';
 
@@ -74,8 +75,10 @@ vmTest('a QEMU killed behind vmfork\'s back is noticed and cleaned up', () => tr
   const name = tracker.track('killed1');
   await th.cli(['vm', 'boot', '--image', 'default', '--name', name, '--json']);
   const show = json<{ process: { pid: number } }>((await th.cli(['vm', 'show', name, '--json'])).stdout);
+  const startTime = await readStartTime(show.process.pid);
+  assert.ok(startTime !== undefined, 'its QEMU runs');
   process.kill(show.process.pid, 'SIGKILL');
-  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(await waitForExit(show.process.pid, startTime, 60_000), 'its QEMU is gone'); // the event, not 300 ms
   const after = json<{ state: string; lastError: string | null }>((await th.cli(['vm', 'show', name, '--json'])).stdout);
   assert.equal(after.state, 'stopped');
   const exec = await th.cli(['vm', 'exec', name, '--', 'true'], { allowFailure: true });
