@@ -1,0 +1,121 @@
+/**
+ * A pool child's life against a real `vmfork serve` and real QEMU: a persistent child powered off and on again
+ * (from its own disks), a pool shrunk, a non-persistent child refreshed at power-off by its pool's follow-up
+ * converge, and what `pool rm` and `replica rm` leave. The persistent pool stands on the pool rung's replica and
+ * template (test/fixtures/pool-rung.ts); the non-persistent one needs its own replica (persistence is part of the
+ * phase-1 spec), made cheap: no common scripts.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ownerAlive } from '../../src/host/index.js';
+import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
+import { vmTest } from '../fixtures/ladder.js';
+import { assertChildrenGone, removePoolChecked, traceChildren, usePoolRung, type TaskBody } from '../fixtures/pool-rung.js';
+
+const fx = usePoolRung();
+const tracker = () => fx.tracker;
+
+/** The disk files in a VM's directory (its overlays: system, user data, disposable). */
+async function disksOf(vm: string): Promise<string[]> {
+  return (await readdir(join(fx.th.home.vms, vm))).filter((f) => f.endsWith('.qcow2')).sort();
+}
+
+/** The QEMU a VM runs now (pid + start time), asserted. */
+async function qemuOf(vm: string): Promise<{ pid: number; startTime: number }> {
+  const proc = await currentProcess(fx.th.db, vm);
+  assert.ok(proc, `${vm} runs a QEMU`);
+  return { pid: proc.pid, startTime: proc.start_time };
+}
+
+async function poolVms(pool: string): Promise<{ name: string; state: string }[]> {
+  return (await fx.api<{ vms: { name: string; state: string }[] }>('GET', `/v1/pools/${pool}`)).body.vms;
+}
+
+vmTest('a persistent child powered off keeps its disks and boots from them with its machine-id, address and /home; a shrink destroys the children past max', tracker, async () => {
+  for (const n of ['keep-01', 'keep-02']) fx.tracker.track(n);
+  const created = await fx.succeeded(await fx.api<{ taskId: string }>('POST', '/v1/pools', fx.spec('keep', { size: { max: 2 } })));
+  assert.equal(created.result?.replicaReused, true, "the rung's replica is reused");
+  const proof = randomUUID();
+  const [machineId, bootBefore] = (await fx.guest('keep-01', `echo ${proof} > /home/proof && sync && cat /etc/machine-id /proc/sys/kernel/random/boot_id`)).split('\n');
+  const qemu = await qemuOf('keep-01');
+  const disks = await disksOf('keep-01');
+  const lease = (await listLeases(fx.th.db)).find((l) => l.vm_name === 'keep-01');
+  assert.ok(lease && disks.length >= 2, `keep-01 has a lease and its disks: ${disks.join(', ')}`);
+
+  // power-off through the CLI, as a user would: QEMU gone, the record, disks and address kept
+  const off = JSON.parse((await fx.cli(['vm', 'power-off', 'keep-01', '--json'])).stdout) as { taskId: string };
+  const offTask = await fx.waitTask(off.taskId);
+  assert.equal(offTask.state, 'succeeded', JSON.stringify(offTask.lastError));
+  assert.equal(offTask.result?.action, 'stopped');
+  assert.equal(offTask.result?.followUp, undefined, 'a persistent child is not refreshed: no converge follows');
+  assert.equal(await ownerAlive(qemu), false, "keep-01's QEMU is gone");
+  assert.equal((await getVm(fx.th.db, 'keep-01'))?.state, 'stopped');
+  assert.deepEqual(await disksOf('keep-01'), disks, 'its disks are kept');
+  assert.deepEqual((await listLeases(fx.th.db)).find((l) => l.vm_name === 'keep-01')?.ip, lease.ip, 'its address is kept');
+  assert.deepEqual(await poolVms('keep'), [{ name: 'keep-01', state: 'stopped' }, { name: 'keep-02', state: 'running' }]);
+
+  // power-on through the API: a boot from its own disks (a new boot_id), the same machine, the same /home
+  const on = await fx.succeeded(await fx.api<{ taskId: string }>('POST', '/v1/vms/keep-01/power-on'));
+  assert.equal(on.result?.action, 'booted');
+  const [machineAfter, bootAfter, proofAfter, hostname, addresses] = (
+    await fx.guest('keep-01', 'cat /etc/machine-id /proc/sys/kernel/random/boot_id /home/proof; hostname; ip -4 -o addr show dev eth0')
+  ).split('\n');
+  assert.notEqual(bootAfter, bootBefore, 'keep-01 booted (not a fork of the template)');
+  assert.equal(machineAfter, machineId, 'the same machine-id');
+  assert.equal(proofAfter, proof, 'the file in /home survived');
+  assert.equal(hostname, 'keep-01');
+  assert.match(addresses ?? '', new RegExp(`inet ${lease.ip.replace(/\./g, '\\.')}/`), `its address again: ${addresses}`);
+
+  // shrink to 1: keep-02 (past max) is destroyed, keep-01 stays
+  const trace = await traceChildren(fx, ['keep-02']);
+  const shrink = await fx.succeeded(await fx.api<{ taskId: string }>('PATCH', '/v1/pools/keep', { max: 1 }));
+  assert.deepEqual(shrink.result?.removed, ['keep-02']);
+  assert.deepEqual(shrink.result?.forked, []);
+  await assertChildrenGone(fx, trace);
+  assert.deepEqual(await poolVms('keep'), [{ name: 'keep-01', state: 'running' }]);
+  await removePoolChecked(fx, 'keep');
+});
+
+vmTest('a non-persistent child is refreshed at power-off by the pool\'s queued converge (new machine-id, its files gone); pool rm leaves nothing and the replica stays until replica rm', tracker, async () => {
+  fx.tracker.track('fresh-01');
+  const { customize } = fx.spec('x') as { customize: { perChild: unknown; machinePassword: boolean } };
+  const spec = fx.spec('fresh', { persistent: false, size: { max: 1 }, disks: { disposable: '128M', swap: '32M' }, customize: { perChild: customize.perChild, machinePassword: true } });
+  const created = await fx.succeeded(await fx.api<{ taskId: string }>('POST', '/v1/pools', spec));
+  assert.equal(created.result?.replicaReused, false, 'persistence is part of the phase-1 spec: a replica of its own');
+  const replica = String(created.result?.replica);
+  const proof = randomUUID();
+  const machineId = await fx.guest('fresh-01', `echo ${proof} > /home/proof && echo ${proof} > /root/proof && sync && cat /etc/machine-id`);
+  const qemu = await qemuOf('fresh-01');
+
+  const off = await fx.api<{ taskId: string }>('POST', '/v1/vms/fresh-01/power-off');
+  const offTask = await fx.succeeded(off);
+  assert.equal(offTask.result?.action, 'refreshed');
+  assert.equal(await ownerAlive(qemu), false, "the old fresh-01's QEMU is gone");
+  const followUp = offTask.result?.followUp;
+  assert.equal(typeof followUp, 'string', `the power-off queued a converge: ${JSON.stringify(offTask.result)}`);
+  const converge: TaskBody = await fx.waitTask(String(followUp));
+  assert.equal(converge.state, 'succeeded', JSON.stringify(converge.lastError));
+  assert.deepEqual([converge.kind, converge.queue, converge.queuedBehind], ['pool-converge', 'fresh', offTask.id], 'the converge ran in the pool\'s queue, behind the power-off');
+  assert.deepEqual(converge.result?.forked, ['fresh-01'], 'fresh-01 was forked again');
+  assert.notDeepEqual(await qemuOf('fresh-01'), qemu, 'a new QEMU');
+  const [machineAfter, gone] = (await fx.guest('fresh-01', 'cat /etc/machine-id; ls /home/proof /root/proof 2>/dev/null | wc -l')).split('\n');
+  assert.notEqual(machineAfter, machineId, 'a new machine-id');
+  assert.equal(gone, '0', 'the files written before the refresh are gone');
+  assert.deepEqual(await poolVms('fresh'), [{ name: 'fresh-01', state: 'running' }]);
+
+  // pool rm: nothing of the pool left, its replica (and the replica's template) kept until `replica rm`
+  const removal = await removePoolChecked(fx, 'fresh');
+  assert.equal(removal.replica, replica);
+  const view = (await fx.api<{ id: string; pools: string[]; template: string | null; path: string }[]>('GET', '/v1/replicas')).body.find((r) => r.id === replica);
+  assert.ok(view?.template, `replica ${replica} keeps its template`);
+  assert.deepEqual(view.pools, []);
+  const rm = JSON.parse((await fx.cli(['replica', 'rm', replica, '--json'])).stdout) as { id: string; templates: string[] };
+  assert.deepEqual(rm, { id: replica, templates: [view.template] });
+  assert.equal((await fx.api<{ id: string }[]>('GET', '/v1/replicas')).body.find((r) => r.id === replica), undefined, 'the replica is gone');
+  assert.equal(existsSync(view.path), false, "the replica's files are gone");
+  const templates = JSON.parse((await fx.th.cli(['template', 'list', '--json'])).stdout) as { name: string }[];
+  assert.ok(!templates.some((t) => t.name === view.template), `template ${view.template} is gone`);
+});
