@@ -1,21 +1,18 @@
 import { VmforkError, withContext, type ErrorCode } from '../errors.js';
 import { availableMemoryMiB, freeSpace, requireDatastore } from '../host/index.js';
 import { DEFAULT_NETWORK, freeCount, parseCidr } from '../network/index.js';
-import { VM_STATES, type VmState } from '../state/index.js';
 import { getNetwork, getPool, getReplica, getTemplate, listVms, poolVms, type Db } from '../store/index.js';
 import { formatBytes, parseSize } from '../util/index.js';
 import { childShape as poolShape } from '../replica/index.js';
 import type { PoolSpec } from './spec.js';
 import { poolChildNames } from './spec.js';
 import { checkPoolRefs } from './refs.js';
-import { targetActive } from './converge.js';
+import { ACTIVE as MADE, targetActive } from './converge.js';
 
 /** QEMU's own memory per running VM. */
 const OVERHEAD_MIB = 64;
 /** What a child's overlays are budgeted on disk when it is reserved (the fork engine's own figure). */
 export const CHILD_OVERLAY_BYTES = 64 * 1024 ** 2;
-/** Children of a pool that count as made: everything but a pre-registered name and one on its way out. */
-const MADE = new Set<VmState>(VM_STATES.filter((s) => !['registered', 'warm', 'failed', 'destroying'].includes(s)));
 
 /** What an operation on a pool adds to the host, in children. */
 export interface PoolCapacityAsk {

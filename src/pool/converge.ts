@@ -13,7 +13,7 @@ export function poolSpecOf(row: PoolRow): PoolSpec {
 }
 
 /** States of a child that counts as made (forked, or its disks kept while powered off). */
-const ACTIVE = new Set<VmRow['state']>(['creating', 'forking', 'starting', 'running', 'paused', 'stopping', 'stopped']);
+export const ACTIVE = new Set<VmRow['state']>(['creating', 'forking', 'starting', 'running', 'paused', 'stopping', 'stopped']);
 
 /**
  * How many children must be forked (the rest are pre-registered): up-front pools fork all `max`; on-demand ones

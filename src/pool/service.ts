@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
-import { getPool, insertPool, listPoolRows, listTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, type PoolRow } from '../store/index.js';
+import { getPool, insertPool, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, type PoolRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
 import type { VmState } from '../state/index.js';
 import type { VmDeps } from '../vm/index.js';
@@ -37,12 +37,6 @@ async function countsOf(deps: VmDeps, pool: string): Promise<{ counts: Record<st
   return { counts, vms };
 }
 
-/** The live tasks of a pool's queue (state from the table: another server's count too). */
-async function liveTasks(deps: VmDeps, pool: string) {
-  const rows = await listTasks(deps.db, { queue: pool, limit: 1000 });
-  return rows.filter((t) => t.state === 'queued' || t.state === 'running' || t.state === 'cancelling');
-}
-
 /**
  * The provisioning engine behind the API (it implements src/api's ProvisionService): every long operation becomes a
  * task whose runner is idempotent, so the same runner finishes it when a restarted server resumes it. `parts` is
@@ -56,7 +50,7 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
 
   /** A removal queued or running makes every other request on the pool pointless: it is refused. */
   const assertNotRemoving = async (name: string): Promise<void> => {
-    const rm = (await liveTasks(deps, name)).find((t) => t.kind === 'pool-remove');
+    const rm = (await liveQueueTasks(deps.db, name)).find((t) => t.kind === 'pool-remove');
     if (rm) throw new VmforkError('VMFORK_POOL_STATE', `pool ${name} is being removed (task ${rm.id})`, { details: { pool: name, taskId: rm.id } });
   };
 
@@ -111,7 +105,7 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
       const spec = poolSpecOf(row);
       // the new size goes through the same checks as a new spec (names enough for max, min ≤ max, …) and capacity
       await checkPoolFits(deps.db, parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } }));
-      const waiting = (await liveTasks(deps, name)).filter((t) => t.kind === 'pool-resize' && t.state === 'queued');
+      const waiting = (await liveQueueTasks(deps.db, name)).filter((t) => t.kind === 'pool-resize' && t.state === 'queued');
       for (const t of waiting) await cancelTask(deps, t.id).catch(() => undefined);
       const task = await run('pool-resize', name, name, { pool: name, max: request.max });
       await updatePool(deps.db, name, { task_id: task.taskId });
@@ -125,7 +119,7 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
      */
     async removePool(name: string): Promise<Enqueued> {
       await requirePool(deps.db, name);
-      const live = await liveTasks(deps, name);
+      const live = await liveQueueTasks(deps.db, name);
       const rm = live.find((t) => t.kind === 'pool-remove');
       if (rm) return { taskId: rm.id, state: rm.state === 'queued' ? 'queued' : 'running', queuedBehind: rm.queued_behind };
       for (const t of live) await cancelTask(deps, t.id).catch(() => undefined);
