@@ -2,6 +2,7 @@ import { getLease, getNetwork, type Db } from '../store/index.js';
 import { allocateLease, releaseLease, type Lease } from './leases.js';
 import { DEFAULT_NETWORK } from './names.js';
 import { ensureDefaultNetwork, ensureNetwork } from './networks.js';
+import { ip } from './ip.js';
 import { createTap, deleteTap, type TapOptions } from './tap.js';
 
 export interface AttachOptions extends TapOptions {
@@ -26,6 +27,17 @@ export async function ensureNetworkNamed(db: Db, network: string | undefined): P
  */
 export async function plugLease(lease: Lease, options: TapOptions = {}): Promise<void> {
   await createTap(lease, lease.tap, options);
+  await forgetNeighbour(lease, lease.ip);
+}
+
+/**
+ * An address comes back to a new VM with a new MAC, but the namespace's neighbour entry for it still names the
+ * last holder's. Linux trusts a STALE entry, waits 5 s, probes the old MAC by unicast and only then asks by
+ * broadcast: for ~8 s ping and ssh from the namespace (verify, `vmfork ssh`, readiness) reach nobody. So the entry
+ * goes when the tap is made (a crash skipped the detach) and when the VM is detached.
+ */
+async function forgetNeighbour(net: { netns: string; bridge: string }, address: string): Promise<void> {
+  await ip(['-n', net.netns, 'neigh', 'flush', 'to', address, 'dev', net.bridge], { allowFailure: true });
 }
 
 /**
@@ -53,6 +65,9 @@ export async function detachVm(db: Db, network: string, vmName: string): Promise
   const net = await getNetwork(db, network);
   if (!net) return;
   const lease = await getLease(db, network, vmName);
-  if (lease) await deleteTap(net, lease.tap);
+  if (lease) {
+    await deleteTap(net, lease.tap);
+    await forgetNeighbour(net, lease.ip);
+  }
   await releaseLease(db, network, vmName);
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
@@ -35,6 +35,18 @@ export function isLocallyAdministeredUnicast(mac: string): boolean {
  */
 export function randomLocalMac(random: (n: number) => Uint8Array = randomBytes): string {
   const b = Array.from(random(6));
+  b[0] = ((b[0] ?? 0) & 0xfc) | 0x02;
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/**
+ * The fixed, locally administered MAC of a network's bridge, derived from what names it (owner and namespace), so a
+ * rebuild after a reboot gets the same one. A bridge without an address of its own takes its lowest port's, and
+ * changes it whenever that tap goes: every guest's cached MAC of the gateway is then wrong (replies to the
+ * namespace are lost until the guest's entry expires) and the namespace flushes all its neighbours.
+ */
+export function bridgeMac(seed: string): string {
+  const b = Array.from(createHash('sha256').update(`vmfork bridge ${seed}`).digest().subarray(0, 6));
   b[0] = ((b[0] ?? 0) & 0xfc) | 0x02;
   return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmforkError } from '../errors.js';
 import { ip, ipJson, isAlreadyExists, listNamespaces } from './ip.js';
+import { bridgeMac } from './mac.js';
 import { isTapName } from './names.js';
 
 /** What the host side of one network is built from (all of it recorded in the networks table). */
@@ -18,7 +19,8 @@ export interface NamespaceReport {
   netns: string;
   present: boolean;
   loopbackUp: boolean;
-  bridge: { present: boolean; up: boolean; alias: string | undefined; addresses: string[] };
+  /** `mac` is the bridge's own address; ensureNamespace pins it (bridgeMacOf) so it never follows the taps. */
+  bridge: { present: boolean; up: boolean; alias: string | undefined; addresses: string[]; mac?: string | undefined };
   taps: { name: string; up: boolean; onBridge: boolean }[];
   /** Links vmfork never creates: a veth or a moved-in NIC would be a way out of the namespace. */
   foreignLinks: string[];
@@ -31,6 +33,7 @@ interface IpLink {
   flags?: string[];
   master?: string;
   ifalias?: string;
+  address?: string;
   linkinfo?: { info_kind?: string; info_data?: { type?: string } };
 }
 
@@ -44,6 +47,11 @@ interface IpRoute {
 
 export function ownerAlias(ownerId: string): string {
   return `vmfork:${ownerId}`;
+}
+
+/** The address a network's bridge is pinned to. */
+export function bridgeMacOf(spec: Pick<HostNetworkSpec, 'ownerId' | 'netns'>): string {
+  return bridgeMac(`${spec.ownerId}/${spec.netns}`);
 }
 
 function isOurTap(l: IpLink): boolean {
@@ -66,7 +74,7 @@ export async function inspectNamespace(netns: string, bridge: string): Promise<N
   for (const l of links) {
     const up = l.flags?.includes('UP') ?? false;
     if (l.ifname === 'lo') report.loopbackUp = up;
-    else if (l.ifname === bridge && l.linkinfo?.info_kind === 'bridge') report.bridge = { ...report.bridge, present: true, up, alias: l.ifalias };
+    else if (l.ifname === bridge && l.linkinfo?.info_kind === 'bridge') report.bridge = { ...report.bridge, present: true, up, alias: l.ifalias, mac: l.address };
     else if (isOurTap(l)) report.taps.push({ name: l.ifname, up, onBridge: l.master === bridge });
     else report.foreignLinks.push(`${l.ifname} (${l.linkinfo?.info_kind ?? 'device'})`);
   }
@@ -96,6 +104,7 @@ export function healthProblems(r: NamespaceReport, spec: HostNetworkSpec): strin
     if (!r.bridge.up) problems.push(`bridge ${spec.bridge} is down`);
     if (r.bridge.alias !== ownerAlias(spec.ownerId)) problems.push(`bridge ${spec.bridge} belongs to someone else (alias "${r.bridge.alias ?? ''}")`);
     if (!r.bridge.addresses.includes(`${spec.gateway}/${spec.prefix}`)) problems.push(`gateway ${spec.gateway}/${spec.prefix} is not on ${spec.bridge}`);
+    if (r.bridge.mac !== undefined && r.bridge.mac !== bridgeMacOf(spec)) problems.push(`bridge ${spec.bridge} has MAC ${r.bridge.mac}, not its own ${bridgeMacOf(spec)}`);
   }
   if (r.foreignLinks.length) problems.push(`foreign links: ${r.foreignLinks.join(', ')}`);
   if (r.routesOut.length) problems.push(`routes out: ${r.routesOut.join(', ')}`);
@@ -160,9 +169,13 @@ export async function ensureNamespace(spec: HostNetworkSpec): Promise<{ created:
       repaired.push('loopback');
     }
     if (!before.bridge.present) {
-      await ipIdempotent(['-n', netns, 'link', 'add', bridge, 'type', 'bridge']);
+      await ipIdempotent(['-n', netns, 'link', 'add', bridge, 'address', bridgeMacOf(spec), 'type', 'bridge']);
       await ip(['-n', netns, 'link', 'set', bridge, 'alias', ownerAlias(spec.ownerId)]);
       repaired.push('bridge');
+    } else if (before.bridge.mac !== bridgeMacOf(spec)) {
+      // a bridge made before vmfork pinned its MAC: pinning it now flushes the namespace's neighbours once
+      await ip(['-n', netns, 'link', 'set', bridge, 'address', bridgeMacOf(spec)]);
+      repaired.push('bridge address');
     }
     if (!before.bridge.addresses.includes(`${spec.gateway}/${spec.prefix}`)) {
       await ipIdempotent(['-n', netns, 'addr', 'add', `${spec.gateway}/${spec.prefix}`, 'dev', bridge]);

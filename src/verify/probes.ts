@@ -43,9 +43,12 @@ export interface PingResult {
   rttMs: number | null;
 }
 
-/** One ICMP echo from inside the namespace (`ping -c1 -W2`); no reply is a result, not an error. */
+/**
+ * An ICMP echo from inside the namespace (`ping -c1 -w4`: one per second until the first reply, for at most 4 s), so
+ * one echo lost while a TCG guest is starved of CPU is not called unreachable; no reply is a result, not an error.
+ */
 export async function pingInNetns(netns: string, address: string): Promise<PingResult> {
-  const r = await execInNetns(netns, 'ping', ['-n', '-c1', '-W2', address], { allowFailure: true, timeoutMs: 10_000 });
+  const r = await execInNetns(netns, 'ping', ['-n', '-c1', '-w4', address], { allowFailure: true, timeoutMs: 10_000 });
   const rtt = /time[=<]([\d.]+) ms/.exec(r.stdout);
   return { reachable: r.code === 0, rttMs: rtt?.[1] ? Number(rtt[1]) : null };
 }

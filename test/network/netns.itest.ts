@@ -9,7 +9,7 @@ import { attachVm, detachVm } from '../../src/network/attach.js';
 import { execInNetns, ip, ipJson, listNamespaces } from '../../src/network/ip.js';
 import { leasesFor } from '../../src/network/leases.js';
 import { createNetwork, deleteNetwork, ensureDefaultNetwork, ensureNetwork } from '../../src/network/networks.js';
-import { ensureNamespace, inspectNamespace } from '../../src/network/netns.js';
+import { bridgeMacOf, ensureNamespace, inspectNamespace } from '../../src/network/netns.js';
 import { createTap, deleteTap } from '../../src/network/tap.js';
 import { isRoot, removeNamespacesWithPrefix, uniqueNetnsPrefix } from './itest-helpers.js';
 
@@ -86,6 +86,11 @@ test('ensure: a no-op when healthy; rebuilds a namespace lost in a reboot; repai
   assert.ok((await listNamespaces()).includes(net.netns), 'recreated');
   await ip(['-n', net.netns, 'link', 'set', 'vmf-br', 'down']);
   assert.deepEqual(await ensureNamespace(spec), { created: false, repaired: ['bridge up'] });
+  // the bridge keeps its own MAC whatever taps come and go; one made before it was pinned gets it pinned
+  assert.equal((await inspectNamespace(net.netns, 'vmf-br')).bridge.mac, bridgeMacOf(spec));
+  await ip(['-n', net.netns, 'link', 'set', 'vmf-br', 'address', '02:00:00:00:00:01']);
+  assert.deepEqual(await ensureNamespace(spec), { created: false, repaired: ['bridge address'] });
+  assert.equal((await inspectNamespace(net.netns, 'vmf-br')).bridge.mac, bridgeMacOf(spec));
   await execInNetns(net.netns, 'ping', ['-c1', '-W1', net.gateway]);
   await deleteNetwork(db, 'it2');
 });
@@ -100,6 +105,25 @@ test('createTap replaces a leftover tap; deleteTap is idempotent', { skip }, asy
   assert.equal(await deleteTap(net, 'vt2'), false);
   await assert.rejects(createTap(net, 'eth0'), { code: 'VMFORK_INVALID_ARGUMENT' });
   await deleteNetwork(db, 'it3');
+});
+
+test('an address handed out again carries no neighbour entry naming its last holder', { skip }, async () => {
+  const { network: net } = await createNetwork(db, { name: 'it4', cidr: '10.231.202.0/29', netnsPrefix: prefix });
+  const neighbours = async (): Promise<string[]> =>
+    (await ipJson<{ dst: string; lladdr?: string }>(['-n', net.netns, 'neigh', 'show', 'dev', net.bridge])).map((n) => `${n.dst} ${n.lladdr ?? ''}`);
+  const a = await attachVm(db, { network: 'it4', vmName: 'first' });
+  // what the namespace learns while a VM talks to it, then what a crash (no detach) leaves behind
+  await ip(['-n', net.netns, 'neigh', 'replace', a.ip, 'lladdr', a.mac, 'dev', net.bridge, 'nud', 'stale']);
+  await ip(['-n', net.netns, 'neigh', 'replace', '10.231.202.6', 'lladdr', '02:00:00:00:00:06', 'dev', net.bridge, 'nud', 'stale']);
+  await detachVm(db, 'it4', 'first');
+  assert.deepEqual(await neighbours(), ['10.231.202.6 02:00:00:00:00:06'], 'detach forgets only its own address');
+  await ip(['-n', net.netns, 'neigh', 'replace', a.ip, 'lladdr', a.mac, 'dev', net.bridge, 'nud', 'stale']);
+  const b = await attachVm(db, { network: 'it4', vmName: 'second' });
+  assert.equal(b.ip, a.ip);
+  assert.notEqual(b.mac, a.mac);
+  assert.deepEqual(await neighbours(), ['10.231.202.6 02:00:00:00:00:06'], 'plugging the new tap forgets the last holder');
+  await detachVm(db, 'it4', 'second');
+  await deleteNetwork(db, 'it4');
 });
 
 test('a failure halfway through setup rolls the namespace back', { skip }, async () => {
