@@ -8,7 +8,8 @@ export { listNetworks, showNetwork, type NetworkDetail, type NetworkSummary } fr
 export { execInNetns, ip, listNamespaces, requireRoot } from './ip.js';
 export { allocateLease, allocateLeaseIn, freeCount, leasesFor, releaseLease, type AllocateLeaseOptions, type Lease } from './leases.js';
 export { isLocallyAdministeredUnicast, isUnicastMac, normalizeMac, randomLocalMac } from './mac.js';
-export { dataDirNetnsPrefix, DEFAULT_NETWORK, netnsPrefixOverride } from './names.js';
+export { BRIDGE_NAME, dataDirNetnsPrefix, DEFAULT_NETWORK, NETNS_PREFIX_SETTING, netnsPrefixOverride } from './names.js';
+export { deleteNamespace, inspectNamespace } from './netns.js';
 export { createNetwork, deleteNetwork, ensureDefaultNetwork, ensureNetwork, healNetwork, type CreatedNetwork, type CreateNetworkOptions } from './networks.js';
 export { createTap, deleteTap } from './tap.js';
 export { scanSshHostKeyLines } from './ssh-scan.js';
