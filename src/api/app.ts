@@ -9,6 +9,7 @@ import { installErrorReplies } from './error-reply.js';
 import { buildOpenApi } from './openapi.js';
 import type { ProvisionService } from './provision-service.js';
 import { defineRoute, registerRoute, type AnyRoute } from './route.js';
+import { gcRoutes } from './routes-gc.js';
 import { provisionRoutes } from './routes-provision.js';
 import { resourceRoutes } from './routes-resources.js';
 import { taskRoutes } from './routes-tasks.js';
@@ -34,6 +35,7 @@ export function apiRoutes(options: Omit<AppOptions, 'token'>): AnyRoute[] {
     ...resourceRoutes(options.deps),
     ...provisionRoutes(options.deps, options.provision),
     ...taskRoutes(options.deps),
+    ...gcRoutes(options.deps),
   ];
   const openapi = defineRoute({
     method: 'GET', path: '/openapi.json', operationId: 'openapi', tag: 'meta', summary: 'This document (OpenAPI 3.1)',

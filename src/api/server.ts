@@ -1,4 +1,5 @@
 import { VmforkError } from '../errors.js';
+import { startGcTimer } from '../gc/index.js';
 import { recoverTasks, type RecoveredTask } from '../task/index.js';
 import { registerLocalHost } from '../host/index.js';
 import { listVmsReconciled, type VmDeps } from '../vm/index.js';
@@ -22,7 +23,11 @@ export interface StartServerOptions {
   /** @default 127.0.0.1:8470 */
   listen?: string;
   provision?: ProvisionService | undefined;
+  /** How often gc runs (docs/gc.md); the first pass runs at start, once the tasks a dead server left are resumed. @default 1 hour */
+  gcIntervalMs?: number;
 }
+
+export const GC_INTERVAL_MS = 60 * 60_000;
 
 export interface RunningServer {
   url: string;
@@ -56,11 +61,16 @@ export async function startServer(deps: VmDeps, options: StartServerOptions = {}
   const bound = typeof address === 'object' && address ? address.port : port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
   deps.log.info({ url, tokenPath, recovered: recovered.length }, 'api server listening');
+  // after recovery: the resumed tasks' records are owned by this live process, so gc leaves them alone
+  const gc = startGcTimer(deps, options.gcIntervalMs ?? GC_INTERVAL_MS);
   return {
     url,
     tokenPath,
     adopted: vms.filter((v) => v.state === 'running' || v.state === 'paused').length,
     recovered,
-    close: () => app.close(),
+    close: async () => {
+      await gc.stop();
+      await app.close();
+    },
   };
 }

@@ -21,6 +21,7 @@ const GROUPS: readonly { command: string; load: () => Promise<Register> }[] = [
   { command: 'pool', load: async () => (await import('./pool.js')).registerPoolCommands },
   { command: 'task', load: async () => (await import('./task.js')).registerTaskCommands },
   { command: 'replica', load: async () => (await import('./replica.js')).registerReplicaCommands },
+  { command: 'gc', load: async () => (await import('./gc.js')).registerGcCommands },
 ];
 
 /** Global options that take a value (the command name is the first word that is neither one nor its value). */
