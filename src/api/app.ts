@@ -9,6 +9,8 @@ import { installErrorReplies } from './error-reply.js';
 import { buildOpenApi } from './openapi.js';
 import type { ProvisionService } from './provision-service.js';
 import { defineRoute, registerRoute, type AnyRoute } from './route.js';
+import { checkpointRoutes } from './routes-checkpoints.js';
+import { claimRoutes } from './routes-claims.js';
 import { gcRoutes } from './routes-gc.js';
 import { provisionRoutes } from './routes-provision.js';
 import { resourceRoutes } from './routes-resources.js';
@@ -34,6 +36,8 @@ export function apiRoutes(options: Omit<AppOptions, 'token'>): AnyRoute[] {
     }),
     ...resourceRoutes(options.deps),
     ...provisionRoutes(options.deps, options.provision),
+    ...checkpointRoutes(options.deps, options.provision),
+    ...claimRoutes(options.deps, options.provision),
     ...taskRoutes(options.deps),
     ...gcRoutes(options.deps),
   ];

@@ -1,6 +1,7 @@
-import type { PoolDetail, PoolSummary } from '../pool/index.js';
+import type { ClaimRequest, ClaimResult, ClaimView, PoolDetail, PoolSummary } from '../pool/index.js';
 import type { ReplicaView } from '../replica/index.js';
 import type { TaskAccepted, TaskRunners } from '../task/index.js';
+import type { CheckpointView } from './routes-checkpoints.js';
 
 /**
  * The provisioning engine as the API server drives it (issue 7). The server validates requests (spec shape and
@@ -22,6 +23,19 @@ export interface ProvisionService {
   /** Powers a child on (a pre-registered on-demand child is forked). */
   powerOn(vm: string): Promise<TaskAccepted>;
   powerOff(vm: string): Promise<TaskAccepted>;
+  /** Hands out a ready child (a spare, or one forked for the claim); VMFORK_POOL_EXHAUSTED when none is left. */
+  claim(pool: string, request: ClaimRequest): Promise<ClaimResult>;
+  /** Gives a claimed child back: a task that refreshes it. VMFORK_VM_NOT_CLAIMED for one not claimed. */
+  releaseVm(vm: string): Promise<TaskAccepted>;
+  /** Who holds what: claimed and releasing children, of every pool or one. */
+  listClaims(pool?: string): Promise<ClaimView[]>;
+  /** The server's claim clock (TTLs, releases a crash cut off); the server stops it when it closes. */
+  startClaimSweeper?(everyMs?: number): { stop(): void };
+  /** Checkpoints a running VM (issue 12 item 7): a task in its queue; the label is fixed when it is accepted. */
+  checkpointVm(vm: string, request: { label?: string; memory?: boolean }): Promise<TaskAccepted & { label: string }>;
+  /** Reverts a VM to one of its checkpoints, without a boot: a task. VMFORK_CHECKPOINT_NOT_FOUND for an unknown label. */
+  revertVm(vm: string, request: { to: string }): Promise<TaskAccepted>;
+  listCheckpoints(vm: string): Promise<CheckpointView[]>;
   listReplicas(): Promise<ReplicaView[]>;
   /** Removes a replica no pool uses, with its templates and files; VMFORK_REPLICA_IN_USE while a pool uses it. */
   removeReplica(id: string): Promise<{ id: string; templates: string[] }>;

@@ -10,7 +10,7 @@ import { NameParams } from './routes-resources.js';
 import { VmDetailSchema, VmViewSchema } from './views.js';
 
 /** The provisioning engine, or 501 from a server started without one (read-only routes still work there). */
-function engine(provision: ProvisionService | undefined): ProvisionService {
+export function engine(provision: ProvisionService | undefined): ProvisionService {
   if (!provision) throw new VmforkError('VMFORK_NOT_SUPPORTED', 'this server was started without the provisioning engine');
   return provision;
 }

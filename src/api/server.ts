@@ -63,12 +63,15 @@ export async function startServer(deps: VmDeps, options: StartServerOptions = {}
   deps.log.info({ url, tokenPath, recovered: recovered.length }, 'api server listening');
   // after recovery: the resumed tasks' records are owned by this live process, so gc leaves them alone
   const gc = startGcTimer(deps, options.gcIntervalMs ?? GC_INTERVAL_MS);
+  // the claim clock: TTLs end and releases a crash cut off are queued again (only a server runs tasks)
+  const sweeper = options.provision?.startClaimSweeper?.();
   return {
     url,
     tokenPath,
     adopted: vms.filter((v) => v.state === 'running' || v.state === 'paused').length,
     recovered,
     close: async () => {
+      sweeper?.stop();
       await gc.stop();
       await app.close();
     },

@@ -8,3 +8,15 @@ export function positiveInt(value: string, flag: string): number {
   }
   return n;
 }
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses a duration flag: `90`, `90s`, `30m`, `1h`, `2d` → seconds (≥ 1); anything else is VMFORK_INVALID_ARGUMENT. */
+export function durationSeconds(value: string, flag: string): number {
+  const m = /^\s*(\d+)\s*([smhd]?)\s*$/.exec(value);
+  const n = m ? Number(m[1]) * (UNIT_SECONDS[m[2] || 's'] ?? 1) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `${flag} must be a duration like 90s, 30m, 1h or 2d, got "${value}"`, { details: { flag, value } });
+  }
+  return n;
+}

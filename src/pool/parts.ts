@@ -1,5 +1,5 @@
 import { VmforkError } from '../errors.js';
-import { forkChildren, forkRegistered, type ChildCustomizer, type ForkBatchOptions, type ForkBatchResult, type ForkedChild } from '../fork/index.js';
+import { forkChildren, forkRegistered, refreshChild, resetDisks, type ChildCustomizer, type ForkBatchOptions, type ForkBatchResult, type ForkedChild } from '../fork/index.js';
 import { applyIdentity } from '../identity/index.js';
 import { leasesFor } from '../network/index.js';
 import { ensureReplica, ensureReplicaTemplate, type ReplicaSpec, type StepReporter } from '../replica/index.js';
@@ -27,6 +27,10 @@ export interface PoolParts {
   /** Boots a powered-off VM from its own disks; a child gets its addresses again, as at fork. */
   bootStopped(deps: VmDeps, vm: VmRow): Promise<void>;
   stopVm(deps: VmDeps, name: string): Promise<VmRow>;
+  /** Forks a given-back child again from `template`: same name, MAC and address, nothing of its last user. */
+  refreshChild(deps: VmDeps, name: string, template: string, options: { customize?: ChildCustomizer; signal?: AbortSignal }): Promise<PoolForked>;
+  /** Makes the overlays `ids` of a stopped child anew over the template's disks. */
+  resetDisks(deps: VmDeps, name: string, template: string, ids: readonly string[]): Promise<string[]>;
 }
 
 export const REAL_PARTS: PoolParts = {
@@ -40,6 +44,8 @@ export const REAL_PARTS: PoolParts = {
     if (vm.role === 'child') await restoreAddresses(deps, vm);
   },
   stopVm,
+  refreshChild,
+  resetDisks,
 };
 
 /** A child booted from its disks kept its name, machine id and keys; its addresses are set again, same as at fork. */

@@ -1,14 +1,17 @@
 import { actorFor } from '../host/index.js';
-import { deletePoolRow, getPool, poolVms, requireVm, transition, updatePool } from '../store/index.js';
+import { DISPOSABLE_DISK, poolCustomizer } from '../customize/index.js';
+import { VmforkError } from '../errors.js';
+import { deletePoolRow, getPool, getVm, moveClaim, poolVms, requirePool, requireVm, transition, updatePool } from '../store/index.js';
 import type { Enqueued, TaskContext, TaskRunners } from '../task/index.js';
 import type { VmDeps } from '../vm/index.js';
+import { claimView } from './claims.js';
 import { convergePool, poolSpecOf } from './converge.js';
 import { REAL_PARTS, type PoolParts } from './parts.js';
 import { powerOff, powerOn } from './power.js';
 import { parsePoolSpec } from './spec.js';
 
 /** Task kinds of the pool layer: a server registers these runners to resume tasks after a crash. */
-export const POOL_TASKS = ['pool-create', 'pool-resize', 'pool-converge', 'pool-remove', 'vm-power-on', 'vm-power-off'] as const;
+export const POOL_TASKS = ['pool-create', 'pool-resize', 'pool-converge', 'pool-remove', 'vm-power-on', 'vm-power-off', 'pool-claim', 'vm-release'] as const;
 export type PoolTaskKind = (typeof POOL_TASKS)[number];
 
 /** Queues a follow-up converge of a pool (after a power operation); the caller's queue is the pool's own. */
@@ -78,6 +81,65 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
       // a refreshed (non-persistent) child is registered again by its pool's next converge
       const more = pool && r.action === 'refreshed' ? await followUp(ctx.target, { ...ctx, input: { ...ctx.input, pool } }, `${ctx.target} refreshed`) : {};
       return { ...r, ...more };
+    },
+    'pool-claim': async (ctx) => {
+      // the service reserved the child (claim state `claimed`) before queueing this: it is this claim's alone
+      const vm = String(ctx.input.vm);
+      await ctx.step('claim', 10);
+      const row = await requireVm(deps.db, vm);
+      if (row.state === 'registered') {
+        await ctx.child(vm, { state: 'forking', percent: 10 });
+        const customize = poolCustomizer(poolSpecOf(await requirePool(deps.db, String(ctx.input.pool))));
+        try {
+          await parts.forkRegistered(deps, vm, { ...(customize ? { customize } : {}), signal: ctx.signal });
+        } catch (err) {
+          // the fork rolled the child back (its row is gone) or never touched it: either way the claim ends
+          await moveClaim(deps.db, vm, 'claimed', 'unclaimed').catch(() => false);
+          throw err;
+        }
+      } else if (row.state !== 'running') {
+        await moveClaim(deps.db, vm, 'claimed', 'unclaimed').catch(() => false);
+        throw new VmforkError('VMFORK_VM_STATE', `claimed child ${vm} is ${row.state}, not running`, { details: { vm, state: row.state, allowed: ['running', 'registered'] } });
+      }
+      await ctx.child(vm, { state: 'running', percent: 100 });
+      // the pool tops its spares up after each claim, in its own queue
+      const more = await followUp(vm, ctx, `spares after ${vm} was claimed`);
+      return { ...(await claimView(deps.db, await requireVm(deps.db, vm))), how: ctx.input.how, ...more };
+    },
+    'vm-release': async (ctx) => {
+      // the service moved the claim to `releasing`; run again after a crash, each branch finds what is done
+      const vm = String(ctx.input.vm);
+      const pool = await requirePool(deps.db, String(ctx.input.pool));
+      const spec = poolSpecOf(pool);
+      const row = await getVm(deps.db, vm);
+      // a second release of one claim (the sweeper's, after a crash) finds the first one's work done
+      if (row && row.claim_state !== 'releasing') return { vm, pool: pool.name, reason: ctx.input.reason ?? 'release', action: 'none' };
+      let action = 'gone';
+      if (row && pool.template_name) {
+        await ctx.step(spec.persistent ? 'reset disposable disk' : 'refresh', 10);
+        await ctx.child(vm, { state: 'forking', percent: 10 });
+        const customize = poolCustomizer(spec);
+        const opts = { ...(customize ? { customize } : {}), signal: ctx.signal };
+        try {
+          if (spec.persistent) {
+            // /home is the user's and the system disk keeps their machine: only /tmp and swap start empty
+            if (row.state === 'running' || row.state === 'paused') await parts.stopVm(deps, vm);
+            if ((await requireVm(deps.db, vm)).state === 'stopped') await parts.resetDisks(deps, vm, pool.template_name, [DISPOSABLE_DISK]);
+            await parts.bootStopped(deps, await requireVm(deps.db, vm));
+            action = 'disposable reset, booted';
+          } else {
+            if (row.state === 'registered') await parts.forkRegistered(deps, vm, opts);
+            else await parts.refreshChild(deps, vm, pool.template_name, opts);
+            action = 'refreshed';
+          }
+        } finally {
+          await moveClaim(deps.db, vm, 'releasing', 'unclaimed').catch(() => false);
+        }
+        await ctx.child(vm, { state: 'running', percent: 100 });
+      }
+      // a child the refresh lost (rolled back) is registered again by the pool's converge
+      const more = row && action !== 'gone' ? {} : await followUp(vm, { ...ctx, input: { ...ctx.input, pool: pool.name } }, `${vm} released`);
+      return { vm, pool: pool.name, reason: ctx.input.reason ?? 'release', action, ...more };
     },
   };
 }

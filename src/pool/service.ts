@@ -3,9 +3,11 @@ import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
 import { getPool, insertPool, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, type PoolRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
+import { createClaimService } from './claim-service.js';
 import type { VmState } from '../state/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { checkPoolCapacity, checkPoolFits } from './capacity.js';
+import { createCheckpointService } from './checkpoint-service.js';
 import { poolSpecOf } from './converge.js';
 import { REAL_PARTS, type PoolParts } from './parts.js';
 import { POOL_TASKS, poolRunners, type PoolTaskKind } from './runners.js';
@@ -47,6 +49,7 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
   const run = (kind: PoolTaskKind, target: string, queue: string | null, input: Record<string, unknown>, lock?: string): Promise<Enqueued> =>
     enqueueTask(deps, { kind, target, input, ...(queue ? { queue, ...(lock ? { lock } : {}) } : {}) }, runners[kind]);
   const runners = poolRunners(deps, (pool, why) => run('pool-converge', pool, pool, { pool, why }), parts);
+  const checkpoints = createCheckpointService(deps);
 
   /** A removal queued or running makes every other request on the pool pointless: it is refused. */
   const assertNotRemoving = async (name: string): Promise<void> => {
@@ -66,8 +69,11 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
     return run(kind, vm, row.pool_name ?? `vm:${vm}`, { pool: row.pool_name }, vmLock(vm));
   };
 
+  const claims = createClaimService(deps, run, assertNotRemoving);
+
   return {
-    runners: runners as TaskRunners,
+    runners: { ...runners, ...checkpoints.runners } as TaskRunners,
+    ...claims,
 
     /** Validates the spec (the one place: shape, cross-field checks, what it names, capacity), then starts the task. */
     async createPool(input: unknown): Promise<Enqueued & { pool: string }> {
@@ -131,6 +137,12 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
     powerOn: (vm: string): Promise<Enqueued> => power('vm-power-on', vm),
 
     powerOff: (vm: string): Promise<Enqueued> => power('vm-power-off', vm),
+
+    checkpointVm: checkpoints.checkpointVm,
+
+    revertVm: checkpoints.revertVm,
+
+    listCheckpoints: checkpoints.listCheckpoints,
 
     removeReplica: (id: string): Promise<{ id: string; templates: string[] }> => removeReplicaAndTemplates(deps, id),
 

@@ -10,4 +10,5 @@ export { IMAGE_STATES, imageStateMachine, type ImageState } from './image-state.
 export { CHILD_PROGRESS_STATES, TASK_FINAL_STATES, TASK_STATES, taskStateMachine, type ChildProgressState, type TaskState } from './task-state.js';
 export { POOL_STATES, poolStateMachine, type PoolState } from './pool-state.js';
 export { REPLICA_STATES, replicaStateMachine, type ReplicaState } from './replica-state.js';
+export { CLAIM_STATES, claimStateMachine, type ClaimState } from './claim-state.js';
 export type { Actor, Owner, OwnerOp } from './owner.js';

@@ -15,8 +15,10 @@ import { defineStateMachine } from './machine.js';
  * - `stopped`: no QEMU process; the overlay is kept.
  * - `failed`: a step failed or QEMU died unexpectedly; `last_error` says why.
  * - `destroying`: tearing down (destroy, or the rollback of a failed create); retried until the record is gone.
+ * - `refreshing`: a pool child given back: its QEMU is gone and its overlays are being made anew from the pool's
+ *   template, keeping its name, MAC and address; it becomes `registered` and is forked again at once.
  */
-export const VM_STATES = ['creating', 'registered', 'warm', 'starting', 'forking', 'running', 'paused', 'stopping', 'stopped', 'failed', 'destroying'] as const;
+export const VM_STATES = ['creating', 'registered', 'warm', 'starting', 'forking', 'running', 'paused', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing'] as const;
 export type VmState = (typeof VM_STATES)[number];
 
 /**
@@ -37,15 +39,16 @@ export const vmStateMachine = defineStateMachine<VmState>({
     warm: ['forking', 'failed', 'destroying'],
     starting: ['running', 'failed', 'stopping', 'destroying'],
     forking: ['running', 'failed', 'destroying'],
-    running: ['paused', 'stopping', 'stopped', 'failed', 'destroying'],
-    paused: ['running', 'stopping', 'stopped', 'failed', 'destroying'],
+    running: ['paused', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing'],
+    paused: ['running', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing'],
     stopping: ['stopped', 'failed', 'destroying'],
-    stopped: ['starting', 'destroying'],
-    failed: ['starting', 'destroying'],
+    stopped: ['starting', 'destroying', 'refreshing'],
+    failed: ['starting', 'destroying', 'refreshing'],
+    refreshing: ['registered', 'failed', 'destroying'],
     // a destroy whose owner died halfway is taken over and run again
     destroying: ['destroying'],
   },
-  transitional: ['creating', 'starting', 'forking', 'stopping', 'destroying'],
+  transitional: ['creating', 'starting', 'forking', 'stopping', 'destroying', 'refreshing'],
 });
 
 /** States in which a QEMU process is expected to exist. */

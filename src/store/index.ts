@@ -15,3 +15,5 @@ export * from './settings-repo.js';
 export * from './tasks-repo.js';
 export * from './datastores-repo.js';
 export * from './pools-repo.js';
+export * from './checkpoints-repo.js';
+export * from './claims-repo.js';

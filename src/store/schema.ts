@@ -1,5 +1,5 @@
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { ImageState, NetworkState, OwnerOp, PoolState, ReplicaState, TaskState, TemplateState, VmRole, VmState } from '../state/index.js';
+import type { ClaimState, ImageState, NetworkState, OwnerOp, PoolState, ReplicaState, TaskState, TemplateState, VmRole, VmState } from '../state/index.js';
 
 /**
  * Table types of the state store. Timestamps are ISO-8601 strings; JSON columns are TEXT. Every resource with a
@@ -72,6 +72,12 @@ export interface VmsTable extends OwnerColumns {
   secret_hash: string | null;
   /** When a user claimed the pool child (powered it on, or took it from the spares); null while it is a spare. */
   claimed_at: string | null;
+  /** src/state/claim-state.ts; moved only by compare-and-set (claims-repo.ts). */
+  claim_state: Generated<ClaimState>;
+  /** Who holds the claim (free text the caller gave; `null` when none was given). */
+  claimed_by: string | null;
+  /** When the claim's TTL ends (the server releases it then); null for no TTL. */
+  claim_expires_at: string | null;
 }
 
 /** A frozen template ("forked state"): see src/template/. */

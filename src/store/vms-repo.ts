@@ -89,7 +89,7 @@ export async function deleteVm(db: Db, name: string): Promise<void> {
 export async function setVmClaimed(db: Db, name: string, claimed: boolean): Promise<void> {
   await db
     .updateTable('vms')
-    .set({ claimed_at: claimed ? new Date().toISOString() : null, updated_at: new Date().toISOString() })
+    .set({ claimed_at: claimed ? new Date().toISOString() : null, claim_state: claimed ? 'claimed' : 'unclaimed', ...(claimed ? {} : { claimed_by: null, claim_expires_at: null }), updated_at: new Date().toISOString() })
     .where('name', '=', name)
     .execute();
 }

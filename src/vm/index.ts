@@ -2,6 +2,9 @@
  * One VM's life, whatever its role (a cold-booted VM, a template's parent, a forked child): records, QEMU
  * processes, cold boot, start, stop, destroy, reconciliation with reality, and reading facts inside the guest.
  */
+export { checkpointVm, planCheckpoint, type CheckpointOptions, type CheckpointResult } from './checkpoint.js';
+export { listVmCheckpoints, planRevert, revertVm, type RevertResult } from './checkpoint-revert.js';
+export { assertVmStateFor, checkLabel, CHECKPOINT_FROM, defaultLabel, REVERT_FROM } from './checkpoint-rules.js';
 export { bootVm, checkCpus, type BootOptions, type BootResult } from './boot.js';
 export { listVmSummaries, showVm, vmSummary } from './describe.js';
 export { guestFactsScript, parseSections, readGuestFacts, readGuestIdentity, type GuestFact, type GuestFactsOptions, type GuestFactsReadout, type GuestIdentity } from './guest-facts.js';
@@ -14,5 +17,5 @@ export { stopVm, type StopOptions } from './stop.js';
 export type { VmDeps } from './vm-deps.js';
 export { diskFile, vmChannels, vmPaths, vmPathsIn, type VmChannels, type VmPaths } from './vm-paths.js';
 export { startVmProcess } from './vm-process.js';
-export { describeTeardown, rollbackVm, stopStrayQemu, teardownVm, type Teardown } from './vm-record.js';
+export { describeTeardown, killVmQemu, rollbackVm, stopStrayQemu, teardownVm, type Teardown } from './vm-record.js';
 export { sshArgv, sshTarget, type SshTarget } from './ssh.js';

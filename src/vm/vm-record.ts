@@ -25,14 +25,8 @@ export interface Teardown {
  */
 export async function teardownVm(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, options: { graceMs?: number } = {}): Promise<Teardown> {
   const out: Teardown = { name: vm.name, released: [] };
-  const proc = await currentProcess(deps.db, vm.name);
-  if (proc) {
-    const r = await terminateProcess(proc.pid, proc.start_time, { graceMs: options.graceMs ?? 1_000 });
-    if (r !== 'not-running') out.killedPid = proc.pid;
-    await markProcessExited(deps.db, vm.name);
-  }
-  const stray = await stopStrayQemu(vm.dir, options.graceMs ?? 1_000);
-  if (stray !== undefined) out.killedPid ??= stray;
+  const killed = await killVmQemu(deps, vm, options.graceMs);
+  if (killed !== undefined) out.killedPid = killed;
   for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === vm.name)) {
     await detachVm(deps.db, lease.network_name, vm.name);
     out.released.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap})`);
@@ -40,6 +34,22 @@ export async function teardownVm(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, 
   await rm(vm.dir, { recursive: true, force: true });
   await deleteVm(deps.db, vm.name);
   return out;
+}
+
+/**
+ * Stops a VM's QEMU, recorded (only if pid AND start time still match) or stray, and records it exited: the pid
+ * that was stopped, if one ran. Its disks, taps and record stay.
+ */
+export async function killVmQemu(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, graceMs = 1_000): Promise<number | undefined> {
+  let killed: number | undefined;
+  const proc = await currentProcess(deps.db, vm.name);
+  if (proc) {
+    const r = await terminateProcess(proc.pid, proc.start_time, { graceMs });
+    if (r !== 'not-running') killed = proc.pid;
+    await markProcessExited(deps.db, vm.name);
+  }
+  const stray = await stopStrayQemu(vm.dir, graceMs);
+  return killed ?? stray;
 }
 
 /**

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { apiRoutes, buildOpenApi } from '../../src/api/index.js';
 import {
   CHILD_PROGRESS_STATES,
+  CLAIM_STATES,
   IMAGE_STATES,
   imageStateMachine,
   NETWORK_STATES,
@@ -46,6 +47,8 @@ const EXPECTED: Record<string, { values: readonly string[]; subset?: true }> = {
   'Task.state': { values: TASK_STATES },
   'Task.children.*.state': { values: CHILD_PROGRESS_STATES },
   'TaskAccepted.state': { values: TASK_STATES, subset: true },
+  'ClaimResult.state': { values: CLAIM_STATES },
+  'ClaimList[].state': { values: CLAIM_STATES },
 };
 
 /**
@@ -83,7 +86,7 @@ function namedEnums(schemas: Record<string, Schema>): Map<string, string[] | nul
 const paths = [...namedEnums(openApi().components.schemas)];
 
 test('every state or role the OpenAPI document names is one of a state table\'s own values', () => {
-  const known = new Set<string>([...VM_STATES, ...VM_ROLES, ...TEMPLATE_STATES, ...NETWORK_STATES, ...IMAGE_STATES, ...TASK_STATES, ...POOL_STATES, ...REPLICA_STATES, ...CHILD_PROGRESS_STATES]);
+  const known = new Set<string>([...VM_STATES, ...VM_ROLES, ...TEMPLATE_STATES, ...NETWORK_STATES, ...IMAGE_STATES, ...TASK_STATES, ...POOL_STATES, ...REPLICA_STATES, ...CHILD_PROGRESS_STATES, ...CLAIM_STATES]);
   for (const [path, values] of paths) {
     assert.ok(values !== null || UNTYPED.has(path), `${path} is any string: build it from a state table (z.enum(…_STATES))`);
     for (const v of values ?? []) assert.ok(known.has(v), `${path} names "${v}", which no state table has`);

@@ -14,6 +14,7 @@ import { startTask, type TaskContext, type TaskDeps, type TaskRunners } from '..
 export class ScriptedProvision implements ProvisionService {
   readonly calls: string[] = [];
   readonly pools = new Map<string, PoolDetail>();
+  readonly claims = new Map<string, Awaited<ReturnType<ProvisionService['listClaims']>>[number]>();
   /** Runners hold here until a test opens it (null: they run straight through). */
   hold: Promise<void> | null = null;
   readonly runners: TaskRunners;
@@ -90,6 +91,43 @@ export class ScriptedProvision implements ProvisionService {
   async powerOff(vm: string): Promise<{ taskId: string }> {
     this.calls.push(`powerOff ${vm}`);
     return { taskId: await this.run('vm-power-off', vm, { vm }) };
+  }
+
+  async checkpointVm(vm: string, request: { label?: string }): Promise<{ taskId: string; label: string }> {
+    this.calls.push(`checkpointVm ${vm}`);
+    const label = request.label ?? 'ckpt-scripted';
+    return { taskId: await this.run('vm-checkpoint', vm, { vm, label }), label };
+  }
+
+  async revertVm(vm: string, request: { to: string }): Promise<{ taskId: string }> {
+    this.calls.push(`revertVm ${vm} ${request.to}`);
+    return { taskId: await this.run('vm-revert', vm, { vm, to: request.to }) };
+  }
+
+  listCheckpoints(vm: string): ReturnType<ProvisionService['listCheckpoints']> {
+    this.calls.push(`listCheckpoints ${vm}`);
+    return Promise.resolve([]);
+  }
+
+  /** Hands out the pool's first child at once (a spare), recording who holds it. */
+  claim(pool: string, request: { user?: string; ttlSeconds?: number }): ReturnType<ProvisionService['claim']> {
+    this.calls.push(`claim ${pool}`);
+    const p = this.pool(pool);
+    const vm = p.vms[0]?.name ?? `${pool}-1`;
+    const view = { vm, pool, user: request.user ?? null, state: 'claimed' as const, ip: '10.231.0.2', mac: '02:00:00:00:00:02', sshHostKeys: ['SHA256:scripted'], claimedAt: new Date().toISOString(), expiresAt: null };
+    this.claims.set(vm, view);
+    return Promise.resolve({ ...view, how: 'spare' as const, tookMs: 1, taskId: 'scripted' });
+  }
+
+  async releaseVm(vm: string): Promise<{ taskId: string }> {
+    this.calls.push(`releaseVm ${vm}`);
+    if (!this.claims.delete(vm)) throw new VmforkError('VMFORK_VM_NOT_CLAIMED', `VM ${vm} is unclaimed; only a claimed pool child is released`, { details: { vm, claim: 'unclaimed' } });
+    return { taskId: await this.run('vm-power-off', vm, { vm }) };
+  }
+
+  listClaims(pool?: string): ReturnType<ProvisionService['listClaims']> {
+    this.calls.push('listClaims');
+    return Promise.resolve([...this.claims.values()].filter((c) => !pool || c.pool === pool));
   }
 
   listReplicas(): ReturnType<ProvisionService['listReplicas']> {

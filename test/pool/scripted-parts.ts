@@ -202,6 +202,26 @@ export class ScriptedParts implements PoolParts {
     });
   }
 
+  /** As the real one: `→ refreshing` is a compare-and-set, then `registered` (new overlays), then forked again. */
+  refreshChild(deps: VmDeps, name: string, template: string): Promise<PoolForked> {
+    return this.call(`refresh ${name}`, async () => {
+      const actor = await actorFor('fork');
+      await transition(deps.db, 'vms', name, (await requireVm(deps.db, name)).state, 'refreshing', actor);
+      if (this.failing.has(name)) {
+        await this.remove(deps, name, actor);
+        throw new VmforkError('VMFORK_FORK_FAILED', `child ${name}: scripted failure`, { details: { vm: name } });
+      }
+      await transition(deps.db, 'vms', name, 'refreshing', 'registered', actor, { template_name: template, facts_json: null });
+      await transition(deps.db, 'vms', name, 'registered', 'forking', actor);
+      await transition(deps.db, 'vms', name, 'forking', 'running', actor);
+      return { name, timings: { qmpMs: 1, loadedMs: 2, runningMs: 3, agentMs: 4, readyMs: 5 } };
+    });
+  }
+
+  resetDisks(_deps: VmDeps, name: string, _template: string, ids: readonly string[]): Promise<string[]> {
+    return this.call(`reset ${name} ${ids.join(',')}`, () => Promise.resolve([...ids]));
+  }
+
   /** A VM's record and lease gone, through `destroying` as the state table wants. */
   private async remove(deps: VmDeps, name: string, actor: Actor): Promise<void> {
     const vm = await getVm(deps.db, name);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ErrorCode } from '../../src/errors.js';
-import { imageStateMachine, networkStateMachine, poolStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
+import { claimStateMachine, imageStateMachine, networkStateMachine, poolStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
 
 /**
  * Every (from, to) pair of every resource, spelled out: a change to a table must change its list here too, and
@@ -11,21 +11,22 @@ const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; 
   {
     machine: vmStateMachine as StateMachine<string>,
     code: 'VMFORK_VM_STATE',
-    states: 11,
+    states: 12,
     allowed: [
       'creating>registered', 'creating>warm', 'creating>starting', 'creating>forking', 'creating>failed', 'creating>destroying',
       'registered>forking', 'registered>destroying',
       'warm>forking', 'warm>failed', 'warm>destroying',
       'starting>running', 'starting>failed', 'starting>stopping', 'starting>destroying',
       'forking>running', 'forking>failed', 'forking>destroying',
-      'running>paused', 'running>stopping', 'running>stopped', 'running>failed', 'running>destroying',
-      'paused>running', 'paused>stopping', 'paused>stopped', 'paused>failed', 'paused>destroying',
+      'running>paused', 'running>stopping', 'running>stopped', 'running>failed', 'running>destroying', 'running>refreshing',
+      'paused>running', 'paused>stopping', 'paused>stopped', 'paused>failed', 'paused>destroying', 'paused>refreshing',
       'stopping>stopped', 'stopping>failed', 'stopping>destroying',
-      'stopped>starting', 'stopped>destroying',
-      'failed>starting', 'failed>destroying',
+      'stopped>starting', 'stopped>destroying', 'stopped>refreshing',
+      'failed>starting', 'failed>destroying', 'failed>refreshing',
+      'refreshing>registered', 'refreshing>failed', 'refreshing>destroying',
       'destroying>destroying',
     ],
-    transitional: ['creating', 'starting', 'forking', 'stopping', 'destroying'],
+    transitional: ['creating', 'starting', 'forking', 'stopping', 'refreshing', 'destroying'],
   },
   {
     machine: templateStateMachine as StateMachine<string>,
@@ -71,6 +72,13 @@ const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; 
     transitional: ['creating', 'deleting'],
   },
   {
+    machine: claimStateMachine as StateMachine<string>,
+    code: 'VMFORK_VM_NOT_CLAIMED',
+    states: 3,
+    allowed: ['unclaimed>claimed', 'claimed>releasing', 'claimed>unclaimed', 'releasing>unclaimed'],
+    transitional: ['releasing'],
+  },
+  {
     machine: taskStateMachine as StateMachine<string>,
     code: 'VMFORK_TASK_STATE',
     states: 6,
@@ -99,7 +107,8 @@ for (const { machine, code, states, allowed, transitional } of TABLES) {
   });
 
   // a task is a record of what happened, not a resource: it has no removal state (see the task test below)
-  if (machine === (taskStateMachine as StateMachine<string>)) continue;
+  // nor is a claim: it ends by going back to `unclaimed`, and its VM has the removal state
+  if (machine === (taskStateMachine as StateMachine<string>) || machine === (claimStateMachine as StateMachine<string>)) continue;
   test(`${machine.resource}: every state can reach the way out (removal), so nothing is stuck for ever`, () => {
     const exit = machine.states.find((s) => s === 'destroying' || s === 'deleting');
     assert.ok(exit);

@@ -7,6 +7,7 @@ import { action } from '../action.js';
 import { apiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';
 import { positiveInt } from '../parse.js';
+import { addClaimCommands } from './claim.js';
 import { reportAccepted } from './task.js';
 
 interface WaitOpts {
@@ -17,7 +18,7 @@ interface WaitOpts {
 const counts = (c: Record<string, number>): string => Object.entries(c).map(([state, n]) => `${n} ${state}`).join(', ') || '-';
 
 export function registerPoolCommands(program: Command): void {
-  const pool = program.command('pool').description('pools of desktops provisioned by the server (vmfork serve): create, list, show, resize, rm (docs/api.md)');
+  const pool = program.command('pool').description('pools of desktops provisioned by the server (vmfork serve): create, list, show, resize, rm, claim, claims (docs/api.md, docs/lifecycle.md)');
 
   pool
     .command('create')
@@ -39,6 +40,8 @@ export function registerPoolCommands(program: Command): void {
         return reportAccepted(client, accepted, `pool ${accepted.pool ?? ''}`.trim(), opts);
       }),
     );
+
+  addClaimCommands(pool);
 
   pool
     .command('list')

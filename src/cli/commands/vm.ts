@@ -7,6 +7,8 @@ import { apiClient } from '../client.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 import { reportAccepted } from './task.js';
+import { registerCheckpointCommands } from './vm-checkpoint.js';
+import { addReleaseCommand } from './claim.js';
 
 export const accelOption = (): Option =>
   new Option('--accel <accel>', 'accelerator: kvm, tcg or auto (auto: KVM only where vmx/svm and kvm_intel/kvm_amd are present)')
@@ -104,6 +106,10 @@ export function registerVmCommands(program: Command): void {
         }),
       );
   }
+
+  registerCheckpointCommands(vm);
+
+  addReleaseCommand(vm);
 
   vm.command('destroy <name>')
     .description('kill the VM if running and delete its disk and record')

@@ -7,6 +7,8 @@ import { tasks } from './005-tasks.js';
 import { datastores } from './006-datastores.js';
 import { pools } from './007-pools.js';
 import { queues } from './008-queues.js';
+import { claims } from './009-claims.js';
+import { checkpoints } from './010-checkpoints.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -21,6 +23,8 @@ export const MIGRATIONS: Record<string, Migration> = {
   '006-datastores': datastores,
   '007-pools': pools,
   '008-queues': queues,
+  '009-claims': claims,
+  '010-checkpoints': checkpoints,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,116 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { VmforkError } from '../../src/errors.js';
+import { getVm, poolVms } from '../../src/store/index.js';
+import { waitUntil } from '../../src/util/index.js';
+import { children, deskSpec, WAIT_MS, withPool, type PoolFixture } from './scripted-parts.js';
+
+async function ready(f: PoolFixture, overrides: Parameters<typeof deskSpec>[0]): Promise<void> {
+  assert.equal((await f.ended((await f.service.createPool(deskSpec(overrides))).taskId)).state, 'succeeded');
+}
+
+const rejectsWith = (code: string) => (err: unknown) => err instanceof VmforkError && err.code === code;
+
+test('claim hands out a running spare at once, for a user and a TTL; with nothing left it is 409 and changes nothing', withPool(async (f) => {
+  const { deps, service, parts } = f;
+  await ready(f, { size: { max: 2 } });
+  const a = await service.claim('desk', { user: 'ada', ttlSeconds: 3600 });
+  assert.equal(a.how, 'spare');
+  assert.equal(a.vm, 'desk-1');
+  assert.equal(a.user, 'ada');
+  assert.equal(a.state, 'claimed');
+  assert.equal(a.ip, '10.231.0.2');
+  assert.ok(a.expiresAt && Date.parse(a.expiresAt) > Date.now() + 3500_000, 'expires in about an hour');
+  const b = await service.claim('desk', {});
+  assert.equal(b.vm, 'desk-2');
+  assert.equal(b.user, null);
+  const calls = parts.calls.length;
+  const before = await children(deps);
+  await assert.rejects(service.claim('desk', {}), (err: unknown) => rejectsWith('VMFORK_POOL_EXHAUSTED')(err) && (err as VmforkError).details?.counts !== undefined);
+  assert.deepEqual(await children(deps), before);
+  assert.equal(parts.calls.length, calls, 'the refused claim reached nothing');
+  assert.deepEqual((await service.listClaims()).map((c) => [c.vm, c.user, c.state]), [['desk-1', 'ada', 'claimed'], ['desk-2', null, 'claimed']]);
+  assert.deepEqual(await service.listClaims('other'), []);
+}));
+
+test('with no spare, a registered child is forked for the claim in the pool queue, and the spares are topped up', withPool(async (f) => {
+  const { deps, service, parts, ended } = f;
+  await ready(f, { provisioning: 'on-demand', size: { max: 3, min: 0, spares: 0 } });
+  assert.deepEqual(await children(deps), ['desk-1:registered', 'desk-2:registered', 'desk-3:registered']);
+  const c = await service.claim('desk', { user: 'bob' });
+  assert.equal(c.how, 'forked');
+  assert.equal(c.vm, 'desk-1');
+  assert.ok(parts.calls.includes('fork desk-1'));
+  assert.equal((await getVm(deps.db, 'desk-1'))?.claim_state, 'claimed');
+  const task = await ended(c.taskId);
+  assert.equal(task.kind, 'pool-claim');
+  assert.equal(task.queue, 'desk');
+  if (typeof task.result?.followUp === 'string') assert.equal((await ended(task.result.followUp)).state, 'succeeded');
+  assert.deepEqual(parts.overlaps, []);
+}));
+
+test('release refreshes the child (same name, address) and makes it a spare again; a release of an unclaimed child is 409', withPool(async (f) => {
+  const { deps, service, parts, ended } = f;
+  await ready(f, { size: { max: 1 } });
+  await assert.rejects(service.releaseVm('desk-1'), rejectsWith('VMFORK_VM_NOT_CLAIMED'));
+  const c = await service.claim('desk', { user: 'ada' });
+  const accepted = await service.releaseVm(c.vm);
+  await assert.rejects(service.releaseVm(c.vm), rejectsWith('VMFORK_VM_NOT_CLAIMED'), 'a second release while the first runs');
+  const done = await ended(accepted.taskId);
+  assert.equal(done.state, 'succeeded');
+  assert.equal(done.result?.action, 'refreshed');
+  assert.ok(parts.calls.includes('refresh desk-1'));
+  const vm = await getVm(deps.db, 'desk-1');
+  assert.equal(vm?.state, 'running');
+  assert.equal(vm?.claim_state, 'unclaimed');
+  assert.equal(vm?.claimed_by, null);
+  assert.deepEqual(await service.listClaims(), []);
+  const again = await service.claim('desk', {});
+  assert.equal(again.vm, 'desk-1');
+  assert.equal(again.ip, c.ip, 'the same address after the refresh');
+}));
+
+test('two claims racing for one spare: exactly one gets it', withPool(async (f) => {
+  await ready(f, { size: { max: 1 } });
+  const r = await Promise.allSettled([f.service.claim('desk', {}), f.service.claim('desk', {})]);
+  assert.equal(r.filter((x) => x.status === 'fulfilled').length, 1);
+  assert.ok(r.some((x) => x.status === 'rejected' && rejectsWith('VMFORK_POOL_EXHAUSTED')(x.reason)));
+}));
+
+test('a claim that waits gets the child another user gives back', withPool(async (f) => {
+  const { service, ended } = f;
+  await ready(f, { size: { max: 1 } });
+  const first = await service.claim('desk', { user: 'ada' });
+  const waiting = service.claim('desk', { user: 'bob', waitSeconds: 30 });
+  await ended((await service.releaseVm(first.vm)).taskId);
+  const second = await waiting;
+  assert.equal(second.vm, first.vm);
+  assert.equal(second.user, 'bob');
+}));
+
+test('a claim whose TTL ends is released by the claim clock', withPool(async (f) => {
+  const { deps, service, parts } = f;
+  await ready(f, { size: { max: 1 } });
+  const sweeper = service.startClaimSweeper(20);
+  try {
+    await service.claim('desk', { ttlSeconds: 1 });
+    await waitUntil(async () => (await getVm(deps.db, 'desk-1'))?.claim_state === 'unclaimed' && parts.calls.includes('refresh desk-1'), { deadlineMs: WAIT_MS, everyMs: 20, what: 'the TTL release' });
+    assert.equal((await getVm(deps.db, 'desk-1'))?.state, 'running');
+  } finally {
+    sweeper.stop();
+  }
+}));
+
+test('a persistent child given back keeps /home and its system disk: stopped, disposable disk reset, booted', withPool(async (f) => {
+  const { deps, service, parts, ended } = f;
+  await ready(f, { persistent: true, disks: { disposable: '64M', userData: '64M' }, size: { max: 1 } });
+  const c = await service.claim('desk', {});
+  const done = await ended((await service.releaseVm(c.vm)).taskId);
+  assert.equal(done.result?.action, 'disposable reset, booted');
+  assert.deepEqual(parts.calls.slice(-3), ['stop desk-1', 'reset desk-1 disposable', 'boot desk-1']);
+  assert.deepEqual((await poolVms(deps.db, 'desk')).map((v) => [v.state, v.claim_state]), [['running', 'unclaimed']]);
+}));
+
+test('a claim on a pool that does not exist, or with a bad request, changes nothing', withPool(async (f) => {
+  await assert.rejects(f.service.claim('nope', {}), rejectsWith('VMFORK_POOL_NOT_FOUND'));
+}));
