@@ -57,7 +57,8 @@ async function applyOne(deps: VmDeps, a: GcAction, scan: GcScan, healed: () => P
       return h.ok ? { done: true } : { done: false, error: h.detail };
     }
     case 'kill-qemu': {
-      if (!orphanQemuReason({ pid: a.pid, startTime: a.startTime, args: [`unix:${escapeOptionValue(join(a.dir, 'qmp.sock'))},server=on,wait=off`] }, await scanVms(db), new Set())) {
+      const args = [`unix:${escapeOptionValue(join(a.dir, 'qmp.sock'))},server=on,wait=off`];
+      if (!orphanQemuReason({ pid: a.pid, startTime: a.startTime, args }, { ...scan, vms: await scanVms(db) }, new Set())) {
         return NO_LONGER('a VM record now owns it');
       }
       const r = await terminateProcess(a.pid, a.startTime, { graceMs: 2_000 });

@@ -57,14 +57,25 @@ const RUNNING_STATES = ['warm', 'running', 'paused'];
  * directory of the data dir, and either no VM record has that directory, or the record there rests and records
  * another process. A record some live vmfork process is working on, or one heal will roll back, is left alone.
  */
-export function orphanQemuReason(q: ScannedQemu, vms: readonly ScannedVm[], healing: ReadonlySet<string>): string | undefined {
+export function orphanQemuReason(q: ScannedQemu, scan: Pick<GcScan, 'vms' | 'replicas' | 'templates'>, healing: ReadonlySet<string>): string | undefined {
   const dir = qmpDirOf(q);
   if (dir === undefined) return undefined;
-  const vm = vms.find((v) => v.dir === dir);
+  const vm = scan.vms.find((v) => v.dir === dir);
   if (!vm) return `its QMP socket is in ${dir}, and no VM record has that directory`;
-  if (vm.busy || healing.has(vm.name)) return undefined;
+  if (vmInUse(vm, scan, healing)) return undefined;
   if (vm.qemu?.pid === q.pid && vm.qemu.startTime === q.startTime) return undefined;
   return `VM ${vm.name} (${vm.state}) records ${vm.qemu ? `QEMU ${vm.qemu.pid}, not this one` : 'no running QEMU'}`;
+}
+
+/**
+ * A record some live vmfork process is working on, or heal will roll back. A template's parent rests (running, then
+ * paused at the cut, its QEMU quitting) while its template is being made; an internal clone is powered off between
+ * phase 1's reboots while its replica is made: their owners are the template's and the replica's.
+ */
+function vmInUse(vm: ScannedVm, scan: Pick<GcScan, 'replicas' | 'templates'>, healing: ReadonlySet<string>): boolean {
+  if (vm.busy || healing.has(vm.name)) return true;
+  if (vm.role === 'template' && scan.templates.some((t) => t.name === vm.name && t.busy)) return true;
+  return vm.role === 'clone' && scan.replicas.some((r) => r.busy);
 }
 
 /** Roles whose records a user cannot start again once their QEMU is gone: only a destroy is left for them. */
@@ -76,12 +87,10 @@ const DISPOSABLE_ROLES = ['child', 'warm', 'clone'];
  * recorded running is only marked stopped (a cold-booted VM keeps its disk and starts again; a pool's child is its
  * pool's to power on or refresh).
  */
-export function deadVmVerdict(vm: ScannedVm, scan: Pick<GcScan, 'replicas'>, healing: ReadonlySet<string>): Pick<GcAction, 'kind' | 'reason'> | undefined {
-  if (vm.busy || healing.has(vm.name) || vm.qemuAlive) return undefined;
+export function deadVmVerdict(vm: ScannedVm, scan: Pick<GcScan, 'replicas' | 'templates'>, healing: ReadonlySet<string>): Pick<GcAction, 'kind' | 'reason'> | undefined {
+  if (vmInUse(vm, scan, healing) || vm.qemuAlive) return undefined;
   const recordedRunning = RUNNING_STATES.includes(vm.state);
-  // an internal clone is powered off between phase 1's reboots while its replica is made
-  const cloneInUse = vm.role === 'clone' && scan.replicas.some((r) => r.busy);
-  if (DISPOSABLE_ROLES.includes(vm.role) && vm.pool === null && !cloneInUse) {
+  if (DISPOSABLE_ROLES.includes(vm.role) && vm.pool === null) {
     if (recordedRunning) return { kind: 'destroy-vm', reason: `recorded ${vm.state} but its QEMU is gone; a ${vm.role} cannot be started again` };
     if (vm.state === 'failed' || (vm.state === 'stopped' && vm.lastError !== null)) {
       return { kind: 'destroy-vm', reason: `${vm.state} after its QEMU died (${vm.lastError ?? 'no error recorded'}); a ${vm.role} cannot be started again` };
@@ -108,7 +117,7 @@ function vmActions(scan: GcScan, healing: ReadonlySet<string>, qemuDirs: Readonl
   for (const vm of scan.vms) {
     const verdict = deadVmVerdict(vm, scan, healing);
     if (verdict) out.push({ ...verdict, name: vm.name, target: `VM ${vm.name}` } as GcAction);
-    if (verdict?.kind === 'destroy-vm' || vm.busy || healing.has(vm.name) || vm.qemuAlive) continue;
+    if (verdict?.kind === 'destroy-vm' || vmInUse(vm, scan, healing) || vm.qemuAlive) continue;
     out.push(...staleFiles(vm.dir, vm, qemuDirs));
   }
   const vmDirs = new Set(scan.vms.map((v) => v.dir));
@@ -197,7 +206,7 @@ export function planGc(scan: GcScan): GcAction[] {
   for (const q of scan.qemus) {
     const dir = qmpDirOf(q);
     if (dir !== undefined) qemuDirs.add(dir);
-    const reason = orphanQemuReason(q, scan.vms, healing);
+    const reason = orphanQemuReason(q, scan, healing);
     if (reason && dir !== undefined) actions.push({ kind: 'kill-qemu', pid: q.pid, startTime: q.startTime, dir, target: `QEMU ${q.pid}`, reason });
   }
   actions.push(...vmActions(scan, healing, qemuDirs), ...networkActions(scan, healing), ...dirActions(scan), ...unreferencedActions(scan, healing));

@@ -125,3 +125,17 @@ test('directories with no record are removed; a template parent\'s directory is 
   });
   assert.deepEqual(summary(s), ['remove-dir /d/vms/b', 'remove-dir /d/templates/old', 'remove-dir /d/ds/replicas/r0']);
 });
+
+test("a template's parent while its template is made, and an internal clone while its replica is made, are their owners' (nothing planned)", () => {
+  const tpl = (busy: boolean): GcScan['templates'][number] => ({ name: 'tpl', dir: '/d/templates/tpl', replicaId: null, busy, children: [], runtimeFiles: [], pidfilePid: null });
+  const parent = vm('tpl', { role: 'template', state: 'paused', dir: '/d/templates/tpl', qemuAlive: false, qemu: null, runtimeFiles: ['qmp.sock'] });
+  const clone = vm('clone-1', { role: 'clone', state: 'stopped', qemuAlive: false, qemu: null, lastError: 'QEMU exited', runtimeFiles: ['qmp.sock'] });
+  const making = { id: 'r1', dir: '/d/ds/replicas/r1', busy: true, pools: [] };
+  const cut = { pid: 8, startTime: 8, args: [qmpArg('/d/templates/tpl')] };
+  assert.deepEqual(summary(scan({ vms: [parent, clone], templates: [tpl(true)], replicas: [making], qemus: [cut] })), []);
+  assert.deepEqual(summary(scan({ vms: [parent, clone], templates: [tpl(false)], replicas: [{ ...making, busy: false, pools: ['p'] }] })), [
+    'destroy-vm VM clone-1',
+    'reconcile-vm VM tpl',
+    'remove-file /d/templates/tpl/qmp.sock',
+  ]);
+});
