@@ -54,6 +54,8 @@ vmTest('a child whose QEMU was killed -9: gc --dry-run lists it and changes noth
 
   const dry = await gc('--dry-run');
   assert.equal(dry.dryRun, true);
+  // the rung (a data dir with a template, its files and default network) holds nothing else gc would take
+  assert.deepEqual(dry.actions.map((a) => a.target), [`VM ${c.name}`], JSON.stringify(dry.actions));
   const listed = dry.actions.find((a) => a.target === `VM ${c.name}`);
   assert.equal(listed?.kind, 'destroy-vm', JSON.stringify(dry.actions));
   assert.match(listed.reason, /QEMU is gone/);
