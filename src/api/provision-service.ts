@@ -1,7 +1,6 @@
-import type { ClaimRequest, ClaimResult, ClaimView, PoolDetail, PoolSummary } from '../pool/index.js';
+import type { CheckpointView, ClaimRequest, ClaimResult, ClaimView, PoolDetail, PoolSummary } from '../pool/index.js';
 import type { ReplicaView } from '../replica/index.js';
 import type { TaskAccepted, TaskRunners } from '../task/index.js';
-import type { CheckpointView } from './routes-checkpoints.js';
 
 /**
  * The provisioning engine as the API server drives it (issue 7). The server validates requests (spec shape and

@@ -47,6 +47,7 @@ const EXPECTED: Record<string, { values: readonly string[]; subset?: true }> = {
   'Task.state': { values: TASK_STATES },
   'Task.children.*.state': { values: CHILD_PROGRESS_STATES },
   'TaskAccepted.state': { values: TASK_STATES, subset: true },
+  'CheckpointAccepted.state': { values: TASK_STATES, subset: true },
   'ClaimResult.state': { values: CLAIM_STATES },
   'ClaimList[].state': { values: CLAIM_STATES },
 };
