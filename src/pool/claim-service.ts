@@ -4,6 +4,9 @@ import { vmLock, waitForTask, type Enqueued } from '../task/index.js';
 import { waitUntil } from '../util/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { claimSweeper } from './claim-sweeper.js';
+import { ClaimWatch } from './claim-watch.js';
+import { poolSpecOf } from './converge.js';
+import type { PoolParts } from './parts.js';
 import { exhausted, listClaimViews, reserveChild, type ClaimRequest, type ClaimResult, type ClaimView } from './claims.js';
 import type { PoolTaskKind } from './runners.js';
 
@@ -14,7 +17,7 @@ export type RunTask = (kind: PoolTaskKind, target: string, queue: string | null,
 export type ReleaseReason = 'release' | 'ttl' | 'logoff' | 'poweroff';
 
 /** Claim, release and the claim clock: the part of the provisioning service that hands children to users. */
-export function createClaimService(deps: VmDeps, run: RunTask, assertNotRemoving: (pool: string) => Promise<void>) {
+export function createClaimService(deps: VmDeps, run: RunTask, assertNotRemoving: (pool: string) => Promise<void>, parts: Pick<PoolParts, 'watchSessions'>) {
   /** Gives a claimed child back: its claim moves to `releasing` (a compare-and-set), then the refresh is queued. */
   const release = async (vm: string, reason: ReleaseReason): Promise<Enqueued> => {
     const row = await requireVm(deps.db, vm);
@@ -34,8 +37,13 @@ export function createClaimService(deps: VmDeps, run: RunTask, assertNotRemoving
      */
     async claim(pool: string, request: ClaimRequest): Promise<ClaimResult> {
       const t0 = performance.now();
-      await requirePool(deps.db, pool);
+      const spec = poolSpecOf(await requirePool(deps.db, pool));
       await assertNotRemoving(pool);
+      if (request.ttlSeconds !== undefined && !spec.release.on.includes('ttl')) {
+        throw new VmforkError('VMFORK_INVALID_ARGUMENT', `pool ${pool} does not end claims by TTL (its release.on is ${spec.release.on.join(', ') || 'empty'}); claim without ttlSeconds`, {
+          details: { field: 'ttlSeconds', pool, releaseOn: spec.release.on },
+        });
+      }
       const fields = { user: request.user ?? null, expiresAt: request.ttlSeconds ? new Date(Date.now() + request.ttlSeconds * 1000).toISOString() : null };
       const waitMs = (request.waitSeconds ?? 0) * 1000;
       const picked = await waitUntil(async () => (await reserveChild(deps.db, pool, fields)) ?? (waitMs === 0 ? ('none' as const) : undefined), {
@@ -70,6 +78,7 @@ export function createClaimService(deps: VmDeps, run: RunTask, assertNotRemoving
       claimSweeper(deps, {
         everyMs,
         expire: (vm) => release(vm, 'ttl'),
+        watch: new ClaimWatch(deps, parts.watchSessions, release),
         requeue: async (vm, pool) => {
           const live = (await liveQueueTasks(deps.db, pool)).some((t) => t.kind === 'vm-release' && t.target === vm);
           if (!live) await run('vm-release', vm, pool, { pool, vm, reason: 'recovered' }, vmLock(vm));

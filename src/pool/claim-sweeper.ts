@@ -1,5 +1,7 @@
-import { claimedVms, expiredClaims } from '../store/index.js';
+import { claimedVms, expiredClaims, requirePool } from '../store/index.js';
 import type { VmDeps } from '../vm/index.js';
+import type { ClaimWatch, WatchedClaim } from './claim-watch.js';
+import { poolSpecOf } from './converge.js';
 
 /** How long a child may sit `releasing` with no release task before the sweeper queues one. */
 export const STALE_RELEASE_MS = 30_000;
@@ -10,6 +12,8 @@ export interface SweeperHooks {
   expire(vm: string): Promise<unknown>;
   /** Queues again the release of a child left `releasing` with no task (its process died in between). */
   requeue(vm: string, pool: string): Promise<unknown>;
+  /** The guest's side: poweroffs and logoffs (claim-watch.ts). */
+  watch: ClaimWatch;
 }
 
 /**
@@ -20,15 +24,26 @@ export interface SweeperHooks {
 export function claimSweeper(deps: VmDeps, hooks: SweeperHooks): { stop(): void } {
   let busy = false;
   const look = async (): Promise<void> => {
+    const claims: WatchedClaim[] = [];
+    const specs = new Map<string, ReturnType<typeof poolSpecOf>>();
+    for (const vm of await claimedVms(deps.db)) {
+      if (!vm.pool_name) continue;
+      const spec = specs.get(vm.pool_name) ?? poolSpecOf(await requirePool(deps.db, vm.pool_name));
+      specs.set(vm.pool_name, spec);
+      claims.push({ vm, on: spec.release.on, graceSeconds: spec.release.graceSeconds });
+    }
     for (const vm of await expiredClaims(deps.db, new Date().toISOString())) {
+      // a pool whose policy leaves TTLs out never gave its claims one (the claim was refused): nothing to end
+      if (!claims.find((c) => c.vm.name === vm.name)?.on.includes('ttl')) continue;
       await hooks.expire(vm.name).then(
         () => deps.log.info({ vm: vm.name, user: vm.claimed_by, expiredAt: vm.claim_expires_at }, 'claim TTL ended: released'),
         (err: unknown) => deps.log.warn({ vm: vm.name, err }, 'claim TTL ended, but the release was refused'),
       );
     }
+    await hooks.watch.sync(claims);
     // a release is queued right after its claim moves: only one left alone for a while lost its task
     const stale = Date.now() - STALE_RELEASE_MS;
-    for (const vm of (await claimedVms(deps.db)).filter((v) => v.claim_state === 'releasing' && v.pool_name && Date.parse(v.updated_at) < stale)) {
+    for (const { vm } of claims.filter((c) => c.vm.claim_state === 'releasing' && Date.parse(c.vm.updated_at) < stale)) {
       await hooks.requeue(vm.name, vm.pool_name ?? '');
     }
   };
@@ -40,5 +55,10 @@ export function claimSweeper(deps: VmDeps, hooks: SweeperHooks): { stop(): void 
       .finally(() => (busy = false));
   }, hooks.everyMs);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      hooks.watch.stopAll();
+    },
+  };
 }

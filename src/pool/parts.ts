@@ -5,6 +5,7 @@ import { leasesFor } from '../network/index.js';
 import { ensureReplica, ensureReplicaTemplate, type ReplicaSpec, type StepReporter } from '../replica/index.js';
 import { listLeases, type ReplicaRow, type VmRow } from '../store/index.js';
 import { connectAgent, destroyVm, startVm, stopVm, type VmDeps } from '../vm/index.js';
+import type { SessionSource } from './claim-watch.js';
 
 /** What the pool layer reads of a forked child: its name and how long it took. */
 export type PoolForked = Pick<ForkedChild, 'name' | 'timings'>;
@@ -31,6 +32,8 @@ export interface PoolParts {
   refreshChild(deps: VmDeps, name: string, template: string, options: { customize?: ChildCustomizer; signal?: AbortSignal }): Promise<PoolForked>;
   /** Makes the overlays `ids` of a stopped child anew over the template's disks. */
   resetDisks(deps: VmDeps, name: string, template: string, ids: readonly string[]): Promise<string[]>;
+  /** Watches a running child's login sessions (vmfork-guest's WATCH); absent: logoff is never seen. */
+  watchSessions?: SessionSource;
 }
 
 export const REAL_PARTS: PoolParts = {

@@ -13,6 +13,10 @@ export const HOOK_DIR = '/usr/local/lib/vmfork/';
 export const MIN_DISK_BYTES = 16 * 1024 * 1024;
 export const MAX_POOL_SIZE = 10_000;
 /** How a pool's children are made: all forked at once, or `min` forked and the rest pre-registered. */
+/** What gives a claimed child back besides its user's release (docs/lifecycle.md). */
+export const RELEASE_TRIGGERS = ['ttl', 'logoff', 'poweroff'] as const;
+export type ReleaseTrigger = (typeof RELEASE_TRIGGERS)[number];
+
 export const PROVISIONING_MODES = ['up-front', 'on-demand'] as const;
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -105,6 +109,13 @@ export const PoolSpecInputSchema = z
       })
       .optional(),
     stopOnError: z.boolean({ error: typeError('must be true or false') }).optional(),
+    release: z
+      .strictObject({
+        on: z.array(z.enum(RELEASE_TRIGGERS, { error: `must be one of ${RELEASE_TRIGGERS.join(', ')}` })).max(RELEASE_TRIGGERS.length).optional(),
+        graceSeconds: z.number({ error: typeError('must be a whole number of seconds') }).int().min(0).max(86_400).optional(),
+      })
+      .optional()
+      .describe('what gives a claimed child back besides its user: its TTL, the end of its last login session (logoff), the guest powering itself off; after graceSeconds (logoff)'),
     datastore: labelSchema.optional(),
     access: z
       .strictObject({

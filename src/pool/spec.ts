@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { VmforkError } from '../errors.js';
 import { DEFAULT_NETWORK } from '../network/index.js';
 import { parseNamePattern, parseSize, patternNames } from '../util/index.js';
-import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput, type PROVISIONING_MODES } from './spec-schema.js';
+import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput, type PROVISIONING_MODES, type ReleaseTrigger } from './spec-schema.js';
 
 /** A validated pool spec with every default applied and every size in its canonical form (`256M`). */
 export interface PoolSpec {
@@ -21,6 +21,8 @@ export interface PoolSpec {
     machinePassword: boolean;
   };
   stopOnError: boolean;
+  /** Besides the user's release: which events end a claim (`ttl` honours a claim's TTL), and the logoff grace. */
+  release: { on: ReleaseTrigger[]; graceSeconds: number };
   datastore: string;
   access?: { sshAuthorizedKeys: string[] };
   memory?: string;
@@ -36,6 +38,9 @@ export interface SpecProblem {
 export const DEFAULT_COMMON_TIMEOUT_SECONDS = 300;
 export const DEFAULT_PER_CHILD_TIMEOUT_SECONDS = 60;
 export const DEFAULT_SWAP = '64M';
+/** A claim ends with its TTL unless the spec says otherwise; logoff and poweroff are opt-in. */
+export const DEFAULT_RELEASE_ON: readonly ReleaseTrigger[] = ['ttl'];
+export const DEFAULT_LOGOFF_GRACE_SECONDS = 30;
 
 /** The largest binary unit that divides the size exactly: "0.25G" and "256MiB" both become "256M". */
 export function canonicalSize(input: string): string {
@@ -78,6 +83,7 @@ export function applyPoolDefaults(input: PoolSpecInput): PoolSpec {
       machinePassword: customize.machinePassword ?? false,
     },
     stopOnError: input.stopOnError ?? true,
+    release: { on: [...new Set(input.release?.on ?? DEFAULT_RELEASE_ON)], graceSeconds: input.release?.graceSeconds ?? DEFAULT_LOGOFF_GRACE_SECONDS },
     datastore: input.datastore ?? 'default',
   };
   if (input.access) spec.access = { sshAuthorizedKeys: [...input.access.sshAuthorizedKeys] };

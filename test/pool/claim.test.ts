@@ -113,4 +113,39 @@ test('a persistent child given back keeps /home and its system disk: stopped, di
 
 test('a claim on a pool that does not exist, or with a bad request, changes nothing', withPool(async (f) => {
   await assert.rejects(f.service.claim('nope', {}), rejectsWith('VMFORK_POOL_NOT_FOUND'));
+  await assert.rejects(f.service.createPool(deskSpec({ release: { on: ['nap'] } })), (err: unknown) => rejectsWith('VMFORK_INVALID_ARGUMENT')(err) && /release\.on/.test((err as Error).message));
+  await assert.rejects(f.service.createPool(deskSpec({ release: { graceSeconds: -1 } })), rejectsWith('VMFORK_INVALID_ARGUMENT'));
+  assert.deepEqual(await children(f.deps), []);
+}));
+
+test('logoff: once a session was seen, the end of the last one releases the claim (a pool whose policy says so)', withPool(async (f) => {
+  const { deps, service, parts } = f;
+  await ready(f, { size: { max: 1 }, release: { on: ['logoff'], graceSeconds: 0 } });
+  await assert.rejects(service.claim('desk', { ttlSeconds: 60 }), rejectsWith('VMFORK_INVALID_ARGUMENT'), 'no TTL in this pool');
+  const sweeper = service.startClaimSweeper(20);
+  try {
+    await service.claim('desk', { user: 'ada' });
+    await waitUntil(() => parts.sessions.get('desk-1'), { deadlineMs: WAIT_MS, everyMs: 10, what: 'the session watch of desk-1' });
+    parts.sessions.get('desk-1')?.([]);
+    assert.equal((await getVm(deps.db, 'desk-1'))?.claim_state, 'claimed', 'no session seen yet: not a logoff');
+    parts.sessions.get('desk-1')?.(['root', 'ada']);
+    parts.sessions.get('desk-1')?.(['root']);
+    await waitUntil(async () => (await getVm(deps.db, 'desk-1'))?.claim_state === 'unclaimed' && parts.calls.includes('refresh desk-1'), { deadlineMs: WAIT_MS, everyMs: 20, what: 'the logoff release' });
+    assert.equal(parts.sessions.has('desk-1'), false, 'the watch is closed with the claim');
+  } finally {
+    sweeper.stop();
+  }
+}));
+
+test('poweroff: a claimed child whose QEMU is gone is released (a pool whose policy says so)', withPool(async (f) => {
+  const { deps, service, parts } = f;
+  await ready(f, { size: { max: 1 }, release: { on: ['poweroff'] } });
+  const sweeper = service.startClaimSweeper(20);
+  try {
+    // scripted children have no QEMU: to the claim clock, a claimed one has powered itself off
+    await service.claim('desk', {});
+    await waitUntil(async () => (await getVm(deps.db, 'desk-1'))?.claim_state === 'unclaimed' && parts.calls.includes('refresh desk-1'), { deadlineMs: WAIT_MS, everyMs: 20, what: 'the poweroff release' });
+  } finally {
+    sweeper.stop();
+  }
 }));

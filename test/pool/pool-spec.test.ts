@@ -70,6 +70,7 @@ test('defaults are applied once, and a parsed spec parses again to itself (JSON 
     disks: { disposable: '128M', swap: '32M' },
     customize: { common: [], perChild: [], machinePassword: false },
     stopOnError: true,
+    release: { on: ['ttl'], graceSeconds: 30 },
     datastore: 'default',
   });
   assert.deepEqual(parsePoolSpec(JSON.parse(JSON.stringify(spec))), spec);

@@ -222,6 +222,16 @@ export class ScriptedParts implements PoolParts {
     return this.call(`reset ${name} ${ids.join(',')}`, () => Promise.resolve([...ids]));
   }
 
+  /** Session watches the claim clock opened, by VM: a test drives them (`sessions.get(vm)?.(['ada'])`). */
+  readonly sessions = new Map<string, (users: string[]) => void>();
+
+  /** A scripted vmfork-guest WATCH: the test sends the session lists. */
+  watchSessions = (vm: VmRow, onSessions: (users: string[]) => void): Promise<{ close(): void }> => {
+    this.calls.push(`watch ${vm.name}`);
+    this.sessions.set(vm.name, onSessions);
+    return Promise.resolve({ close: () => void this.sessions.delete(vm.name) });
+  };
+
   /** A VM's record and lease gone, through `destroying` as the state table wants. */
   private async remove(deps: VmDeps, name: string, actor: Actor): Promise<void> {
     const vm = await getVm(deps.db, name);
