@@ -75,6 +75,9 @@ struct refusal {
 int parse_prepare(const uint8_t *p, size_t n, struct prepare_req *out, struct refusal *why);
 int parse_config(const uint8_t *p, size_t n, struct config_req *out, struct refusal *why);
 int parse_hello_req(const uint8_t *p, size_t n, struct refusal *why);
+int parse_watch(const uint8_t *p, size_t n, struct refusal *why);
+/* WATCH: sends SESSIONS now and on every change until the host goes away; -1 (nothing sent) when it cannot watch. */
+int start_watch(uint32_t id, struct refusal *why);
 
 void run_prepare(struct wbuf *w, const struct prepare_req *req);
 void apply_config(struct wbuf *w, const struct config_req *c, struct kicks *k);

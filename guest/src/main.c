@@ -28,7 +28,7 @@ static struct wbuf out;
 static uint8_t in[VFG_MAX_PAYLOAD];
 static struct config_req config; /* static: it holds entropy and is wiped after use */
 
-static const char *const CAPABILITIES[] = { "prepare", "fork-me", "config", "kick", "netlink", "ssh-ed25519", NULL };
+static const char *const CAPABILITIES[] = { "prepare", "fork-me", "config", "kick", "netlink", "ssh-ed25519", "sessions", NULL };
 
 static void send_frame(void)
 {
@@ -225,6 +225,13 @@ void apply_config(struct wbuf *w, const struct config_req *c, struct kicks *k)
 	step_random_seed(w, c);
 }
 
+static void on_watch(uint32_t id, size_t n)
+{
+	struct refusal why;
+	if (parse_watch(in, n, &why) < 0 || start_watch(id, &why) < 0)
+		send_error(id, why.code, why.message);
+}
+
 /* A framing error means the stream position is lost: answer, then drop input until the host pauses. */
 static void resync(uint32_t id, const char *code, const char *message)
 {
@@ -273,6 +280,7 @@ static int serve(void)
 		case VFG_HELLO_REQ: on_hello(id, len); break;
 		case VFG_PREPARE: on_prepare(id, len); break;
 		case VFG_CONFIG: on_config(id, len); break;
+		case VFG_WATCH: on_watch(id, len); break;
 		default:
 			snprintf(msg, sizeof(msg), "message type 0x%02x is not a request this agent knows", h[3]);
 			send_error(id, "unknown-type", msg);

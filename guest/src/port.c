@@ -15,6 +15,23 @@
 
 static int fd = -1;
 static int is_port;
+static int side = -1;
+static void (*side_ready)(void);
+static void (*side_gone)(void);
+
+void chan_side(int side_fd, void (*ready)(void), void (*gone)(void))
+{
+	side = side_fd;
+	side_ready = ready;
+	side_gone = gone;
+}
+
+/* The host closed its side: what lives only while it listens (a session watch) ends here. */
+static void host_gone(void)
+{
+	if (side_gone)
+		side_gone(); /* it clears the side with chan_side(-1, …) */
+}
 
 static int64_t now_ms(void)
 {
@@ -56,17 +73,24 @@ static void wait_host(void)
 	sigtimedwait(&set, NULL, &t);
 }
 
+/*
+ * Waits until the channel is readable. Without a deadline (between frames) the side fd is watched too; the channel
+ * goes first, so a host that left is seen (EOF) before a side event would write to it.
+ */
 static int wait_fd(short events, int64_t deadline)
 {
-	struct pollfd p = { .fd = fd, .events = events };
+	struct pollfd p[2] = { { .fd = fd, .events = events }, { .fd = side, .events = POLLIN } };
 	int timeout = deadline < 0 ? -1 : (int)(deadline - now_ms());
 	if (deadline >= 0 && timeout <= 0)
 		return CHAN_TIMEOUT;
-	int r = poll(&p, 1, timeout);
+	nfds_t n = deadline < 0 && side >= 0 ? 2 : 1;
+	int r = poll(p, n, timeout);
 	if (r < 0 && errno != EINTR)
 		return CHAN_ERR;
 	if (r == 0)
 		return CHAN_TIMEOUT;
+	if (n == 2 && !p[0].revents && (p[1].revents & POLLIN) && side_ready)
+		side_ready();
 	return CHAN_OK;
 }
 
@@ -79,6 +103,7 @@ int chan_read(void *buf, size_t n, int timeout_ms)
 		if (r > 0) {
 			got += (size_t)r;
 		} else if (r == 0) {
+			host_gone();
 			if (!is_port)
 				return got ? CHAN_RESET : CHAN_EOF;
 			if (got)

@@ -22,5 +22,10 @@ int chan_read(void *buf, size_t n, int timeout_ms);
 int chan_write(const void *buf, size_t n);
 /* Discards input until none arrived for quiet_ms (at most 5 s): the resync after a framing error. */
 void chan_drain(int quiet_ms);
+/*
+ * Another fd the wait for the next frame's header also sleeps on (the session watch's inotify fd): ready() runs
+ * when it is readable, gone() once when the host side closes. chan_side(-1, NULL, NULL) removes it.
+ */
+void chan_side(int side_fd, void (*ready)(void), void (*gone)(void));
 
 #endif

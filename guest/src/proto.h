@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define VFG_PROTOCOL_VERSION 1
-#define VFG_AGENT_VERSION "0.1.0"
+#define VFG_AGENT_VERSION "0.2.0"
 #define VFG_HEADER_BYTES 12
 /* Hard limit on a payload, both directions: the agent's buffers are static, never sized by a peer. */
 #define VFG_MAX_PAYLOAD 65536
@@ -22,11 +22,13 @@ enum vfg_type {
 	VFG_FORK_ME = 0x03,
 	VFG_REPORT = 0x04,
 	VFG_KICKED = 0x05,
+	VFG_SESSIONS = 0x06,
 	VFG_ERROR = 0x7f,
 	/* host -> agent */
 	VFG_HELLO_REQ = 0x81,
 	VFG_PREPARE = 0x82,
 	VFG_CONFIG = 0x84,
+	VFG_WATCH = 0x86,
 };
 
 enum vfg_tag {
@@ -62,6 +64,17 @@ enum vfg_tag {
 	T_FACT = 45,          /* group */
 	T_FACT_KEY = 46,      /* string */
 	T_FACT_VALUE = 47,    /* string */
+	T_SESSION = 50,       /* group, repeated */
+	T_SESSION_ID = 51,    /* string */
+	T_USER = 52,          /* string */
+	T_UID = 53,           /* u32 */
+	T_CLASS = 54,         /* string */
+	T_SESSION_TYPE = 55,  /* string */
+	T_SESSION_STATE = 56, /* string */
+	T_REMOTE = 57,        /* u8 */
+	T_ACTIVE = 58,        /* u8 */
+	T_SERVICE = 59,       /* string */
+	T_SESSION_COUNT = 60, /* u32 */
 };
 
 /* One frame being built: header + payload in one static buffer, so a frame is one write(). */

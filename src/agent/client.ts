@@ -12,6 +12,7 @@ import {
   type AgentMessage,
   type AgentPrepared,
   type AgentReport,
+  type AgentSessions,
   type ConfigRequest,
   type HostMessage,
   type PrepareRequest,
@@ -69,6 +70,9 @@ export class VmforkAgentClient {
   private readonly hostSoftware: string;
   private nextId = randomInt(1, 2 ** 30);
   private closedReason: VmforkError | undefined;
+  private sessionWatch: { id: number; onSessions: (s: AgentSessions) => void } | undefined;
+  private readonly endedWith: Promise<VmforkError>;
+  private markEnded: (reason: VmforkError) => void = () => undefined;
   /** The last HELLO the agent answered on this connection. */
   lastHello: AgentHello | undefined;
 
@@ -77,6 +81,7 @@ export class VmforkAgentClient {
     readonly label: string,
     options: AgentClientOptions,
   ) {
+    this.endedWith = new Promise((resolve) => (this.markEnded = resolve));
     this.logger = options.logger ?? QUIET;
     this.hostSoftware = options.hostSoftware ?? 'vmfork';
     this.decoder.seekUntil((h) => h.type === MessageType.HELLO && this.helloIds.has(h.id));
@@ -149,6 +154,11 @@ export class VmforkAgentClient {
     return this.closedReason !== undefined;
   }
 
+  /** Resolves (never rejects) once the connection is over, with why: close(), the stream gone, a protocol error. */
+  get ended(): Promise<VmforkError> {
+    return this.endedWith;
+  }
+
   /** The handshake: the agent's protocol version, capabilities and fork state. */
   async hello(options: AgentCallOptions = {}): Promise<AgentHello> {
     const id = this.takeId();
@@ -182,6 +192,16 @@ export class VmforkAgentClient {
   /** The service kicks that follow a REPORT (journald restart, ssh start), by the REPORT's id. */
   async kicked(reportId: number, options: AgentCallOptions = {}): Promise<AgentKicked> {
     return (await this.waitFor(reportId, 'kicked', options.timeoutMs ?? 30_000, 'CONFIG')) as AgentKicked;
+  }
+
+  /**
+   * WATCH: resolves with the guest's class=user login sessions now; `onSessions` gets that list and every changed
+   * one after it, for as long as this connection lasts (`ended`). A second WATCH replaces the first.
+   */
+  async watchSessions(onSessions: (s: AgentSessions) => void, options: AgentCallOptions = {}): Promise<AgentSessions> {
+    const id = this.request({ type: 'watch' });
+    this.sessionWatch = { id, onSessions };
+    return (await this.waitFor(id, 'sessions', options.timeoutMs ?? 10_000, 'WATCH')) as AgentSessions;
   }
 
   close(): void {
@@ -258,12 +278,15 @@ export class VmforkAgentClient {
   }
 
   private dispatch(m: AgentMessage): void {
+    const watching = m.type === 'sessions' && m.id === this.sessionWatch?.id;
+    if (watching) this.deliverSessions(m);
     const w = this.waiters.find((x) => x.id === m.id && (x.type === m.type || m.type === 'error'));
     if (w) {
       this.removeWaiter(w);
       w.resolve(m);
       return;
     }
+    if (watching) return;
     if (m.type === 'hello' && this.helloIds.has(m.id)) return; // the answer to an earlier, retried HELLO
     if (m.type === 'error' && m.id === 0) {
       // a framing error the agent could not tie to a request: the stream position was lost on its side
@@ -274,9 +297,19 @@ export class VmforkAgentClient {
     if (this.inbox.length > INBOX_LIMIT) this.inbox.shift();
   }
 
+  private deliverSessions(m: AgentSessions): void {
+    try {
+      this.sessionWatch?.onSessions(m);
+    } catch (err) {
+      // a listener's bug must not take the stream's data handler (and the process) down with it
+      this.logger.warn({ err, agent: this.label }, 'vmfork-guest: the SESSIONS listener threw');
+    }
+  }
+
   private fail(reason: VmforkError): void {
     if (this.closedReason) return;
     this.closedReason = reason;
+    this.markEnded(reason);
     for (const w of this.waiters.splice(0)) w.reject(reason);
     this.stream.destroy();
   }

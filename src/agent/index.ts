@@ -4,6 +4,7 @@
  */
 export { VmforkAgentClient, type AgentCallOptions, type AgentClientOptions, type PrepareResult, type WaitAgentOptions } from './client.js';
 export { decodeFields, encodeFields, encodeFrame, FrameDecoder, type Field, type Frame } from './codec.js';
+export { openSessions, watchSessions, type SessionWatch, type SessionWatchOptions } from './sessions.js';
 export { agentStepOutput, GUEST_FACTS_BLOCK, stepFacts, type AgentStepOutput } from './facts.js';
 export {
   decodeAgentMessage,
@@ -16,11 +17,14 @@ export {
   type AgentMessage,
   type AgentPrepared,
   type AgentReport,
+  type AgentSession,
+  type AgentSessions,
   type AgentStep,
   type AgentStepFact,
   type ConfigRequest,
   type HelloRequest,
   type HostMessage,
   type PrepareRequest,
+  type WatchRequest,
 } from './messages.js';
-export { AGENT_ERROR_CODES, AGENT_PORT_NAME, HEADER_BYTES, MAX_PAYLOAD_BYTES, MessageType, NONCE_BYTES, PROTOCOL_VERSION, Tag } from './protocol.js';
+export { AGENT_ERROR_CODES, AGENT_PORT_NAME, HEADER_BYTES, MAX_PAYLOAD_BYTES, MessageType, NONCE_BYTES, PROTOCOL_VERSION, SESSIONS_CAPABILITY, Tag } from './protocol.js';

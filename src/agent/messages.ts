@@ -41,7 +41,12 @@ export interface ConfigRequest {
   hostClockNs?: bigint;
 }
 
-export type HostMessage = HelloRequest | PrepareRequest | ConfigRequest;
+/** Asks for the guest's login sessions now and at every change, for as long as this connection lasts. */
+export interface WatchRequest {
+  type: 'watch';
+}
+
+export type HostMessage = HelloRequest | PrepareRequest | ConfigRequest | WatchRequest;
 
 export interface AgentStepFact {
   key: string;
@@ -103,6 +108,33 @@ export interface AgentKicked {
   steps: AgentStep[];
 }
 
+/** One login session as logind records it in /run/systemd/sessions/<id> (PROTOCOL.md, "Sessions"). */
+export interface AgentSession {
+  /** logind's session id (`3`, `c1`). */
+  id: string;
+  user: string;
+  uid: number;
+  /** Always `user` in this protocol: greeter, lock-screen and background sessions are not listed. */
+  class: string;
+  /** `tty`, `x11`, `wayland`, `unspecified`… (absent when logind recorded none). */
+  sessionType?: string;
+  /** `online`, `active` or `closing` (logged out; processes it left behind still run). */
+  state: string;
+  remote: boolean;
+  active: boolean;
+  /** The PAM service that opened it (`sshd`, `login`, `gdm-password`…). */
+  service?: string;
+}
+
+/** The guest's class=user sessions: the answer to WATCH (its id), then again at every change. */
+export interface AgentSessions {
+  type: 'sessions';
+  id: number;
+  /** Every class=user session; `sessions` lists the first 128 (by id) when there are more. */
+  count: number;
+  sessions: AgentSession[];
+}
+
 export interface AgentErrorMessage {
   type: 'error';
   id: number;
@@ -110,7 +142,7 @@ export interface AgentErrorMessage {
   message: string;
 }
 
-export type AgentMessage = AgentHello | AgentPrepared | AgentForkMe | AgentReport | AgentKicked | AgentErrorMessage;
+export type AgentMessage = AgentHello | AgentPrepared | AgentForkMe | AgentReport | AgentKicked | AgentSessions | AgentErrorMessage;
 
 /** One host message as a complete frame. */
 export function encodeHostMessage(id: number, msg: HostMessage): Buffer {
@@ -134,6 +166,8 @@ export function encodeHostMessage(id: number, msg: HostMessage): Buffer {
       f.push(field.bytes(Tag.ENTROPY, msg.entropy), field.bytes(Tag.SEED, msg.seed));
       f.push(field.u64(Tag.CLOCK_NS, msg.hostClockNs ?? hostNowNs()));
       return encodeFrame(MessageType.CONFIG, id, encodeFields(f));
+    case 'watch':
+      return encodeFrame(MessageType.WATCH, id, Buffer.alloc(0));
   }
 }
 
@@ -221,6 +255,40 @@ function decodeSteps(groups: readonly Buffer[]): AgentStep[] {
   });
 }
 
+const SESSION_TAGS = [Tag.SESSION_ID, Tag.USER, Tag.UID, Tag.CLASS, Tag.SESSION_TYPE, Tag.SESSION_STATE, Tag.REMOTE, Tag.ACTIVE, Tag.SERVICE];
+
+function flag(f: Fields, tag: number): boolean {
+  const v = f.uint(tag, 1);
+  if (v > 1) throw bad(`${f.what} field tag ${tag} is ${v}, expected 0 or 1`);
+  return v === 1;
+}
+
+function decodeSessions(id: number, fields: readonly Field[]): AgentSessions {
+  const f = new Fields('SESSIONS', fields, [Tag.SESSION_COUNT, Tag.SESSION], [Tag.SESSION]);
+  const sessions = f.groups(Tag.SESSION).map((g) => {
+    const s = new Fields('a session', decodeFields(g), SESSION_TAGS);
+    const session: AgentSession = {
+      id: s.str(Tag.SESSION_ID),
+      user: s.str(Tag.USER),
+      uid: s.uint(Tag.UID, 4),
+      class: s.str(Tag.CLASS),
+      state: s.str(Tag.SESSION_STATE),
+      remote: flag(s, Tag.REMOTE),
+      active: flag(s, Tag.ACTIVE),
+    };
+    if (!session.id || !session.user || !session.state) throw bad(`SESSIONS lists a session with an empty id, user or state`);
+    const sessionType = s.optStr(Tag.SESSION_TYPE);
+    if (sessionType !== undefined) session.sessionType = sessionType;
+    const service = s.optStr(Tag.SERVICE);
+    if (service !== undefined) session.service = service;
+    return session;
+  });
+  const count = f.uint(Tag.SESSION_COUNT, 4);
+  if (count < sessions.length) throw bad(`SESSIONS counts ${count} session(s) but lists ${sessions.length}`);
+  if (new Set(sessions.map((s) => s.id)).size !== sessions.length) throw bad('SESSIONS lists a session id twice');
+  return { type: 'sessions', id, count, sessions };
+}
+
 const STATES: readonly AgentForkState[] = ['idle', 'fork-pending', 'configured'];
 
 /**
@@ -270,6 +338,8 @@ export function decodeAgentMessage(frame: Frame): AgentMessage {
       const f = new Fields('KICKED', fields, [Tag.STEP], [Tag.STEP]);
       return { type: 'kicked', id, steps: decodeSteps(f.groups(Tag.STEP)) };
     }
+    case MessageType.SESSIONS:
+      return decodeSessions(id, fields);
     case MessageType.ERROR: {
       const f = new Fields('ERROR', fields, [Tag.ERROR_CODE, Tag.MESSAGE]);
       return { type: 'error', id, code: f.str(Tag.ERROR_CODE), message: f.str(Tag.MESSAGE) };

@@ -19,10 +19,12 @@ export const MessageType = {
   FORK_ME: 0x03,
   REPORT: 0x04,
   KICKED: 0x05,
+  SESSIONS: 0x06,
   ERROR: 0x7f,
   HELLO_REQUEST: 0x81,
   PREPARE: 0x82,
   CONFIG: 0x84,
+  WATCH: 0x86,
 } as const;
 
 export const Tag = {
@@ -58,7 +60,21 @@ export const Tag = {
   FACT: 45,
   FACT_KEY: 46,
   FACT_VALUE: 47,
+  SESSION: 50,
+  SESSION_ID: 51,
+  USER: 52,
+  UID: 53,
+  CLASS: 54,
+  SESSION_TYPE: 55,
+  SESSION_STATE: 56,
+  REMOTE: 57,
+  ACTIVE: 58,
+  SERVICE: 59,
+  SESSION_COUNT: 60,
 } as const;
+
+/** The HELLO capability of an agent that answers WATCH with SESSIONS (agent 0.2.0 and later). */
+export const SESSIONS_CAPABILITY = 'sessions';
 
 /** The codes an agent's ERROR carries (PROTOCOL.md, "Errors"). */
 export const AGENT_ERROR_CODES = [

@@ -17,8 +17,11 @@ export const GUEST_AGENT_UDEV_RULE = '60-vmfork-guest.rules';
 export const GUEST_AGENT_DEVICE_UNIT = 'dev-virtio\\x2dports-org.vmfork.guest.0.device';
 
 
-/** Guest packages the agent needs: libcrypto (openssh-server pulls it in too; named because the agent links it). */
-export const GUEST_AGENT_PACKAGES = ['libssl3'] as const;
+/**
+ * Guest packages the agent needs: libcrypto (openssh-server pulls it in too; named because the agent links it), and
+ * pam_systemd, without which an ssh or console login is never registered with logind, so WATCH would see none.
+ */
+export const GUEST_AGENT_PACKAGES = ['libssl3', 'libpam-systemd'] as const;
 
 const LIMITS: TreeLimits = {
   maxFiles: 64,

@@ -13,6 +13,7 @@ test('the default recipe carries vmfork-guest; without it the recipe is the base
   assert.equal(withAgent.guestAgent?.protocolVersion, 1);
   assert.match(withAgent.guestAgent?.sourceDigest ?? '', /^[0-9a-f]{64}$/);
   assert.ok(withAgent.packages.includes('libssl3'));
+  assert.ok(withAgent.packages.includes('libpam-systemd'), 'logins reach logind, whose sessions WATCH reports');
   assert.notEqual(recipeHash(withAgent), recipeHash(BASE_RECIPE));
   assert.equal(recipeHash(await imageRecipe({ guestAgent: false })), recipeHash(BASE_RECIPE));
 });
