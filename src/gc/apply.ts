@@ -71,8 +71,9 @@ async function applyOne(deps: VmDeps, a: GcAction, scan: GcScan, healed: () => P
       return { done: true };
     }
     case 'reconcile-vm': {
-      const vm = await reconcileVm(deps, await requireVm(db, a.name));
-      return { done: true, ...(vm.state === 'running' || vm.state === 'paused' ? { skipped: `still ${vm.state}` } : {}) };
+      const before = await requireVm(db, a.name);
+      const vm = await reconcileVm(deps, before);
+      return vm.state === before.state ? NO_LONGER(`still ${vm.state}: its QEMU runs`) : { done: true };
     }
     case 'release-lease': {
       if ((await getVm(db, a.vm)) || (await templateBusy(deps, a.vm))) return NO_LONGER(`${a.vm} has a record now`);

@@ -7,11 +7,14 @@ import { homeLayout } from '../../src/config/home.js';
 import { runGc } from '../../src/gc/index.js';
 import { allocateLease, createNetwork, createTap, dataDirNetnsPrefix, deleteNetwork, ip, listNamespaces } from '../../src/network/index.js';
 import { createImage } from '../../src/qemu/index.js';
+import { parseVmSpec } from '../../src/spec/index.js';
 import { LOCAL_HOST_ID, openStore } from '../../src/store/db.js';
 import { listLeases } from '../../src/store/networks-repo.js';
-import { insertVm } from '../../src/store/vms-repo.js';
+import { recordProcess } from '../../src/store/processes-repo.js';
+import { getVm, insertVm } from '../../src/store/vms-repo.js';
+import type { Actor } from '../../src/state/index.js';
 import { createLogger } from '../../src/util/log.js';
-import { testActor } from '../helpers/actor.js';
+import { deadActor, testActor } from '../helpers/actor.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import { isRoot } from '../network/itest-helpers.js';
 
@@ -85,6 +88,45 @@ test('gc on a data dir with fabricated leftovers: dry run lists them and changes
   } finally {
     await deleteNetwork(db, 'gcnet').catch(() => undefined);
     await ip(['netns', 'del', strayNs], { allowFailure: true });
+    await db.destroy();
+  }
+}));
+
+// records whose QEMU died (recorded pid + start time of a process that has exited), and one a dead vmfork left
+// forking: the pass hands each to its service (destroy, reconcile, heal) and says what it did
+test('gc on dead records: a child outside a pool destroyed, a cold-booted VM marked stopped, a dead fork healed', withTempDir('vmfork-gc-rec-', async (root) => {
+  const home = homeLayout(root);
+  const db = await openStore(join(root, 'vmfork.db'));
+  const deps = { db, home, log: createLogger(undefined) };
+  try {
+    const gone = (await deadActor('boot')).owner;
+    const now = new Date().toISOString();
+    const vm = async (name: string, role: 'child' | 'vm', state: 'running' | 'forking', actor: Actor): Promise<string> => {
+      const dir = join(home.vms, name);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'disk.qcow2'), 'overlay');
+      await insertVm(db, { name, host_id: LOCAL_HOST_ID, image_name: null, template_name: role === 'child' ? 't' : null, state, role, dir, spec_json: JSON.stringify(parseVmSpec({ name, accel: 'tcg', memoryMiB: 256, qmpSocket: join(dir, 'qmp.sock') })), last_error: null, created_at: now, updated_at: now }, actor);
+      await recordProcess(db, { vm_name: name, pid: gone.pid, start_time: gone.startTime, qmp_path: join(dir, 'qmp.sock'), agent_path: null, pidfile: join(dir, 'qemu.pid'), argv_json: '[]', started_at: now, exited_at: null });
+      return dir;
+    };
+    const live = await testActor('boot');
+    const child = await vm('crashed', 'child', 'running', live);
+    const cold = await vm('cold', 'vm', 'running', live);
+    const half = await vm('half', 'child', 'forking', await deadActor('fork'));
+
+    const dry = await runGc(deps, { dryRun: true });
+    assert.deepEqual(dry.actions.map((a) => `${a.kind} ${a.target}`), ['heal-record vm half', 'destroy-vm VM crashed', 'reconcile-vm VM cold']);
+    assert.equal((await getVm(db, 'cold'))?.state, 'running', 'a dry run reconciles nothing');
+
+    const pass = await runGc(deps);
+    assert.deepEqual(pass.actions.map((a) => [a.kind, a.done]), [['heal-record', true], ['destroy-vm', true], ['reconcile-vm', true]], JSON.stringify(pass.actions));
+    assert.equal(await getVm(db, 'crashed'), undefined);
+    assert.equal(await getVm(db, 'half'), undefined);
+    assert.ok(!existsSync(child) && !existsSync(half), 'their overlays are gone');
+    assert.equal((await getVm(db, 'cold'))?.state, 'stopped');
+    assert.ok(existsSync(join(cold, 'disk.qcow2')), 'a cold-booted VM keeps its disk');
+    assert.deepEqual((await runGc(deps, { dryRun: true })).actions, []);
+  } finally {
     await db.destroy();
   }
 }));
