@@ -6,6 +6,9 @@ import { isUniqueViolation, type Db } from './db.js';
 export interface CheckpointDisk {
   id: string;
   path: string;
+  /** The file's inode and birth time at the cut: a layer made anew at the same path is not this checkpoint's. */
+  ino?: number;
+  birthMs?: number;
 }
 
 /** One checkpoint of a VM (migration 010). */
@@ -44,6 +47,13 @@ export async function getCheckpoint(db: Db, vm: string, label: string): Promise<
 /** A VM's checkpoints, oldest first. */
 export async function listCheckpoints(db: Db, vm: string): Promise<CheckpointRow[]> {
   return table(db).selectFrom('checkpoints').selectAll().where('vm_name', '=', vm).orderBy('created_at').orderBy('label').execute();
+}
+
+/** Removes a VM's checkpoint rows (its files are the caller's), returning them. */
+export async function deleteCheckpoints(db: Db, vm: string): Promise<CheckpointRow[]> {
+  const rows = await listCheckpoints(db, vm);
+  await table(db).deleteFrom('checkpoints').where('vm_name', '=', vm).execute();
+  return rows;
 }
 
 export function checkpointDisks(row: CheckpointRow): CheckpointDisk[] {

@@ -8,6 +8,7 @@ import { createOverlay, GuestAgentClient, QmpClient, terminateProcess, type Laun
 import { decodeVmSpec, parseVmSpec, type VmSpec } from '../spec/index.js';
 import { checkpointDisks, currentProcess, getCheckpoint, listCheckpoints, listLeases, markProcessExited, transition, type CheckpointRow, type VmRow } from '../store/index.js';
 import { shQuote } from '../util/index.js';
+import { sameLayer } from './checkpoint-files.js';
 import { assertVmStateFor, checkLabel, overlayPath } from './checkpoint-rules.js';
 import { readGuestIdentity, type GuestIdentity } from './guest-facts.js';
 import { getVmReconciled } from './lifecycle.js';
@@ -41,6 +42,13 @@ async function requireCheckpoint(deps: VmDeps, vm: string, label: string): Promi
     await access(file).catch((err: unknown) => {
       throw new VmforkError('VMFORK_CHECKPOINT_NOT_FOUND', `checkpoint ${label} of ${vm} lost its file ${file}`, { cause: err, details: { vm, label, file } });
     });
+  }
+  for (const disk of checkpointDisks(row)) {
+    if (!(await sameLayer(disk))) {
+      throw new VmforkError('VMFORK_CHECKPOINT_NOT_FOUND', `checkpoint ${label} of ${vm}: its disk layer ${disk.path} was made anew since (its RAM would resume over another disk)`, {
+        details: { vm, label, file: disk.path },
+      });
+    }
   }
   return row;
 }

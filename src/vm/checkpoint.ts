@@ -6,6 +6,7 @@ import { decodeVmSpec } from '../spec/index.js';
 import { currentProcess, getCheckpoint, insertCheckpoint, listCheckpoints, updateVm, type CheckpointDisk, type ProcessRow, type VmRow } from '../store/index.js';
 import { shQuote } from '../util/index.js';
 import { assertVmStateFor, checkLabel, checkpointDir, defaultLabel, overlayPath } from './checkpoint-rules.js';
+import { frozenDisks } from './checkpoint-files.js';
 import { getVmReconciled } from './lifecycle.js';
 import type { VmDeps } from './vm-deps.js';
 
@@ -128,7 +129,7 @@ export async function checkpointVm(deps: VmDeps, name: string, options: Checkpoi
   }
   await report('record', 90);
   const createdAt = new Date().toISOString();
-  const frozen = next.map((d) => ({ id: d.id, path: d.frozen }));
+  const frozen = await frozenDisks(next.map((d) => ({ id: d.id, path: d.frozen })));
   await insertCheckpoint(deps.db, { vm_name: name, label, memory: memory ? 1 : 0, state_path: statePath ?? null, disks_json: JSON.stringify(frozen), created_at: createdAt });
   const stateBytes = statePath ? (await stat(statePath)).size : undefined;
   return { vm: name, label, memory, createdAt, disks: frozen, ...(statePath ? { statePath } : {}), ...(stateBytes !== undefined ? { stateBytes } : {}), pausedMs: round(pausedMs), frozenMs: round(frozenMs) };

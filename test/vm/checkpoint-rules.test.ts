@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isVmforkError } from '../../src/errors.js';
 import { actorFor } from '../../src/host/index.js';
-import { deleteVm, insertCheckpoint, listCheckpoints } from '../../src/store/index.js';
-import { checkLabel, defaultLabel, planCheckpoint, planRevert, type VmDeps } from '../../src/vm/index.js';
+import { deleteVm, insertCheckpoint, listCheckpoints, requireVm, updateVm } from '../../src/store/index.js';
+import { checkLabel, defaultLabel, forgetCheckpoints, planCheckpoint, planRevert, type VmDeps } from '../../src/vm/index.js';
+import { frozenDisks } from '../../src/vm/checkpoint-files.js';
 import { addVmRow, recordsOnlyDeps } from './owner-fixtures.js';
 
 let deps: VmDeps;
@@ -84,4 +85,38 @@ test('a revert to an unknown label, to lost files, or of a VM in the wrong state
   assert.deepEqual(wrong.allowed, ['running', 'stopped', 'failed']);
   await deleteVm(deps.db, 'rv1');
   assert.deepEqual(await listCheckpoints(deps.db, 'rv1'), [], 'the rows went with the VM');
+});
+
+test('a disk layer made anew at its path since the cut refuses the revert: RAM never resumes over another disk', async () => {
+  const dir = await addVmRow(deps, 'rm1', 'stopped', await actorFor('boot'));
+  const statePath = join(dir, 'state');
+  writeFileSync(statePath, 'state');
+  const disk = join(dir, 'disk.qcow2');
+  const disks = await frozenDisks([{ id: 'disk0', path: disk }]);
+  await insertCheckpoint(deps.db, { vm_name: 'rm1', label: 'c1', memory: 1, state_path: statePath, disks_json: JSON.stringify(disks), created_at: new Date().toISOString() });
+  await planRevert(deps, 'rm1', 'c1');
+  // what a refresh does to a child's first overlay: removed and made again at the same path
+  const keep = join(dir, 'keep');
+  writeFileSync(keep, 'holds the old inode number taken');
+  rmSync(disk);
+  writeFileSync(disk, 'a new overlay');
+  assert.match(String((await refused(planRevert(deps, 'rm1', 'c1'), 'VMFORK_CHECKPOINT_NOT_FOUND')).file), /disk\.qcow2$/);
+});
+
+test('forgetting checkpoints before a refresh: rows and state files gone, reset disks back on their first path, their layers removed', async () => {
+  const dir = await addVmRow(deps, 'fg1', 'stopped', await actorFor('boot'));
+  mkdirSync(join(dir, 'overlays'));
+  mkdirSync(join(dir, 'checkpoints', 'c1'), { recursive: true });
+  const layers = { disk0: join(dir, 'overlays', 'disk0-0123abcd.qcow2'), home: join(dir, 'overlays', 'home-89abcdef.qcow2') };
+  for (const f of [...Object.values(layers), join(dir, 'checkpoints', 'c1', 'state')]) writeFileSync(f, 'x');
+  const spec = { name: 'fg1', accel: 'tcg', memoryMiB: 512, qmpSocket: join(dir, 'qmp.sock'), disks: [{ id: 'disk0', path: layers.disk0, format: 'qcow2' }, { id: 'home', path: layers.home, format: 'qcow2' }] };
+  await updateVm(deps.db, 'fg1', { spec_json: JSON.stringify(spec) });
+  await insertCheckpoint(deps.db, { vm_name: 'fg1', label: 'c1', memory: 1, state_path: join(dir, 'checkpoints', 'c1', 'state'), disks_json: '[]', created_at: new Date().toISOString() });
+  assert.deepEqual(await forgetCheckpoints(deps, 'fg1', { resetDisks: ['disk0'] }), ['c1']);
+  assert.deepEqual(await listCheckpoints(deps.db, 'fg1'), []);
+  assert.ok(!existsSync(join(dir, 'checkpoints')), 'the state files (the last user\'s RAM) are gone');
+  assert.ok(!existsSync(layers.disk0), 'the reset disk\'s layers are gone');
+  assert.ok(existsSync(layers.home), 'a disk not reset keeps its chain');
+  const after = JSON.parse((await requireVm(deps.db, 'fg1')).spec_json) as { disks: { id: string; path: string }[] };
+  assert.deepEqual(after.disks.map((d) => d.path), [join(dir, 'disk.qcow2'), layers.home]);
 });
