@@ -82,15 +82,15 @@ function vmInUse(vm: ScannedVm, scan: Pick<GcScan, 'replicas' | 'templates'>, he
 const DISPOSABLE_ROLES = ['child', 'warm', 'clone'];
 
 /**
- * What to do with a VM record whose QEMU died: a forked child, warm process or internal clone outside any pool is
- * destroyed (it cannot be started again: it has no boot loader of its own, or never ran a guest); anything else
- * recorded running is only marked stopped (a cold-booted VM keeps its disk and starts again; a pool's child is its
- * pool's to power on or refresh).
+ * What to do with a VM record whose QEMU died: a forked child, warm process or internal clone outside any pool, and
+ * without a checkpoint, is destroyed (it cannot be started again: it has no boot loader of its own, or never ran a
+ * guest); anything else recorded running is only marked stopped (a cold-booted VM keeps its disk and starts again; a
+ * pool's child is its pool's to power on or refresh; a VM with a checkpoint is reverted to it).
  */
 export function deadVmVerdict(vm: ScannedVm, scan: Pick<GcScan, 'replicas' | 'templates'>, healing: ReadonlySet<string>): Pick<GcAction, 'kind' | 'reason'> | undefined {
   if (vmInUse(vm, scan, healing) || vm.qemuAlive) return undefined;
   const recordedRunning = RUNNING_STATES.includes(vm.state);
-  if (DISPOSABLE_ROLES.includes(vm.role) && vm.pool === null) {
+  if (DISPOSABLE_ROLES.includes(vm.role) && vm.pool === null && vm.checkpoints === 0) {
     if (recordedRunning) return { kind: 'destroy-vm', reason: `recorded ${vm.state} but its QEMU is gone; a ${vm.role} cannot be started again` };
     if (vm.state === 'failed' || (vm.state === 'stopped' && vm.lastError !== null)) {
       return { kind: 'destroy-vm', reason: `${vm.state} after its QEMU died (${vm.lastError ?? 'no error recorded'}); a ${vm.role} cannot be started again` };

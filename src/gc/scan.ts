@@ -6,6 +6,7 @@ import { networkStateMachine, replicaStateMachine, taskStateMachine, templateSta
 import {
   currentProcess,
   getSetting,
+  listCheckpoints,
   listDatastores,
   listLeases,
   listNetworkRows,
@@ -80,6 +81,8 @@ export interface ScannedVm extends RuntimeFiles {
   qemuAlive: boolean;
   /** The QEMU its record names (pid + start time), if any. */
   qemu: { pid: number; startTime: number } | null;
+  /** Checkpoints it has: a VM with one can be brought back by a revert, whatever its QEMU did. */
+  checkpoints: number;
 }
 
 /** Runtime files present in a directory; `pidfilePid` is what its qemu.pid says. */
@@ -152,6 +155,7 @@ export async function scanVms(db: Db): Promise<ScannedVm[]> {
         busy: vmStateMachine.isTransitional(v.state) && (await ownerAlive({ pid: v.owner_pid, startTime: v.owner_start_time })),
         qemuAlive: proc ? await isSameProcess(proc.pid, proc.start_time) : false,
         qemu: proc ? { pid: proc.pid, startTime: proc.start_time } : null,
+        checkpoints: (await listCheckpoints(db, v.name)).length,
         ...(await runtimeFilesOf(v.dir)),
       };
     }),

@@ -10,7 +10,7 @@ function scan(over: Partial<GcScan> = {}): GcScan {
 }
 
 function vm(name: string, over: Partial<ScannedVm> = {}): ScannedVm {
-  return { name, role: 'child', state: 'running', dir: `${ROOT}/vms/${name}`, pool: null, lastError: null, busy: false, qemuAlive: true, qemu: { pid: 100, startTime: 7 }, runtimeFiles: [], pidfilePid: null, ...over };
+  return { name, role: 'child', state: 'running', dir: `${ROOT}/vms/${name}`, pool: null, lastError: null, busy: false, qemuAlive: true, qemu: { pid: 100, startTime: 7 }, runtimeFiles: [], pidfilePid: null, checkpoints: 0, ...over };
 }
 
 const qmpArg = (dir: string): string => `unix:${dir.replace(/,/g, ',,')}/qmp.sock,server=on,wait=off`;
@@ -36,7 +36,7 @@ test('a QEMU is killed only when its QMP directory has no record, or a resting r
   assert.deepEqual(summary(s), ['kill-qemu QEMU 1', 'kill-qemu QEMU 2', 'remove-dir /d/vms/ghost']);
 });
 
-test('a dead QEMU: a child outside a pool is destroyed, a pool child or cold-booted VM only marked stopped, a busy one left', () => {
+test('a dead QEMU: a child outside a pool is destroyed, a pool child, a cold-booted VM or one with a checkpoint only marked stopped, a busy one left', () => {
   const s = scan({
     vms: [
       vm('child', { qemuAlive: false }),
@@ -46,9 +46,11 @@ test('a dead QEMU: a child outside a pool is destroyed, a pool child or cold-boo
       vm('cold', { role: 'vm', qemuAlive: false }),
       vm('warm-1', { role: 'warm', state: 'warm', qemuAlive: false }),
       vm('mid-fork', { state: 'forking', busy: true, qemuAlive: false }),
+      vm('saved', { qemuAlive: false, checkpoints: 1 }),
+      vm('saved-failed', { state: 'failed', qemuAlive: false, lastError: 'revert failed', checkpoints: 2 }),
     ],
   });
-  assert.deepEqual(summary(s), ['destroy-vm VM child', 'destroy-vm VM crashed', 'destroy-vm VM warm-1', 'reconcile-vm VM desk-1', 'reconcile-vm VM cold']);
+  assert.deepEqual(summary(s), ['destroy-vm VM child', 'destroy-vm VM crashed', 'destroy-vm VM warm-1', 'reconcile-vm VM desk-1', 'reconcile-vm VM cold', 'reconcile-vm VM saved']);
 });
 
 test('records a dead vmfork left transitional go to heal, and nothing else is planned for them', () => {
