@@ -54,6 +54,8 @@ export const TemplateViewSchema = z.looseObject({
   name: z.string(),
   state: z.enum(TEMPLATE_STATES),
   image: z.string(),
+  /** The template this one stands on (made from one of its children: `template create --from-vm`), or null. */
+  parent: z.string().nullable(),
   hostId: z.string(),
   children: z.number().int(),
   createdAt: z.string(),

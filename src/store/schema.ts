@@ -92,6 +92,8 @@ export interface TemplatesTable extends OwnerColumns {
   record_json: string | null;
   /** The replica whose disks the template's are overlays on (a pool's template), or null (`vmfork template create`). */
   replica_id: string | null;
+  /** The template this one stands on (`template create --from-vm`: its disks overlay that template's), or null. */
+  parent_name: string | null;
   last_error: string | null;
   created_at: string;
   updated_at: string;

@@ -52,3 +52,9 @@ export async function setTemplateReplica(db: Db, name: string, replicaId: string
 export async function replicaTemplates(db: Db, replicaId: string): Promise<TemplateRow[]> {
   return db.selectFrom('templates').selectAll().where('replica_id', '=', replicaId).orderBy('name').execute();
 }
+
+/** The templates standing on `name` (made from one of its children, their disks overlaying its disks). */
+export async function templatesOn(db: Db, name: string): Promise<string[]> {
+  const rows = await db.selectFrom('templates').select('name').where('parent_name', '=', name).orderBy('name').execute();
+  return rows.map((r) => r.name);
+}

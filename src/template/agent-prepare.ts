@@ -29,15 +29,17 @@ export interface AgentPrepared {
 
 /**
  * The guest-initiated half of a template's creation: HELLO (the agent must be idle: a guest that was already forked
- * is no parent), PREPARE (what the prepare script does on the script path, in the agent), then the agent's FORK_ME —
+ * is no parent — unless `fromChild`: a configured child is, see from-vm.ts), PREPARE (what the prepare script does on the script path, in the agent), then the agent's FORK_ME —
  * from then on the guest waits for its configuration in the very read every child will resume in, and the caller
  * cuts at once. The connection stays open for the cut; the caller closes it afterwards.
  */
-export async function prepareThroughAgent(socketPath: string, templateId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentPrepared> {
+export async function prepareThroughAgent(socketPath: string, templateId: string, options: { timeoutMs: number; signal?: AbortSignal; fromChild?: boolean }): Promise<AgentPrepared> {
   const client = await VmforkAgentClient.waitReady(socketPath, { timeoutMs: options.timeoutMs, signal: options.signal });
   try {
     const hello = client.lastHello;
-    if (hello?.state !== 'idle') {
+    // a running child made into a template (--from-vm) was configured by its own fork: PREPARE asks it anew
+    const ready = hello?.state === 'idle' || (options.fromChild === true && hello?.state === 'configured');
+    if (!ready) {
       throw new VmforkError('VMFORK_AGENT_ERROR', `vmfork-guest in the parent is ${hello?.state ?? 'silent'}${hello?.templateId ? ` (template ${hello.templateId})` : ''}, not idle: this guest was forked before`);
     }
     const t0 = performance.now();

@@ -3,14 +3,13 @@ import { join } from 'node:path';
 import type { VmforkAgentClient } from '../agent/index.js';
 import { VmforkError, withContext } from '../errors.js';
 import { actorFor, checkHostCapacity, detectAccel, localQemuBuild, readHostFacts, type AccelChoice } from '../host/index.js';
-import { attachVm, DEFAULT_NETWORK, detachVm } from '../network/index.js';
+import { attachVm, DEFAULT_NETWORK } from '../network/index.js';
 import { createOverlay, deviceLayoutHash, deviceLayoutOf, GuestAgentClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { parseVmSpec } from '../spec/index.js';
-import type { Actor } from '../state/index.js';
-import { deleteVm, getTemplate, getVm, insertTemplate, insertVm, LOCAL_HOST_ID, markProcessExited, requireTemplate, transition, updateTemplate } from '../store/index.js';
+import { getTemplate, getVm, insertTemplate, insertVm, LOCAL_HOST_ID, requireTemplate, transition, updateTemplate } from '../store/index.js';
 import { assertValidName, parseMemoryMiB } from '../util/index.js';
 import { checkCpus, imageBootSource, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, type VmDeps } from '../vm/index.js';
-import { cutTemplate } from './cut.js';
+import { freezeParent } from './cut.js';
 import { dismantleTemplate } from './dismantle.js';
 import { newTemplateId, prepareThroughAgent, type AgentForkRecord } from './agent-prepare.js';
 import { sealFile, templateFiles, type FileRecord, type TemplateFiles } from './files.js';
@@ -144,13 +143,9 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     }
     // on the agent path the guest now waits for its configuration: cut before it does anything else
     signal?.throwIfAborted();
-    await transition(db, 'templates', options.name, 'preparing', 'freezing', actor);
-    await transition(db, 'vms', options.name, 'running', 'paused', actor);
-    const cut = await cutTemplate(paths.qmp, files.state, launched);
+    const cut = await freezeParent(deps, options.name, { qmpPath: paths.qmp, statePath: files.state, proc: launched, network }, actor);
     vfg?.close();
     vfg = undefined;
-    await markProcessExited(db, options.name);
-    await retireParent(deps, options.name, network, actor);
     signal?.throwIfAborted();
     const record: TemplateRecord = {
       image: source.image.name,
@@ -192,15 +187,8 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
 }
 
 /** Seals RAM, state and every disk (read-only + sha256); `disk` stays the system disk for older readers. */
-async function sealTemplateFiles(files: TemplateFiles, sources: readonly SourceDisk[]): Promise<TemplateRecord['files']> {
+export async function sealTemplateFiles(files: TemplateFiles, sources: readonly SourceDisk[]): Promise<TemplateRecord['files']> {
   const disks: Record<string, FileRecord> = {};
   for (const d of sources) disks[d.id] = await sealFile(files.diskFor(d.id));
   return { ram: await sealFile(files.ram), state: await sealFile(files.state), disk: disks.disk0 as FileRecord, disks };
-}
-
-/** After the cut the parent never runs again: its QEMU has exited (stopped), its address goes back, its record goes. */
-async function retireParent(deps: VmDeps, name: string, network: string, actor: Actor): Promise<void> {
-  await transition(deps.db, 'vms', name, 'paused', 'stopped', actor);
-  await detachVm(deps.db, network, name);
-  await deleteVm(deps.db, name);
 }

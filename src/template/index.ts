@@ -4,8 +4,9 @@
  */
 export { createTemplate, DEFAULT_TCG_TB_SIZE_MIB, type CreateTemplateOptions, type SourceDisk } from './create.js';
 export { type AgentForkRecord } from './agent-prepare.js';
+export { createTemplateFromVm, type TemplateFromVmOptions } from './from-vm.js';
 export { dismantleTemplate, healTemplate, warmTargetKey } from './dismantle.js';
 export { assertFilesIntact, checkFile, sealFile, templateFiles, type FileCheck, type FileRecord, type TemplateFiles } from './files.js';
 export { listTemplates, removeTemplate, showTemplate, templateView, verifyTemplate, type TemplateFileReport } from './manage.js';
 export { PREPARE_SCRIPT, prepareTemplateGuest } from './prepare.js';
-export { forkPathOf, readyTemplate, templateDisks, templateFileList, templateRecordOf, type ForkPath, type ReadyTemplate, type TemplateRecord } from './record.js';
+export { forkPathOf, readyTemplate, templateDisks, templateFileList, templateRecordOf, type ForkPath, type FromVmRecord, type ReadyTemplate, type TemplateRecord } from './record.js';

@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { actorFor, ownerAlive } from '../host/index.js';
 import { TEMPLATE_BUSY_STATES } from '../state/index.js';
-import { getSetting, listTemplates as listTemplateRows, requireTemplate, templateChildren, templateWarmVms, type Db, type TemplateRow } from '../store/index.js';
+import { getSetting, listTemplates as listTemplateRows, requireTemplate, templateChildren, templatesOn, templateWarmVms, type Db, type TemplateRow } from '../store/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { dismantleTemplate, warmTargetKey } from './dismantle.js';
 import { checkFile } from './files.js';
@@ -19,6 +19,7 @@ export function templateView(row: TemplateRow, children: string[], warm: { count
     name: row.name,
     state: row.state,
     image: row.image_name,
+    parent: row.parent_name,
     children: children.length,
     forkPath: record ? forkPathOf(record) : null,
     warm: warm.count,
@@ -60,7 +61,8 @@ export async function showTemplate(deps: VmDeps, name: string): Promise<Record<s
 }
 
 /**
- * Removes a template: refused while children exist (their RAM and disks are backed by its files); its warm
+ * Removes a template: refused while children exist (their RAM and disks are backed by its files) or templates
+ * stand on it (`--from-vm`: their disks overlay its disks); its warm
  * processes are no children and go with it. A template still
  * being created by a live process is refused too, unless `force` (the escape hatch for a creator that hangs): the
  * removal then kills its parent QEMU. A creation whose process died needs no force: the next command heals it.
@@ -71,6 +73,13 @@ export async function removeTemplate(deps: VmDeps, name: string, options: { forc
   if (children.length) {
     throw new VmforkError('VMFORK_TEMPLATE_IN_USE', `template ${name} has ${children.length} child(ren): ${children.join(', ')}; destroy them first`, {
       details: { template: name, children },
+    });
+  }
+  // a template made from one of its children overlays its disks (the template tree): that one goes first
+  const standing = await templatesOn(deps.db, name);
+  if (standing.length) {
+    throw new VmforkError('VMFORK_TEMPLATE_IN_USE', `template(s) ${standing.join(', ')} stand on template ${name} (made from its children; their disks overlay its disks); remove them first`, {
+      details: { template: name, templates: standing },
     });
   }
   const busy = TEMPLATE_BUSY_STATES.includes(row.state) || row.state === 'deleting';

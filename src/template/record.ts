@@ -37,6 +37,17 @@ export interface TemplateRecord {
   forkPath?: ForkPath;
   /** The agent path's template id and FORK_ME nonce, repeated by every child's CONFIG. */
   agent?: AgentForkRecord;
+  /** A template made from a running child (`--from-vm`): the child, and the template whose disks this one's overlay. */
+  fromVm?: FromVmRecord;
+}
+
+/** Where a `--from-vm` template came from, and how long its child stood still for it. */
+export interface FromVmRecord {
+  vm: string;
+  template: string;
+  /** From the child's `stop` to its `cont`: the copy of its disks, the parent's start and the move of its RAM. */
+  pausedMs: number;
+  steps?: { copyMs: number; launchMs: number; migrateMs: number };
 }
 
 /** The path a template's children take (records from before the agent path took the script path). */

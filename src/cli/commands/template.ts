@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { parseAccelChoice } from '../../host/index.js';
 import { warmTemplate } from '../../fork/index.js';
-import { createTemplate, listTemplates, removeTemplate, showTemplate, verifyTemplate } from '../../template/index.js';
+import { createTemplate, createTemplateFromVm, listTemplates, removeTemplate, showTemplate, verifyTemplate } from '../../template/index.js';
+import { VmforkError } from '../../errors.js';
 import { formatBytes } from '../../util/index.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
@@ -13,29 +14,42 @@ export function registerTemplateCommands(program: Command): void {
 
   tpl
     .command('create <name>')
-    .description('boot a parent from a linked clone of the image with file-backed shared RAM, prepare it, and freeze it (on vmfork-guest\'s request when the image carries it)')
-    .requiredOption('--image <name>', 'image to boot (see: vmfork image list)')
+    .description('boot a parent from a linked clone of the image with file-backed shared RAM, prepare it, and freeze it (on vmfork-guest\'s request when the image carries it); or, with --from-vm, freeze a running child\'s exact state as a new template (the child keeps running)')
+    .option('--image <name>', 'image to boot (see: vmfork image list)')
+    .option('--from-vm <child>', 'a running forked child: its state (files, processes) becomes the template\'s; the template stands on the child\'s template')
     .option('--memory <size>', 'guest RAM, e.g. 512M', '512M')
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--network <name>', 'network whose bridge the parent NIC sits on while it boots (no address is configured)', 'default')
     .addOption(accelOption())
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, name: string, opts: { image: string; memory: string; cpus: string; network: string; accel: string; json?: boolean }) => {
+      action(async (ctx, name: string, opts: { image?: string; fromVm?: string; memory: string; cpus: string; network: string; accel: string; json?: boolean }) => {
         const deps = await ctx.deps();
-        process.stderr.write(`creating template ${name}: cold boot of ${opts.image}, prepare, freeze…\n`);
-        const record = await createTemplate(deps, {
-          name,
-          image: opts.image,
-          memory: opts.memory,
-          cpus: positiveInt(opts.cpus, '--cpus'),
-          network: opts.network,
-          accel: parseAccelChoice(opts.accel),
-        });
+        if ((opts.image === undefined) === (opts.fromVm === undefined)) {
+          throw new VmforkError('VMFORK_INVALID_ARGUMENT', 'give exactly one of --image (boot an image) and --from-vm (freeze a running child)');
+        }
+        let record;
+        if (opts.fromVm !== undefined) {
+          process.stderr.write(`creating template ${name} from VM ${opts.fromVm}: move its state, prepare, freeze…\n`);
+          record = await createTemplateFromVm(deps, { name, vm: opts.fromVm });
+        } else {
+          process.stderr.write(`creating template ${name}: cold boot of ${opts.image}, prepare, freeze…\n`);
+          record = await createTemplate(deps, {
+            name,
+            image: opts.image as string,
+            memory: opts.memory,
+            cpus: positiveInt(opts.cpus, '--cpus'),
+            network: opts.network,
+            accel: parseAccelChoice(opts.accel),
+          });
+        }
         const { agent: _agent, ...shown } = record;
         if (opts.json) return printJson({ name, state: 'ready', ...shown });
+        const origin = record.fromVm
+          ? `from VM ${record.fromVm.vm} of template ${record.fromVm.template} (it stood still ${record.fromVm.pausedMs} ms), cut ${record.cutMs} ms`
+          : `cold boot ${record.coldBootSeconds.toFixed(1)} s, cut ${record.cutMs} ms`;
         process.stdout.write(
-          `template ${name}: ready (cold boot ${record.coldBootSeconds.toFixed(1)} s, cut ${record.cutMs} ms, ${record.accel}; ${record.forkPath} path)\n` +
+          `template ${name}: ready (${origin}, ${record.accel}; ${record.forkPath} path)\n` +
             `  RAM   ${record.files.ram.path} (${formatBytes(record.files.ram.size)})\n` +
             `  state ${record.files.state.path} (${formatBytes(record.files.state.size)})\n` +
             `  disk  ${record.files.disk.path}\n  boot_id ${record.bootId}\n`,
@@ -51,7 +65,7 @@ export function registerTemplateCommands(program: Command): void {
       action(async (ctx, opts: { json?: boolean }) => {
         const rows = await listTemplates(await ctx.deps());
         if (opts.json) return printJson(rows.map(({ record: _record, ...rest }) => rest));
-        printTable(rows, ['name', 'state', 'image', 'forkPath', 'children', 'warm', 'memoryMiB', 'accel', 'coldBootSeconds']);
+        printTable(rows, ['name', 'state', 'image', 'parent', 'forkPath', 'children', 'warm', 'memoryMiB', 'accel', 'coldBootSeconds']);
       }),
     );
 
@@ -103,7 +117,7 @@ export function registerTemplateCommands(program: Command): void {
 
   tpl
     .command('rm <name>')
-    .description('remove a template, its warm processes and its files (refused while children use it)')
+    .description('remove a template, its warm processes and its files (refused while children use it or templates stand on it)')
     .option('--force', 'also remove a template whose creation was interrupted (kills its parent QEMU)')
     .option('--json', 'print JSON')
     .action(

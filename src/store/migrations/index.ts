@@ -9,6 +9,7 @@ import { pools } from './007-pools.js';
 import { queues } from './008-queues.js';
 import { claims } from './009-claims.js';
 import { checkpoints } from './010-checkpoints.js';
+import { templateParents } from './012-template-parents.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -25,6 +26,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '008-queues': queues,
   '009-claims': claims,
   '010-checkpoints': checkpoints,
+  '012-template-parents': templateParents,
 };
 
 export const migrationProvider: MigrationProvider = {
