@@ -25,6 +25,7 @@ export const ERROR_REGISTRY = {
   VMFORK_VM_STATE: { status: 409, message: 'The VM is not in a state that allows this operation' },
   VMFORK_CHECKPOINT_NOT_FOUND: { status: 404, message: 'Unknown checkpoint' },
   VMFORK_CHECKPOINT_EXISTS: { status: 409, message: 'The VM already has a checkpoint with this label' },
+  VMFORK_VM_FULL_CLONE: { status: 409, message: 'The VM is a full clone already: its disks have no backing file' },
   VMFORK_TEMPLATE_STATE: { status: 409, message: 'The template is not in a state that allows this operation' },
   VMFORK_NETWORK_STATE: { status: 409, message: 'The network is not in a state that allows this operation' },
   VMFORK_IMAGE_STATE: { status: 409, message: 'The image is not in a state that allows this operation' },

@@ -10,6 +10,7 @@ import { buildOpenApi } from './openapi.js';
 import type { ProvisionService } from './provision-service.js';
 import { defineRoute, registerRoute, type AnyRoute } from './route.js';
 import { checkpointRoutes } from './routes-checkpoints.js';
+import { promoteRoutes } from './routes-promote.js';
 import { claimRoutes } from './routes-claims.js';
 import { gcRoutes } from './routes-gc.js';
 import { provisionRoutes } from './routes-provision.js';
@@ -37,6 +38,7 @@ export function apiRoutes(options: Omit<AppOptions, 'token'>): AnyRoute[] {
     ...resourceRoutes(options.deps),
     ...provisionRoutes(options.deps, options.provision),
     ...checkpointRoutes(options.deps, options.provision),
+    ...promoteRoutes(options.deps, options.provision),
     ...claimRoutes(options.deps, options.provision),
     ...taskRoutes(options.deps),
     ...gcRoutes(options.deps),

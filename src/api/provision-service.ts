@@ -35,6 +35,8 @@ export interface ProvisionService {
   /** Reverts a VM to one of its checkpoints, without a boot: a task. VMFORK_CHECKPOINT_NOT_FOUND for an unknown label. */
   revertVm(vm: string, request: { to: string }): Promise<TaskAccepted>;
   listCheckpoints(vm: string): Promise<CheckpointView[]>;
+  /** Promotes a running linked clone to a full clone (issue 12 item 8): checked at once (state, datastore, room), then a task. */
+  promoteVm(vm: string, request: { datastore?: string; rateMiBs?: number }): Promise<TaskAccepted>;
   listReplicas(): Promise<ReplicaView[]>;
   /** Removes a replica no pool uses, with its templates and files; VMFORK_REPLICA_IN_USE while a pool uses it. */
   removeReplica(id: string): Promise<{ id: string; templates: string[] }>;

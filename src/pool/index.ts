@@ -10,3 +10,4 @@ export type { ConvergeResult } from './converge.js';
 export { createProvisionService } from './service.js';
 export { ClaimRequestSchema, ClaimResultSchema, ClaimViewSchema, MAX_CLAIM_WAIT_SECONDS, MAX_TTL_SECONDS, type ClaimRequest, type ClaimResult, type ClaimView } from './claims.js';
 export { CHECKPOINT_TASKS, CheckpointViewSchema, type CheckpointRequest, type CheckpointView } from './checkpoint-service.js';
+export { PROMOTE_TASKS } from './promote-service.js';

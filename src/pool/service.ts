@@ -8,6 +8,7 @@ import type { VmState } from '../state/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { checkPoolCapacity, checkPoolFits } from './capacity.js';
 import { createCheckpointService } from './checkpoint-service.js';
+import { createPromoteService } from './promote-service.js';
 import { poolSpecOf } from './converge.js';
 import { REAL_PARTS, type PoolParts } from './parts.js';
 import { POOL_TASKS, poolRunners, type PoolTaskKind } from './runners.js';
@@ -50,6 +51,7 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
     enqueueTask(deps, { kind, target, input, ...(queue ? { queue, ...(lock ? { lock } : {}) } : {}) }, runners[kind]);
   const runners = poolRunners(deps, (pool, why) => run('pool-converge', pool, pool, { pool, why }), parts);
   const checkpoints = createCheckpointService(deps);
+  const promotion = createPromoteService(deps);
 
   /** A removal queued or running makes every other request on the pool pointless: it is refused. */
   const assertNotRemoving = async (name: string): Promise<void> => {
@@ -72,7 +74,7 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
   const claims = createClaimService(deps, run, assertNotRemoving);
 
   return {
-    runners: { ...runners, ...checkpoints.runners } as TaskRunners,
+    runners: { ...runners, ...checkpoints.runners, ...promotion.runners } as TaskRunners,
     ...claims,
 
     /** Validates the spec (the one place: shape, cross-field checks, what it names, capacity), then starts the task. */
@@ -143,6 +145,8 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
     revertVm: checkpoints.revertVm,
 
     listCheckpoints: checkpoints.listCheckpoints,
+
+    promoteVm: promotion.promoteVm,
 
     removeReplica: (id: string): Promise<{ id: string; templates: string[] }> => removeReplicaAndTemplates(deps, id),
 

@@ -6,6 +6,8 @@ export { checkpointVm, planCheckpoint, type CheckpointOptions, type CheckpointRe
 export { listVmCheckpoints, planRevert, revertVm, type RevertResult } from './checkpoint-revert.js';
 export { assertVmStateFor, checkLabel, CHECKPOINT_FROM, defaultLabel, REVERT_FROM } from './checkpoint-rules.js';
 export { forgetCheckpoints } from './checkpoint-files.js';
+export { promoteVm, type PromoteOptions, type PromoteResult } from './promote.js';
+export { planPromote, PROMOTE_FROM, type PromoteRequest } from './promote-plan.js';
 export { bootVm, checkCpus, type BootOptions, type BootResult } from './boot.js';
 export { listVmSummaries, showVm, vmSummary } from './describe.js';
 export { guestFactsScript, parseSections, readGuestFacts, readGuestIdentity, type GuestFact, type GuestFactsOptions, type GuestFactsReadout, type GuestIdentity } from './guest-facts.js';

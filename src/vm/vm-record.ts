@@ -5,6 +5,7 @@ import { escapeOptionValue, terminateProcess, type LaunchedProcess } from '../qe
 import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
 import { currentProcess, deleteVm, getVm, listLeases, markProcessExited, transition, type VmRow } from '../store/index.js';
+import { removePromotedDisks } from './promote-files.js';
 import type { VmDeps } from './vm-deps.js';
 import { claimVm, describeBusy } from './vm-owner.js';
 
@@ -32,6 +33,8 @@ export async function teardownVm(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, 
     out.released.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap})`);
   }
   await rm(vm.dir, { recursive: true, force: true });
+  // disks a promotion mirrored onto another datastore live outside the VM's directory (docs/promote.md)
+  await removePromotedDisks(deps.db, vm.name);
   await deleteVm(deps.db, vm.name);
   return out;
 }

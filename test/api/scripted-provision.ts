@@ -104,6 +104,11 @@ export class ScriptedProvision implements ProvisionService {
     return { taskId: await this.run('vm-revert', vm, { vm, to: request.to }) };
   }
 
+  async promoteVm(vm: string, request: { datastore?: string; rateMiBs?: number }): Promise<{ taskId: string }> {
+    this.calls.push(`promoteVm ${vm}${request.datastore ? ` ${request.datastore}` : ''}`);
+    return { taskId: await this.run('vm-promote', vm, { vm, ...request }) };
+  }
+
   listCheckpoints(vm: string): ReturnType<ProvisionService['listCheckpoints']> {
     this.calls.push(`listCheckpoints ${vm}`);
     return Promise.resolve([]);

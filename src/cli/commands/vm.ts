@@ -8,6 +8,7 @@ import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 import { reportAccepted } from './task.js';
 import { registerCheckpointCommands } from './vm-checkpoint.js';
+import { registerPromoteCommand } from './vm-promote.js';
 import { addReleaseCommand } from './claim.js';
 
 export const accelOption = (): Option =>
@@ -108,6 +109,7 @@ export function registerVmCommands(program: Command): void {
   }
 
   registerCheckpointCommands(vm);
+  registerPromoteCommand(vm);
 
   addReleaseCommand(vm);
 
