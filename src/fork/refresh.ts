@@ -5,7 +5,7 @@ import { leasesFor } from '../network/index.js';
 import { createOverlay } from '../qemu/index.js';
 import { listLeases, requireTemplate, requireVm, transition } from '../store/index.js';
 import { readyTemplate, templateDisks } from '../template/index.js';
-import { diskFile, killVmQemu, rollbackVm, vmPaths, type VmDeps } from '../vm/index.js';
+import { diskFile, forgetCheckpoints, killVmQemu, rollbackVm, vmPaths, type VmDeps } from '../vm/index.js';
 import { childSpec } from './child-spec.js';
 import type { ChildCustomizer, ForkedChild } from './child.js';
 import { forkRegistered } from './registered.js';
@@ -30,6 +30,8 @@ export async function resetDisks(deps: VmDeps, name: string, templateName: strin
   const template = readyTemplate(await requireTemplate(deps.db, templateName));
   const paths = vmPaths(deps.home.vms, name);
   const reset: string[] = [];
+  // a checkpoint's layers and RAM describe the disks being reset: it goes, and the disks get their first path back
+  await forgetCheckpoints(deps, name, { resetDisks: ids });
   for (const { id, file } of templateDisks(template.record).filter((d) => ids.includes(d.id))) {
     await remakeOverlay(file.path, diskFile(paths.dir, id));
     reset.push(id);
@@ -67,6 +69,8 @@ export async function refreshChild(deps: VmDeps, name: string, templateName: str
   await transition(deps.db, 'vms', name, row.state, 'refreshing', actor);
   try {
     await killVmQemu(deps, row, 500);
+    // nothing of the last user survives: its checkpoints (their RAM files and disk layers) go too
+    await forgetCheckpoints(deps, name, { resetDisks: templateDisks(template.record).map((d) => d.id) });
     const paths = vmPaths(deps.home.vms, name);
     // the template may be a newer one than the child's (an image push): its spec is derived again from it
     const spec = childSpec(template, name, paths, lease);

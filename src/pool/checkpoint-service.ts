@@ -58,7 +58,7 @@ export function createCheckpointService(deps: VmDeps) {
 
     /** Queues a checkpoint; the label (the given one, or the timestamp-derived default) is fixed now. */
     async checkpointVm(vm: string, request: CheckpointRequest): Promise<Enqueued & { label: string }> {
-      const { label } = await planCheckpoint(deps, vm, request.label);
+      const { label } = await planCheckpoint(deps, vm, request.label, { memory: request.memory !== false });
       return { ...(await enqueue('vm-checkpoint', vm, { label, memory: request.memory !== false })), label };
     },
 

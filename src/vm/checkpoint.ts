@@ -1,6 +1,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VmforkError, withContext } from '../errors.js';
+import { freeSpace } from '../host/index.js';
 import { GuestAgentClient, QmpClient } from '../qemu/index.js';
 import { decodeVmSpec } from '../spec/index.js';
 import { currentProcess, getCheckpoint, insertCheckpoint, listCheckpoints, updateVm, type CheckpointDisk, type ProcessRow, type VmRow } from '../store/index.js';
@@ -46,15 +47,28 @@ const UNCAPPED_BYTES_PER_SECOND = 64 * 1024 ** 3;
  * The checks of a checkpoint, before anything is touched: the VM is running, the label is well formed and not
  * taken (none given: a timestamp-derived one).
  */
-export async function planCheckpoint(deps: VmDeps, name: string, label?: string): Promise<{ vm: VmRow; label: string }> {
+export async function planCheckpoint(deps: VmDeps, name: string, label?: string, options: { memory?: boolean } = {}): Promise<{ vm: VmRow; label: string }> {
   const vm = await getVmReconciled(deps, name);
   const taken = new Set((await listCheckpoints(deps.db, name)).map((c) => c.label));
   if (label !== undefined && taken.has(checkLabel(label))) {
     throw new VmforkError('VMFORK_CHECKPOINT_EXISTS', `VM ${name} already has a checkpoint labelled "${label}"`, { details: { vm: name, label } });
   }
   assertVmStateFor('checkpoint', vm);
+  if (options.memory !== false) {
+    // the state file holds at most the guest's RAM (and a few MiB of device state): room for that, checked first
+    const needBytes = (decodeVmSpec(vm.spec_json).memoryMiB + STATE_MARGIN_MIB) * 1024 ** 2;
+    const { freeBytes, measured } = await freeSpace(vm.dir);
+    if (freeBytes < needBytes) {
+      throw new VmforkError('VMFORK_NO_SPACE', `a checkpoint of ${name} with memory needs up to ${Math.ceil(needBytes / 1024 ** 2)} MiB free in ${measured}; ${Math.floor(freeBytes / 1024 ** 2)} MiB are`, {
+        details: { vm: name, needBytes, freeBytes, path: measured },
+      });
+    }
+  }
   return { vm, label: label ?? defaultLabel(new Date(), taken) };
 }
+
+/** Device state and firmware blocks beside the RAM in a state file, plus the new overlays' first clusters. */
+const STATE_MARGIN_MIB = 64;
 
 /**
  * Checkpoints a running VM without stopping its guest for long: fsfreeze through the guest agent (the file systems
@@ -69,7 +83,7 @@ export async function checkpointVm(deps: VmDeps, name: string, options: Checkpoi
   const report = options.report ?? (async () => undefined);
   const done = options.resume && options.label !== undefined ? await getCheckpoint(deps.db, name, options.label) : undefined;
   if (done) return resultOf(done, { pausedMs: 0, frozenMs: 0 });
-  const { vm, label } = await planCheckpoint(deps, name, options.label);
+  const { vm, label } = await planCheckpoint(deps, name, options.label, { memory: options.memory ?? true });
   const proc = await currentProcess(deps.db, name);
   if (!proc?.agent_path) throw new VmforkError('VMFORK_AGENT_UNAVAILABLE', `VM ${name} has no guest agent channel: its file systems cannot be frozen`, { details: { vm: name } });
   const memory = options.memory ?? true;

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { startServer, type RunningServer } from '../../src/api/index.js';
 import { createProvisionService } from '../../src/pool/index.js';
-import { currentProcess, getVm, listCheckpoints } from '../../src/store/index.js';
+import { refreshChild } from '../../src/fork/index.js';
+import { currentProcess, getVm, listCheckpoints, updateVm } from '../../src/store/index.js';
 import { drainTasks } from '../../src/task/index.js';
 import { run, type RunResult } from '../../src/util/index.js';
 import { CLI, forkTracked, guestShell, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
@@ -58,7 +59,7 @@ async function succeeded(args: string[]): Promise<TaskJson> {
   return task;
 }
 
-vmTest('checkpoint → write → revert: the checkpoint\'s files, no reboot, the uptime continues from the checkpoint, fsck clean', tracker, async () => {
+vmTest('checkpoint → write → revert: the checkpoint\'s files, no reboot, the uptime continues from the checkpoint, fsck clean; back and forth between two checkpoints', tracker, async () => {
   const batch = await forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern: 'ckpt-{n}' });
   assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
   const [child] = batch.children;
@@ -124,4 +125,37 @@ vmTest('checkpoint → write → revert: the checkpoint\'s files, no reboot, the
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+
+  // checkpoints form a tree: c2 taken after the revert, then back to c1 and forward to c2 again — a revert removes
+  // the layers it leaves, never one a checkpoint froze
+  await sh(name, 'echo in-c2 > /root/c && sync');
+  await succeeded(['vm', 'checkpoint', name, '--label', 'c2']);
+  await succeeded(['vm', 'revert', name, '--to', 'c1']);
+  assert.equal(await sh(name, 'cat /root/a; test -e /root/c; echo $?'), 'at-checkpoint\n1');
+  await succeeded(['vm', 'revert', name, '--to', 'c2']);
+  assert.equal(await sh(name, 'cat /root/a /root/c'), 'at-checkpoint\nin-c2');
+  assert.equal((await clock(name)).bootId, atCheckpoint.bootId, 'still the same boot');
+  assert.deepEqual((await listCheckpoints(fx.th.db, name)).map((c) => c.label), ['c1', 'c2']);
+});
+
+vmTest('a refresh (a pool child given back) forgets its checkpoints: no row, no RAM file, no layer; the child runs on a fresh overlay', tracker, async () => {
+  const batch = await forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern: 'ckpt-rf-{n}' });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
+  const [child] = batch.children;
+  assert.ok(child);
+  const name = child.name;
+  await sh(name, 'echo of-the-last-user > /root/mine && sync');
+  await succeeded(['vm', 'checkpoint', name, '--label', 'c1']);
+  const dir = (await getVm(fx.th.db, name))?.dir ?? '';
+  assert.ok(existsSync(join(dir, 'checkpoints', 'c1', 'state')));
+  // what a pool's release does to a non-persistent child (the refresh only needs the child to belong to a pool)
+  await updateVm(fx.th.db, name, { pool_name: 'ckpt-test' });
+  await refreshChild(fx.th, name, fx.template);
+  assert.deepEqual(await listCheckpoints(fx.th.db, name), []);
+  assert.ok(!existsSync(join(dir, 'checkpoints')), 'the last user\'s RAM file is gone');
+  assert.ok(!existsSync(join(dir, 'overlays')) || (await readdir(join(dir, 'overlays'))).length === 0, 'no layer of the last user is left');
+  const spec = JSON.parse((await getVm(fx.th.db, name))?.spec_json ?? '{}') as { disks: { path: string }[] };
+  assert.equal(spec.disks[0]?.path, join(dir, 'disk.qcow2'), 'the child runs on its first overlay, made anew');
+  assert.equal(await sh(name, 'test -e /root/mine; echo $?'), '1', 'nothing of the last user');
+  assert.equal(await sh(name, 'cat /proc/sys/kernel/random/boot_id'), fx.rung.record.bootId, 'forked again from the template');
 });
