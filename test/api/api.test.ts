@@ -44,7 +44,7 @@ test('every route is in the OpenAPI document, and the document lists no route th
     const [method, path] = op.split(' ') as [string, string];
     assert.ok(f.app.hasRoute({ method: method as 'GET', url: path.replace(/\{(\w+)\}/g, ':$1') }), `${op} documented but not served\n${served}`);
   }
-  for (const must of ['GET /v1/images', 'GET /v1/images/{name}', 'GET /v1/templates', 'GET /v1/templates/{name}', 'GET /v1/networks', 'GET /v1/networks/{name}', 'GET /v1/vms', 'GET /v1/vms/{name}', 'POST /v1/vms/{name}/power-on', 'POST /v1/vms/{name}/power-off', 'DELETE /v1/vms/{name}', 'POST /v1/pools', 'GET /v1/pools', 'GET /v1/pools/{name}', 'PATCH /v1/pools/{name}', 'DELETE /v1/pools/{name}', 'GET /v1/replicas', 'DELETE /v1/replicas/{id}', 'GET /v1/tasks', 'GET /v1/tasks/{id}', 'GET /v1/tasks/{id}/events', 'GET /v1/hosts', 'GET /healthz', 'GET /openapi.json']) {
+  for (const must of ['GET /v1/images', 'GET /v1/images/{name}', 'GET /v1/templates', 'GET /v1/templates/{name}', 'GET /v1/networks', 'GET /v1/networks/{name}', 'GET /v1/vms', 'GET /v1/vms/{name}', 'POST /v1/vms/{name}/power-on', 'POST /v1/vms/{name}/power-off', 'POST /v1/vms/{name}/checkpoints', 'GET /v1/vms/{name}/checkpoints', 'POST /v1/vms/{name}/revert', 'DELETE /v1/vms/{name}', 'POST /v1/pools', 'GET /v1/pools', 'GET /v1/pools/{name}', 'PATCH /v1/pools/{name}', 'DELETE /v1/pools/{name}', 'GET /v1/replicas', 'DELETE /v1/replicas/{id}', 'GET /v1/tasks', 'GET /v1/tasks/{id}', 'GET /v1/tasks/{id}/events', 'GET /v1/hosts', 'GET /healthz', 'GET /openapi.json']) {
     assert.ok(documented.includes(must), must);
   }
 }));

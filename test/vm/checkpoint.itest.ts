@@ -50,6 +50,15 @@ interface TaskJson {
   lastError?: { code: string; message: string };
 }
 
+/** One child of the shared template, tracked (destroyed at the test's end whatever happens). */
+async function forkOne(namePattern: string): Promise<{ name: string; mac: string }> {
+  const batch = await forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
+  const [child] = batch.children;
+  assert.ok(child);
+  return child;
+}
+
 /** A task-starting command run with --wait --json: it must end `succeeded`. */
 async function succeeded(args: string[]): Promise<TaskJson> {
   const r = await cli([...args, '--wait', '--json']);
@@ -60,10 +69,7 @@ async function succeeded(args: string[]): Promise<TaskJson> {
 }
 
 vmTest('checkpoint → write → revert: the checkpoint\'s files, no reboot, the uptime continues from the checkpoint, fsck clean; back and forth between two checkpoints', tracker, async () => {
-  const batch = await forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern: 'ckpt-{n}' });
-  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
-  const [child] = batch.children;
-  assert.ok(child);
+  const child = await forkOne('ckpt-{n}');
   const name = child.name;
   await sh(name, 'echo at-checkpoint > /root/a && sync');
   const atCheckpoint = await clock(name);
@@ -139,10 +145,7 @@ vmTest('checkpoint → write → revert: the checkpoint\'s files, no reboot, the
 });
 
 vmTest('a refresh (a pool child given back) forgets its checkpoints: no row, no RAM file, no layer; the child runs on a fresh overlay', tracker, async () => {
-  const batch = await forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern: 'ckpt-rf-{n}' });
-  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
-  const [child] = batch.children;
-  assert.ok(child);
+  const child = await forkOne('ckpt-rf-{n}');
   const name = child.name;
   await sh(name, 'echo of-the-last-user > /root/mine && sync');
   await succeeded(['vm', 'checkpoint', name, '--label', 'c1']);
