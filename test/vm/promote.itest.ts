@@ -23,7 +23,8 @@ async function refused(args: string[], code: string): Promise<void> {
 }
 
 const LOOP = `nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i >> /root/loop; sync; sleep 0.2; done' >/dev/null 2>&1 & echo $! > /root/loop.pid`;
-const lines = async (name: string): Promise<number> => Number(await sh(name, 'wc -l < /root/loop'));
+// the loop's shell may not have made the file yet: no file is no line
+const lines = async (name: string): Promise<number> => Number(await sh(name, 'cat /root/loop 2>/dev/null | wc -l'));
 
 async function chain(path: string): Promise<{ backing?: string; check: RunResult }> {
   const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', path])).stdout) as { 'backing-filename'?: string };
