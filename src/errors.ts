@@ -30,6 +30,7 @@ export const ERROR_REGISTRY = {
   VMFORK_NETWORK_STATE: { status: 409, message: 'The network is not in a state that allows this operation' },
   VMFORK_IMAGE_STATE: { status: 409, message: 'The image is not in a state that allows this operation' },
   VMFORK_POOL_STATE: { status: 409, message: 'The pool is not in a state that allows this operation' },
+  VMFORK_PUSH_INCOMPATIBLE: { status: 409, message: 'The pushed spec changes what a running child cannot change' },
   VMFORK_POOL_EXHAUSTED: { status: 409, message: 'The pool has no child left to claim' },
   VMFORK_VM_NOT_CLAIMED: { status: 409, message: 'The VM is not claimed (or its claim is already being released)' },
   VMFORK_REPLICA_STATE: { status: 409, message: 'The replica is not in a state that allows this operation' },

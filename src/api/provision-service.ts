@@ -26,6 +26,8 @@ export interface ProvisionService {
   claim(pool: string, request: ClaimRequest): Promise<ClaimResult>;
   /** Gives a claimed child back: a task that refreshes it. VMFORK_VM_NOT_CLAIMED for one not claimed. */
   releaseVm(vm: string): Promise<TaskAccepted>;
+  /** Pushes a new image or spec to a pool (a task): the new replica while the old serves, then its children moved. */
+  updatePool(name: string, spec: unknown, request?: { minReady?: number; mode?: 'at-release' | 'force'; graceSeconds?: number }): Promise<TaskAccepted>;
   /** Who holds what: claimed and releasing children, of every pool or one. */
   listClaims(pool?: string): Promise<ClaimView[]>;
   /** The server's claim clock (TTLs, releases a crash cut off); the server stops it when it closes. */

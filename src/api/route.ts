@@ -8,7 +8,7 @@ import { invalidSpec, zodProblems, type SpecProblem } from '../pool/index.js';
  * documented is what is enforced.
  */
 export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** OpenAPI style: `/v1/vms/{name}`. */
   path: string;
   operationId: string;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ClaimRequestSchema, ClaimResultSchema, ClaimViewSchema } from '../pool/index.js';
+import { ClaimRequestSchema, ClaimResultSchema, ClaimViewSchema, PoolSpecInputSchema, PUSH_MODES } from '../pool/index.js';
 import { TaskAcceptedSchema } from '../task/index.js';
 import { getVmReconciled, type VmDeps } from '../vm/index.js';
 import type { ProvisionService } from './provision-service.js';
@@ -7,7 +7,7 @@ import { defineRoute, type AnyRoute } from './route.js';
 import { engine } from './routes-provision.js';
 import { NameParams } from './routes-resources.js';
 
-/** Claims: a user takes a ready child of a pool and gives it back (docs/lifecycle.md). */
+/** A pool's life after creation: claims (a user takes a ready child and gives it back) and image pushes (docs/lifecycle.md). */
 export function claimRoutes(deps: VmDeps, provision: ProvisionService | undefined): AnyRoute[] {
   return [
     defineRoute({
@@ -24,6 +24,18 @@ export function claimRoutes(deps: VmDeps, provision: ProvisionService | undefine
         await getVmReconciled(deps, params.name);
         return { ...(await engine(provision).releaseVm(params.name)), vm: params.name };
       },
+    }),
+    defineRoute({
+      method: 'PUT', path: '/v1/pools/{name}', operationId: 'updatePool', tag: 'pools',
+      summary: 'Push a new image or spec to a pool: a task that makes the new replica while the old serves, then moves the children (never below minReady)',
+      params: NameParams, body: PoolSpecInputSchema, bodyName: 'PoolSpec',
+      query: z.strictObject({
+        minReady: z.coerce.number().int().min(0).optional().describe('never fewer ready children than this while children are replaced'),
+        mode: z.enum(PUSH_MODES).optional().describe('claimed children: replaced at their release (default) or, force, after a notice and graceSeconds'),
+        graceSeconds: z.coerce.number().int().min(0).max(86_400).optional().describe('force: how long users have after the notice (default 60)'),
+      }),
+      status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      handler: async ({ params, body, query }) => ({ ...(await engine(provision).updatePool(params.name, body, query)), pool: params.name }),
     }),
     defineRoute({
       method: 'GET', path: '/v1/claims', operationId: 'listClaims', tag: 'pools', summary: 'Who holds which child, since when and until when; ?pool= for one pool',

@@ -9,7 +9,7 @@ export const DEFAULT_URL = 'http://127.0.0.1:8470';
 /** The CLI's side of the REST API: where the server is, its token, requests and task event streams. */
 export interface ApiClient {
   readonly url: string;
-  request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: { json: unknown } | { yaml: string }): Promise<T>;
+  request<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: { json: unknown } | { yaml: string }): Promise<T>;
   /** Follows GET /v1/tasks/{id}/events from event `after` on, calling `onEvent` for each; resolves when the stream ends. */
   events(taskId: string, after: number, onEvent: (e: TaskEvent) => void): Promise<void>;
 }
@@ -53,7 +53,7 @@ export function apiClient(home: HomeLayout, env: NodeJS.ProcessEnv = process.env
   };
   return {
     url,
-    async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: { json: unknown } | { yaml: string }): Promise<T> {
+    async request<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: { json: unknown } | { yaml: string }): Promise<T> {
       const [type, text] = body === undefined ? [undefined, undefined] : 'yaml' in body ? ['application/yaml', body.yaml] : ['application/json', JSON.stringify(body.json)];
       const res = await send(method, path, { accept: 'application/json', ...(type ? { 'content-type': type } : {}) }, text);
       const parsed: unknown = await res.json().catch(() => undefined);

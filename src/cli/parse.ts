@@ -20,3 +20,8 @@ export function durationSeconds(value: string, flag: string): number {
   }
   return n;
 }
+
+/** Parses a flag that must be a whole number ≥ 0; anything else is VMFORK_INVALID_ARGUMENT. */
+export function nonNegativeInt(value: string, flag: string): number {
+  return value.trim() === '0' ? 0 : positiveInt(value, flag);
+}

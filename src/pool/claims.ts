@@ -41,6 +41,8 @@ export const ClaimResultSchema = ClaimViewSchema.extend({
   /** Milliseconds from the request to the ready child. */
   tookMs: z.number().int().min(0),
   taskId: z.string(),
+  /** The converge the claim queued to top the pool's spares up, when it did. */
+  followUp: z.string().optional(),
 });
 export type ClaimResult = z.infer<typeof ClaimResultSchema>;
 

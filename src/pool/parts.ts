@@ -2,7 +2,7 @@ import { VmforkError } from '../errors.js';
 import { forkChildren, forkRegistered, refreshChild, resetDisks, type ChildCustomizer, type ForkBatchOptions, type ForkBatchResult, type ForkedChild } from '../fork/index.js';
 import { applyIdentity } from '../identity/index.js';
 import { leasesFor } from '../network/index.js';
-import { ensureReplica, ensureReplicaTemplate, type ReplicaSpec, type StepReporter } from '../replica/index.js';
+import { ensureReplica, ensureReplicaTemplate, removeReplicaAndTemplates, type ReplicaSpec, type StepReporter } from '../replica/index.js';
 import { listLeases, type ReplicaRow, type VmRow } from '../store/index.js';
 import { connectAgent, destroyVm, startVm, stopVm, type VmDeps } from '../vm/index.js';
 import type { SessionSource } from './claim-watch.js';
@@ -34,6 +34,10 @@ export interface PoolParts {
   resetDisks(deps: VmDeps, name: string, template: string, ids: readonly string[]): Promise<string[]>;
   /** Watches a running child's login sessions (vmfork-guest's WATCH); absent: logoff is never seen. */
   watchSessions?: SessionSource;
+  /** Tells a running child's users something (`wall`, through the guest agent). */
+  notifyGuest(deps: VmDeps, name: string, message: string): Promise<void>;
+  /** Removes a replica no pool uses, with its templates and files (refused while a child stands on them). */
+  removeReplica(deps: VmDeps, id: string): Promise<unknown>;
 }
 
 export const REAL_PARTS: PoolParts = {
@@ -49,6 +53,15 @@ export const REAL_PARTS: PoolParts = {
   stopVm,
   refreshChild,
   resetDisks,
+  notifyGuest: async (deps, name, message) => {
+    const agent = await connectAgent(deps, name);
+    try {
+      await agent.exec('/usr/bin/wall', [message], { timeoutMs: 10_000 });
+    } finally {
+      agent.close();
+    }
+  },
+  removeReplica: removeReplicaAndTemplates,
 };
 
 /** A child booted from its disks kept its name, machine id and keys; its addresses are set again, same as at fork. */

@@ -5,13 +5,14 @@ import { deletePoolRow, getPool, getVm, moveClaim, poolVms, requirePool, require
 import type { Enqueued, TaskContext, TaskRunners } from '../task/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { claimView } from './claims.js';
+import { advancePush, runPush } from './push.js';
 import { convergePool, poolSpecOf } from './converge.js';
 import { REAL_PARTS, type PoolParts } from './parts.js';
 import { powerOff, powerOn } from './power.js';
 import { parsePoolSpec } from './spec.js';
 
 /** Task kinds of the pool layer: a server registers these runners to resume tasks after a crash. */
-export const POOL_TASKS = ['pool-create', 'pool-resize', 'pool-converge', 'pool-remove', 'vm-power-on', 'vm-power-off', 'pool-claim', 'vm-release'] as const;
+export const POOL_TASKS = ['pool-create', 'pool-resize', 'pool-converge', 'pool-remove', 'vm-power-on', 'vm-power-off', 'pool-claim', 'vm-release', 'pool-update'] as const;
 export type PoolTaskKind = (typeof POOL_TASKS)[number];
 
 /** Queues a follow-up converge of a pool (after a power operation); the caller's queue is the pool's own. */
@@ -106,6 +107,7 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
       const more = await followUp(vm, ctx, `spares after ${vm} was claimed`);
       return { ...(await claimView(deps.db, await requireVm(deps.db, vm))), how: ctx.input.how, ...more };
     },
+    'pool-update': (ctx) => runPush(deps, ctx, parts),
     'vm-release': async (ctx) => {
       // the service moved the claim to `releasing`; run again after a crash, each branch finds what is done
       const vm = String(ctx.input.vm);
@@ -137,6 +139,8 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
         }
         await ctx.child(vm, { state: 'running', percent: 100 });
       }
+      // a push waiting for its claimed children to come back moves on (and retires the old replica after the last)
+      await advancePush(deps, pool.name, parts);
       // a child the refresh lost (rolled back) is registered again by the pool's converge
       const more = row && action !== 'gone' ? {} : await followUp(vm, { ...ctx, input: { ...ctx.input, pool: pool.name } }, `${vm} released`);
       return { vm, pool: pool.name, reason: ctx.input.reason ?? 'release', action, ...more };

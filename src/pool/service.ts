@@ -4,6 +4,8 @@ import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '.
 import { getPool, insertPool, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, type PoolRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
 import { createClaimService } from './claim-service.js';
+import { pushOf } from './push.js';
+import { createPushService } from './push-service.js';
 import type { VmState } from '../state/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { checkPoolCapacity, checkPoolFits } from './capacity.js';
@@ -71,11 +73,13 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
     return run(kind, vm, row.pool_name ?? `vm:${vm}`, { pool: row.pool_name }, vmLock(vm));
   };
 
-  const claims = createClaimService(deps, run, assertNotRemoving);
+  const claims = createClaimService(deps, run, assertNotRemoving, parts);
+  const pushes = createPushService(deps, run, assertNotRemoving);
 
   return {
     runners: { ...runners, ...checkpoints.runners, ...promotion.runners } as TaskRunners,
     ...claims,
+    ...pushes,
 
     /** Validates the spec (the one place: shape, cross-field checks, what it names, capacity), then starts the task. */
     async createPool(input: unknown): Promise<Enqueued & { pool: string }> {
@@ -100,7 +104,9 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
     async getPool(name: string): Promise<PoolDetail> {
       const row = await requirePool(deps.db, name);
       const { counts, vms } = await countsOf(deps, name);
-      return { ...summary(row, counts), spec: poolSpecOf(row), vms, replica: row.replica_id, lastTaskId: row.task_id };
+      const templates: Record<string, number> = {};
+      for (const v of await poolVms(deps.db, name)) if (v.template_name) templates[v.template_name] = (templates[v.template_name] ?? 0) + 1;
+      return { ...summary(row, counts), spec: poolSpecOf(row), vms, replica: row.replica_id, lastTaskId: row.task_id, template: row.template_name, templates, push: pushOf(row) };
     },
 
     /**

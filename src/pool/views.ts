@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { POOL_STATES, VM_STATES } from '../state/index.js';
+import { PushViewSchema } from './push.js';
 import { PoolSpecInputSchema, PROVISIONING_MODES } from './spec-schema.js';
 
 /**
@@ -33,6 +34,12 @@ export const PoolDetailSchema = PoolSummarySchema.extend({
   replica: z.string().nullable(),
   /** The last task run on the pool (create, resize, remove). */
   lastTaskId: z.string().nullable(),
+  /** The template the pool forks from now. */
+  template: z.string().nullable(),
+  /** Children per template they stand on: old and new during an image push. */
+  templates: z.record(z.string(), z.number().int().min(0)),
+  /** The last image or spec push (`pool update`), or null. */
+  push: PushViewSchema.nullable(),
 });
 export type PoolDetail = z.infer<typeof PoolDetailSchema>;
 

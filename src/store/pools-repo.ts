@@ -22,7 +22,7 @@ export async function listPoolRows(db: Db): Promise<PoolRow[]> {
 }
 
 /** Inserts a pool owned by the actor while it is provisioning; its name is the reservation (VMFORK_POOL_EXISTS). */
-export async function insertPool(db: Db, row: Omit<PoolsTable, Owned>, actor: Actor): Promise<void> {
+export async function insertPool(db: Db, row: Omit<PoolsTable, Owned | 'push_json'> & { push_json?: string | null }, actor: Actor): Promise<void> {
   try {
     await db
       .insertInto('pools')
@@ -35,7 +35,7 @@ export async function insertPool(db: Db, row: Omit<PoolsTable, Owned>, actor: Ac
 }
 
 /** Updates a pool's columns other than its state and owner (those change only through `transition`). */
-export async function updatePool(db: Db, name: string, update: Partial<Pick<PoolsTable, 'spec_json' | 'replica_id' | 'template_name' | 'task_id' | 'last_error'>>): Promise<void> {
+export async function updatePool(db: Db, name: string, update: Partial<Pick<PoolsTable, 'spec_json' | 'replica_id' | 'template_name' | 'task_id' | 'last_error' | 'push_json'>>): Promise<void> {
   await db.updateTable('pools').set({ ...update, updated_at: new Date().toISOString() }).where('name', '=', name).execute();
 }
 

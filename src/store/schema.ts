@@ -203,6 +203,8 @@ export interface PoolsTable extends OwnerColumns {
   last_error: string | null;
   created_at: string;
   updated_at: string;
+  /** The last image or spec push (src/pool/push.ts PushRecord), or null when none ran. */
+  push_json: string | null;
 }
 
 /** The replica map: a customized clone copied whole onto a host's datastore, keyed by what it was made from. */

@@ -4,6 +4,7 @@ import { apiRoutes, buildOpenApi } from '../../src/api/index.js';
 import {
   CHILD_PROGRESS_STATES,
   CLAIM_STATES,
+  PUSH_STATES,
   IMAGE_STATES,
   imageStateMachine,
   NETWORK_STATES,
@@ -50,6 +51,7 @@ const EXPECTED: Record<string, { values: readonly string[]; subset?: true }> = {
   'CheckpointAccepted.state': { values: TASK_STATES, subset: true },
   'ClaimResult.state': { values: CLAIM_STATES },
   'ClaimList[].state': { values: CLAIM_STATES },
+  'PoolDetail.push.state': { values: PUSH_STATES },
 };
 
 /**
@@ -87,7 +89,7 @@ function namedEnums(schemas: Record<string, Schema>): Map<string, string[] | nul
 const paths = [...namedEnums(openApi().components.schemas)];
 
 test('every state or role the OpenAPI document names is one of a state table\'s own values', () => {
-  const known = new Set<string>([...VM_STATES, ...VM_ROLES, ...TEMPLATE_STATES, ...NETWORK_STATES, ...IMAGE_STATES, ...TASK_STATES, ...POOL_STATES, ...REPLICA_STATES, ...CHILD_PROGRESS_STATES, ...CLAIM_STATES]);
+  const known = new Set<string>([...VM_STATES, ...VM_ROLES, ...TEMPLATE_STATES, ...NETWORK_STATES, ...IMAGE_STATES, ...TASK_STATES, ...POOL_STATES, ...REPLICA_STATES, ...CHILD_PROGRESS_STATES, ...CLAIM_STATES, ...PUSH_STATES]);
   for (const [path, values] of paths) {
     assert.ok(values !== null || UNTYPED.has(path), `${path} is any string: build it from a state table (z.enum(…_STATES))`);
     for (const v of values ?? []) assert.ok(known.has(v), `${path} names "${v}", which no state table has`);

@@ -56,14 +56,14 @@ export class ScriptedProvision implements ProvisionService {
     this.pools.set(spec.name, {
       name: spec.name, state: 'provisioning', image: spec.image, provisioning: spec.provisioning, persistent: spec.persistent, size: spec.size,
       hostId: 'local', datastore: spec.datastore, counts: { running: names.length }, createdAt: new Date().toISOString(),
-      spec, vms: names.map((n) => ({ name: n, state: 'running' })), replica: null, lastTaskId: taskId,
+      spec, vms: names.map((n) => ({ name: n, state: 'running' })), replica: null, lastTaskId: taskId, template: null, templates: {}, push: null,
     });
     return { taskId, pool: spec.name };
   }
 
   listPools(): Promise<PoolDetail[]> {
     this.calls.push('listPools');
-    return Promise.resolve([...this.pools.values()].map(({ spec: _s, vms: _v, replica: _r, lastTaskId: _l, ...summary }) => summary as PoolDetail));
+    return Promise.resolve([...this.pools.values()].map(({ spec: _s, vms: _v, replica: _r, lastTaskId: _l, template: _t, templates: _ts, push: _p, ...summary }) => summary as PoolDetail));
   }
 
   getPool(name: string): Promise<PoolDetail> {
@@ -128,6 +128,13 @@ export class ScriptedProvision implements ProvisionService {
     this.calls.push(`releaseVm ${vm}`);
     if (!this.claims.delete(vm)) throw new VmforkError('VMFORK_VM_NOT_CLAIMED', `VM ${vm} is unclaimed; only a claimed pool child is released`, { details: { vm, claim: 'unclaimed' } });
     return { taskId: await this.run('vm-power-off', vm, { vm }) };
+  }
+
+  async updatePool(name: string, spec: unknown): Promise<{ taskId: string; pool: string }> {
+    const next = parsePoolSpec(spec);
+    this.calls.push(`updatePool ${name} ${next.name}`);
+    this.pool(name);
+    return { taskId: await this.run('pool-resize', name, { pool: name, children: [] }), pool: name };
   }
 
   listClaims(pool?: string): ReturnType<ProvisionService['listClaims']> {

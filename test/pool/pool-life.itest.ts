@@ -12,6 +12,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ownerAlive } from '../../src/host/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
+import { waitUntil } from '../../src/util/index.js';
 import { vmTest } from '../fixtures/ladder.js';
 import { assertChildrenGone, removePoolChecked, traceChildren, usePoolRung, type TaskBody } from '../fixtures/pool-rung.js';
 
@@ -32,6 +33,72 @@ async function qemuOf(vm: string): Promise<{ pid: number; startTime: number }> {
 
 async function poolVms(pool: string): Promise<{ name: string; state: string }[]> {
   return (await fx.api<{ vms: { name: string; state: string }[] }>('GET', `/v1/pools/${pool}`)).body.vms;
+}
+
+interface Claim {
+  vm: string;
+  user: string | null;
+  state: string;
+  ip: string | null;
+  mac: string | null;
+  sshHostKeys: string[];
+  expiresAt: string | null;
+  how: string;
+  tookMs: number;
+  taskId: string;
+}
+
+/** What a user of a child can see of its identity, read inside the guest. */
+async function identityOf(vm: string): Promise<{ machineId: string; bootId: string; mac: string; ip: string; files: string }> {
+  const [machineId = '', bootId = '', mac = '', ip = '', files = ''] = (
+    await fx.guest(vm, 'cat /etc/machine-id /proc/sys/kernel/random/boot_id /sys/class/net/eth0/address; ip -4 -o addr show dev eth0 | awk \'{print $4}\'; ls /root/user-file /tmp/user-file /home/user-file 2>/dev/null | wc -l')
+  ).split('\n');
+  return { machineId, bootId, mac, ip, files };
+}
+
+/**
+ * Claim, release and TTL on a one-child non-persistent pool: the user's files are gone after the release, the
+ * child keeps its name, MAC and address, gets a new machine-id and host key, and never boots.
+ */
+async function claimReleaseAndTtl(pool: string, vm: string): Promise<void> {
+  const first = JSON.parse((await fx.cli(['pool', 'claim', pool, '--user', 'ada', '--ttl', '1h', '--json'])).stdout) as Claim;
+  assert.deepEqual([first.vm, first.user, first.state, first.how], [vm, 'ada', 'claimed', 'spare']);
+  assert.ok(first.sshHostKeys.length > 0 && first.ip && first.mac, JSON.stringify(first));
+  process.stderr.write(`claim of a spare: ${first.tookMs} ms at the API\n`);
+  const before = await identityOf(vm);
+  await fx.guest(vm, 'for d in /root /tmp /home; do echo ada > $d/user-file; done; sync');
+  assert.equal((await identityOf(vm)).files, '3');
+
+  // nothing left to claim: 409 with the counts, and nothing changes; a release of an unclaimed VM is 409 too
+  const none = await fx.api<{ error: { code: string; details: { counts: Record<string, number> } } }>('POST', `/v1/pools/${pool}/claim`, {});
+  assert.deepEqual([none.status, none.body.error.code, none.body.error.details.counts], [409, 'VMFORK_POOL_EXHAUSTED', { claimed: 1 }]);
+  const claims = JSON.parse((await fx.cli(['pool', 'claims', '--json'])).stdout) as Claim[];
+  assert.deepEqual(claims.map((c) => [c.vm, c.user, c.state]), [[vm, 'ada', 'claimed']]);
+
+  const released = JSON.parse((await fx.cli(['vm', 'release', vm, '--wait', '--json'])).stdout) as TaskBody;
+  assert.equal(released.state, 'succeeded', JSON.stringify(released.lastError));
+  assert.deepEqual([released.kind, released.queue, released.result?.action], ['vm-release', pool, 'refreshed']);
+  const again = await fx.api<{ error: { code: string } }>('POST', `/v1/vms/${vm}/release`);
+  assert.deepEqual([again.status, again.body.error.code], [409, 'VMFORK_VM_NOT_CLAIMED']);
+  const after = await identityOf(vm);
+  assert.equal(after.files, '0', 'nothing the last user wrote survives (/root, /tmp, /home)');
+  assert.deepEqual([after.mac, after.ip], [before.mac, before.ip], 'the same MAC and address');
+  assert.equal(after.bootId, before.bootId, "no boot: both are forks of the template's running guest");
+  assert.notEqual(after.machineId, before.machineId, 'a new machine-id');
+
+  // the next user gets the refreshed child, with a new host key; its TTL ends the claim, and refreshes it again
+  const second = (await fx.api<Claim>('POST', `/v1/pools/${pool}/claim`, { user: 'bob', ttlSeconds: 1 })).body;
+  assert.deepEqual([second.vm, second.user, second.how], [vm, 'bob', 'spare']);
+  assert.notDeepEqual(second.sshHostKeys, first.sshHostKeys, 'new SSH host keys');
+  const ttl = await waitUntil(
+    async () => (await fx.api<TaskBody[]>('GET', `/v1/tasks?kind=vm-release&target=${vm}&limit=5`)).body.find((t) => t.id !== released.id),
+    { deadlineMs: 120_000, everyMs: 250, what: `the TTL release of ${vm}` },
+  );
+  const ended = await fx.waitTask(ttl.id);
+  assert.equal(ended.state, 'succeeded', JSON.stringify(ended.lastError));
+  assert.equal(ended.result?.reason, 'ttl');
+  assert.deepEqual((await fx.api<Claim[]>('GET', '/v1/claims')).body, []);
+  assert.notEqual((await identityOf(vm)).machineId, after.machineId, 'refreshed again');
 }
 
 vmTest('a persistent child powered off keeps its disks and boots from them with its machine-id, address and /home; a shrink destroys the children past max', tracker, async () => {
@@ -79,7 +146,7 @@ vmTest('a persistent child powered off keeps its disks and boots from them with 
   await removePoolChecked(fx, 'keep');
 });
 
-vmTest('a non-persistent child is refreshed at power-off by the pool\'s queued converge (new machine-id, its files gone); pool rm leaves nothing and the replica stays until replica rm', tracker, async () => {
+vmTest('a non-persistent child is refreshed at power-off by the pool\'s queued converge (new machine-id, its files gone); claimed, given back and refreshed (same name, MAC, IP; a new identity; nothing of its last user), claimed again until its TTL ends; pool rm leaves nothing and the replica stays until replica rm', tracker, async () => {
   fx.tracker.track('fresh-01');
   const { customize } = fx.spec('x') as { customize: { perChild: unknown; machinePassword: boolean } };
   const spec = fx.spec('fresh', { persistent: false, size: { max: 1 }, disks: { disposable: '128M', swap: '32M' }, customize: { perChild: customize.perChild, machinePassword: true } });
@@ -105,6 +172,8 @@ vmTest('a non-persistent child is refreshed at power-off by the pool\'s queued c
   assert.notEqual(machineAfter, machineId, 'a new machine-id');
   assert.equal(gone, '0', 'the files written before the refresh are gone');
   assert.deepEqual(await poolVms('fresh'), [{ name: 'fresh-01', state: 'running' }]);
+
+  await claimReleaseAndTtl('fresh', 'fresh-01');
 
   // pool rm: nothing of the pool left, its replica (and the replica's template) kept until `replica rm`
   const removal = await removePoolChecked(fx, 'fresh');

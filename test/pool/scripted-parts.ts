@@ -14,7 +14,7 @@ import { phase1Digest, type ReplicaSpec, type StepReporter } from '../../src/rep
 import { replicaTemplateName } from '../../src/replica/spec.js';
 import type { Actor } from '../../src/state/index.js';
 import {
-  deleteReplicaRow, deleteVm, findReplica, getTemplate, getVm, insertImage, insertNetwork, insertReplica, insertTemplate, insertVm, listLeases,
+  deleteReplicaRow, deleteTemplateRow, deleteVm, listVms, replicaTemplates, findReplica, getTemplate, getVm, insertImage, insertNetwork, insertReplica, insertTemplate, insertVm, listLeases,
   LOCAL_HOST_ID, openStore, poolVms, requireReplica, requireVm, transition, vmNames, withWriteLock, type ReplicaRow, type VmRow,
 } from '../../src/store/index.js';
 import { TASK_FINAL_STATES } from '../../src/state/index.js';
@@ -220,6 +220,21 @@ export class ScriptedParts implements PoolParts {
 
   resetDisks(_deps: VmDeps, name: string, _template: string, ids: readonly string[]): Promise<string[]> {
     return this.call(`reset ${name} ${ids.join(',')}`, () => Promise.resolve([...ids]));
+  }
+
+  notifyGuest(_deps: VmDeps, name: string): Promise<void> {
+    return this.call(`notify ${name}`, () => Promise.resolve());
+  }
+
+  /** As the real one: refused while a child stands on one of its templates; else its templates and record go. */
+  removeReplica(deps: VmDeps, id: string): Promise<unknown> {
+    return this.call(`remove replica ${id}`, async () => {
+      const templates = (await replicaTemplates(deps.db, id)).map((t) => t.name);
+      const users = (await listVms(deps.db)).filter((v) => v.template_name !== null && templates.includes(v.template_name));
+      if (users.length) throw new VmforkError('VMFORK_REPLICA_IN_USE', `replica ${id}: children stand on it`);
+      for (const t of templates) await deleteTemplateRow(deps.db, t);
+      await deleteReplicaRow(deps.db, id);
+    });
   }
 
   /** Session watches the claim clock opened, by VM: a test drives them (`sessions.get(vm)?.(['ada'])`). */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ErrorCode } from '../../src/errors.js';
-import { claimStateMachine, imageStateMachine, networkStateMachine, poolStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
+import { claimStateMachine, imageStateMachine, pushStateMachine, networkStateMachine, poolStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
 
 /**
  * Every (from, to) pair of every resource, spelled out: a change to a table must change its list here too, and
@@ -75,8 +75,15 @@ const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; 
     machine: claimStateMachine as StateMachine<string>,
     code: 'VMFORK_VM_NOT_CLAIMED',
     states: 3,
-    allowed: ['unclaimed>claimed', 'claimed>releasing', 'claimed>unclaimed', 'releasing>unclaimed'],
+    allowed: ['unclaimed>claimed', 'unclaimed>releasing', 'claimed>releasing', 'claimed>unclaimed', 'releasing>unclaimed'],
     transitional: ['releasing'],
+  },
+  {
+    machine: pushStateMachine as StateMachine<string>,
+    code: 'VMFORK_POOL_STATE',
+    states: 5,
+    allowed: ['building>replacing', 'building>done', 'building>failed', 'replacing>waiting', 'replacing>done', 'replacing>failed', 'waiting>done', 'waiting>failed'],
+    transitional: ['building', 'replacing'],
   },
   {
     machine: taskStateMachine as StateMachine<string>,
@@ -107,8 +114,8 @@ for (const { machine, code, states, allowed, transitional } of TABLES) {
   });
 
   // a task is a record of what happened, not a resource: it has no removal state (see the task test below)
-  // nor is a claim: it ends by going back to `unclaimed`, and its VM has the removal state
-  if (machine === (taskStateMachine as StateMachine<string>) || machine === (claimStateMachine as StateMachine<string>)) continue;
+  // nor are a claim (it ends by going back to `unclaimed`) and a push (a record of an operation, on its pool)
+  if ([taskStateMachine, claimStateMachine, pushStateMachine].includes(machine as never)) continue;
   test(`${machine.resource}: every state can reach the way out (removal), so nothing is stuck for ever`, () => {
     const exit = machine.states.find((s) => s === 'destroying' || s === 'deleting');
     assert.ok(exit);

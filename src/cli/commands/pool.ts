@@ -1,13 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { VmforkError } from '../../errors.js';
 import type { PoolDetail, PoolSummary } from '../../pool/index.js';
 import type { TaskAccepted } from '../../task/index.js';
 import { action } from '../action.js';
 import { apiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';
 import { positiveInt } from '../parse.js';
-import { addClaimCommands } from './claim.js';
+import { addClaimCommands, addUpdateCommand, readSpecFile } from './pool-life.js';
 import { reportAccepted } from './task.js';
 
 interface WaitOpts {
@@ -18,7 +16,7 @@ interface WaitOpts {
 const counts = (c: Record<string, number>): string => Object.entries(c).map(([state, n]) => `${n} ${state}`).join(', ') || '-';
 
 export function registerPoolCommands(program: Command): void {
-  const pool = program.command('pool').description('pools of desktops provisioned by the server (vmfork serve): create, list, show, resize, rm, claim, claims (docs/api.md, docs/lifecycle.md)');
+  const pool = program.command('pool').description('pools of desktops provisioned by the server (vmfork serve): create, list, show, resize, update, rm, claim, claims (docs/api.md, docs/lifecycle.md)');
 
   pool
     .command('create')
@@ -28,13 +26,7 @@ export function registerPoolCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, opts: WaitOpts & { file: string }) => {
-        let text: string;
-        try {
-          text = await readFile(opts.file, 'utf8');
-        } catch (err) {
-          throw new VmforkError('VMFORK_INVALID_ARGUMENT', `cannot read --file ${opts.file}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
-        }
-        // sent as written: the server validates it and names every field at fault
+        const text = await readSpecFile(opts.file);
         const client = apiClient(ctx.home);
         const accepted = await client.request<TaskAccepted>('POST', '/v1/pools', { yaml: text });
         return reportAccepted(client, accepted, `pool ${accepted.pool ?? ''}`.trim(), opts);
@@ -42,6 +34,7 @@ export function registerPoolCommands(program: Command): void {
     );
 
   addClaimCommands(pool);
+  addUpdateCommand(pool);
 
   pool
     .command('list')

@@ -9,7 +9,7 @@ import { printJson, printTable } from '../output.js';
 import { reportAccepted } from './task.js';
 import { registerCheckpointCommands } from './vm-checkpoint.js';
 import { registerPromoteCommand } from './vm-promote.js';
-import { addReleaseCommand } from './claim.js';
+import { addReleaseCommand } from './pool-life.js';
 
 export const accelOption = (): Option =>
   new Option('--accel <accel>', 'accelerator: kvm, tcg or auto (auto: KVM only where vmx/svm and kvm_intel/kvm_amd are present)')

@@ -10,6 +10,7 @@ import { queues } from './008-queues.js';
 import { claims } from './009-claims.js';
 import { checkpoints } from './010-checkpoints.js';
 import { templateParents } from './012-template-parents.js';
+import { poolPush } from './013-pool-push.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -27,6 +28,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '009-claims': claims,
   '010-checkpoints': checkpoints,
   '012-template-parents': templateParents,
+  '013-pool-push': poolPush,
 };
 
 export const migrationProvider: MigrationProvider = {

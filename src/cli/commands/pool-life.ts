@@ -1,10 +1,12 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { VmforkError } from '../../errors.js';
 import type { ClaimResult, ClaimView } from '../../pool/index.js';
 import type { TaskAccepted } from '../../task/index.js';
 import { action } from '../action.js';
 import { apiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';
-import { durationSeconds, positiveInt } from '../parse.js';
+import { durationSeconds, nonNegativeInt, positiveInt } from '../parse.js';
 import { reportAccepted } from './task.js';
 
 /** `vmfork pool claim` and `vmfork pool claims`: a user takes a ready child, and who holds what (docs/lifecycle.md). */
@@ -49,6 +51,30 @@ export function addClaimCommands(pool: Command): void {
     );
 }
 
+/** `vmfork pool update`: push a new image or spec to a pool (a task). */
+export function addUpdateCommand(pool: Command): void {
+  pool
+    .command('update <name>')
+    .description('push a new image or spec to a pool: the new replica is made while the old one serves, then children move to it (a task)')
+    .requiredOption('-f, --file <path>', 'the new pool spec (YAML or JSON); its name must be the pool\'s')
+    .option('--min-ready <n>', 'never fewer ready children than this while children are replaced', '0')
+    .option('--force', 'claimed children too: notify their users, then replace them after --grace-seconds')
+    .option('--at-release', 'claimed children move at their release (the default)')
+    .option('--grace-seconds <n>', 'with --force: how long users have after the notice', '60')
+    .option('--wait', 'follow the task until it ends')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { file: string; minReady: string; force?: boolean; atRelease?: boolean; graceSeconds: string; wait?: boolean; json?: boolean }) => {
+        if (opts.force && opts.atRelease) throw new VmforkError('VMFORK_INVALID_ARGUMENT', '--force and --at-release exclude each other', { details: { flags: ['--force', '--at-release'] } });
+        const text = await readSpecFile(opts.file);
+        const q = new URLSearchParams({ minReady: String(nonNegativeInt(opts.minReady, '--min-ready')), mode: opts.force ? 'force' : 'at-release', graceSeconds: String(nonNegativeInt(opts.graceSeconds, '--grace-seconds')) });
+        const client = apiClient(ctx.home);
+        const accepted = await client.request<TaskAccepted>('PUT', `/v1/pools/${encodeURIComponent(name)}?${q}`, { yaml: text });
+        return reportAccepted(client, accepted, `pool ${name} update`, opts);
+      }),
+    );
+}
+
 /** `vmfork vm release`: give a claimed child back; the server refreshes it (a task). */
 export function addReleaseCommand(vm: Command): void {
   vm.command('release <name>')
@@ -62,4 +88,13 @@ export function addReleaseCommand(vm: Command): void {
         return reportAccepted(client, accepted, `${name} release`, opts);
       }),
     );
+}
+
+/** A spec file's text, sent as written (the server validates it and names every field at fault). */
+export async function readSpecFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `cannot read --file ${path}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+  }
 }
