@@ -4,10 +4,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeVmSpec } from '../../src/spec/index.js';
-import { ensureDatastore, getVm, LOCAL_HOST_ID, templateChildren } from '../../src/store/index.js';
+import { currentProcess, ensureDatastore, getVm, LOCAL_HOST_ID, templateChildren } from '../../src/store/index.js';
 import { run, waitUntil, type RunResult } from '../../src/util/index.js';
 import { stopVm } from '../../src/vm/index.js';
-import { forkTracked, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
+import { ensureTemplate, forkTracked, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
 import { useServedCli } from '../fixtures/served-cli.js';
 
 // children of the shared rung promoted through `vmfork serve`'s API as a user drives it: the CLI
@@ -134,4 +134,30 @@ vmTest('promote while a loop writes: no backing file, check clean, the loop inta
     if (mounted) await run('umount', [tiny], { allowFailure: true });
     await rm(scratch, { recursive: true, force: true });
   }
+});
+
+vmTest('a promoted child outlives its template: refused before, removed after, the guest runs on the unlinked RAM file', tracker, async (t) => {
+  // a template of this test's own (the shared one stays): made, forked, its child promoted, then the template removed
+  const template = 'prom-tpl';
+  await ensureTemplate(fx.th, template);
+  t.after(() => cli(['template', 'rm', template, '--force']).then(() => undefined));
+  const batch = await forkTracked(fx.th, tracker(), { template, count: 1, namePattern: 'prom-own-{n}' });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
+  const name = batch.children[0]?.name ?? '';
+  await refused(['template', 'rm', template], 'VMFORK_TEMPLATE_IN_USE');
+  const bootId = await sh(name, 'cat /proc/sys/kernel/random/boot_id');
+
+  const promoted = await cli(['vm', 'promote', name, '--wait', '--json']);
+  assert.equal(promoted.code, 0, `${promoted.stdout}${promoted.stderr}\nQEMU: ${await qemuLog(name)}`);
+  const removed = await cli(['template', 'rm', template, '--json']);
+  assert.equal(removed.code, 0, `template rm after the promotion: ${removed.stdout}${removed.stderr}`);
+  assert.ok(!existsSync(join(fx.th.home.templates, template)), 'the template\'s files are gone');
+
+  // the QEMU still maps the template's RAM file, now unlinked: the kernel keeps its inode while it is mapped
+  const pid = (await currentProcess(fx.th.db, name))?.pid;
+  const maps = await readFile(`/proc/${pid}/maps`, 'utf8');
+  assert.match(maps, new RegExp(`${join(fx.th.home.templates, template, 'ram')} \\(deleted\\)`), 'the RAM file is mapped, unlinked');
+  // the guest reads pages it never wrote (the template's, through the unlinked file) and writes new ones
+  await sh(name, 'sha256sum /usr/bin/* > /dev/null && dd if=/dev/urandom of=/root/r bs=1M count=8 2>/dev/null && sync');
+  assert.equal(await sh(name, 'cat /proc/sys/kernel/random/boot_id'), bootId, 'the same boot');
 });
