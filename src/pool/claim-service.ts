@@ -29,6 +29,9 @@ export function createClaimService(deps: VmDeps, run: RunTask, assertNotRemoving
     return run('vm-release', vm, row.pool_name, { pool: row.pool_name, vm, reason }, vmLock(vm));
   };
 
+  // the guest's side of claims (logoffs, poweroffs), kept by the claim clock; its session lists show in listClaims
+  const watch = new ClaimWatch(deps, parts.watchSessions, release);
+
   return {
     /**
      * Hands out a ready child: a running spare at once, else a registered child forked for the claim (in the pool's
@@ -71,14 +74,14 @@ export function createClaimService(deps: VmDeps, run: RunTask, assertNotRemoving
     /** Gives a claimed child back: refreshed (a non-persistent pool) or its disposable disk reset (persistent). */
     releaseVm: (vm: string): Promise<Enqueued> => release(vm, 'release'),
 
-    listClaims: (pool?: string): Promise<ClaimView[]> => listClaimViews(deps.db, pool),
+    listClaims: async (pool?: string): Promise<ClaimView[]> => (await listClaimViews(deps.db, pool)).map((c) => ({ ...c, sessions: watch.sessionsOf(c.vm) })),
 
     /** Releases claims whose TTL ended, and queues again a release a crash left without its task; stop() ends it. */
     startClaimSweeper: (everyMs = 1_000): { stop(): void } =>
       claimSweeper(deps, {
         everyMs,
         expire: (vm) => release(vm, 'ttl'),
-        watch: new ClaimWatch(deps, parts.watchSessions, release),
+        watch,
         requeue: async (vm, pool) => {
           const live = (await liveQueueTasks(deps.db, pool)).some((t) => t.kind === 'vm-release' && t.target === vm);
           if (!live) await run('vm-release', vm, pool, { pool, vm, reason: 'recovered' }, vmLock(vm));

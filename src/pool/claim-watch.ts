@@ -4,13 +4,15 @@ import { reconcileVm, type VmDeps } from '../vm/index.js';
 import type { ReleaseTrigger } from './spec-schema.js';
 
 /** Watches one child's login sessions: `onSessions` gets the users of its user-class sessions at once and on each change. */
-export type SessionSource = (vm: VmRow, onSessions: (users: string[]) => void, onEnd: (err?: unknown) => void) => Promise<{ close(): void }>;
+export type SessionSource = (deps: VmDeps, vm: VmRow, onSessions: (users: string[]) => void, onEnd: (err?: unknown) => void) => Promise<{ close(): void }>;
 
 interface Watcher {
   close(): void;
   /** A session of the claim has been seen: only then does the end of the last one mean a logoff. */
   seen: boolean;
   userSeen: boolean;
+  /** The last list the guest reported (null until the watch answered). */
+  users: string[] | null;
   timer?: NodeJS.Timeout;
 }
 
@@ -49,10 +51,16 @@ export class ClaimWatch {
       }
       if (c.on.includes('logoff') && this.sessions && c.vm.state === 'running') {
         wanted.add(c.vm.name);
-        if (!this.watchers.has(c.vm.name)) await this.open(c);
+        // not awaited: a guest slow to answer must not hold up the TTLs and poweroffs of this look
+        if (!this.watchers.has(c.vm.name)) void this.open(c);
       }
     }
     for (const name of [...this.watchers.keys()]) if (!wanted.has(name)) this.stop(name);
+  }
+
+  /** The users of a watched child's open sessions as last reported, or null when its sessions are not watched. */
+  sessionsOf(vm: string): string[] | null {
+    return this.watchers.get(vm)?.users ?? null;
   }
 
   stopAll(): void {
@@ -68,9 +76,10 @@ export class ClaimWatch {
 
   private async open(c: WatchedClaim): Promise<void> {
     const name = c.vm.name;
-    const entry: Watcher = { close: () => undefined, seen: false, userSeen: false };
+    const entry: Watcher = { close: () => undefined, seen: false, userSeen: false, users: null };
     this.watchers.set(name, entry);
     const onSessions = (users: string[]): void => {
+      entry.users = users;
       // once the claim's user has logged in, only their sessions count; before, any (the label may be no guest user)
       if (c.vm.claimed_by !== null && users.includes(c.vm.claimed_by)) entry.userSeen = true;
       const mine = entry.userSeen ? users.filter((u) => u === c.vm.claimed_by) : users;
@@ -88,7 +97,7 @@ export class ClaimWatch {
       }, c.graceSeconds * 1000);
     };
     try {
-      const w = await this.sessions?.(c.vm, onSessions, (err) => {
+      const w = await this.sessions?.(this.deps, c.vm, onSessions, (err) => {
         // the connection ended (QEMU gone, a refresh): the next look opens it again if the claim still stands
         if (this.watchers.get(name) === entry && !entry.timer) this.watchers.delete(name);
         if (err) this.deps.log.debug({ vm: name, err }, 'session watch ended');

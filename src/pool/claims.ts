@@ -32,6 +32,8 @@ export const ClaimViewSchema = z.object({
   sshHostKeys: z.array(z.string()),
   claimedAt: z.string().nullable(),
   expiresAt: z.string().nullable(),
+  /** Users of the child's open login sessions, as its guest reports them; null when they are not watched (release.on without logoff). */
+  sessions: z.array(z.string()).nullable(),
 });
 export type ClaimView = z.infer<typeof ClaimViewSchema>;
 
@@ -59,6 +61,7 @@ export async function claimView(db: Db, vm: VmRow): Promise<ClaimView> {
     sshHostKeys: facts.sshHostKeyFingerprints ?? [],
     claimedAt: vm.claimed_at,
     expiresAt: vm.claim_expires_at,
+    sessions: null,
   };
 }
 

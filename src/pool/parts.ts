@@ -1,10 +1,11 @@
 import { VmforkError } from '../errors.js';
 import { forkChildren, forkRegistered, refreshChild, resetDisks, type ChildCustomizer, type ForkBatchOptions, type ForkBatchResult, type ForkedChild } from '../fork/index.js';
+import { openSessions, watchSessions } from '../agent/index.js';
 import { applyIdentity } from '../identity/index.js';
 import { leasesFor } from '../network/index.js';
 import { ensureReplica, ensureReplicaTemplate, removeReplicaAndTemplates, type ReplicaSpec, type StepReporter } from '../replica/index.js';
 import { listLeases, type ReplicaRow, type VmRow } from '../store/index.js';
-import { connectAgent, destroyVm, startVm, stopVm, type VmDeps } from '../vm/index.js';
+import { connectAgent, destroyVm, startVm, stopVm, vmPaths, type VmDeps } from '../vm/index.js';
 import type { SessionSource } from './claim-watch.js';
 
 /** What the pool layer reads of a forked child: its name and how long it took. */
@@ -62,6 +63,11 @@ export const REAL_PARTS: PoolParts = {
     }
   },
   removeReplica: removeReplicaAndTemplates,
+  watchSessions: async (deps, vm, onSessions, onEnd) => {
+    const w = await watchSessions(vmPaths(deps.home.vms, vm.name).guest, (list) => onSessions(openSessions(list).map((s) => s.user)), { logger: deps.log });
+    void w.ended.then((err) => onEnd(err));
+    return { close: () => w.close() };
+  },
 };
 
 /** A child booted from its disks kept its name, machine id and keys; its addresses are set again, same as at fork. */

@@ -119,7 +119,7 @@ export class ScriptedProvision implements ProvisionService {
     this.calls.push(`claim ${pool}`);
     const p = this.pool(pool);
     const vm = p.vms[0]?.name ?? `${pool}-1`;
-    const view = { vm, pool, user: request.user ?? null, state: 'claimed' as const, ip: '10.231.0.2', mac: '02:00:00:00:00:02', sshHostKeys: ['SHA256:scripted'], claimedAt: new Date().toISOString(), expiresAt: null };
+    const view = { vm, pool, user: request.user ?? null, state: 'claimed' as const, ip: '10.231.0.2', mac: '02:00:00:00:00:02', sshHostKeys: ['SHA256:scripted'], claimedAt: new Date().toISOString(), expiresAt: null, sessions: null };
     this.claims.set(vm, view);
     return Promise.resolve({ ...view, how: 'spare' as const, tookMs: 1, taskId: 'scripted' });
   }

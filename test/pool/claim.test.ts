@@ -129,6 +129,7 @@ test('logoff: once a session was seen, the end of the last one releases the clai
     parts.sessions.get('desk-1')?.([]);
     assert.equal((await getVm(deps.db, 'desk-1'))?.claim_state, 'claimed', 'no session seen yet: not a logoff');
     parts.sessions.get('desk-1')?.(['root', 'ada']);
+    assert.deepEqual((await service.listClaims()).map((c) => c.sessions), [['root', 'ada']], 'the claim shows who is logged in');
     parts.sessions.get('desk-1')?.(['root']);
     await waitUntil(async () => (await getVm(deps.db, 'desk-1'))?.claim_state === 'unclaimed' && parts.calls.includes('refresh desk-1'), { deadlineMs: WAIT_MS, everyMs: 20, what: 'the logoff release' });
     assert.equal(parts.sessions.has('desk-1'), false, 'the watch is closed with the claim');

@@ -6,6 +6,7 @@
  * phase-1 spec), made cheap: no common scripts.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { ownerAlive } from '../../src/host/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
 import { waitUntil } from '../../src/util/index.js';
-import { vmTest } from '../fixtures/ladder.js';
+import { CLI, vmTest } from '../fixtures/ladder.js';
 import { assertChildrenGone, removePoolChecked, traceChildren, usePoolRung, type TaskBody } from '../fixtures/pool-rung.js';
 
 const fx = usePoolRung();
@@ -99,6 +100,57 @@ async function claimReleaseAndTtl(pool: string, vm: string): Promise<void> {
   assert.equal(ended.result?.reason, 'ttl');
   assert.deepEqual((await fx.api<Claim[]>('GET', '/v1/claims')).body, []);
   assert.notEqual((await identityOf(vm)).machineId, after.machineId, 'refreshed again');
+  await releasedByTheGuest(pool, vm);
+}
+
+/** The next release task of `vm` after `known`, waited for until it ends. */
+async function nextRelease(vm: string, known: ReadonlySet<string>): Promise<TaskBody> {
+  const t = await waitUntil(
+    async () => (await fx.api<TaskBody[]>('GET', `/v1/tasks?kind=vm-release&target=${vm}&limit=10`)).body.find((x) => !known.has(x.id)),
+    { deadlineMs: 180_000, everyMs: 250, what: `a release of ${vm}` },
+  );
+  return fx.waitTask(t.id);
+}
+
+async function releaseIds(vm: string): Promise<Set<string>> {
+  return new Set((await fx.api<TaskBody[]>('GET', `/v1/tasks?kind=vm-release&target=${vm}&limit=50`)).body.map((t) => t.id));
+}
+
+/**
+ * The pool's release policy (logoff, poweroff): a real ssh login seen by the server through vmfork-guest's WATCH,
+ * then its logout, releases the child; so does the guest powering itself off.
+ */
+async function releasedByTheGuest(pool: string, vm: string): Promise<void> {
+  let known = await releaseIds(vm);
+  const claim = (await fx.api<Claim>('POST', `/v1/pools/${pool}/claim`, { user: 'root' })).body;
+  assert.equal(claim.vm, vm);
+  // an interactive login (a shell reading the pipe), held until the claim shows it, then `exit`
+  const ssh = spawn(process.execPath, [CLI, 'ssh', vm, '-i', fx.keyFile], { env: { ...process.env, VMFORK_HOME: fx.th.root }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let said = '';
+  ssh.stderr.on('data', (d: Buffer) => (said += d.toString()));
+  const exited = new Promise<number | null>((res) => ssh.on('close', (code) => res(code)));
+  try {
+    ssh.stdin.write('echo logged-in\n');
+    await waitUntil(async () => (await fx.api<(Claim & { sessions: string[] | null })[]>('GET', '/v1/claims')).body.find((c) => c.vm === vm)?.sessions?.includes('root'), {
+      deadlineMs: 180_000, everyMs: 250, what: `the server to see root's session on ${vm} (ssh said: ${said})`,
+    });
+    ssh.stdin.end('exit\n');
+    assert.equal(await exited, 0, `ssh: ${said}`);
+  } finally {
+    if (ssh.exitCode === null) ssh.kill();
+  }
+  const logoff = await nextRelease(vm, known);
+  assert.deepEqual([logoff.state, logoff.result?.reason, logoff.result?.action], ['succeeded', 'logoff', 'refreshed'], JSON.stringify(logoff.lastError));
+
+  // the guest powers itself off: its QEMU exits, and the claim clock releases (refreshes) it
+  known = await releaseIds(vm);
+  await fx.api<Claim>('POST', `/v1/pools/${pool}/claim`, {});
+  const qemu = await qemuOf(vm);
+  await fx.guest(vm, 'systemctl --no-block poweroff');
+  const off = await nextRelease(vm, known);
+  assert.deepEqual([off.state, off.result?.reason, off.result?.action], ['succeeded', 'poweroff', 'refreshed'], JSON.stringify(off.lastError));
+  assert.notDeepEqual(await qemuOf(vm), qemu, 'a new QEMU');
+  assert.equal((await getVm(fx.th.db, vm))?.claim_state, 'unclaimed');
 }
 
 vmTest('a persistent child powered off keeps its disks and boots from them with its machine-id, address and /home; a shrink destroys the children past max', tracker, async () => {
@@ -149,7 +201,10 @@ vmTest('a persistent child powered off keeps its disks and boots from them with 
 vmTest('a non-persistent child is refreshed at power-off by the pool\'s queued converge (new machine-id, its files gone); claimed, given back and refreshed (same name, MAC, IP; a new identity; nothing of its last user), claimed again until its TTL ends; pool rm leaves nothing and the replica stays until replica rm', tracker, async () => {
   fx.tracker.track('fresh-01');
   const { customize } = fx.spec('x') as { customize: { perChild: unknown; machinePassword: boolean } };
-  const spec = fx.spec('fresh', { persistent: false, size: { max: 1 }, disks: { disposable: '128M', swap: '32M' }, customize: { perChild: customize.perChild, machinePassword: true } });
+  const spec = fx.spec('fresh', {
+    persistent: false, size: { max: 1 }, disks: { disposable: '128M', swap: '32M' }, customize: { perChild: customize.perChild, machinePassword: true },
+    release: { on: ['ttl', 'logoff', 'poweroff'], graceSeconds: 0 },
+  });
   const created = await fx.succeeded(await fx.api<{ taskId: string }>('POST', '/v1/pools', spec));
   assert.equal(created.result?.replicaReused, false, 'persistence is part of the phase-1 spec: a replica of its own');
   const replica = String(created.result?.replica);

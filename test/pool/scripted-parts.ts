@@ -241,7 +241,7 @@ export class ScriptedParts implements PoolParts {
   readonly sessions = new Map<string, (users: string[]) => void>();
 
   /** A scripted vmfork-guest WATCH: the test sends the session lists. */
-  watchSessions = (vm: VmRow, onSessions: (users: string[]) => void): Promise<{ close(): void }> => {
+  watchSessions = (_deps: VmDeps, vm: VmRow, onSessions: (users: string[]) => void): Promise<{ close(): void }> => {
     this.calls.push(`watch ${vm.name}`);
     this.sessions.set(vm.name, onSessions);
     return Promise.resolve({ close: () => void this.sessions.delete(vm.name) });
