@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { VmforkError } from '../errors.js';
-import type { VmState } from '../state/index.js';
+import type { VmRole, VmState } from '../state/index.js';
 
 /** A checkpoint is cut from a running guest: its file systems are frozen through its agent and its CPUs stopped. */
 export const CHECKPOINT_FROM: readonly VmState[] = ['running'];
@@ -34,8 +34,17 @@ export function defaultLabel(now: Date, taken: ReadonlySet<string>): string {
   for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
 }
 
+/**
+ * Roles that are checkpointed: a user's VM and a forked child. A template's parent, a pool's internal clone and a
+ * warm process belong to the operation making them; cutting them would change what that operation makes.
+ */
+export const CHECKPOINT_ROLES: readonly VmRole[] = ['vm', 'child'];
+
 /** The answer of an operation asked of a VM in a state it does not allow: the state table's kind of answer. */
-export function assertVmStateFor(op: 'checkpoint' | 'revert', vm: { name: string; state: VmState }): void {
+export function assertVmStateFor(op: 'checkpoint' | 'revert', vm: { name: string; state: VmState; role: VmRole }): void {
+  if (!CHECKPOINT_ROLES.includes(vm.role)) {
+    throw new VmforkError('VMFORK_VM_STATE', `VM ${vm.name} is a ${vm.role}; only VMs and forked children have checkpoints`, { details: { vm: vm.name, role: vm.role, roles: [...CHECKPOINT_ROLES] } });
+  }
   const allowed = op === 'checkpoint' ? CHECKPOINT_FROM : REVERT_FROM;
   if (allowed.includes(vm.state)) return;
   throw new VmforkError('VMFORK_VM_STATE', `VM ${vm.name} is ${vm.state}; a ${op} needs it ${allowed.join(' or ')}`, {

@@ -5,8 +5,8 @@ import { freeSpace } from '../host/index.js';
 import { GuestAgentClient, QmpClient } from '../qemu/index.js';
 import { decodeVmSpec } from '../spec/index.js';
 import { currentProcess, getCheckpoint, insertCheckpoint, listCheckpoints, updateVm, type CheckpointDisk, type ProcessRow, type VmRow } from '../store/index.js';
-import { shQuote } from '../util/index.js';
 import { assertVmStateFor, checkLabel, checkpointDir, defaultLabel, overlayPath } from './checkpoint-rules.js';
+import { cutCheckpoint, type CutTimes } from './checkpoint-cut.js';
 import { frozenDisks } from './checkpoint-files.js';
 import { getVmReconciled } from './lifecycle.js';
 import type { VmDeps } from './vm-deps.js';
@@ -39,9 +39,6 @@ export interface CheckpointResult {
   /** From the freeze to the thaw: how long the guest's file systems refused writes. */
   frozenMs: number;
 }
-
-/** Make the migration to a file go as fast as the disk takes it: QEMU's default cap is meant for a network link. */
-const UNCAPPED_BYTES_PER_SECOND = 64 * 1024 ** 3;
 
 /**
  * The checks of a checkpoint, before anything is touched: the VM is running, the label is well formed and not
@@ -98,59 +95,27 @@ export async function checkpointVm(deps: VmDeps, name: string, options: Checkpoi
 
   const next = writable.map((d) => ({ id: d.id, frozen: d.path, active: overlayPath(vm.dir, d.id) }));
   const statePath = memory ? join(dir, 'state') : undefined;
-  const qmp = await QmpClient.connect(proc.qmp_path, { connectTimeoutMs: 10_000 });
-  let agent: GuestAgentClient | undefined;
-  let stopped = false;
-  let frozenAt: number | undefined;
-  let pausedMs = 0;
-  let frozenMs = 0;
+  let times: CutTimes;
   try {
-    await report('freeze', 10);
-    agent = await GuestAgentClient.connect(proc.agent_path, { timeoutMs: 5_000 });
-    frozenAt = performance.now();
-    await agent.fsfreezeFreeze({ timeoutMs: 120_000 });
-    await report('cut', 30);
-    const stoppedAt = performance.now();
-    await qmp.stop();
-    stopped = true;
-    await qmp.execute('transaction', {
-      actions: next.map((d) => ({ type: 'blockdev-snapshot-sync', data: { device: d.id, 'snapshot-file': d.active, format: 'qcow2', mode: 'absolute-paths' } })),
+    times = await cutCheckpoint({
+      qmpPath: proc.qmp_path,
+      agentPath: proc.agent_path,
+      snapshots: next,
+      ...(statePath ? { statePath } : {}),
+      report,
+      log: deps.log.child({ vm: name }),
+      // the new layers are what QEMU writes to from now on: the record says so before anything else can fail
+      onSnapshot: () => updateVm(deps.db, name, { spec_json: JSON.stringify({ ...spec, disks: spec.disks.map((d) => ({ ...d, path: next.find((n) => n.id === d.id)?.active ?? d.path })) }) }),
     });
-    // the new layers are what QEMU writes to from now on: the record says so before anything else can fail
-    const disks = spec.disks.map((d) => ({ ...d, path: next.find((n) => n.id === d.id)?.active ?? d.path }));
-    await updateVm(deps.db, name, { spec_json: JSON.stringify({ ...spec, disks }) });
-    if (statePath) {
-      await report('save state', 50);
-      await qmp.migrateSetCapabilities([{ capability: 'x-ignore-shared', state: false }]);
-      await qmp.execute('migrate-set-parameters', { 'max-bandwidth': UNCAPPED_BYTES_PER_SECOND });
-      await qmp.migrate(`exec:cat > ${shQuote(statePath)}`);
-      await qmp.waitForMigration({ timeoutMs: 600_000, pollMs: 20 });
-    }
-    await qmp.cont();
-    stopped = false;
-    pausedMs = performance.now() - stoppedAt;
-    await agent.fsfreezeThaw({ timeoutMs: 60_000 });
-    frozenMs = performance.now() - frozenAt;
-    frozenAt = undefined;
   } catch (err) {
     throw withContext(err, `checkpoint ${label} of ${name}`, { fallback: 'VMFORK_QMP_ERROR' });
-  } finally {
-    // whatever failed, the guest runs on and can write again
-    if (stopped) await qmp.cont().catch((err: unknown) => deps.log.error({ vm: name, err }, 'checkpoint: cont after a failure failed'));
-    if (frozenAt !== undefined) await agent?.fsfreezeThaw({ timeoutMs: 60_000 }).catch((err: unknown) => deps.log.error({ vm: name, err }, 'checkpoint: thaw after a failure failed'));
-    agent?.close();
-    qmp.close();
   }
   await report('record', 90);
   const createdAt = new Date().toISOString();
   const frozen = await frozenDisks(next.map((d) => ({ id: d.id, path: d.frozen })));
   await insertCheckpoint(deps.db, { vm_name: name, label, memory: memory ? 1 : 0, state_path: statePath ?? null, disks_json: JSON.stringify(frozen), created_at: createdAt });
   const stateBytes = statePath ? (await stat(statePath)).size : undefined;
-  return { vm: name, label, memory, createdAt, disks: frozen, ...(statePath ? { statePath } : {}), ...(stateBytes !== undefined ? { stateBytes } : {}), pausedMs: round(pausedMs), frozenMs: round(frozenMs) };
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
+  return { vm: name, label, memory, createdAt, disks: frozen, ...(statePath ? { statePath } : {}), ...(stateBytes !== undefined ? { stateBytes } : {}), ...times };
 }
 
 function resultOf(row: { vm_name: string; label: string; memory: number; state_path: string | null; disks_json: string; created_at: string }, times: { pausedMs: number; frozenMs: number }): CheckpointResult {

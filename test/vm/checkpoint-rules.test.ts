@@ -57,6 +57,10 @@ test('a checkpoint of a VM that is not running is refused with the states it nee
   assert.equal(details.state, 'stopped');
   assert.deepEqual(await listCheckpoints(deps.db, 'off1'), []);
   await refused(planCheckpoint(deps, 'ghost'), 'VMFORK_VM_NOT_FOUND');
+  // a template's parent or a pool's internal clone belongs to the operation making it
+  await addVmRow(deps, 'clone1', 'stopped', await actorFor('boot'));
+  await updateVm(deps.db, 'clone1', { role: 'clone' });
+  assert.deepEqual((await refused(planCheckpoint(deps, 'clone1'), 'VMFORK_VM_STATE')).roles, ['vm', 'child']);
   await refused(planCheckpoint(deps, 'off1', '../x'), 'VMFORK_INVALID_ARGUMENT');
 });
 
