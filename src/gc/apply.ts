@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { toVmforkError } from '../errors.js';
 import { healInterrupted, type Healed } from '../heal/index.js';
 import { ownerAlive, processesWithArg } from '../host/index.js';
@@ -10,7 +10,7 @@ import { templateStateMachine } from '../state/index.js';
 import { getReplica, getTemplate, getVm, listLeases, listNetworkRows, listReplicaRows, listTemplates, listVms, requireVm } from '../store/index.js';
 import { removeTemplate } from '../template/index.js';
 import { destroyVm, reconcileVm, type VmDeps } from '../vm/index.js';
-import { deadVmVerdict, orphanQemuReason, type GcAction } from './plan.js';
+import { deadVmVerdict, orphanQemuReason, type DirKind, type GcAction } from './plan.js';
 import { liveTaskCount, scanVms, type GcScan, type HealTable } from './scan.js';
 
 /**
@@ -31,7 +31,8 @@ async function qemuUsesDir(dir: string): Promise<boolean> {
   return (await processesWithArg(`unix:${escapeOptionValue(join(dir, 'qmp.sock'))},server=on,wait=off`)).length > 0;
 }
 
-async function dirRecorded(deps: VmDeps, of: 'vm' | 'template' | 'replica', path: string): Promise<boolean> {
+async function dirRecorded(deps: VmDeps, of: DirKind, path: string): Promise<boolean> {
+  if (of === 'promoted') return (await getVm(deps.db, basename(path))) !== undefined;
   // a template's parent VM lives in its template's directory
   const rows = of === 'replica' ? await listReplicaRows(deps.db) : [...(await listVms(deps.db)), ...(of === 'template' ? await listTemplates(deps.db) : [])];
   return rows.some((r) => r.dir === path);

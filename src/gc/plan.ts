@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { GcScan, HealTable, RuntimeFiles, ScannedQemu, ScannedVm } from './scan.js';
 
 /** What one gc action does, in the order a pass applies them (processes before the files and links they hold). */
@@ -33,10 +33,12 @@ export type GcAction = Described &
     | { kind: 'delete-tap'; network: string; netns: string; bridge: string; tap: string }
     | { kind: 'delete-netns'; netns: string; ownerId: string | null }
     | { kind: 'remove-file'; path: string; dir: string }
-    | { kind: 'remove-dir'; path: string; of: 'vm' | 'template' | 'replica' }
+    | { kind: 'remove-dir'; path: string; of: DirKind }
     | { kind: 'remove-template'; name: string }
     | { kind: 'remove-replica'; id: string }
   );
+
+export type DirKind = 'vm' | 'template' | 'replica' | 'promoted';
 
 const QMP_ARG = /^unix:(.*)\/qmp\.sock,server=/;
 
@@ -163,6 +165,10 @@ function dirActions(scan: GcScan): GcAction[] {
       if (of === 'template' && recorded.vm.has(path)) continue;
       out.push({ kind: 'remove-dir', path, of, target: path, reason: `no ${of} record has this directory (in ${dirname(path)})` });
     }
+  }
+  const vmNames = new Set(scan.vms.map((v) => v.name));
+  for (const path of scan.dirs.promoted) {
+    if (!vmNames.has(basename(path))) out.push({ kind: 'remove-dir', path, of: 'promoted', target: path, reason: `disks promoted for VM ${basename(path)}, which has no record` });
   }
   return out;
 }

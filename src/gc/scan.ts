@@ -32,8 +32,8 @@ export interface GcScan {
   root: string;
   /** QEMU processes whose command line names a path inside the data dir (only those arguments are kept). */
   qemus: ScannedQemu[];
-  /** Directories under vms/, templates/ and each datastore's replicas/ (absolute paths). */
-  dirs: { vm: string[]; template: string[]; replica: string[] };
+  /** Directories under vms/, templates/, and each datastore's replicas/ and promoted/ (absolute paths). */
+  dirs: { vm: string[]; template: string[]; replica: string[]; promoted: string[] };
   /** Taps found in each network's namespace (listed before the leases). */
   taps: { network: string; netns: string; bridge: string; tap: string }[];
   /** Namespaces named with this data dir's own prefix, with what they hold. */
@@ -194,6 +194,8 @@ export async function scanDataDir(deps: VmDeps): Promise<GcScan> {
     vm: await subdirs(home.vms),
     template: await subdirs(home.templates),
     replica: (await Promise.all(datastores.map((d) => subdirs(join(d.path, 'replicas'))))).flat(),
+    // a promotion onto a datastore puts a VM's disks in promoted/<vm> (src/vm/promote-files.ts), its record first
+    promoted: (await Promise.all(datastores.map((d) => subdirs(join(d.path, 'promoted'))))).flat(),
   };
   const leases = (await listLeases(db)).map((l) => ({ network: l.network_name, vm: l.vm_name, tap: l.tap, ip: l.ip }));
   const vms = await scanVms(db);

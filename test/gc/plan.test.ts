@@ -6,7 +6,7 @@ import type { GcScan, ScannedVm } from '../../src/gc/scan.js';
 const ROOT = '/d';
 
 function scan(over: Partial<GcScan> = {}): GcScan {
-  return { root: ROOT, qemus: [], dirs: { vm: [], template: [], replica: [] }, taps: [], namespaces: [], leases: [], vms: [], templates: [], replicas: [], networks: [], healable: [], liveTasks: 0, ...over };
+  return { root: ROOT, qemus: [], dirs: { vm: [], template: [], replica: [], promoted: [] }, taps: [], namespaces: [], leases: [], vms: [], templates: [], replicas: [], networks: [], healable: [], liveTasks: 0, ...over };
 }
 
 function vm(name: string, over: Partial<ScannedVm> = {}): ScannedVm {
@@ -31,7 +31,7 @@ test('a QEMU is killed only when its QMP directory has no record, or a resting r
       { pid: 4, startTime: 4, args: ['-drive', 'file=/d/templates/t/disk.qcow2'] },
     ],
     vms: [vm('ok'), vm('stale', { state: 'stopped', qemuAlive: false, qemu: null }), vm('busy', { state: 'forking', busy: true, qemu: null })],
-    dirs: { vm: ['/d/vms/ghost', '/d/vms/ok', '/d/vms/stale', '/d/vms/busy'], template: [], replica: [] },
+    dirs: { vm: ['/d/vms/ghost', '/d/vms/ok', '/d/vms/stale', '/d/vms/busy'], template: [], replica: [], promoted: [] },
   });
   assert.deepEqual(summary(s), ['kill-qemu QEMU 1', 'kill-qemu QEMU 2', 'remove-dir /d/vms/ghost']);
 });
@@ -84,7 +84,7 @@ test('leases and taps: a lease with no VM is released (not a busy template paren
     ],
     taps: ['vt2', 'vt3', 'vt4', 'vt9'].map((tap) => ({ network: 'n', netns: 'p-n', bridge: 'vmf-br', tap })),
     networks: [{ name: 'n', netns: 'p-n', busy: false }],
-    dirs: { vm: [], template: ['/d/templates/tpl'], replica: [] },
+    dirs: { vm: [], template: ['/d/templates/tpl'], replica: [], promoted: [] },
   });
   assert.deepEqual(summary(s), ['release-lease 10.0.0.3 on n (tap vt3)', 'delete-tap p-n/vt9']);
 });
@@ -118,14 +118,14 @@ test('replicas nothing references are removed with their templates; a pool, a ch
   assert.deepEqual(summary(scan({ ...base, liveTasks: 1 })), [], 'a live task may be about to link a replica');
 });
 
-test('directories with no record are removed; a template parent\'s directory is its template\'s', () => {
+test('directories with no record are removed (promoted disks: no VM of that name); a template parent\'s directory is its template\'s', () => {
   const s = scan({
     vms: [vm('a'), vm('tpl', { role: 'template', dir: '/d/templates/tpl' })],
     templates: [{ name: 'tpl', dir: '/d/templates/tpl', replicaId: null, busy: false, children: [], runtimeFiles: [], pidfilePid: null }],
     replicas: [{ id: 'r1', dir: '/d/ds/replicas/r1', busy: false, pools: ['p'] }],
-    dirs: { vm: ['/d/vms/a', '/d/vms/b'], template: ['/d/templates/tpl', '/d/templates/old'], replica: ['/d/ds/replicas/r1', '/d/ds/replicas/r0'] },
+    dirs: { vm: ['/d/vms/a', '/d/vms/b'], template: ['/d/templates/tpl', '/d/templates/old'], replica: ['/d/ds/replicas/r1', '/d/ds/replicas/r0'], promoted: ['/d/ds/promoted/a', '/d/ds/promoted/gone'] },
   });
-  assert.deepEqual(summary(s), ['remove-dir /d/vms/b', 'remove-dir /d/templates/old', 'remove-dir /d/ds/replicas/r0']);
+  assert.deepEqual(summary(s), ['remove-dir /d/vms/b', 'remove-dir /d/templates/old', 'remove-dir /d/ds/replicas/r0', 'remove-dir /d/ds/promoted/gone']);
 });
 
 test("a template's parent while its template is made, and an internal clone while its replica is made, are their owners' (nothing planned)", () => {
