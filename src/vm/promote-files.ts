@@ -1,7 +1,6 @@
 import { rm } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
-import { decodeVmSpec } from '../spec/index.js';
-import { getVm, type Db } from '../store/index.js';
+import { resolve } from 'node:path';
+import { listDatastores, type Db } from '../store/index.js';
 
 /** Where a promotion onto a datastore puts a VM's disks: `<datastore>/promoted/<vm>/`. */
 export function promotedDir(datastorePath: string, vm: string): string {
@@ -9,12 +8,10 @@ export function promotedDir(datastorePath: string, vm: string): string {
 }
 
 /**
- * Removes the directories a promotion onto another datastore made for the VM's disks: they live outside the VM's
- * own directory, so its teardown asks for them by the record's disk paths (only paths of that exact shape).
+ * Removes what promotions onto other datastores made for the VM: those directories live outside the VM's own.
+ * Every datastore's is looked for, recorded or not — a promotion cut short before its pivot was recorded leaves its
+ * half-written target there — and a VM name is the data dir's, so `promoted/<vm>` is this VM's alone.
  */
 export async function removePromotedDisks(db: Db, vm: string): Promise<void> {
-  const row = await getVm(db, vm);
-  if (!row) return;
-  const dirs = new Set(decodeVmSpec(row.spec_json).disks.map((d) => dirname(d.path)).filter((dir) => basename(dir) === vm && basename(dirname(dir)) === 'promoted'));
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  for (const ds of await listDatastores(db)) await rm(promotedDir(ds.path, vm), { recursive: true, force: true });
 }
