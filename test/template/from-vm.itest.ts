@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { getTemplate, getVm } from '../../src/store/index.js';
 import { destroyVm } from '../../src/vm/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
-import { forkTracked, guestShell, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
+import { forkTracked, guestShell, sharedScriptRung, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
 
 // a running child of the shared rung becomes template fv-t2 (the template tree: fv-t2 stands on the rung's template)
 const fx = useSharedRung();
@@ -99,5 +99,33 @@ vmTest('template create --from-vm: forks of a running child carry its file and r
     // whatever failed above: the template goes before the leak check looks (its children went with the tracker)
     await tracker().teardown();
     if (await getTemplate(fx.th.db, T2)) await fx.th.cli(['template', 'rm', T2, '--force'], { allowFailure: true });
+  }
+});
+
+vmTest('template create --from-vm on the script path (an image without vmfork-guest): prepared through qemu-ga, its fork carries the child\'s state', tracker, async () => {
+  const rung = await sharedScriptRung();
+  const name = 'fv-ts';
+  const batch = await forkTracked(fx.th, tracker(), { template: rung.template, count: 1, namePattern: 'fvs-{n}' });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
+  const child = batch.children[0]?.name ?? '';
+  const pid = await sh(child, 'echo made-in-the-child > /root/from-vm.txt; setsid sleep 86400 </dev/null >/dev/null 2>&1 & echo $!');
+  const before = await carried(child, pid);
+  try {
+    const made = JSON.parse((await fx.th.cli(['template', 'create', name, '--from-vm', child, '--json'])).stdout) as { forkPath: string; fromVm: { template: string } };
+    assert.equal(made.forkPath, 'script');
+    assert.equal(made.fromVm.template, rung.template);
+    const forks = await forkTracked(fx.th, tracker(), { template: name, count: 1, namePattern: 'fvs2-{n}' });
+    assert.deepEqual(forks.failed, [], JSON.stringify(forks.failed));
+    const fork = forks.children[0]?.name ?? '';
+    assert.deepEqual(await carried(fork, pid), before);
+    assert.deepEqual(await carried(child, pid), before, 'the child ran on');
+    const verified = await fx.th.cli(['verify', child, fork, '--json'], { allowFailure: true });
+    const report = JSON.parse(verified.stdout) as VerifyReport;
+    assert.deepEqual([report.collisions, report.problems, verified.code], [[], [], 0], verified.stdout);
+    for (const vm of [fork, child]) await destroyVm(fx.th, vm);
+    await fx.th.cli(['template', 'rm', name]);
+  } finally {
+    await tracker().teardown();
+    if (await getTemplate(fx.th.db, name)) await fx.th.cli(['template', 'rm', name, '--force'], { allowFailure: true });
   }
 });
