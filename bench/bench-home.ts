@@ -73,3 +73,19 @@ async function cleanupHome(h: Omit<BenchHome, 'cleanup'>): Promise<string[]> {
   await attempt(`remove ${h.root}`, () => rm(h.root, { recursive: true, force: true }));
   return problems;
 }
+
+/**
+ * Runs a benchmark's body in its home: a failure is recorded in `result.error` (the partial figures stay), and the
+ * home is cleaned up whatever happened, what cleanup could not remove added to the error.
+ */
+export async function runInHome(h: Pick<BenchHome, 'cleanup'>, result: { error?: string }, progress: (m: string) => void, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    progress(`FAILED: ${result.error.split('\n')[0] ?? ''}`);
+  } finally {
+    const problems = await h.cleanup();
+    if (problems.length) result.error = [result.error, `cleanup: ${problems.join('; ')}`].filter(Boolean).join('\n');
+  }
+}

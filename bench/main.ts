@@ -7,6 +7,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseForkArgs, UsageError, USAGE } from './bench-args.js';
 import { runForkBench } from './fork-bench.js';
+import { LIFECYCLE_USAGE, parseLifecycleArgs } from './lifecycle-args.js';
+import { renderLifecycleMarkdown, runLifecycleBench } from './lifecycle-bench.js';
 import { renderForkMarkdown } from './fork-report.js';
 import { parseProvisionArgs, PROVISION_USAGE } from './provision-args.js';
 import { runProvisionBench } from './provision-bench.js';
@@ -30,6 +32,7 @@ interface Benchmark<O extends { outDir: string }, R extends { startedAt: string;
 const BENCHMARKS = {
   fork: { usage: USAGE, parse: parseForkArgs, run: runForkBench, render: renderForkMarkdown },
   provision: { usage: PROVISION_USAGE, parse: parseProvisionArgs, run: runProvisionBench, render: renderProvisionMarkdown },
+  lifecycle: { usage: LIFECYCLE_USAGE, parse: parseLifecycleArgs, run: runLifecycleBench, render: renderLifecycleMarkdown },
 } as const;
 
 async function runBenchmark<O extends { outDir: string }, R extends { startedAt: string; error?: string }>(name: string, b: Benchmark<O, R>, argv: readonly string[]): Promise<number> {
@@ -58,6 +61,8 @@ async function main(argv: readonly string[]): Promise<number> {
   if (benchmark === 'fork') return runBenchmark(benchmark, BENCHMARKS.fork, rest);
   // `provision`: the traditional path and vmfork's, side by side, for one pool
   if (benchmark === 'provision') return runBenchmark(benchmark, BENCHMARKS.provision, rest);
+  // `lifecycle`: claim, release and refresh, claims that fork, an image push (issue 12)
+  if (benchmark === 'lifecycle') return runBenchmark(benchmark, BENCHMARKS.lifecycle, rest);
   process.stderr.write(`${benchmark ? `unknown benchmark "${benchmark}"\n` : ''}${USAGE}\n`);
   return 2;
 }

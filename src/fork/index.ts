@@ -6,7 +6,7 @@
  */
 export { forkChildren, type ForkBatchOptions, type ForkBatchResult } from './batch.js';
 export { forkChild, registerChild, type ChildCustomizer, type ChildIdentityResult, type ForkChildOptions, type ForkedChild, type ForkTimings } from './child.js';
-export { forkRegistered } from './registered.js';
+export { forkRegistered, warmRegistered } from './registered.js';
 export { refreshChild, resetDisks, type RefreshOptions } from './refresh.js';
 export { MAX_WARM, warmName, warmTemplate, type WarmOptions, type WarmResult } from './warm.js';
 export { childSpec } from './child-spec.js';

@@ -38,8 +38,8 @@ export const ClaimViewSchema = z.object({
 export type ClaimView = z.infer<typeof ClaimViewSchema>;
 
 export const ClaimResultSchema = ClaimViewSchema.extend({
-  /** `spare`: a running spare was handed out; `forked`: a registered child was forked for this claim. */
-  how: z.enum(['spare', 'forked']),
+  /** `spare`: a running spare was handed out; `warm`: a warm child was resumed for it; `forked`: a registered child was forked for it. */
+  how: z.enum(['spare', 'warm', 'forked']),
   /** Milliseconds from the request to the ready child. */
   tookMs: z.number().int().min(0),
   taskId: z.string(),
@@ -73,10 +73,9 @@ export async function listClaimViews(db: Db, pool?: string): Promise<ClaimView[]
  * Reserves the best free child of `pool` for a claim: a running spare (handed out as it is), else a registered
  * child (forked for it). Each candidate is a compare-and-set; one another claim won is skipped.
  */
-export async function reserveChild(db: Db, pool: string, fields: { user: string | null; expiresAt: string | null }): Promise<{ vm: string; how: 'spare' | 'forked' } | undefined> {
+export async function reserveChild(db: Db, pool: string, fields: { user: string | null; expiresAt: string | null }): Promise<{ vm: string; how: 'spare' | 'warm' | 'forked' } | undefined> {
   for (const c of await claimCandidates(db, pool)) {
-    const vmState = c.state === 'running' ? 'running' : 'registered';
-    if (await moveClaim(db, c.name, 'unclaimed', 'claimed', fields, vmState)) return { vm: c.name, how: vmState === 'running' ? 'spare' : 'forked' };
+    if (await moveClaim(db, c.name, 'unclaimed', 'claimed', fields, c.state)) return { vm: c.name, how: c.state === 'running' ? 'spare' : c.state === 'warm' ? 'warm' : 'forked' };
   }
   return undefined;
 }

@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { deletePoolRow, getPool, poolVms, requirePool, transition, updatePool, type PoolRow, type VmRow } from '../store/index.js';
-import type { VmDeps } from '../vm/index.js';
+import { reconcileVm, type VmDeps } from '../vm/index.js';
 import { poolCustomizer } from '../customize/index.js';
 import { parsePoolSpec, poolChildNames, type PoolSpec } from './spec.js';
 import type { TaskContext } from '../task/index.js';
@@ -134,6 +134,12 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
     out.removed.push(vm.name);
     await ctx.child(vm.name, { state: 'removed', percent: 100 });
   }
+  // a warm child whose QEMU died is failed: it goes, and its name is registered again below
+  for (const vm of children.filter((v) => v.state === 'warm')) {
+    if ((await reconcileVm(deps, vm)).state !== 'failed') continue;
+    await parts.destroyVm(deps, vm.name);
+    await ctx.event('warm', `${vm.name}: its warm QEMU had exited; registered again`);
+  }
   children = await poolVms(deps.db, spec.name);
   const has = new Set(children.map((v) => v.name));
   const claimed = children.filter((v) => v.claimed_at !== null).length;
@@ -150,8 +156,10 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
       void ctx.child(c.name, { state: 'running', percent: 100 });
     }
   };
-  // top up from the pre-registered children first: their names, addresses and overlays are already reserved
-  for (const vm of children.filter((v) => v.state === 'registered')) {
+  // top up from the pre-registered children first (warm ones first: only a resume left): their names, addresses
+  // and overlays are already reserved; one a claim reserved is the claim's to fork
+  const waiting = children.filter((v) => (v.state === 'warm' || v.state === 'registered') && v.claim_state === 'unclaimed');
+  for (const vm of [...waiting.filter((v) => v.state === 'warm'), ...waiting.filter((v) => v.state === 'registered')]) {
     if (active >= target || (spec.stopOnError && out.failed.length) || ctx.signal.aborted) break;
     await ctx.child(vm.name, { state: 'forking', percent: 10 });
     try {
@@ -184,5 +192,27 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
     out.registered.push(...batch.registered);
     for (const n of batch.registered) await ctx.child(n, { state: 'registered', percent: 100 });
   }
+  if (!ctx.signal.aborted) await keepWarm(deps, spec, ctx, parts);
   return out;
+}
+
+/**
+ * `size.warm`: keeps that many registered children launched at -incoming defer (their own overlays, MAC and
+ * address), so a claim that must fork only resumes one. A launch that fails is an event, not a failed converge:
+ * the child stays registered and is forked cold when claimed. Surplus warm children (a smaller size.warm) are left
+ * to be claimed.
+ */
+async function keepWarm(deps: VmDeps, spec: PoolSpec, ctx: TaskContext, parts: PoolParts): Promise<void> {
+  const vms = await poolVms(deps.db, spec.name);
+  let warm = vms.filter((v) => v.state === 'warm').length;
+  for (const vm of vms.filter((v) => v.state === 'registered' && v.claim_state === 'unclaimed')) {
+    if (warm >= spec.size.warm) break;
+    try {
+      await parts.warmRegistered(deps, vm.name);
+      warm += 1;
+      await ctx.child(vm.name, { state: 'warm', percent: 100 });
+    } catch (err) {
+      await ctx.event('warm', `${vm.name}: not kept warm: ${(err as Error).message.split('\n')[0] ?? ''}`);
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { VmforkError } from '../errors.js';
-import { forkChildren, forkRegistered, refreshChild, resetDisks, type ChildCustomizer, type ForkBatchOptions, type ForkBatchResult, type ForkedChild } from '../fork/index.js';
+import { forkChildren, forkRegistered, refreshChild, resetDisks, warmRegistered, type ChildCustomizer, type ForkBatchOptions, type ForkBatchResult, type ForkedChild } from '../fork/index.js';
 import { openSessions, watchSessions } from '../agent/index.js';
 import { applyIdentity } from '../identity/index.js';
 import { leasesFor } from '../network/index.js';
@@ -29,6 +29,8 @@ export interface PoolParts {
   /** Boots a powered-off VM from its own disks; a child gets its addresses again, as at fork. */
   bootStopped(deps: VmDeps, vm: VmRow): Promise<void>;
   stopVm(deps: VmDeps, name: string): Promise<VmRow>;
+  /** Launches a registered child's QEMU at -incoming defer (`registered` → `warm`): a claim then only resumes it. */
+  warmRegistered(deps: VmDeps, name: string): Promise<void>;
   /** Forks a given-back child again from `template`: same name, MAC and address, nothing of its last user. */
   refreshChild(deps: VmDeps, name: string, template: string, options: { customize?: ChildCustomizer; signal?: AbortSignal }): Promise<PoolForked>;
   /** Makes the overlays `ids` of a stopped child anew over the template's disks. */
@@ -54,6 +56,7 @@ export const REAL_PARTS: PoolParts = {
   stopVm,
   refreshChild,
   resetDisks,
+  warmRegistered,
   notifyGuest: async (deps, name, message) => {
     const agent = await connectAgent(deps, name);
     try {

@@ -88,7 +88,7 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
       const vm = String(ctx.input.vm);
       await ctx.step('claim', 10);
       const row = await requireVm(deps.db, vm);
-      if (row.state === 'registered') {
+      if (row.state === 'registered' || row.state === 'warm') {
         await ctx.child(vm, { state: 'forking', percent: 10 });
         const customize = poolCustomizer(poolSpecOf(await requirePool(deps.db, String(ctx.input.pool))));
         try {

@@ -88,6 +88,7 @@ export const PoolSpecInputSchema = z
       max: z.number({ error: typeError('must be a whole number') }).int().min(1).max(MAX_POOL_SIZE),
       min: z.number({ error: typeError('must be a whole number') }).int().min(0).max(MAX_POOL_SIZE).optional(),
       spares: z.number({ error: typeError('must be a whole number') }).int().min(0).max(MAX_POOL_SIZE).optional(),
+      warm: z.number({ error: typeError('must be a whole number') }).int().min(0).max(MAX_POOL_SIZE).optional(),
     }),
     naming: z
       .strictObject({

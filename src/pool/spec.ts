@@ -11,7 +11,8 @@ export interface PoolSpec {
   image: string;
   provisioning: (typeof PROVISIONING_MODES)[number];
   persistent: boolean;
-  size: { max: number; min: number; spares: number };
+  /** `warm`: registered children kept launched at `-incoming defer`, so a claim that forks only resumes (on-demand pools). */
+  size: { max: number; min: number; spares: number; warm: number };
   naming: { pattern: string } | { names: string[] };
   network: string;
   disks: { userData?: string; disposable: string; swap: string };
@@ -65,7 +66,7 @@ export function applyPoolDefaults(input: PoolSpecInput): PoolSpec {
     image: input.image,
     provisioning: input.provisioning ?? 'up-front',
     persistent: input.persistent ?? false,
-    size: { max: input.size.max, min: input.size.min ?? 0, spares: input.size.spares ?? 0 },
+    size: { max: input.size.max, min: input.size.min ?? 0, spares: input.size.spares ?? 0, warm: input.size.warm ?? 0 },
     naming: input.naming?.names ? { names: input.naming.names } : { pattern: input.naming?.pattern ?? `${input.name}-{n}` },
     network: input.network ?? DEFAULT_NETWORK.name,
     disks: {
@@ -98,6 +99,8 @@ export function poolSpecProblems(spec: PoolSpec, input: PoolSpecInput): SpecProb
   const { max, min, spares } = spec.size;
   if (min > max) out.push({ path: 'size.max', message: `must be ≥ size.min (${min})` });
   if (spares > max) out.push({ path: 'size.spares', message: `must be ≤ size.max (${max})` });
+  if (spec.size.warm > 0 && spec.provisioning !== 'on-demand') out.push({ path: 'size.warm', message: 'warm processes wait for registered children: only an on-demand pool has them' });
+  if (spec.size.warm > max) out.push({ path: 'size.warm', message: `must be ≤ size.max (${max})` });
   if (input.naming?.pattern !== undefined && input.naming.names !== undefined) {
     out.push({ path: 'naming', message: 'give either naming.pattern or naming.names, not both' });
   }

@@ -17,7 +17,7 @@ export const PoolSummarySchema = z.object({
   image: z.string(),
   provisioning: z.enum(PROVISIONING_MODES),
   persistent: z.boolean(),
-  size: z.object({ max: z.number().int(), min: z.number().int(), spares: z.number().int() }),
+  size: z.object({ max: z.number().int(), min: z.number().int(), spares: z.number().int(), warm: z.number().int() }),
   hostId: z.string(),
   datastore: z.string(),
   /** Children per VM state (`running: 8, registered: 2`). */

@@ -36,5 +36,5 @@ export const TASK_FINAL_STATES: readonly TaskState[] = ['succeeded', 'failed', '
  * its VM state, this is the task's view of its part in it). Converge writes queued → forking → running | failed |
  * skipped, registered, removed; a power task writes the VM's outcome: running, stopped, registered, destroyed.
  */
-export const CHILD_PROGRESS_STATES = ['queued', 'forking', 'running', 'registered', 'stopped', 'skipped', 'failed', 'removed', 'destroyed'] as const;
+export const CHILD_PROGRESS_STATES = ['queued', 'forking', 'running', 'registered', 'warm', 'stopped', 'skipped', 'failed', 'removed', 'destroyed'] as const;
 export type ChildProgressState = (typeof CHILD_PROGRESS_STATES)[number];

@@ -6,7 +6,8 @@ import { defineStateMachine } from './machine.js';
  * - `registered`: a pool's pre-registered child — name, MAC, address and overlays reserved, powered off, never run;
  *   powering it on forks it.
  * - `warm`: a QEMU launched at `-incoming defer` for a template (MAC, vmgenid, uuid assigned) waiting for a fork
- *   to take it; only `migrate-incoming` + `cont` remain.
+ *   to take it — a template's warm process, or a pool's registered child kept warm; only `migrate-incoming` +
+ *   `cont` remain.
  * - `starting`: QEMU launched, waiting for the guest agent (cold boot).
  * - `forking`: QEMU launched with `-incoming defer`, loading the template's device state, then taking its identity.
  * - `running`: the guest runs and its agent answered.
@@ -34,7 +35,8 @@ export const vmStateMachine = defineStateMachine<VmState>({
   errorCode: 'VMFORK_VM_STATE',
   table: {
     creating: ['registered', 'warm', 'starting', 'forking', 'failed', 'destroying'],
-    registered: ['forking', 'destroying'],
+    // a pool keeps some registered children warm: launched at -incoming defer, so a claim only resumes them
+    registered: ['warm', 'forking', 'destroying'],
     // a warm process whose QEMU died is failed; one taken by a fork loads the template's state
     warm: ['forking', 'failed', 'destroying'],
     starting: ['running', 'failed', 'stopping', 'destroying'],

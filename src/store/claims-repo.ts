@@ -27,15 +27,16 @@ export async function moveClaim(db: Db, name: string, from: ClaimState, to: Clai
   return Number(r.numUpdatedRows) === 1;
 }
 
-/** Children of a pool a claim could take, best first: running spares, then registered children (to fork). */
+/** Children of a pool a claim could take, best first: running spares, then warm children (only a resume left), then registered ones (to fork). */
 export async function claimCandidates(db: Db, pool: string): Promise<VmRow[]> {
   return db
     .selectFrom('vms')
     .selectAll()
     .where('pool_name', '=', pool)
     .where('claim_state', '=', 'unclaimed')
-    .where('state', 'in', ['running', 'registered'])
-    .orderBy(sql`case state when 'running' then 0 else 1 end`)
+    .where('state', 'in', ['running', 'warm', 'registered'])
+    .where('role', '=', 'child')
+    .orderBy(sql`case state when 'running' then 0 when 'warm' then 1 else 2 end`)
     .orderBy('name')
     .execute();
 }

@@ -150,3 +150,17 @@ test('poweroff: a claimed child whose QEMU is gone is released (a pool whose pol
     sweeper.stop();
   }
 }));
+
+test('size.warm: registered children kept launched; a claim resumes one, and the pool warms the next', withPool(async (f) => {
+  const { deps, service, parts, ended } = f;
+  await ready(f, { provisioning: 'on-demand', size: { max: 4, min: 0, spares: 0, warm: 2 } });
+  assert.deepEqual(await children(deps), ['desk-1:warm', 'desk-2:warm', 'desk-3:registered', 'desk-4:registered']);
+  assert.equal((await service.getPool('desk')).counts.warm, 2, 'pool show counts them');
+  const c = await service.claim('desk', {});
+  assert.deepEqual([c.vm, c.how], ['desk-1', 'warm']);
+  assert.ok(parts.calls.includes('resume warm desk-1'));
+  const task = await ended(c.taskId);
+  if (typeof task.result?.followUp === 'string') assert.equal((await ended(task.result.followUp)).state, 'succeeded');
+  assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:warm', 'desk-3:warm', 'desk-4:registered'], 'refilled in its own queue');
+  assert.deepEqual(parts.overlaps, []);
+}));

@@ -49,7 +49,7 @@ function rejects(value: unknown, path: string, message: RegExp): void {
 test('the issue\'s example parses as written, with its sizes canonical', () => {
   const spec = parsePoolSpecText(ISSUE_EXAMPLE);
   assert.equal(spec.name, 'desk');
-  assert.deepEqual(spec.size, { max: 10, min: 4, spares: 2 });
+  assert.deepEqual(spec.size, { max: 10, min: 4, spares: 2, warm: 0 });
   assert.deepEqual(spec.disks, { userData: '256M', disposable: '256M', swap: '64M' });
   assert.deepEqual(spec.customize.perChild, [{ path: '/usr/local/lib/vmfork/per-child/10-join.sh', args: { domain: 'corp.example' }, timeoutSeconds: 20 }]);
   assert.equal(spec.customize.machinePassword, true);
@@ -64,7 +64,7 @@ test('defaults are applied once, and a parsed spec parses again to itself (JSON 
     image: 'default',
     provisioning: 'up-front',
     persistent: false,
-    size: { max: 3, min: 0, spares: 0 },
+    size: { max: 3, min: 0, spares: 0, warm: 0 },
     naming: { pattern: 'lab-{n}' },
     network: 'default',
     disks: { disposable: '128M', swap: '32M' },
@@ -87,6 +87,8 @@ test('unknown fields are rejected at every level, each at its own path', () => {
 
 test('every error names its field path; the message carries the first one', () => {
   rejects({ ...MINIMAL, size: { max: 2, min: 4 } }, 'size.max', /must be ≥ size.min \(4\)/);
+  rejects({ ...MINIMAL, size: { max: 2, warm: 1 } }, 'size.warm', /only an on-demand pool/);
+  rejects({ ...MINIMAL, provisioning: 'on-demand', size: { max: 2, warm: 3 } }, 'size.warm', /must be ≤ size.max/);
   rejects({ ...MINIMAL, name: 'Desk_1' }, 'name', /RFC 1123/);
   rejects({ image: 'default', size: { max: 1 }, disks: { disposable: '64M' } }, 'name', /required/);
   rejects({ ...MINIMAL, provisioning: 'lazy' }, 'provisioning', /up-front/);

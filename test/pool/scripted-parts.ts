@@ -163,9 +163,10 @@ export class ScriptedParts implements PoolParts {
   /** As the real one: the claim (`registered` → `forking`) is a compare-and-set, so the loser of a race touches nothing. */
   async forkRegistered(deps: VmDeps, name: string): Promise<PoolForked> {
     const row = await requireVm(deps.db, name);
-    if (row.state !== 'registered') throw new VmforkError('VMFORK_VM_STATE', `VM ${name} is ${row.state}; only a registered child is forked on power-on`, { details: { vm: name, state: row.state } });
+    if (row.state !== 'registered' && row.state !== 'warm') throw new VmforkError('VMFORK_VM_STATE', `VM ${name} is ${row.state}; only a registered child is forked on power-on`, { details: { vm: name, state: row.state } });
     const actor = await actorFor('fork');
-    await transition(deps.db, 'vms', name, 'registered', 'forking', actor);
+    await transition(deps.db, 'vms', name, row.state, 'forking', actor);
+    if (row.state === 'warm') this.calls.push(`resume warm ${name}`);
     return this.fork(deps, name, 'forking', actor);
   }
 
@@ -220,6 +221,10 @@ export class ScriptedParts implements PoolParts {
 
   resetDisks(_deps: VmDeps, name: string, _template: string, ids: readonly string[]): Promise<string[]> {
     return this.call(`reset ${name} ${ids.join(',')}`, () => Promise.resolve([...ids]));
+  }
+
+  warmRegistered(deps: VmDeps, name: string): Promise<void> {
+    return this.call(`warm ${name}`, async () => transition(deps.db, 'vms', name, 'registered', 'warm', await actorFor('warm')));
   }
 
   notifyGuest(_deps: VmDeps, name: string): Promise<void> {

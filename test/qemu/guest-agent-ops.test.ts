@@ -31,8 +31,9 @@ test('guestExec still running at its deadline is VMFORK_AGENT_TIMEOUT, after a f
   const agent = fakeAgent((c) => (c === 'guest-exec' ? { pid: 42 } : { exited: false }));
   await assert.rejects(guestExec(agent, '/bin/sleep', ['9'], { timeoutMs: 200 }), { code: 'VMFORK_AGENT_TIMEOUT', message: /guest pid 42\) still running after 200 ms/ });
   const looks = agent.sent.filter((c) => c === 'guest-exec-status').length;
-  // 5, 10, 20, 40, 50, 50… ms between looks: a handful in 200 ms, not one per millisecond
-  assert.ok(looks >= 3 && looks <= 10, `${looks} looks`);
+  // 5, 10, 20, 40, 50, 50… ms between looks: a handful in 200 ms, not one per millisecond (a loaded host's late
+  // timers make fewer, never more)
+  assert.ok(looks >= 1 && looks <= 10, `${looks} looks`);
 });
 
 test('guestExec returns the exit status once the process has exited', async () => {

@@ -14,7 +14,7 @@ const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; 
     states: 12,
     allowed: [
       'creating>registered', 'creating>warm', 'creating>starting', 'creating>forking', 'creating>failed', 'creating>destroying',
-      'registered>forking', 'registered>destroying',
+      'registered>warm', 'registered>forking', 'registered>destroying',
       'warm>forking', 'warm>failed', 'warm>destroying',
       'starting>running', 'starting>failed', 'starting>stopping', 'starting>destroying',
       'forking>running', 'forking>failed', 'forking>destroying',
