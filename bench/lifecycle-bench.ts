@@ -70,58 +70,58 @@ export async function runLifecycleBench(opts: LifecycleBenchOptions, progress: P
   const h = await createBenchHome();
   const result: Omit<LifecycleBenchResult, 'finishedAt'> = { benchmark: 'lifecycle', version: 1, startedAt, options: opts, machine: await readMachineFacts(tmpdir()), load };
   await runInHome(h, result, progress, async () => {
-      await run(process.execPath, [CLI, '--home', h.root, 'image', 'build', '--name', 'bench', '--hooks', HOOKS], { timeoutMs: 3_600_000 });
-      await registerLocalHost(h);
-      const provision: Service = createProvisionService(h);
-      progress('pool "lc": 2 children up front (phase 1, replica, template, forks)');
-      await succeeded(h, (await provision.createPool(spec('lc', { size: { max: 2 } }, opts.memory))).taskId, 'pool lc');
-      const claimMs: number[] = [];
-      const releaseMs: number[] = [];
-      for (let i = 0; i < opts.rounds; i++) {
-        const c = await provision.claim('lc', { user: `u${i}` });
-        if (c.how !== 'spare') throw new VmforkError('VMFORK_FORK_FAILED', `round ${i}: the claim forked (no spare)`);
-        claimMs.push(c.tookMs);
-        const released = await succeeded(h, (await provision.releaseVm(c.vm)).taskId, `release of ${c.vm}`);
-        releaseMs.push(ms(released));
-        progress(`round ${i + 1}/${opts.rounds}: claim ${c.tookMs} ms, release → ready ${ms(released)} ms`);
-      }
-      result.claimSpareMs = roundStats(describe(claimMs), 1) ?? null;
-      result.releaseToReadyMs = roundStats(describe(releaseMs), 0) ?? null;
-      await succeeded(h, (await provision.removePool('lc')).taskId, 'pool lc rm');
+    await run(process.execPath, [CLI, '--home', h.root, 'image', 'build', '--name', 'bench', '--hooks', HOOKS], { timeoutMs: 3_600_000 });
+    await registerLocalHost(h);
+    const provision: Service = createProvisionService(h);
+    progress('pool "lc": 2 children up front (phase 1, replica, template, forks)');
+    await succeeded(h, (await provision.createPool(spec('lc', { size: { max: 2 } }, opts.memory))).taskId, 'pool lc');
+    const claimMs: number[] = [];
+    const releaseMs: number[] = [];
+    for (let i = 0; i < opts.rounds; i++) {
+      const c = await provision.claim('lc', { user: `u${i}` });
+      if (c.how !== 'spare') throw new VmforkError('VMFORK_FORK_FAILED', `round ${i}: the claim forked (no spare)`);
+      claimMs.push(c.tookMs);
+      const released = await succeeded(h, (await provision.releaseVm(c.vm)).taskId, `release of ${c.vm}`);
+      releaseMs.push(ms(released));
+      progress(`round ${i + 1}/${opts.rounds}: claim ${c.tookMs} ms, release → ready ${ms(released)} ms`);
+    }
+    result.claimSpareMs = roundStats(describe(claimMs), 1) ?? null;
+    result.releaseToReadyMs = roundStats(describe(releaseMs), 0) ?? null;
+    await succeeded(h, (await provision.removePool('lc')).taskId, 'pool lc rm');
 
-      progress(`pool "od": on demand, ${opts.rounds} registered children; each claim forks one`);
-      await succeeded(h, (await provision.createPool(spec('od', { provisioning: 'on-demand', size: { max: opts.rounds, min: 0, spares: 0 } }, opts.memory))).taskId, 'pool od');
-      const forkMs: number[] = [];
-      for (let i = 0; i < opts.rounds; i++) {
-        const c = await provision.claim('od', {});
-        if (c.how !== 'forked') throw new VmforkError('VMFORK_FORK_FAILED', `claim ${i} of od did not fork`);
-        forkMs.push(c.tookMs);
-        progress(`claim ${i + 1}/${opts.rounds} (fork): ${c.tookMs} ms`);
-      }
-      result.claimForkMs = roundStats(describe(forkMs), 0) ?? null;
-      await succeeded(h, (await provision.removePool('od')).taskId, 'pool od rm');
+    progress(`pool "od": on demand, ${opts.rounds} registered children; each claim forks one`);
+    await succeeded(h, (await provision.createPool(spec('od', { provisioning: 'on-demand', size: { max: opts.rounds, min: 0, spares: 0 } }, opts.memory))).taskId, 'pool od');
+    const forkMs: number[] = [];
+    for (let i = 0; i < opts.rounds; i++) {
+      const c = await provision.claim('od', {});
+      if (c.how !== 'forked') throw new VmforkError('VMFORK_FORK_FAILED', `claim ${i} of od did not fork`);
+      forkMs.push(c.tookMs);
+      progress(`claim ${i + 1}/${opts.rounds} (fork): ${c.tookMs} ms`);
+    }
+    result.claimForkMs = roundStats(describe(forkMs), 0) ?? null;
+    await succeeded(h, (await provision.removePool('od')).taskId, 'pool od rm');
 
-      progress(`pool "up": ${opts.pushCount} children, then an image push (phase 1 again: a new replica) with min-ready ${opts.pushCount - 1}`);
-      await succeeded(h, (await provision.createPool(spec('up', { size: { max: opts.pushCount } }, opts.memory))).taskId, 'pool up');
-      const minReady = opts.pushCount - 1;
-      const samples: number[] = [];
-      let sampling = true;
-      // ready children sampled every 200 ms for the whole push (a sampler, not a test: no assertion on a clock)
-      const sampler = (async () => {
-        while (sampling) {
-          samples.push((await poolVms(h.db, 'up')).filter((v) => v.state === 'running').length);
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      })();
-      const t0 = performance.now();
-      const pushed = await succeeded(h, (await provision.updatePool('up', spec('up', { size: { max: opts.pushCount }, disks: { disposable: '160M', swap: '32M' } }, opts.memory), { minReady })).taskId, 'push');
-      const wallMs = Math.round(performance.now() - t0);
-      sampling = false;
-      await sampler;
-      const rec = (pushed.result as { push?: { replaced?: string[] } }).push;
-      result.push = { count: opts.pushCount, minReady, wallMs, lowestReadySampled: Math.min(...samples), samples: samples.length, replaced: rec?.replaced?.length ?? 0 };
-      progress(`push: ${wallMs} ms, lowest ready sampled ${Math.min(...samples)} of ${opts.pushCount} (${samples.length} samples)`);
-      await succeeded(h, (await provision.removePool('up')).taskId, 'pool up rm');
+    progress(`pool "up": ${opts.pushCount} children, then an image push (phase 1 again: a new replica) with min-ready ${opts.pushCount - 1}`);
+    await succeeded(h, (await provision.createPool(spec('up', { size: { max: opts.pushCount } }, opts.memory))).taskId, 'pool up');
+    const minReady = opts.pushCount - 1;
+    const samples: number[] = [];
+    let sampling = true;
+    // ready children sampled every 200 ms for the whole push (a sampler, not a test: no assertion on a clock)
+    const sampler = (async () => {
+      while (sampling) {
+        samples.push((await poolVms(h.db, 'up')).filter((v) => v.state === 'running').length);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    const t0 = performance.now();
+    const pushed = await succeeded(h, (await provision.updatePool('up', spec('up', { size: { max: opts.pushCount }, disks: { disposable: '160M', swap: '32M' } }, opts.memory), { minReady })).taskId, 'push');
+    const wallMs = Math.round(performance.now() - t0);
+    sampling = false;
+    await sampler;
+    const rec = (pushed.result as { push?: { replaced?: string[] } }).push;
+    result.push = { count: opts.pushCount, minReady, wallMs, lowestReadySampled: Math.min(...samples), samples: samples.length, replaced: rec?.replaced?.length ?? 0 };
+    progress(`push: ${wallMs} ms, lowest ready sampled ${Math.min(...samples)} of ${opts.pushCount} (${samples.length} samples)`);
+    await succeeded(h, (await provision.removePool('up')).taskId, 'pool up rm');
   });
   return { ...result, finishedAt: new Date().toISOString(), load: { ...load, end: await readLoadAvg() } };
 }

@@ -79,37 +79,37 @@ export async function runProvisionBench(opts: ProvisionBenchOptions, progress: P
   const h = await createBenchHome();
   const result: Omit<ProvisionBenchResult, 'finishedAt' | 'load'> = { benchmark: 'provision', version: 1, startedAt, options: opts, machine };
   await runInHome(h, result, progress, async () => {
-      progress(`data dir ${h.root}; image "bench" = default + test hooks (built into the image cache when missing)`);
-      await run(process.execPath, [CLI, '--home', h.root, 'image', 'build', '--name', 'bench', '--hooks', HOOKS], { timeoutMs: 3_600_000 });
-      await registerLocalHost(h);
-      const spec = benchSpec('vf', opts.count, opts.memory);
-      const provision = createProvisionService(h);
-      progress(`vmfork path: pool of ${opts.count} (phase 1 once + replica + template + forks)`);
-      const t0 = performance.now();
-      const created = await waitForTask(h, (await provision.createPool(spec)).taskId);
-      if (created.state !== 'succeeded') throw new VmforkError('VMFORK_FORK_FAILED', `pool create ${created.state}: ${created.lastError?.message ?? ''}`);
-      const poolMs = Math.round(performance.now() - t0);
-      const converge = created.result as { ms: { replica: number; template: number; children: number }; readyMs: Record<string, number>; phase1Reboots: number };
-      progress(`vmfork path: ${opts.count} ready in ${(poolMs / 1000).toFixed(1)} s`);
-      const t1 = performance.now();
-      const grown = await waitForTask(h, (await provision.resizePool('vf', { max: opts.count + 1 })).taskId);
-      if (grown.state !== 'succeeded') throw new VmforkError('VMFORK_FORK_FAILED', `pool resize ${grown.state}: ${grown.lastError?.message ?? ''}`);
-      const additionalMs = Math.round(performance.now() - t1);
-      progress(`vmfork path: one more desktop (resize) in ${additionalMs} ms`);
-      await waitForTask(h, (await provision.removePool('vf')).taskId);
-      result.vmfork = {
-        poolMs,
-        steps: converge.ms,
-        phase1Reboots: converge.phase1Reboots,
-        readyMs: roundStats(describe(Object.values(converge.readyMs)), 0) ?? null,
-        additionalMs,
-      };
-      progress(`traditional path: ${opts.count} desktops, ${opts.concurrency} at a time`);
-      const fleet = await traditionalFleet(h, spec, opts.count, opts.concurrency, progress);
-      // one more desktop alone: what a fleet pays for each desktop it adds
-      const one = await traditionalVm(h, spec, 'tr-extra', progress);
-      result.traditional = { poolMs: fleet.wallMs, readyMs: roundStats(describe(fleet.vms.map((v) => v.readyMs)), 0) ?? null, reboots: fleet.vms.map((v) => v.reboots), additionalMs: one.readyMs };
-      result.ratios = { pool: round1(fleet.wallMs / poolMs), additional: round1(one.readyMs / additionalMs) };
+    progress(`data dir ${h.root}; image "bench" = default + test hooks (built into the image cache when missing)`);
+    await run(process.execPath, [CLI, '--home', h.root, 'image', 'build', '--name', 'bench', '--hooks', HOOKS], { timeoutMs: 3_600_000 });
+    await registerLocalHost(h);
+    const spec = benchSpec('vf', opts.count, opts.memory);
+    const provision = createProvisionService(h);
+    progress(`vmfork path: pool of ${opts.count} (phase 1 once + replica + template + forks)`);
+    const t0 = performance.now();
+    const created = await waitForTask(h, (await provision.createPool(spec)).taskId);
+    if (created.state !== 'succeeded') throw new VmforkError('VMFORK_FORK_FAILED', `pool create ${created.state}: ${created.lastError?.message ?? ''}`);
+    const poolMs = Math.round(performance.now() - t0);
+    const converge = created.result as { ms: { replica: number; template: number; children: number }; readyMs: Record<string, number>; phase1Reboots: number };
+    progress(`vmfork path: ${opts.count} ready in ${(poolMs / 1000).toFixed(1)} s`);
+    const t1 = performance.now();
+    const grown = await waitForTask(h, (await provision.resizePool('vf', { max: opts.count + 1 })).taskId);
+    if (grown.state !== 'succeeded') throw new VmforkError('VMFORK_FORK_FAILED', `pool resize ${grown.state}: ${grown.lastError?.message ?? ''}`);
+    const additionalMs = Math.round(performance.now() - t1);
+    progress(`vmfork path: one more desktop (resize) in ${additionalMs} ms`);
+    await waitForTask(h, (await provision.removePool('vf')).taskId);
+    result.vmfork = {
+      poolMs,
+      steps: converge.ms,
+      phase1Reboots: converge.phase1Reboots,
+      readyMs: roundStats(describe(Object.values(converge.readyMs)), 0) ?? null,
+      additionalMs,
+    };
+    progress(`traditional path: ${opts.count} desktops, ${opts.concurrency} at a time`);
+    const fleet = await traditionalFleet(h, spec, opts.count, opts.concurrency, progress);
+    // one more desktop alone: what a fleet pays for each desktop it adds
+    const one = await traditionalVm(h, spec, 'tr-extra', progress);
+    result.traditional = { poolMs: fleet.wallMs, readyMs: roundStats(describe(fleet.vms.map((v) => v.readyMs)), 0) ?? null, reboots: fleet.vms.map((v) => v.reboots), additionalMs: one.readyMs };
+    result.ratios = { pool: round1(fleet.wallMs / poolMs), additional: round1(one.readyMs / additionalMs) };
   });
   return { ...result, finishedAt: new Date().toISOString(), load: { ...load, end: await readLoadAvg() } };
 }
