@@ -4,6 +4,7 @@ import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
 import { currentProcess, deleteSetting, deleteTemplateRow, deleteVm, getTemplate, getVm, listLeases, markProcessExited, templateWarmVms, transition, type TemplateRow } from '../store/index.js';
 import { stopStrayQemu, teardownVm, type VmDeps } from '../vm/index.js';
+import { resumeStrandedChild } from './from-vm-heal.js';
 
 /** The settings key of a template's warm-process target (`vmfork template warm NAME --count K`). */
 export function warmTargetKey(template: string): string {
@@ -56,5 +57,7 @@ export async function dismantleTemplate(deps: VmDeps, row: TemplateRow, actor: A
 export async function healTemplate(deps: VmDeps, row: TemplateRow, actor: Actor): Promise<string> {
   const what = row.state === 'deleting' ? 'removal finished' : `creation rolled back (it was ${row.state})`;
   const fresh = (await getTemplate(deps.db, row.name)) ?? row;
-  return `${what}: ${await dismantleTemplate(deps, fresh, actor)}`;
+  // a --from-vm creation cut short while its child stood still: the child runs on first
+  const resumed = await resumeStrandedChild(deps, row.name, actor);
+  return `${what}: ${resumed ? `${resumed}; ` : ''}${await dismantleTemplate(deps, fresh, actor)}`;
 }

@@ -8,13 +8,14 @@ import { deviceLayoutHash, deviceLayoutOf, GuestAgentClient, layoutDifferences, 
 import { decodeVmSpec, parseVmSpec, type VmSpec } from '../spec/index.js';
 import type { Actor } from '../state/index.js';
 import { getTemplate, getVm, insertTemplate, insertVm, listLeases, LOCAL_HOST_ID, requireTemplate, transition, updateTemplate, type VmRow } from '../store/index.js';
-import { assertValidName, hostNowNs } from '../util/index.js';
+import { assertValidName } from '../util/index.js';
 import { getVmReconciled, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, vmPathsIn, type VmDeps } from '../vm/index.js';
 import { newTemplateId, prepareThroughAgent, type AgentForkRecord } from './agent-prepare.js';
 import { sealTemplateFiles } from './create.js';
 import { freezeParent } from './cut.js';
 import { dismantleTemplate } from './dismantle.js';
 import { templateFiles, type TemplateFiles } from './files.js';
+import { clearStandstill, markStandstill, resetClock } from './from-vm-heal.js';
 import { moveChildState } from './from-vm-move.js';
 import { prepareTemplateGuest } from './prepare.js';
 import { readyTemplate, type TemplateRecord } from './record.js';
@@ -147,6 +148,8 @@ function parentSpec(child: VmSpec, name: string, files: TemplateFiles, paths: Re
 /** The child paused in the store while it stands still (a state `vm list` shows), running again once continued. */
 async function moveFromChild(deps: VmDeps, child: VmRow, spec: VmSpec, files: TemplateFiles, paths: ReturnType<typeof vmPaths>, netns: string, actor: Actor): Promise<Awaited<ReturnType<typeof moveChildState>>> {
   const childPaths = vmPathsIn(child.dir);
+  // named before it stands still: if this process dies now, heal continues exactly this child
+  await markStandstill(deps.db, spec.name, child.name);
   await transition(deps.db, 'vms', child.name, 'running', 'paused', actor);
   try {
     return await moveChildState({
@@ -157,24 +160,8 @@ async function moveFromChild(deps: VmDeps, child: VmRow, spec: VmSpec, files: Te
     });
   } finally {
     await transition(deps.db, 'vms', child.name, 'paused', 'running', actor);
+    await clearStandstill(deps.db, spec.name);
     await resetClock(deps, child.name, childPaths.agent);
-  }
-}
-
-/**
- * The child's clock stood still with its CPUs: set it to the host's again (guest-set-time, as the script path's
- * identity does). A failure is the child's to report (`vmfork verify` checks clocks), not the template's.
- */
-async function resetClock(deps: VmDeps, name: string, agentSocket: string): Promise<void> {
-  try {
-    const qga = await GuestAgentClient.waitReady(agentSocket, { timeoutMs: 30_000 });
-    try {
-      await qga.setTime(hostNowNs(), { timeoutMs: 15_000 });
-    } finally {
-      qga.close();
-    }
-  } catch (err) {
-    deps.log.warn({ vm: name, err }, 'the clock of the VM made into a template could not be set after its pause; vmfork verify reports its offset');
   }
 }
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { getTemplate, getVm } from '../../src/store/index.js';
+import { waitUntil } from '../../src/util/index.js';
 import { destroyVm } from '../../src/vm/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
-import { forkTracked, guestShell, sharedScriptRung, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
+import { CLI, forkTracked, guestShell, qemuProcessesMatching, sharedScriptRung, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
 
 // a running child of the shared rung becomes template fv-t2 (the template tree: fv-t2 stands on the rung's template)
 const fx = useSharedRung();
@@ -127,5 +129,35 @@ vmTest('template create --from-vm on the script path (an image without vmfork-gu
   } finally {
     await tracker().teardown();
     if (await getTemplate(fx.th.db, name)) await fx.th.cli(['template', 'rm', name, '--force'], { allowFailure: true });
+  }
+});
+
+vmTest('a --from-vm creation killed while its child stands still: the next command continues the child and rolls the template back', tracker, async () => {
+  const batch = await forkTracked(fx.th, tracker(), { template: fx.template, count: 1, namePattern: 'fvk-{n}' });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
+  const child = batch.children[0]?.name ?? '';
+  const pid = await sh(child, 'echo made-in-the-child > /root/from-vm.txt; setsid sleep 86400 </dev/null >/dev/null 2>&1 & echo $!');
+  const before = await carried(child, pid);
+  const name = 'fv-tk';
+  const creator = spawn(process.execPath, [CLI, 'template', 'create', name, '--from-vm', child], { env: { ...process.env, VMFORK_HOME: fx.th.root }, stdio: 'ignore' });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => creator.once('exit', (_code, signal) => resolve(signal)));
+  try {
+    // the child stands still for seconds (the RAM move); the creator is stopped the moment the store says so
+    await waitUntil(async () => (await getVm(fx.th.db, child))?.state === 'paused', { deadlineMs: 300_000, everyMs: 20, what: `${child} held still for the new template` });
+    creator.kill('SIGSTOP');
+    creator.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL');
+    assert.equal((await getVm(fx.th.db, child))?.state, 'paused', 'killed while the child stood still');
+
+    const healed = await fx.th.cli(['template', 'list', '--json']);
+    assert.match(healed.stderr, new RegExp(`VM ${child}, held still for it, continued`), healed.stderr);
+    assert.equal((JSON.parse(healed.stdout) as { name: string }[]).some((t) => t.name === name), false, 'the half-made template is rolled back');
+    assert.equal((await getVm(fx.th.db, child))?.state, 'running');
+    assert.deepEqual(await carried(child, pid), before, 'the child runs on with its file and process');
+    assert.deepEqual(await qemuProcessesMatching(`${fx.th.home.templates}/${name}/`), [], 'no parent QEMU of the half-made template is left');
+    await destroyVm(fx.th, child);
+  } finally {
+    if (creator.exitCode === null && creator.signalCode === null) creator.kill('SIGKILL');
+    await tracker().teardown();
   }
 });
