@@ -9,8 +9,8 @@ import { pools } from './007-pools.js';
 import { queues } from './008-queues.js';
 import { claims } from './009-claims.js';
 import { checkpoints } from './010-checkpoints.js';
-import { templateParents } from './012-template-parents.js';
-import { poolPush } from './013-pool-push.js';
+import { templateParents } from './011-template-parents.js';
+import { poolPush } from './012-pool-push.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -27,8 +27,8 @@ export const MIGRATIONS: Record<string, Migration> = {
   '008-queues': queues,
   '009-claims': claims,
   '010-checkpoints': checkpoints,
-  '012-template-parents': templateParents,
-  '013-pool-push': poolPush,
+  '011-template-parents': templateParents,
+  '012-pool-push': poolPush,
 };
 
 export const migrationProvider: MigrationProvider = {
