@@ -5,7 +5,7 @@ import { applyIdentity } from '../identity/index.js';
 import { leasesFor } from '../network/index.js';
 import { ensureReplica, ensureReplicaTemplate, removeReplicaAndTemplates, type ReplicaSpec, type StepReporter } from '../replica/index.js';
 import { listLeases, type ReplicaRow, type VmRow } from '../store/index.js';
-import { connectAgent, destroyVm, startVm, stopVm, vmPaths, type VmDeps } from '../vm/index.js';
+import { connectAgent, destroyVm, resumeVm, startVm, stopVm, suspendVm, vmPaths, type VmDeps } from '../vm/index.js';
 import type { SessionSource } from './claim-watch.js';
 
 /** What the pool layer reads of a forked child: its name and how long it took. */
@@ -29,6 +29,10 @@ export interface PoolParts {
   /** Boots a powered-off VM from its own disks; a child gets its addresses again, as at fork. */
   bootStopped(deps: VmDeps, vm: VmRow): Promise<void>;
   stopVm(deps: VmDeps, name: string): Promise<VmRow>;
+  /** Suspends a running child to its own state file (a persistent child's power-off). */
+  suspendVm(deps: VmDeps, name: string): Promise<unknown>;
+  /** Resumes a suspended child (no boot); `resumed: false` with why when it has no usable state. */
+  resumeVm(deps: VmDeps, name: string): Promise<{ resumed: true } | { resumed: false; reason: string }>;
   /** Launches a registered child's QEMU at -incoming defer (`registered` → `warm`): a claim then only resumes it. */
   warmRegistered(deps: VmDeps, name: string): Promise<void>;
   /** Forks a given-back child again from `template`: same name, MAC and address, nothing of its last user. */
@@ -57,6 +61,8 @@ export const REAL_PARTS: PoolParts = {
   refreshChild,
   resetDisks,
   warmRegistered,
+  suspendVm,
+  resumeVm,
   notifyGuest: async (deps, name, message) => {
     const agent = await connectAgent(deps, name);
     try {

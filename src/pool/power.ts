@@ -12,10 +12,13 @@ export interface PowerResult {
   /** What the child is now, as its task's per-child progress says it. */
   state: ChildProgressState;
   /**
-   * `forked` (a registered child), `booted` (a powered-off persistent child, from its own disks), `claimed` (a running
-   * spare handed out as it is), `stopped`, `refreshed`, `unchanged`.
+   * `forked` (a registered child), `resumed` (a suspended persistent child, at the instruction it stopped at),
+   * `booted` (a powered-off child with no usable suspend state, from its own disks; `resumeError` says why),
+   * `claimed` (a running spare handed out as it is), `suspended` (a persistent child), `stopped`, `refreshed`,
+   * `unchanged`.
    */
-  action: 'forked' | 'booted' | 'claimed' | 'stopped' | 'refreshed' | 'unchanged';
+  action: 'forked' | 'resumed' | 'booted' | 'claimed' | 'suspended' | 'stopped' | 'refreshed' | 'unchanged';
+  resumeError?: string;
 }
 
 /**
@@ -41,13 +44,17 @@ export async function powerOn(deps: VmDeps, name: string, parts: PoolParts = REA
   if (vm.role === 'child' && !vm.pool_name) {
     throw new VmforkError('VMFORK_VM_STATE', `${name} is a forked child outside any pool; destroy it and fork a new one`, { details: { vm: name } });
   }
-  await parts.bootStopped(deps, vm);
+  // a suspended persistent child resumes where it was; one whose state is gone or damaged boots, and says so
+  const resumed = vm.pool_name && vm.state === 'stopped' ? await parts.resumeVm(deps, name) : undefined;
+  if (!resumed?.resumed) await parts.bootStopped(deps, await requireVm(deps.db, name));
   if (vm.pool_name) await setVmClaimed(deps.db, name, true);
-  return { vm: name, state: 'running', action: 'booted' };
+  if (resumed?.resumed) return { vm: name, state: 'running', action: 'resumed' };
+  return { vm: name, state: 'running', action: 'booted', ...(resumed ? { resumeError: resumed.reason } : {}) };
 }
 
 /**
- * Powers a VM off. A persistent pool child (or any VM outside a pool) shuts down cleanly and keeps its disks; a
+ * Powers a VM off. A persistent pool child is suspended (its RAM and device state to its own file; resumed at
+ * power-on); a VM outside any pool shuts down cleanly and keeps its disks; a
  * non-persistent pool child is refreshed: destroyed, and its name registered again on fresh overlays by the pool's
  * next converge (the patent's reset at power-off).
  */
@@ -59,7 +66,10 @@ export async function powerOff(deps: VmDeps, name: string, parts: PoolParts = RE
     return { vm: name, state: 'destroyed', action: 'refreshed' };
   }
   if (vm.state === 'stopped' || vm.state === 'registered') return { vm: name, state: vm.state, action: 'unchanged' };
-  await parts.stopVm(deps, name);
+  // a persistent pool child keeps its machine state: suspended to its own file, resumed at power-on without a boot
+  const suspend = spec?.persistent === true && vm.state === 'running';
+  if (suspend) await parts.suspendVm(deps, name);
+  else await parts.stopVm(deps, name);
   if (vm.pool_name) await setVmClaimed(deps.db, name, false);
-  return { vm: name, state: 'stopped', action: 'stopped' };
+  return { vm: name, state: 'stopped', action: suspend ? 'suspended' : 'stopped' };
 }

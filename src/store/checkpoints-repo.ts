@@ -56,6 +56,12 @@ export async function deleteCheckpoints(db: Db, vm: string): Promise<CheckpointR
   return rows;
 }
 
+/** Removes one checkpoint row (its files are the caller's); false when there was none. */
+export async function deleteCheckpoint(db: Db, vm: string, label: string): Promise<boolean> {
+  const r = await table(db).deleteFrom('checkpoints').where('vm_name', '=', vm).where('label', '=', label).executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
+}
+
 export function checkpointDisks(row: CheckpointRow): CheckpointDisk[] {
   return JSON.parse(row.disks_json) as CheckpointDisk[];
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ownerAlive } from '../../src/host/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
@@ -19,11 +19,6 @@ import { assertChildrenGone, removePoolChecked, traceChildren, usePoolRung, type
 
 const fx = usePoolRung();
 const tracker = () => fx.tracker;
-
-/** The disk files in a VM's directory (its overlays: system, user data, disposable). */
-async function disksOf(vm: string): Promise<string[]> {
-  return (await readdir(join(fx.th.home.vms, vm))).filter((f) => f.endsWith('.qcow2')).sort();
-}
 
 /** The QEMU a VM runs now (pid + start time), asserted. */
 async function qemuOf(vm: string): Promise<{ pid: number; startTime: number }> {
@@ -153,40 +148,52 @@ async function releasedByTheGuest(pool: string, vm: string): Promise<void> {
   assert.equal((await getVm(fx.th.db, vm))?.claim_state, 'unclaimed');
 }
 
-vmTest('a persistent child powered off keeps its disks and boots from them with its machine-id, address and /home; a shrink destroys the children past max', tracker, async () => {
+vmTest('a persistent child powered off is suspended and resumed without a boot (its uptime and a running process kept); with its state damaged it boots from its disks, /home kept; a shrink destroys the children past max', tracker, async () => {
   for (const n of ['keep-01', 'keep-02']) fx.tracker.track(n);
   const created = await fx.succeeded(await fx.api<{ taskId: string }>('POST', '/v1/pools', fx.spec('keep', { size: { max: 2 } })));
   assert.equal(created.result?.replicaReused, true, "the rung's replica is reused");
   const proof = randomUUID();
-  const [machineId, bootBefore] = (await fx.guest('keep-01', `echo ${proof} > /home/proof && sync && cat /etc/machine-id /proc/sys/kernel/random/boot_id`)).split('\n');
+  const guestState = 'cat /etc/machine-id /proc/sys/kernel/random/boot_id /home/proof; cut -d" " -f1 /proc/uptime; kill -0 $(cat /run/keep.pid) && echo alive; hostname; ip -4 -o addr show dev eth0';
+  await fx.guest('keep-01', `echo ${proof} > /home/proof && sync && (setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > /run/keep.pid)`);
+  const [machineId, bootBefore, , uptimeBefore] = (await fx.guest('keep-01', guestState)).split('\n');
   const qemu = await qemuOf('keep-01');
-  const disks = await disksOf('keep-01');
   const lease = (await listLeases(fx.th.db)).find((l) => l.vm_name === 'keep-01');
-  assert.ok(lease && disks.length >= 2, `keep-01 has a lease and its disks: ${disks.join(', ')}`);
+  assert.ok(lease, 'keep-01 has a lease');
 
-  // power-off through the CLI, as a user would: QEMU gone, the record, disks and address kept
+  // power-off through the CLI, as a user would: suspended to its own state file, QEMU gone, its address kept
   const off = JSON.parse((await fx.cli(['vm', 'power-off', 'keep-01', '--json'])).stdout) as { taskId: string };
   const offTask = await fx.waitTask(off.taskId);
   assert.equal(offTask.state, 'succeeded', JSON.stringify(offTask.lastError));
-  assert.equal(offTask.result?.action, 'stopped');
+  assert.equal(offTask.result?.action, 'suspended');
   assert.equal(offTask.result?.followUp, undefined, 'a persistent child is not refreshed: no converge follows');
   assert.equal(await ownerAlive(qemu), false, "keep-01's QEMU is gone");
   assert.equal((await getVm(fx.th.db, 'keep-01'))?.state, 'stopped');
-  assert.deepEqual(await disksOf('keep-01'), disks, 'its disks are kept');
   assert.deepEqual((await listLeases(fx.th.db)).find((l) => l.vm_name === 'keep-01')?.ip, lease.ip, 'its address is kept');
   assert.deepEqual(await poolVms('keep'), [{ name: 'keep-01', state: 'stopped' }, { name: 'keep-02', state: 'running' }]);
 
-  // power-on through the API: a boot from its own disks (a new boot_id), the same machine, the same /home
+  // power-on through the API: resumed at the same instruction — the same boot, its uptime going on, its process alive
   const on = await fx.succeeded(await fx.api<{ taskId: string }>('POST', '/v1/vms/keep-01/power-on'));
-  assert.equal(on.result?.action, 'booted');
-  const [machineAfter, bootAfter, proofAfter, hostname, addresses] = (
-    await fx.guest('keep-01', 'cat /etc/machine-id /proc/sys/kernel/random/boot_id /home/proof; hostname; ip -4 -o addr show dev eth0')
-  ).split('\n');
-  assert.notEqual(bootAfter, bootBefore, 'keep-01 booted (not a fork of the template)');
+  assert.equal(on.result?.action, 'resumed', JSON.stringify(on.result));
+  const [machineAfter, bootAfter, proofAfter, uptimeAfter, alive, hostname, addresses] = (await fx.guest('keep-01', guestState)).split('\n');
+  assert.equal(bootAfter, bootBefore, 'no boot: the same boot_id');
+  assert.ok(Number(uptimeAfter) >= Number(uptimeBefore), `uptime goes on: ${uptimeBefore} → ${uptimeAfter}`);
+  assert.equal(alive, 'alive', 'the process started before the power-off still runs');
   assert.equal(machineAfter, machineId, 'the same machine-id');
-  assert.equal(proofAfter, proof, 'the file in /home survived');
+  assert.equal(proofAfter, proof, 'the file in /home is there');
   assert.equal(hostname, 'keep-01');
-  assert.match(addresses ?? '', new RegExp(`inet ${lease.ip.replace(/\./g, '\\.')}/`), `its address again: ${addresses}`);
+  assert.match(addresses ?? '', new RegExp(`inet ${lease.ip.replace(/\./g, '\\.')}/`), `its address: ${addresses}`);
+
+  // its state file damaged while it is off: it boots from its disks (a new boot_id), says so, and keeps /home
+  await fx.succeeded(await fx.api<{ taskId: string }>('POST', '/v1/vms/keep-01/power-off'));
+  const state = join(fx.th.home.vms, 'keep-01', 'checkpoints', 'vmfork-suspend', 'state');
+  assert.ok(existsSync(state), `the suspend state is at ${state}`);
+  await truncate(state, 4096);
+  const booted = await fx.succeeded(await fx.api<{ taskId: string }>('POST', '/v1/vms/keep-01/power-on'));
+  assert.equal(booted.result?.action, 'booted', JSON.stringify(booted.result));
+  assert.match(String(booted.result?.resumeError), /suspend state did not load/);
+  const [machineBooted, bootBooted, proofBooted] = (await fx.guest('keep-01', 'cat /etc/machine-id /proc/sys/kernel/random/boot_id /home/proof')).split('\n');
+  assert.notEqual(bootBooted, bootBefore, 'booted');
+  assert.deepEqual([machineBooted, proofBooted], [machineId, proof], 'the same machine, the same /home');
 
   // shrink to 1: keep-02 (past max) is destroyed, keep-01 stays
   const trace = await traceChildren(fx, ['keep-02']);

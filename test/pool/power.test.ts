@@ -44,15 +44,21 @@ test('power-on of a running spare hands it out as it is (claimed) and the follow
   assert.deepEqual(parts.overlaps, []);
 }));
 
-test('a persistent child powered off keeps its disks and is unclaimed; powered on it boots from them and is claimed', withPool(async ({ deps, parts, service, ended }) => {
+test('a persistent child powered off is suspended and unclaimed; powered on it resumes (or, its state damaged, boots) and is claimed', withPool(async ({ deps, parts, service, ended }) => {
   assert.equal((await ended((await service.createPool(deskSpec({ persistent: true, disks: { disposable: '64M', userData: '64M' }, size: { max: 2 } }))).taskId)).state, 'succeeded');
   const off = await ended((await service.powerOff('desk-1')).taskId);
-  assert.equal(off.result?.action, 'stopped');
+  assert.equal(off.result?.action, 'suspended');
   assert.equal(off.result?.followUp, undefined, 'nothing to converge: its disks are kept');
   assert.deepEqual(await children(deps), ['desk-1:stopped', 'desk-2:running']);
   const on = await ended((await service.powerOn('desk-1')).taskId);
-  assert.equal(on.result?.action, 'booted');
+  assert.equal(on.result?.action, 'resumed');
   assert.notEqual((await getVm(deps.db, 'desk-1'))?.claimed_at, null);
-  assert.deepEqual(parts.calls.slice(-2), ['stop desk-1', 'boot desk-1']);
+  assert.deepEqual(parts.calls.slice(-2), ['suspend desk-1', 'resume desk-1']);
   assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:running']);
+  // a damaged state: the child boots from its disks, and the result says why
+  parts.damaged.add('desk-2');
+  assert.equal((await ended((await service.powerOff('desk-2')).taskId)).result?.action, 'suspended');
+  const boot = await ended((await service.powerOn('desk-2')).taskId);
+  assert.deepEqual([boot.result?.action, boot.result?.resumeError], ['booted', 'its suspend state did not load: scripted damage']);
+  assert.deepEqual(parts.calls.slice(-2), ['resume desk-2', 'boot desk-2']);
 }));

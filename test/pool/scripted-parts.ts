@@ -223,6 +223,23 @@ export class ScriptedParts implements PoolParts {
     return this.call(`reset ${name} ${ids.join(',')}`, () => Promise.resolve([...ids]));
   }
 
+  /** Children whose suspend state is damaged: their resume fails and they boot. */
+  readonly damaged = new Set<string>();
+
+  suspendVm(deps: VmDeps, name: string): Promise<unknown> {
+    return this.call(`suspend ${name}`, async () => transition(deps.db, 'vms', name, 'running', 'stopped', await actorFor('stop')));
+  }
+
+  resumeVm(deps: VmDeps, name: string): Promise<{ resumed: true } | { resumed: false; reason: string }> {
+    return this.call(`resume ${name}`, async () => {
+      if (this.damaged.has(name)) return { resumed: false as const, reason: 'its suspend state did not load: scripted damage' };
+      const actor = await actorFor('start');
+      await transition(deps.db, 'vms', name, 'stopped', 'starting', actor);
+      await transition(deps.db, 'vms', name, 'starting', 'running', actor);
+      return { resumed: true as const };
+    });
+  }
+
   warmRegistered(deps: VmDeps, name: string): Promise<void> {
     return this.call(`warm ${name}`, async () => transition(deps.db, 'vms', name, 'registered', 'warm', await actorFor('warm')));
   }
