@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { VmforkError } from '../src/errors.js';
@@ -6,6 +7,7 @@ import { createProvisionService, parsePoolSpec, type PoolSpec } from '../src/poo
 import { poolVms } from '../src/store/index.js';
 import { waitForTask, type TaskView } from '../src/task/index.js';
 import { describe, roundStats, run, type Stats } from '../src/util/index.js';
+import { SUSPEND_LABEL } from '../src/vm/index.js';
 import { createBenchHome, runInHome } from './bench-home.js';
 import { readLoadAvg, readMachineFacts, type LoadAvg, type MachineFacts } from './machine-facts.js';
 
@@ -36,6 +38,10 @@ export interface LifecycleBenchResult {
   claimSpareMs?: Stats | null;
   /** Claim that forks a registered child (no warm process: pools do not keep them yet), to ready, ms. */
   claimForkMs?: Stats | null;
+  /** Claim that resumes a warm child (size.warm), to ready, ms (the refill between two claims is waited for). */
+  claimWarmMs?: Stats | null;
+  /** A persistent child: power-off (suspend), power-on (resume), and power-on with no state (a cold boot from its disks), task runs in ms. */
+  suspend?: { suspendMs: Stats | null; resumeMs: Stats | null; bootMs: Stats | null; ratio: number | null };
   /** Release → refreshed (re-forked, phase 2 again) → ready, the release task's run, ms. */
   releaseToReadyMs?: Stats | null;
   /** An image push (phase 1 of the new spec, new replica, every child refreshed) with min-ready held. */
@@ -101,6 +107,44 @@ export async function runLifecycleBench(opts: LifecycleBenchOptions, progress: P
     result.claimForkMs = roundStats(describe(forkMs), 0) ?? null;
     await succeeded(h, (await provision.removePool('od')).taskId, 'pool od rm');
 
+    progress(`pool "ow": on demand with size.warm 1; each claim resumes a warm child, the refill waited for between claims`);
+    await succeeded(h, (await provision.createPool(spec('ow', { provisioning: 'on-demand', size: { max: opts.rounds, min: 0, spares: 0, warm: 1 } }, opts.memory))).taskId, 'pool ow');
+    const warmMs: number[] = [];
+    for (let i = 0; i < opts.rounds; i++) {
+      const c = await provision.claim('ow', {});
+      if (c.how !== 'warm') throw new VmforkError('VMFORK_FORK_FAILED', `claim ${i} of ow did not take a warm child (${c.how})`);
+      warmMs.push(c.tookMs);
+      if (c.followUp) await succeeded(h, c.followUp, 'warm refill');
+      progress(`claim ${i + 1}/${opts.rounds} (warm): ${c.tookMs} ms`);
+    }
+    result.claimWarmMs = roundStats(describe(warmMs), 0) ?? null;
+    await succeeded(h, (await provision.removePool('ow')).taskId, 'pool ow rm');
+
+    progress('pool "ps": one persistent child; suspend, resume, and a power-on with no state (a boot from its disks)');
+    await succeeded(h, (await provision.createPool(spec('ps', { persistent: true, size: { max: 1 }, disks: { userData: '128M', disposable: '128M', swap: '32M' } }, opts.memory))).taskId, 'pool ps');
+    const [ps] = await poolVms(h.db, 'ps');
+    if (!ps) throw new VmforkError('VMFORK_FORK_FAILED', 'pool ps has no child');
+    const sus: number[] = [];
+    const res: number[] = [];
+    const boot: number[] = [];
+    for (let i = 0; i < Math.min(opts.rounds, 3); i++) {
+      const off = await succeeded(h, (await provision.powerOff(ps.name)).taskId, 'suspend');
+      sus.push(ms(off));
+      const on = await succeeded(h, (await provision.powerOn(ps.name)).taskId, 'resume');
+      if (on.result?.action !== 'resumed') throw new VmforkError('VMFORK_FORK_FAILED', `power-on ${String(on.result?.action)}: ${String(on.result?.resumeError)}`);
+      res.push(ms(on));
+      await succeeded(h, (await provision.powerOff(ps.name)).taskId, 'suspend');
+      // no state: the power-on boots the same child from its disks, the baseline a resume is measured against
+      await rm(join(ps.dir, 'checkpoints', SUSPEND_LABEL), { recursive: true, force: true });
+      const cold = await succeeded(h, (await provision.powerOn(ps.name)).taskId, 'boot');
+      boot.push(ms(cold));
+      progress(`round ${i + 1}: suspend ${ms(off)} ms, resume ${ms(on)} ms, boot from disks ${ms(cold)} ms`);
+    }
+    const resumeStats = roundStats(describe(res), 0) ?? null;
+    const bootStats = roundStats(describe(boot), 0) ?? null;
+    result.suspend = { suspendMs: roundStats(describe(sus), 0) ?? null, resumeMs: resumeStats, bootMs: bootStats, ratio: resumeStats && bootStats ? Math.round((bootStats.p50 / resumeStats.p50) * 10) / 10 : null };
+    await succeeded(h, (await provision.removePool('ps')).taskId, 'pool ps rm');
+
     progress(`pool "up": ${opts.pushCount} children, then an image push (phase 1 again: a new replica) with min-ready ${opts.pushCount - 1}`);
     await succeeded(h, (await provision.createPool(spec('up', { size: { max: opts.pushCount } }, opts.memory))).taskId, 'pool up');
     const minReady = opts.pushCount - 1;
@@ -132,7 +176,10 @@ export function renderLifecycleMarkdown(r: LifecycleBenchResult): string {
   const rows = [
     ['claim of a spare (service; goal ≤ 50 ms p50 at the API)', fmt(r.claimSpareMs)],
     ['claim that forks a registered child, to ready (goal ≤ 1.2 s p50 from a warm process)', fmt(r.claimForkMs)],
+    ['claim that resumes a warm child, to ready (goal ≤ 1.2 s p50)', fmt(r.claimWarmMs)],
     ['release → refreshed → ready (goal ≤ 3 s p50)', fmt(r.releaseToReadyMs)],
+    ['persistent child: suspend (power-off)', fmt(r.suspend?.suspendMs)],
+    ['persistent child: resume (power-on) vs boot from its disks (goal: resume ≥ 10× faster)', r.suspend ? `resume ${fmt(r.suspend.resumeMs)}; boot ${fmt(r.suspend.bootMs)}; ${r.suspend.ratio ?? '-'}×` : '-'],
     ['image push', r.push ? `${r.push.count} children, ${r.push.replaced} refreshed, ${(r.push.wallMs / 1000).toFixed(1)} s; lowest ready sampled ${r.push.lowestReadySampled} (min-ready ${r.push.minReady}, ${r.push.samples} samples every 200 ms)` : '-'],
   ];
   return [
