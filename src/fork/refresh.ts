@@ -1,9 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
-import { leasesFor } from '../network/index.js';
+import { leaseOfVm } from '../network/index.js';
 import { createOverlay } from '../qemu/index.js';
-import { listLeases, requireTemplate, requireVm, transition } from '../store/index.js';
+import { requireTemplate, requireVm, transition } from '../store/index.js';
 import { readyTemplate, templateDisks } from '../template/index.js';
 import { diskFile, forgetCheckpoints, killVmQemu, rollbackVm, vmPaths, type VmDeps } from '../vm/index.js';
 import { childSpec } from './child-spec.js';
@@ -62,8 +62,7 @@ export async function refreshChild(deps: VmDeps, name: string, templateName: str
     });
   }
   const template = readyTemplate(await requireTemplate(deps.db, templateName));
-  const held = (await listLeases(deps.db)).find((l) => l.vm_name === name);
-  const lease = held ? (await leasesFor(deps.db, held.network_name)).find((l) => l.vmName === name) : undefined;
+  const lease = await leaseOfVm(deps.db, name);
   if (!lease) throw new VmforkError('VMFORK_VM_STATE', `child ${name} holds no address lease`, { details: { vm: name } });
   const actor = await actorFor('fork');
   await transition(deps.db, 'vms', name, row.state, 'refreshing', actor);

@@ -1,8 +1,8 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
-import { leasesFor, plugLease } from '../network/index.js';
+import { leaseOfVm, plugLease } from '../network/index.js';
 import { decodeVmSpec } from '../spec/index.js';
-import { currentProcess, listLeases, requireTemplate, requireVm, transition, type VmRow } from '../store/index.js';
+import { currentProcess, requireTemplate, requireVm, transition, type VmRow } from '../store/index.js';
 import { readyTemplate } from '../template/index.js';
 import { killVmQemu, startVmProcess, vmPaths, type VmDeps } from '../vm/index.js';
 import { forkChild, type ChildCustomizer, type ForkedChild } from './child.js';
@@ -34,8 +34,7 @@ export async function forkRegistered(deps: VmDeps, name: string, options: { cust
 }
 
 async function reservedOf(deps: VmDeps, row: VmRow): Promise<Omit<ReservedChild, 'name'>> {
-  const held = (await listLeases(deps.db)).find((l) => l.vm_name === row.name);
-  const lease = held ? (await leasesFor(deps.db, held.network_name)).find((l) => l.vmName === row.name) : undefined;
+  const lease = await leaseOfVm(deps.db, row.name);
   if (!lease) throw new VmforkError('VMFORK_VM_STATE', `registered child ${row.name} holds no address lease`, { details: { vm: row.name } });
   return { lease, paths: vmPaths(deps.home.vms, row.name), spec: decodeVmSpec(row.spec_json) };
 }

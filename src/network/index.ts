@@ -6,7 +6,7 @@ export { attachVm, detachVm, ensureNetworkNamed, plugLease, type AttachOptions }
 export { formatIpv4, parseCidr, parseIpv4, type Cidr } from './cidr.js';
 export { listNetworks, showNetwork, type NetworkDetail, type NetworkSummary } from './describe.js';
 export { execInNetns, ip, listNamespaces, requireRoot } from './ip.js';
-export { allocateLease, allocateLeaseIn, freeCount, leasesFor, releaseLease, type AllocateLeaseOptions, type Lease } from './leases.js';
+export { allocateLease, allocateLeaseIn, freeCount, leaseOfVm, leasesFor, releaseLease, type AllocateLeaseOptions, type Lease } from './leases.js';
 export { isLocallyAdministeredUnicast, isUnicastMac, normalizeMac, randomLocalMac } from './mac.js';
 export { BRIDGE_NAME, dataDirNetnsPrefix, DEFAULT_NETWORK, NETNS_PREFIX_SETTING, netnsPrefixOverride } from './names.js';
 export { deleteNamespace, inspectNamespace } from './netns.js';

@@ -156,6 +156,12 @@ export async function releaseLease(db: Db, network: string, vmName: string): Pro
   return row ? toLease(net, row) : undefined;
 }
 
+/** The lease a VM holds (on whichever network), or undefined. */
+export async function leaseOfVm(db: Db, vmName: string): Promise<Lease | undefined> {
+  const held = (await listLeases(db)).find((l) => l.vm_name === vmName);
+  return held ? (await leasesFor(db, held.network_name)).find((l) => l.vmName === vmName) : undefined;
+}
+
 export async function leasesFor(db: Db, network: string): Promise<Lease[]> {
   const net = await requireNetwork(db, network);
   return (await listLeases(db, network)).map((r) => toLease(net, r));

@@ -2,9 +2,9 @@ import { VmforkError } from '../errors.js';
 import { forkChildren, forkRegistered, refreshChild, resetDisks, warmRegistered, type ChildCustomizer, type ForkBatchOptions, type ForkBatchResult, type ForkedChild } from '../fork/index.js';
 import { openSessions, watchSessions } from '../agent/index.js';
 import { applyIdentity } from '../identity/index.js';
-import { leasesFor } from '../network/index.js';
+import { leaseOfVm } from '../network/index.js';
 import { ensureReplica, ensureReplicaTemplate, removeReplicaAndTemplates, type ReplicaSpec, type StepReporter } from '../replica/index.js';
-import { listLeases, type ReplicaRow, type VmRow } from '../store/index.js';
+import type { ReplicaRow, VmRow } from '../store/index.js';
 import { connectAgent, destroyVm, resumeVm, startVm, stopVm, suspendVm, vmPaths, type VmDeps } from '../vm/index.js';
 import type { SessionSource } from './claim-watch.js';
 
@@ -82,8 +82,7 @@ export const REAL_PARTS: PoolParts = {
 /** A child booted from its disks kept its name, machine id and keys; its addresses are set again, same as at fork. */
 async function restoreAddresses(deps: VmDeps, vm: VmRow): Promise<void> {
   const facts = vm.facts_json ? (JSON.parse(vm.facts_json) as { machineId?: string }) : {};
-  const held = (await listLeases(deps.db)).find((l) => l.vm_name === vm.name);
-  const lease = held ? (await leasesFor(deps.db, held.network_name)).find((l) => l.vmName === vm.name) : undefined;
+  const lease = await leaseOfVm(deps.db, vm.name);
   if (!lease || !facts.machineId) throw new VmforkError('VMFORK_VM_STATE', `child ${vm.name} lost its lease or identity record`, { details: { vm: vm.name } });
   const agent = await connectAgent(deps, vm.name);
   try {

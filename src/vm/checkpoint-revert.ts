@@ -3,10 +3,10 @@ import { access, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { VmforkError, withContext } from '../errors.js';
 import { actorFor, waitForExit } from '../host/index.js';
-import { leasesFor, plugLease, type Lease } from '../network/index.js';
+import { leaseOfVm, plugLease, type Lease } from '../network/index.js';
 import { createOverlay, GuestAgentClient, QmpClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { decodeVmSpec, parseVmSpec, type VmSpec } from '../spec/index.js';
-import { checkpointDisks, currentProcess, getCheckpoint, listCheckpoints, listLeases, markProcessExited, transition, type CheckpointRow, type VmRow } from '../store/index.js';
+import { checkpointDisks, currentProcess, getCheckpoint, listCheckpoints, markProcessExited, transition, type CheckpointRow, type VmRow } from '../store/index.js';
 import { shQuote } from '../util/index.js';
 import { sameLayer } from './checkpoint-files.js';
 import { assertVmStateFor, checkLabel, overlayPath } from './checkpoint-rules.js';
@@ -62,9 +62,8 @@ export async function planRevert(deps: VmDeps, name: string, label: string): Pro
 }
 
 /** The lease a VM's NIC is wired with, if it has one (a tap in its network's namespace). */
-async function leaseOf(deps: VmDeps, vm: string): Promise<Lease | undefined> {
-  const held = (await listLeases(deps.db)).find((l) => l.vm_name === vm);
-  return held ? (await leasesFor(deps.db, held.network_name)).find((l) => l.vmName === vm) : undefined;
+function leaseOf(deps: VmDeps, vm: string): Promise<Lease | undefined> {
+  return leaseOfVm(deps.db, vm);
 }
 
 /** Ends the VM's current QEMU (running → stopping → stopped): quit over QMP, SIGTERM/SIGKILL past 10 s. */

@@ -2,8 +2,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VmforkError } from '../errors.js';
 import { sshFingerprint } from '../identity/index.js';
-import { leasesFor, scanSshHostKeyLines } from '../network/index.js';
-import { listLeases } from '../store/index.js';
+import { leaseOfVm, scanSshHostKeyLines } from '../network/index.js';
 import { getVmReconciled } from './lifecycle.js';
 import type { VmDeps } from './vm-deps.js';
 
@@ -25,8 +24,7 @@ export interface SshTarget {
 export async function sshTarget(deps: VmDeps, name: string): Promise<SshTarget> {
   const vm = await getVmReconciled(deps, name);
   if (vm.state !== 'running') throw new VmforkError('VMFORK_VM_STATE', `VM ${name} is ${vm.state}; it must be running`, { details: { vm: name, state: vm.state } });
-  const held = (await listLeases(deps.db)).find((l) => l.vm_name === name);
-  const lease = held ? (await leasesFor(deps.db, held.network_name)).find((l) => l.vmName === name) : undefined;
+  const lease = await leaseOfVm(deps.db, name);
   if (!lease) throw new VmforkError('VMFORK_VM_STATE', `VM ${name} has no address on a vmfork network (only forked children are reachable by ssh)`, { details: { vm: name } });
   const lines = await scanSshHostKeyLines(lease.netns, lease.ip);
   const line = lines[0];

@@ -1,5 +1,6 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
+import { leaseOfVm, plugLease } from '../network/index.js';
 import { GuestAgentClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { decodeVmSpec, parseVmSpec, type VmSpec } from '../spec/index.js';
 import { imageBootSource } from './image-boot.js';
@@ -29,7 +30,11 @@ export async function startVm(deps: VmDeps, name: string, options: { agentTimeou
   let agent: GuestAgentClient | undefined;
   try {
     const t0 = performance.now();
-    launched = await startVmProcess(deps, name, spec, vmPathsIn(vm.dir));
+    // a child's NIC is a tap on its network's bridge, inside the namespace: made again (a host reboot, a teardown of
+    // the tap) and QEMU launched in there — outside, `ifname=vtN` would make a stray tap in the host's namespace
+    const lease = await leaseOfVm(deps.db, name);
+    if (lease) await plugLease(lease);
+    launched = await startVmProcess(deps, name, spec, vmPathsIn(vm.dir), lease ? { netns: lease.netns } : {});
     agent = await GuestAgentClient.waitReady(spec.agentSocket ?? '', { timeoutMs: options.agentTimeoutMs ?? 300_000 });
     const secondsToAgent = (performance.now() - t0) / 1000;
     const identity = await readGuestIdentity(agent);
