@@ -27,7 +27,7 @@ export const PushViewSchema = z.object({
   from: z.object({ replica: z.string().nullable(), template: z.string().nullable() }),
   to: z.object({ replica: z.string().nullable(), template: z.string().nullable() }),
   replaced: z.array(z.string()),
-  /** Claimed children still on the old template (they move at their release). */
+  /** Children still on the old template: claimed ones (they move at their release), or a persistent pool's (they keep their machine). */
   pending: z.array(z.string()),
   /** The fewest children seen ready while it replaced (never below minReady). */
   lowestReady: z.number().int().nullable(),
@@ -102,7 +102,10 @@ export async function runPush(deps: VmDeps, ctx: TaskContext, parts: PoolParts):
     // from here new forks use the new template; the old one serves the children still on it
     await updatePool(deps.db, name, { spec_json: JSON.stringify(next), replica_id: replica.id, template_name: template });
     await save(deps, name, rec, 'replacing');
-    if (rec.newReplica) await replaceChildren(deps, ctx, parts, next, template, rec);
+    if (rec.newReplica && !next.persistent) await replaceChildren(deps, ctx, parts, next, template, rec);
+    // a persistent child's /home is its user's, and a fork from another template cannot resume over it: it keeps
+    // its machine, and only children made from now on stand on the new template
+    if (rec.newReplica && next.persistent) rec.pending = (await poolVms(deps.db, name)).filter((v) => v.template_name !== template).map((v) => v.name);
     await save(deps, name, rec, rec.pending.length ? 'waiting' : 'done');
   } catch (err) {
     rec.error = (err as Error).message.split('\n')[0] ?? String(err);
@@ -171,7 +174,7 @@ export async function advancePush(deps: VmDeps, pool: string, parts: PoolParts):
   const row = await getPool(deps.db, pool);
   const rec = row ? pushOf(row) : null;
   if (!row || !rec || rec.state !== 'waiting') return;
-  rec.pending = (await poolVms(deps.db, pool)).filter((v) => v.template_name !== rec.to.template && v.claim_state !== 'unclaimed').map((v) => v.name);
+  rec.pending = (await poolVms(deps.db, pool)).filter((v) => v.template_name !== rec.to.template).map((v) => v.name);
   if (rec.pending.length) return save(deps, pool, rec);
   await save(deps, pool, rec, 'done');
   await retireReplica(deps, rec.from.replica, parts);

@@ -1,7 +1,8 @@
 /**
- * A pool child's life against a real `vmfork serve` and real QEMU: a persistent child powered off and on again
- * (from its own disks), a pool shrunk, a non-persistent child refreshed at power-off by its pool's follow-up
- * converge, and what `pool rm` and `replica rm` leave. The persistent pool stands on the pool rung's replica and
+ * A pool child's life against a real `vmfork serve` and real QEMU: a persistent child suspended and resumed (and
+ * booted from its disks when its state is damaged), a pool shrunk, a non-persistent child refreshed at power-off
+ * by its pool's follow-up converge, claimed, released, ended by its TTL, its user's logoff and its own power-off,
+ * an image pushed with min-ready held, and what `pool rm` and `replica rm` leave. The persistent pool stands on the pool rung's replica and
  * template (test/fixtures/pool-rung.ts); the non-persistent one needs its own replica (persistence is part of the
  * phase-1 spec), made cheap: no common scripts.
  */
@@ -9,7 +10,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { truncate } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { ownerAlive } from '../../src/host/index.js';
 import { currentProcess, getVm, listLeases } from '../../src/store/index.js';
@@ -96,6 +98,45 @@ async function claimReleaseAndTtl(pool: string, vm: string): Promise<void> {
   assert.deepEqual((await fx.api<Claim[]>('GET', '/v1/claims')).body, []);
   assert.notEqual((await identityOf(vm)).machineId, after.machineId, 'refreshed again');
   await releasedByTheGuest(pool, vm);
+}
+
+/**
+ * An image push (a phase-1 change: a new replica) to a pool grown to 3, with min-ready 2: its ready children are
+ * sampled every 200 ms for the whole push (the lowest seen must hold), every child ends on the new template with
+ * nothing of before, and the old replica is retired. Returns the new replica.
+ */
+async function pushWithMinReady(pool: string, spec: Record<string, unknown>, oldReplica: string): Promise<string> {
+  for (const n of [`${pool}-02`, `${pool}-03`]) fx.tracker.track(n);
+  await fx.succeeded(await fx.api<{ taskId: string }>('PATCH', `/v1/pools/${pool}`, { max: 3 }));
+  await fx.guest(`${pool}-01`, 'echo before > /root/pushed-file && sync');
+  const file = join(fx.th.root, 'pushed.json');
+  await writeFile(file, JSON.stringify({ ...spec, size: { max: 3 }, disks: { disposable: '160M', swap: '32M' } }));
+  let sampling = true;
+  const samples: number[] = [];
+  // a sampler, not a wait: it records what it sees until the push ends
+  const sampler = (async () => {
+    while (sampling) {
+      samples.push((await fx.api<{ vms: { state: string }[] }>('GET', `/v1/pools/${pool}`)).body.vms.filter((v) => v.state === 'running').length);
+      await sleep(200);
+    }
+  })();
+  let task: TaskBody;
+  try {
+    task = JSON.parse((await fx.cli(['pool', 'update', pool, '-f', file, '--min-ready', '2', '--wait', '--json'])).stdout) as TaskBody;
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  assert.equal(task.state, 'succeeded', JSON.stringify(task.lastError));
+  const shown = (await fx.api<{ replica: string; template: string; templates: Record<string, number>; push: { state: string; replaced: string[]; lowestReady: number } }>('GET', `/v1/pools/${pool}`)).body;
+  process.stderr.write(`push of 3 with min-ready 2: ${samples.length} samples, lowest ready ${Math.min(...samples)}; ${JSON.stringify(shown.push)}\n`);
+  assert.ok(Math.min(...samples) >= 2, `never fewer than 2 ready: ${samples.join(' ')}`);
+  assert.deepEqual([shown.push.state, [...shown.push.replaced].sort()], ['done', [`${pool}-01`, `${pool}-02`, `${pool}-03`]]);
+  assert.notEqual(shown.replica, oldReplica, 'a new replica');
+  assert.deepEqual(shown.templates, { [shown.template]: 3 }, 'every child on the new template');
+  assert.equal((await fx.guest(`${pool}-01`, 'ls /root/pushed-file 2>/dev/null | wc -l')).trim(), '0', 'refreshed from the new template');
+  assert.equal((await fx.api<{ id: string }[]>('GET', '/v1/replicas')).body.find((r) => r.id === oldReplica), undefined, 'the old replica is retired');
+  return shown.replica;
 }
 
 /** The next release task of `vm` after `known`, waited for until it ends. */
@@ -236,16 +277,17 @@ vmTest('a non-persistent child is refreshed at power-off by the pool\'s queued c
   assert.deepEqual(await poolVms('fresh'), [{ name: 'fresh-01', state: 'running' }]);
 
   await claimReleaseAndTtl('fresh', 'fresh-01');
+  const pushed = await pushWithMinReady('fresh', spec, replica);
 
   // pool rm: nothing of the pool left, its replica (and the replica's template) kept until `replica rm`
   const removal = await removePoolChecked(fx, 'fresh');
-  assert.equal(removal.replica, replica);
-  const view = (await fx.api<{ id: string; pools: string[]; template: string | null; path: string }[]>('GET', '/v1/replicas')).body.find((r) => r.id === replica);
-  assert.ok(view?.template, `replica ${replica} keeps its template`);
+  assert.equal(removal.replica, pushed);
+  const view = (await fx.api<{ id: string; pools: string[]; template: string | null; path: string }[]>('GET', '/v1/replicas')).body.find((r) => r.id === pushed);
+  assert.ok(view?.template, `replica ${pushed} keeps its template`);
   assert.deepEqual(view.pools, []);
-  const rm = JSON.parse((await fx.cli(['replica', 'rm', replica, '--json'])).stdout) as { id: string; templates: string[] };
-  assert.deepEqual(rm, { id: replica, templates: [view.template] });
-  assert.equal((await fx.api<{ id: string }[]>('GET', '/v1/replicas')).body.find((r) => r.id === replica), undefined, 'the replica is gone');
+  const rm = JSON.parse((await fx.cli(['replica', 'rm', pushed, '--json'])).stdout) as { id: string; templates: string[] };
+  assert.deepEqual(rm, { id: pushed, templates: [view.template] });
+  assert.equal((await fx.api<{ id: string }[]>('GET', '/v1/replicas')).body.find((r) => r.id === pushed), undefined, 'the replica is gone');
   assert.equal(existsSync(view.path), false, "the replica's files are gone");
   const templates = JSON.parse((await fx.th.cli(['template', 'list', '--json'])).stdout) as { name: string }[];
   assert.ok(!templates.some((t) => t.name === view.template), `template ${view.template} is gone`);

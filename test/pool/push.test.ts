@@ -98,3 +98,13 @@ test('bad pushes change nothing: another shape (memory, persistence), a min-read
   assert.equal(parts.calls.length, calls);
   assert.deepEqual(await getPool(deps.db, 'desk'), row);
 }));
+
+test('a persistent pool\'s push keeps its children\'s machines: only children made from now on stand on the new template', withPool(async (f) => {
+  const { service, ended, parts } = f;
+  await ready(f, { persistent: true, disks: { disposable: '64M', userData: '64M' }, size: { max: 2 } });
+  const push = await ended((await service.updatePool('desk', deskSpec({ persistent: true, disks: { disposable: '128M', userData: '64M' }, size: { max: 2 } }))).taskId);
+  assert.equal(push.state, 'succeeded', JSON.stringify(push.lastError));
+  const after = await service.getPool('desk');
+  assert.deepEqual([after.push?.state, after.push?.newReplica, after.push?.replaced, after.push?.pending], ['waiting', true, [], ['desk-1', 'desk-2']]);
+  assert.ok(!parts.calls.some((c) => c.startsWith('refresh')), 'no child refreshed: their /home is their users\'');
+}));
