@@ -42,6 +42,10 @@ export interface LifecycleBenchResult {
   claimWarmMs?: Stats | null;
   /** A persistent child: power-off (suspend), power-on (resume), and power-on with no state (a cold boot from its disks), task runs in ms. */
   suspend?: { suspendMs: Stats | null; resumeMs: Stats | null; bootMs: Stats | null; ratio: number | null };
+  /** Checkpoint with memory and revert to it of a running child, the tasks' runs in ms. */
+  checkpoint?: { checkpointMs: Stats | null; revertMs: Stats | null };
+  /** Promotion of a running child to a full clone (its disks mirrored while it runs). */
+  promote?: { ms: number; mibPerSecond: number | null; secondsPerGiB: number | null };
   /** Release → refreshed (re-forked, phase 2 again) → ready, the release task's run, ms. */
   releaseToReadyMs?: Stats | null;
   /** An image push (phase 1 of the new spec, new replica, every child refreshed) with min-ready held. */
@@ -93,6 +97,23 @@ export async function runLifecycleBench(opts: LifecycleBenchOptions, progress: P
     }
     result.claimSpareMs = roundStats(describe(claimMs), 1) ?? null;
     result.releaseToReadyMs = roundStats(describe(releaseMs), 0) ?? null;
+
+    const [first, second] = await poolVms(h.db, 'lc');
+    if (!first || !second) throw new VmforkError('VMFORK_FORK_FAILED', 'pool lc has fewer than 2 children');
+    const cps: number[] = [];
+    const revs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const cp = await succeeded(h, (await provision.checkpointVm(first.name, { label: `b${i}`, memory: true })).taskId, 'checkpoint');
+      const rev = await succeeded(h, (await provision.revertVm(first.name, { to: `b${i}` })).taskId, 'revert');
+      cps.push(ms(cp));
+      revs.push(ms(rev));
+      progress(`checkpoint ${ms(cp)} ms, revert ${ms(rev)} ms`);
+    }
+    result.checkpoint = { checkpointMs: roundStats(describe(cps), 0) ?? null, revertMs: roundStats(describe(revs), 0) ?? null };
+    const promoted = await succeeded(h, (await provision.promoteVm(second.name, {})).taskId, 'promote');
+    const pr = promoted.result as { mibPerSecond?: number; secondsPerGiB?: number } | null;
+    result.promote = { ms: ms(promoted), mibPerSecond: pr?.mibPerSecond ?? null, secondsPerGiB: pr?.secondsPerGiB ?? null };
+    progress(`promote: ${ms(promoted)} ms, ${pr?.secondsPerGiB ?? '?'} s/GiB`);
     await succeeded(h, (await provision.removePool('lc')).taskId, 'pool lc rm');
 
     progress(`pool "od": on demand, ${opts.rounds} registered children; each claim forks one`);
@@ -180,6 +201,8 @@ export function renderLifecycleMarkdown(r: LifecycleBenchResult): string {
     ['release → refreshed → ready (goal ≤ 3 s p50)', fmt(r.releaseToReadyMs)],
     ['persistent child: suspend (power-off)', fmt(r.suspend?.suspendMs)],
     ['persistent child: resume (power-on) vs boot from its disks (goal: resume ≥ 10× faster)', r.suspend ? `resume ${fmt(r.suspend.resumeMs)}; boot ${fmt(r.suspend.bootMs)}; ${r.suspend.ratio ?? '-'}×` : '-'],
+    ['checkpoint with memory / revert to it', r.checkpoint ? `${fmt(r.checkpoint.checkpointMs)} / ${fmt(r.checkpoint.revertMs)}` : '-'],
+    ['promote to a full clone', r.promote ? `${r.promote.ms} ms, ${r.promote.mibPerSecond ?? '-'} MiB/s, ${r.promote.secondsPerGiB ?? '-'} s per GiB` : '-'],
     ['image push', r.push ? `${r.push.count} children, ${r.push.replaced} refreshed, ${(r.push.wallMs / 1000).toFixed(1)} s; lowest ready sampled ${r.push.lowestReadySampled} (min-ready ${r.push.minReady}, ${r.push.samples} samples every 200 ms)` : '-'],
   ];
   return [
