@@ -7,7 +7,7 @@ import { childShape as poolShape } from '../replica/index.js';
 import type { PoolSpec } from './spec.js';
 import { poolChildNames } from './spec.js';
 import { checkPoolRefs } from './refs.js';
-import { ACTIVE as MADE, targetActive } from './converge.js';
+import { isMade, targetActive } from './converge.js';
 
 /** QEMU's own memory per running VM. */
 const OVERHEAD_MIB = 64;
@@ -41,9 +41,9 @@ const LOCAL_HOST: HostProbe = { availableMiB: () => availableMemoryMiB(), freeBy
 export async function poolGrowth(db: Db, spec: PoolSpec): Promise<PoolCapacityAsk> {
   const names = poolChildNames(spec).slice(0, spec.size.max);
   const kept = (await poolVms(db, spec.name)).filter((v) => names.includes(v.name));
-  let active = kept.filter((v) => MADE.has(v.state)).length;
+  let active = kept.filter(isMade).length;
   const target = targetActive(spec, kept.filter((v) => v.claimed_at !== null).length);
-  const topUp = Math.min(kept.filter((v) => v.state === 'registered').length, Math.max(0, target - active));
+  const topUp = Math.min(kept.filter((v) => v.state === 'registered' && v.claim_state === 'unclaimed').length, Math.max(0, target - active));
   active += topUp;
   const missing = names.length - kept.length;
   return { fork: topUp + Math.min(missing, Math.max(0, target - active)), reserve: missing };

@@ -16,6 +16,14 @@ export function poolSpecOf(row: PoolRow): PoolSpec {
 export const ACTIVE = new Set<VmRow['state']>(['creating', 'forking', 'starting', 'running', 'paused', 'stopping', 'stopped']);
 
 /**
+ * A child that counts as made: forked (or its disks kept while off), or reserved by a claim whose task is about to
+ * fork it — counted as claimed, it must count as made too, or a converge would fork an extra spare for it.
+ */
+export function isMade(v: Pick<VmRow, 'state' | 'claim_state'>): boolean {
+  return ACTIVE.has(v.state) || v.claim_state !== 'unclaimed';
+}
+
+/**
  * How many children must be forked (the rest are pre-registered): up-front pools fork all `max`; on-demand ones
  * fork `min`, and more while fewer than `spares` forked children are unclaimed.
  */
@@ -143,7 +151,7 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
   children = await poolVms(deps.db, spec.name);
   const has = new Set(children.map((v) => v.name));
   const claimed = children.filter((v) => v.claimed_at !== null).length;
-  let active = children.filter((v) => ACTIVE.has(v.state)).length;
+  let active = children.filter(isMade).length;
   const target = targetActive(spec, claimed);
   const customize = poolCustomizer(spec);
   const track = (c: PoolForked | { name: string; error: VmforkError }): void => {

@@ -164,3 +164,21 @@ test('size.warm: registered children kept launched; a claim resumes one, and the
   assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:warm', 'desk-3:warm', 'desk-4:registered'], 'refilled in its own queue');
   assert.deepEqual(parts.overlaps, []);
 }));
+
+test('a child reserved by a claim counts as made: the converge after a claim forks no extra spare for it', withPool(async (f) => {
+  const { deps, service, parts, ended } = f;
+  await ready(f, { provisioning: 'on-demand', size: { max: 4, min: 0, spares: 0 } });
+  // the first claim's follow-up converge is held until the second claim has reserved its registered child
+  parts.hold('replica reused');
+  const first = await service.claim('desk', {});
+  const second = service.claim('desk', {});
+  await waitUntil(async () => (await getVm(deps.db, 'desk-2'))?.claim_state === 'claimed', { deadlineMs: WAIT_MS, everyMs: 10, what: 'the second claim to reserve desk-2' });
+  parts.release('replica reused');
+  const done = await second;
+  assert.deepEqual([first.how, done.how], ['forked', 'forked']);
+  for (const c of [first, done]) {
+    const t = await ended(c.taskId);
+    if (typeof t.result?.followUp === 'string') assert.equal((await ended(t.result.followUp)).state, 'succeeded');
+  }
+  assert.deepEqual(await children(deps), ['desk-1:running', 'desk-2:running', 'desk-3:registered', 'desk-4:registered'], 'no spare forked: spares 0');
+}));
