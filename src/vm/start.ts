@@ -25,7 +25,9 @@ export async function startVm(deps: VmDeps, name: string, options: { agentTimeou
   }
   const spec = vm.role === 'child' ? await coldChildSpec(deps, vm) : decodeVmSpec(vm.spec_json);
   const actor = await actorFor('start');
-  await transition(deps.db, 'vms', name, vm.state, 'starting', actor, { last_error: null });
+  // a child records the spec it boots with: a checkpoint or suspend of it must restore into the same devices and
+  // memory it runs with, not those of the fork it once was
+  await transition(deps.db, 'vms', name, vm.state, 'starting', actor, { last_error: null, ...(vm.role === 'child' ? { spec_json: JSON.stringify(spec) } : {}) });
   let launched: LaunchedProcess | undefined;
   let agent: GuestAgentClient | undefined;
   try {
