@@ -49,12 +49,19 @@ export const clockStep: IdentityStep = {
       'if [ "$_age" -lt 0 ]; then _age=0; fi',
       '_t=$(( VMFORK_CLOCK_NS + (_age + _exec) * 10000000 ))',
       '_ns=000000000$(( _t % 1000000000 )); _ns=${_ns#${_ns%?????????}}',
+      'now_cs; _c2=$NOW_CS',
       't=$(date -s "@$(( _t / 1000000000 )).$_ns" +%s%N)',
-      '_d=$(( t - _old )); _sign=+',
+      'now_cs; _c3=$NOW_CS',
+      // the old clock was read one `date` earlier than the new one was set: the step is the jump less the guest's
+      // own time between those two instants (each `date` does its work at about the same point of its run, so
+      // start-to-start and end-to-end both measure it; their mean, in boot-time ticks the setting does not move)
+      '_between=$(( (_c2 - _c0 + _c3 - _c0 - _exec) * 5 ))',
+      '_d=$(( t - _old - _between * 1000000 )); _sign=+',
       'if [ "$_d" -lt 0 ]; then _d=$(( -_d )); _sign=-; fi',
       'fact stamp "$VMFORK_CLOCK_NS"',
       'fact aged_ms "$(( _age * 10 ))"',
       'fact date_exec_ms "$(( _exec * 10 ))"',
+      'fact between_ms "$_between"',
       // printf straight out, not through $(…): a command substitution forks
       `printf '${FACT_PREFIX}%s stepped=%s%d.%09d\\n' "$STEP" "$_sign" "$(( _d / 1000000000 ))" "$(( _d % 1000000000 ))"`,
       'fact date_ns "$t"',
