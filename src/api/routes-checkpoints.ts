@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { VmforkError } from '../errors.js';
 import { CheckpointViewSchema } from '../pool/index.js';
 import { TaskAcceptedSchema } from '../task/index.js';
 import { getVmReconciled, type VmDeps } from '../vm/index.js';
 import type { ProvisionService } from './provision-service.js';
 import { defineRoute, type AnyRoute } from './route.js';
+import { engine } from './routes-provision.js';
 import { NameParams } from './routes-resources.js';
 
 const label = z.string().min(1).max(63).describe('letters, digits, ".", "_" or "-", starting with a letter or digit');
@@ -15,11 +15,6 @@ export const CheckpointRequestSchema = z.strictObject({
 });
 
 export const RevertRequestSchema = z.strictObject({ to: label.describe('the checkpoint to revert to') });
-
-function engine(provision: ProvisionService | undefined): ProvisionService {
-  if (!provision) throw new VmforkError('VMFORK_NOT_SUPPORTED', 'this server was started without the provisioning engine');
-  return provision;
-}
 
 /** A running VM's checkpoints (issue 12 item 7): taken and reverted to as tasks in the VM's queue, like power. */
 export function checkpointRoutes(deps: VmDeps, provision: ProvisionService | undefined): AnyRoute[] {
