@@ -5,6 +5,7 @@ import { bootVm, destroyVm, diskFile, vmPaths, type VmDeps } from '../vm/index.j
 import { dataDisks, diskScript, parseFacts, type DiskLayout } from './disks.js';
 import { runCommonScripts, type CommonScript } from './scripts.js';
 import { CloneSession } from './session.js';
+import { faultPoint } from '../util/index.js';
 
 /** Phase 1 of a pool: everything common to its children that may need reboots, applied ONCE to an internal clone. */
 export interface Phase1Spec {
@@ -75,6 +76,7 @@ export async function runPhase1(deps: VmDeps, spec: Phase1Spec, progress: Phase1
     signal: spec.signal,
   });
   progress.event(`internal clone ${spec.clone} booted in ${boot.secondsToAgent.toFixed(1)} s`);
+  faultPoint('phase1.clone-booted');
   const tBoot = performance.now();
   const paths = vmPaths(deps.home.vms, spec.clone);
   let session: CloneSession | undefined;
@@ -87,6 +89,7 @@ export async function runPhase1(deps: VmDeps, spec: Phase1Spec, progress: Phase1
     const mounts = parseFacts(disks.stdout.toString());
     progress.event(`disks: /home on ${mounts.home ?? '?'}, /tmp on ${mounts.tmp ?? '?'}, swap ${mounts.swap ?? '?'}`);
     if (spec.sshAuthorizedKeys?.length) await installAuthorizedKeys(session, spec.sshAuthorizedKeys);
+    faultPoint('phase1.disks');
     const tDisks = performance.now();
     await runCommonScripts(session, spec.common, progress);
     const tScripts = performance.now();
@@ -96,6 +99,7 @@ export async function runPhase1(deps: VmDeps, spec: Phase1Spec, progress: Phase1
     } else {
       progress.step('power off the internal clone', 85);
       await powerOffClone(deps, spec.clone, session);
+      faultPoint('phase1.powered-off');
     }
     session = undefined;
     const tOff = performance.now();

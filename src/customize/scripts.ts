@@ -1,5 +1,6 @@
 import { VmforkError, isVmforkError } from '../errors.js';
 import type { CloneSession } from './session.js';
+import { faultPoint } from '../util/index.js';
 
 /** One of a pool's `common` scripts: a root-owned program in the image, run as root with a deadline. */
 export interface CommonScript {
@@ -44,6 +45,7 @@ export async function runCommonScripts(session: CloneSession, scripts: readonly 
         await session.reboot();
       } else if (exitCode === 0) {
         progress.event(`${script.path} done`);
+        faultPoint('phase1.script-done');
         break;
       } else {
         const tail = stderr.trim().split('\n').slice(-10).join('\n');

@@ -5,6 +5,7 @@ import type { VmDeps } from '../vm/index.js';
 import { rollbackVm } from '../vm/index.js';
 import { forkChild, registerChild, type ChildCustomizer, type ForkedChild } from './child.js';
 import { planFork, type ForkRequest, type ReservedChild } from './plan.js';
+import { faultPoint } from '../util/index.js';
 
 export interface ForkBatchOptions extends ForkRequest {
   /** Children forked at once. @default the number of CPUs */
@@ -54,6 +55,7 @@ export async function forkChildren(deps: VmDeps, options: ForkBatchOptions): Pro
   const actor = await actorFor('fork');
   // a pre-registered child has overlays of its own and no QEMU: it never takes a warm process
   const plan = await planFork(deps, { ...options, useWarm: options.registerOnly ? false : options.useWarm }, actor);
+  faultPoint('fork.planned');
   const t0 = performance.now();
   const limit = Math.max(1, Math.min(options.concurrency ?? availableParallelism(), plan.children.length));
   const result: ForkBatchResult = { template: options.template, network: plan.network, children: [], registered: [], failed: [], skipped: [], warmTaken: plan.warmTaken, wallMs: 0 };

@@ -9,6 +9,7 @@ import { forkPathOf, templateDisks, type ForkPath, type ReadyTemplate } from '..
 import { diskFile, rollbackVm, startVmProcess, type VmDeps } from '../vm/index.js';
 import { ChildChannels, identifyChild } from './child-identity.js';
 import type { ReservedChild } from './plan.js';
+import { faultPoint } from '../util/index.js';
 
 /** Milliseconds from the start of this child's fork. */
 export interface ForkTimings {
@@ -126,15 +127,18 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
     step();
     launched = child.warm ?? (await launch());
     const { pid } = launched;
+    faultPoint('fork.launched');
     step();
     timings.qmpMs = ms();
     channels = await ChildChannels.beforeCont(t, spec);
     await resumeFromFile(paths.qmp, t.record.files.state.path, { loaded: () => (timings.loadedMs = ms()), running: () => (timings.runningMs = ms()) });
     await channels.greet(t);
     timings.agentMs = ms();
+    faultPoint('fork.resumed');
     step();
     const identity = await identifyChild(t, channels, name, lease, deps.log);
     timings.readyMs = ms();
+    faultPoint('fork.identity');
     step();
     // the customization (qemu-ga) runs while the agent's service kicks finish: neither waits for the other
     const open = channels;
@@ -151,6 +155,7 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
       return r;
     };
     const [extra, report] = await Promise.all([customized(), kicked()]);
+    faultPoint('fork.customized');
     const facts = { machineId: identity.machineId, sshHostKeyFingerprints: report.sshHostKeyFingerprints, ip: lease.ip, mac: lease.mac, bootId: report.guest.bootId };
     await transition(db, 'vms', name, 'forking', 'running', actor, { facts_json: JSON.stringify(facts), ...(extra.secretHash ? { secret_hash: extra.secretHash } : {}) });
     const forkPath = forkPathOf(t.record);

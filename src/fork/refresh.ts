@@ -9,6 +9,7 @@ import { diskFile, forgetCheckpoints, killVmQemu, rollbackVm, vmPaths, type VmDe
 import { childSpec } from './child-spec.js';
 import type { ChildCustomizer, ForkedChild } from './child.js';
 import { forkRegistered } from './registered.js';
+import { faultPoint } from '../util/index.js';
 
 /** States a pool child may be refreshed from: whatever its last user left it in. */
 const REFRESHABLE = new Set(['running', 'paused', 'stopped', 'failed']);
@@ -68,6 +69,7 @@ export async function refreshChild(deps: VmDeps, name: string, templateName: str
   await transition(deps.db, 'vms', name, row.state, 'refreshing', actor);
   try {
     await killVmQemu(deps, row, 500);
+    faultPoint('refresh.killed');
     // nothing of the last user survives: its checkpoints (their RAM files and disk layers) go too
     await forgetCheckpoints(deps, name, { resetDisks: templateDisks(template.record).map((d) => d.id) });
     const paths = vmPaths(deps.home.vms, name);
@@ -85,5 +87,6 @@ export async function refreshChild(deps: VmDeps, name: string, templateName: str
     await rollbackVm(deps, name, actor, err);
     throw err;
   }
+  faultPoint('refresh.overlays');
   return forkRegistered(deps, name, options);
 }

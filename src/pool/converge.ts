@@ -6,6 +6,7 @@ import { poolCustomizer } from '../customize/index.js';
 import { parsePoolSpec, poolChildNames, type PoolSpec } from './spec.js';
 import type { TaskContext } from '../task/index.js';
 import { REAL_PARTS, type PoolForked, type PoolParts } from './parts.js';
+import { faultPoint } from '../util/index.js';
 
 /** The spec a pool row holds (parsed when it was accepted; read back through the same schema). */
 export function poolSpecOf(row: PoolRow): PoolSpec {
@@ -70,11 +71,13 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext,
     const { replica, reused } = await parts.ensureReplica(deps, spec, report);
     ctx.signal.throwIfAborted();
     await updatePool(deps.db, name, { replica_id: replica.id });
+    faultPoint('converge.replica-linked');
     const t1 = performance.now();
     await ctx.step('template', 55);
     const template = await parts.ensureReplicaTemplate(deps, replica, spec, report);
     ctx.signal.throwIfAborted();
     await updatePool(deps.db, name, { template_name: template.row.name });
+    faultPoint('converge.template-linked');
     const t2 = performance.now();
     await ctx.step('children', 65);
     const result = await convergeChildren(deps, spec, template.row.name, ctx, parts);
@@ -90,6 +93,7 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext,
       await transition(deps.db, 'pools', name, 'provisioning', 'failed', actor, { last_error: why });
       throw new VmforkError((first?.code as 'VMFORK_FORK_FAILED' | undefined) ?? 'VMFORK_FORK_FAILED', `pool ${name}: ${why}`, { details: { ...out } });
     }
+    faultPoint('converge.children-done');
     await transition(deps.db, 'pools', name, 'provisioning', 'ready', actor);
     await ctx.step('ready', 100);
     return out;

@@ -10,6 +10,7 @@ import { convergePool, poolSpecOf } from './converge.js';
 import { REAL_PARTS, type PoolParts } from './parts.js';
 import { powerOff, powerOn } from './power.js';
 import { parsePoolSpec } from './spec.js';
+import { faultPoint } from '../util/index.js';
 
 /** Task kinds of the pool layer: a server registers these runners to resume tasks after a crash. */
 export const POOL_TASKS = ['pool-create', 'pool-resize', 'pool-converge', 'pool-remove', 'vm-power-on', 'vm-power-off', 'pool-claim', 'vm-release', 'pool-update'] as const;
@@ -57,9 +58,11 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
       if (row.state !== 'deleting') await transition(deps.db, 'pools', row.name, row.state, 'deleting', actor, { task_id: ctx.id });
       const removed: string[] = [];
       await ctx.step('children', 10);
+      faultPoint('pool-remove.deleting');
       for (const vm of await poolVms(deps.db, row.name)) {
         await parts.destroyVm(deps, vm.name);
         removed.push(vm.name);
+        faultPoint('pool-remove.child-destroyed');
         await ctx.child(vm.name, { state: 'removed', percent: 100 });
       }
       await deletePoolRow(deps.db, row.name);
@@ -90,6 +93,7 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
       const row = await requireVm(deps.db, vm);
       if (row.state === 'registered' || row.state === 'warm') {
         await ctx.child(vm, { state: 'forking', percent: 10 });
+        faultPoint('claim.reserved');
         const customize = poolCustomizer(poolSpecOf(await requirePool(deps.db, String(ctx.input.pool))));
         try {
           await parts.forkRegistered(deps, vm, { ...(customize ? { customize } : {}), signal: ctx.signal });
@@ -126,7 +130,9 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
           if (spec.persistent) {
             // /home is the user's and the system disk keeps their machine: only /tmp and swap start empty
             if (row.state === 'running' || row.state === 'paused') await parts.stopVm(deps, vm);
+            faultPoint('release.stopped');
             if ((await requireVm(deps.db, vm)).state === 'stopped') await parts.resetDisks(deps, vm, pool.template_name, [DISPOSABLE_DISK]);
+            faultPoint('release.disposable-reset');
             await parts.bootStopped(deps, await requireVm(deps.db, vm));
             action = 'disposable reset, booted';
           } else {

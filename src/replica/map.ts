@@ -10,7 +10,7 @@ import type { Actor } from '../state/index.js';
 import { deleteReplicaRow, findReplica, getReplica, getVm, insertReplica, LOCAL_HOST_ID, replicaPools, transition, updateReplica, type ReplicaRow } from '../store/index.js';
 import { sealFile, type FileRecord } from '../template/index.js';
 import { destroyVm, diskFile, type VmDeps } from '../vm/index.js';
-import { waitUntil } from '../util/index.js';
+import { faultPoint, waitUntil } from '../util/index.js';
 import { requireDatastore } from '../host/index.js';
 import { diskLayoutOf, phase1Digest, type ReplicaSpec } from './spec.js';
 
@@ -85,6 +85,7 @@ export async function ensureReplica(deps: VmDeps, spec: ReplicaSpec, report: Ste
 async function makeReplica(deps: VmDeps, spec: ReplicaSpec, id: string, dir: string, actor: Actor, report: StepReporter): Promise<ReplicaRow> {
   const clone = cloneName(id);
   try {
+    faultPoint('replica.inserted');
     const p1 = await runPhase1(
       deps,
       {
@@ -118,11 +119,13 @@ async function makeReplica(deps: VmDeps, spec: ReplicaSpec, id: string, dir: str
       // convert flattens the clone's backing chain: the replica depends on nothing but its own files
       await convert(d.path, target, { outFormat: 'qcow2' });
       disks.push({ id: d.id, ...(await sealFile(target)) });
+      faultPoint('replica.disk-copied');
     }
     const phase1: Phase1Record = { reboots: p1.reboots, mounts: p1.mounts, ms: p1.ms, copyMs: Math.round(performance.now() - t0) };
     await destroyVm(deps, clone);
     await updateReplica(deps.db, id, { disks_json: JSON.stringify(disks), phase1_json: JSON.stringify(phase1) });
     await transition(deps.db, 'replicas', id, 'creating', 'ready', actor);
+    faultPoint('replica.ready');
     await report.event('replica', `replica ${id} ready: phase 1 with ${p1.reboots} reboot(s) in ${(p1.ms.total / 1000).toFixed(1)} s, copy ${phase1.copyMs} ms`, { replica: id, reboots: p1.reboots });
     return (await getReplica(deps.db, id)) as ReplicaRow;
   } catch (err) {

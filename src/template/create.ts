@@ -7,7 +7,7 @@ import { attachVm, DEFAULT_NETWORK } from '../network/index.js';
 import { createOverlay, deviceLayoutHash, deviceLayoutOf, GuestAgentClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { parseVmSpec } from '../spec/index.js';
 import { getTemplate, getVm, insertTemplate, insertVm, LOCAL_HOST_ID, requireTemplate, transition, updateTemplate } from '../store/index.js';
-import { assertValidName, parseMemoryMiB } from '../util/index.js';
+import { assertValidName, faultPoint, parseMemoryMiB } from '../util/index.js';
 import { checkCpus, imageBootSource, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, type VmDeps } from '../vm/index.js';
 import { freezeParent } from './cut.js';
 import { dismantleTemplate } from './dismantle.js';
@@ -123,6 +123,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     agent = await GuestAgentClient.waitReady(paths.agent, { timeoutMs: options.agentTimeoutMs ?? 300_000, signal });
     const coldBootSeconds = (performance.now() - t0) / 1000;
     await transition(db, 'vms', options.name, 'starting', 'running', actor);
+    faultPoint('template.booted');
     const identity = await readGuestIdentity(agent);
     await transition(db, 'templates', options.name, 'booting', 'preparing', actor);
     let prepareMs: number;
@@ -166,6 +167,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
       forkPath: agentFork ? 'agent' : 'script',
       ...(agentFork ? { agent: agentFork } : {}),
     };
+    faultPoint('template.cut');
     await updateTemplate(db, options.name, { record_json: JSON.stringify(record) });
     await transition(db, 'templates', options.name, 'freezing', 'ready', actor);
     log.info({ template: options.name, cutMs: record.cutMs, coldBootSeconds: record.coldBootSeconds, forkPath: record.forkPath }, 'template frozen');

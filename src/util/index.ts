@@ -7,6 +7,7 @@ export { assertValidName, isValidName } from './names.js';
 export { formatName, labelProblem, parseNamePattern, patternNames, type NamePattern } from './name-pattern.js';
 export { REDACTED, redactSecrets, redactText } from './redact.js';
 export { shQuote } from './shell-quote.js';
+export { FAULT_POINTS, FAULT_SCENARIOS, faultPoint, faultSwitch, isFaultPoint, type FaultPoint, type FaultScenario } from './fault.js';
 export { formatBytes, parseMemoryMiB, parseSize } from './size.js';
 export { describe, percentile, roundStats, type Stats } from './stats.js';
 export { waitUntil, type WaitOptions } from './wait-until.js';
