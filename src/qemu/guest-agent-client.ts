@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import { VmforkError, isVmforkError } from '../errors.js';
 import { SerialQueue, parseReply, sleep, type Reply } from './command-queue.js';
 import { guestExec, guestReadFile, guestWriteFile, type ExecOptions, type ExecResult, type FileOptions } from './guest-agent-ops.js';
-import { JsonLineDecoder, SILENT_LOGGER, connectUnixSocket, encodeJsonLine, isObject, type ProtocolLogger } from './json-line-stream.js';
+import { GUEST_AGENT_MAX_LINE_BYTES, JsonLineDecoder, SILENT_LOGGER, connectUnixSocket, encodeJsonLine, isObject, type ProtocolLogger } from './json-line-stream.js';
+import { JunkGuard } from './junk-guard.js';
 
 import { GuestAgentCommandError, type AgentCallOptions, type AgentConnectOptions, type AgentInfo, type WaitReadyOptions } from './guest-agent-types.js';
 
@@ -12,6 +13,12 @@ export { GuestAgentCommandError, type AgentCallOptions, type AgentConnectOptions
 
 const SENTINEL = Buffer.from([0xff]);
 const RETRY_CONNECT_MS = 100;
+/**
+ * Unsolicited replies kept for the next read. With one command in flight, the inbox holds at most the reply that
+ * came before its reader and the stale replies of timed-out commands (cleared by each resync); more is a guest
+ * writing replies nobody asked for, and the oldest go (each one counted as junk).
+ */
+const INBOX_MAX_REPLIES = 8;
 
 /**
  * Client for qemu-ga behind QEMU's virtio-serial chardev socket. The agent has no greeting and no request ids:
@@ -20,11 +27,13 @@ const RETRY_CONNECT_MS = 100;
  * taken as the answer to the next command).
  */
 export class GuestAgentClient {
-  private readonly decoder = new JsonLineDecoder({ sentinel: true });
+  private readonly decoder: JsonLineDecoder;
+  private readonly junk: JunkGuard;
+  private readonly maxLineBytes: number;
   private readonly queue = new SerialQueue();
   private readonly logger: ProtocolLogger;
   private readonly commandTimeoutMs: number;
-  private inbox: Reply[] = [];
+  private inbox: { reply: Reply; bytes: number }[] = [];
   private waiter: { resolve(reply: Reply): void; reject(err: VmforkError): void } | undefined;
   private needsSync = true;
   private closedReason: VmforkError | undefined;
@@ -36,6 +45,9 @@ export class GuestAgentClient {
   ) {
     this.logger = options.logger ?? SILENT_LOGGER;
     this.commandTimeoutMs = options.commandTimeoutMs ?? 10_000;
+    this.maxLineBytes = options.maxLineBytes ?? GUEST_AGENT_MAX_LINE_BYTES;
+    this.decoder = new JsonLineDecoder({ sentinel: true, maxLineBytes: this.maxLineBytes });
+    this.junk = new JunkGuard(this.logger, { socketPath }, options);
     socket.on('data', (chunk: Buffer) => this.handleData(chunk));
     socket.on('error', (err) => this.logger.debug({ err, socketPath }, 'guest agent socket error'));
     socket.on('close', () => this.markClosed(`guest agent socket ${socketPath} closed`));
@@ -113,6 +125,7 @@ export class GuestAgentClient {
     return this.enqueue(command, options, async (signal) => {
       await this.send(command, args, signal);
       const reply = await this.nextReply(signal);
+      this.junk.good();
       if (!reply.ok) throw new GuestAgentCommandError(command, reply.errorClass, reply.desc);
       return reply.value as T;
     });
@@ -210,16 +223,21 @@ export class GuestAgentClient {
     // not a poll: each turn reads one reply, and `signal` (the command's deadline) ends the read of a silent agent
     for (;;) {
       const reply = await this.nextReply(signal);
-      if (reply.ok && reply.value === id) break;
-      this.logger.debug({ socketPath: this.socketPath, reply }, 'guest agent: discarded stale reply while syncing');
+      if (reply.ok && reply.value === id) {
+        this.junk.good();
+        break;
+      }
+      // a timed-out command's late reply is expected here once; a stream of them is a guest writing replies
+      if (this.junkLine({ reply }, 'guest agent: discarded stale reply while syncing')) throw this.closedReason;
     }
     this.needsSync = false;
   }
 
   private async send(command: string, args: Record<string, unknown> | undefined, signal: AbortSignal): Promise<void> {
     if (this.inbox.length > 0) {
-      this.logger.warn({ socketPath: this.socketPath, stale: this.inbox }, 'guest agent: discarded unsolicited replies');
+      const stale = this.inbox;
       this.inbox = [];
+      for (const e of stale) if (this.junkLine({ stale: e.reply }, 'guest agent: discarded an unsolicited reply')) throw this.closedReason;
     }
     signal.throwIfAborted();
     await this.write(encodeJsonLine(args === undefined ? { execute: command } : { execute: command, arguments: args }));
@@ -236,7 +254,7 @@ export class GuestAgentClient {
 
   private nextReply(signal: AbortSignal): Promise<Reply> {
     const queued = this.inbox.shift();
-    if (queued) return Promise.resolve(queued);
+    if (queued) return Promise.resolve(queued.reply);
     if (this.closedReason) return Promise.reject(this.closedReason);
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
@@ -255,16 +273,40 @@ export class GuestAgentClient {
 
   private handleData(chunk: Buffer): void {
     for (const frame of this.decoder.push(chunk)) {
+      if (this.closedReason) return;
       const reply = frame.type === 'message' && isObject(frame.value) ? parseReply(frame.value) : undefined;
       if (reply && this.waiter) this.waiter.resolve(reply);
-      else if (reply) this.inbox.push(reply);
-      else if (frame.type !== 'sentinel') this.logger.warn({ socketPath: this.socketPath, frame }, 'guest agent: skipped unexpected line');
+      else if (reply && frame.type === 'message') this.keep(reply, frame.bytes);
+      else if (frame.type !== 'sentinel') this.junkLine({ frame }, 'guest agent: skipped unexpected line');
     }
   }
 
-  private markClosed(why: string): void {
+  /** Queues a reply nobody waits for yet, within INBOX_MAX_REPLIES and one maximal line's worth of bytes. */
+  private keep(reply: Reply, bytes: number): void {
+    this.inbox.push({ reply, bytes });
+    let total = this.inbox.reduce((sum, e) => sum + e.bytes, 0);
+    while (this.inbox.length > INBOX_MAX_REPLIES || (total > this.maxLineBytes && this.inbox.length > 1)) {
+      const dropped = this.inbox.shift();
+      total -= dropped?.bytes ?? 0;
+      if (this.junkLine({ dropped: dropped?.reply }, 'guest agent: inbox full, dropped the oldest unsolicited reply')) return;
+    }
+  }
+
+  /** One junk line: logged (rate-limited); true when it was one too many in a row and the connection is dropped. */
+  private junkLine(detail: Record<string, unknown>, msg: string): boolean {
+    if (!this.junk.junk(detail, msg)) return false;
+    this.markClosed(
+      new VmforkError('VMFORK_AGENT_PROTOCOL', `guest agent on ${this.socketPath} sent ${this.junk.maxJunkLines} junk lines in a row; the connection was dropped`, {
+        details: { socketPath: this.socketPath, junkLines: this.junk.maxJunkLines },
+      }),
+    );
+    this.socket.destroy();
+    return true;
+  }
+
+  private markClosed(reason: string | VmforkError): void {
     if (this.closedReason) return;
-    this.closedReason = new VmforkError('VMFORK_AGENT_UNAVAILABLE', why, { details: { socketPath: this.socketPath } });
+    this.closedReason = typeof reason === 'string' ? new VmforkError('VMFORK_AGENT_UNAVAILABLE', reason, { details: { socketPath: this.socketPath } }) : reason;
     this.waiter?.reject(this.closedReason);
   }
 }

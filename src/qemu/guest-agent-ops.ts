@@ -32,7 +32,10 @@ export interface ExecResult {
 }
 
 export interface FileOptions {
-  /** Bytes per guest-file-read/-write (the base64 of a chunk travels as one JSON line). @default 1 MiB */
+  /**
+   * Bytes per guest-file-read/-write (the base64 of a chunk travels as one JSON line). At most 16 MiB: a read's
+   * reply then stays under GUEST_AGENT_MAX_LINE_BYTES. @default 1 MiB
+   */
   chunkBytes?: number;
   /** Per agent command. @default the client's commandTimeoutMs */
   timeoutMs?: number;
@@ -59,6 +62,8 @@ const FIRST_POLL_MS = 5;
 const CALL_FLOOR_MS = 5_000;
 const DEFAULT_CHUNK = 1024 * 1024;
 const DEFAULT_MAX_READ = 256 * 1024 * 1024;
+/** 16 MiB of base64 is 21.3 MiB: well inside GUEST_AGENT_MAX_LINE_BYTES with the reply's JSON around it. */
+const MAX_CHUNK = 16 * 1024 * 1024;
 
 /** guest-exec with captured output, then guest-exec-status until the process has exited. */
 export async function guestExec(agent: AgentExecutor, path: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
@@ -103,7 +108,7 @@ function toResult(status: ExecStatus): ExecResult {
 
 /** Reads a whole guest file through guest-file-open/-read/-close. */
 export async function guestReadFile(agent: AgentExecutor, path: string, options: FileOptions = {}): Promise<Buffer> {
-  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK;
+  const chunkBytes = Math.min(options.chunkBytes ?? DEFAULT_CHUNK, MAX_CHUNK);
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_READ;
   return withHandle(agent, path, 'r', options, async (handle) => {
     const chunks: Buffer[] = [];

@@ -1,13 +1,16 @@
 import { QemuCommandError } from './command-queue.js';
 import type { ProtocolLogger } from './json-line-stream.js';
+import type { JunkOptions } from './junk-guard.js';
 
-export interface AgentConnectOptions {
+export interface AgentConnectOptions extends JunkOptions {
   /** Connect timeout. @default 5000 */
   timeoutMs?: number;
   /** Per-command timeout when a call is given none. @default 10000 */
   commandTimeoutMs?: number;
-  /** @default silent */
+  /** Junk lines and dropped replies are reported here (rate-limited). @default silent */
   logger?: ProtocolLogger;
+  /** A longer line is junk. @default GUEST_AGENT_MAX_LINE_BYTES */
+  maxLineBytes?: number;
 }
 
 export interface WaitReadyOptions extends Omit<AgentConnectOptions, 'timeoutMs'> {

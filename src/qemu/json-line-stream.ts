@@ -8,9 +8,13 @@ import { createConnection, type Socket } from 'node:net';
  * it marks the point where everything received before it (a half-read stale reply) must be thrown away.
  */
 export type Frame =
-  /** One parsed JSON value (any JSON: the client decides whether its shape makes sense). */
-  | { type: 'message'; value: unknown }
-  /** A line that is not JSON (or too long); `text` is its beginning, for the log. */
+  /** One parsed JSON value (any JSON: the client decides whether its shape makes sense); `bytes`: its line's length. */
+  | { type: 'message'; value: unknown; bytes: number }
+  /**
+   * A line that is not JSON, or one past the cap; `text` is its beginning, for the log. An over-long line comes out
+   * once, the moment it passes the cap (a peer that never writes a newline is still seen), and the rest of it up to
+   * its newline is skipped without being buffered.
+   */
   | { type: 'garbage'; text: string; error: string }
   /** A 0xFF byte: the partial line before it was dropped. */
   | { type: 'sentinel' };
@@ -22,12 +26,27 @@ export interface DecoderOptions {
    */
   sentinel?: boolean;
   /**
-   * A line longer than this is dropped as garbage instead of growing memory without bound. qemu-ga's own JSON
-   * parser stops at 64 MiB, so nothing legitimate is longer.
-   * @default 96 MiB
+   * A line longer than this is dropped as garbage instead of growing memory without bound. Each client passes the
+   * cap of its protocol (QMP_MAX_LINE_BYTES, GUEST_AGENT_MAX_LINE_BYTES).
+   * @default QMP_MAX_LINE_BYTES
    */
   maxLineBytes?: number;
 }
+
+/**
+ * The longest line QEMU's monitor sends us. The largest reply vmfork asks for is `query-block`, which nests the
+ * whole backing chain of every disk: on QEMU 7.2, 1.2 KiB for a disk on one backing file and 9.0 KiB for a chain of
+ * 21 images (about 0.4 KiB an image), so 1 MiB holds thousands of images; the greeting, events and every other
+ * reply are a few hundred bytes (docs/launcher.md, "Bounds").
+ */
+export const QMP_MAX_LINE_BYTES = 1024 * 1024;
+
+/**
+ * The longest line qemu-ga sends us: `guest-exec-status` carries stdout and stderr, each up to 16 MiB in qemu-ga
+ * (GUEST_EXEC_MAX_OUTPUT), as base64: 2 × 22,369,624 bytes plus a few hundred of JSON = 42.7 MiB. guest-file-read
+ * chunks are capped below that (guest-agent-ops.ts). 43 MiB leaves room for the JSON around the two strings.
+ */
+export const GUEST_AGENT_MAX_LINE_BYTES = 43 * 1024 * 1024;
 
 const LF = 0x0a;
 const SENTINEL = 0xff;
@@ -43,7 +62,7 @@ export class JsonLineDecoder {
 
   constructor(options: DecoderOptions = {}) {
     this.sentinel = options.sentinel ?? false;
-    this.maxLineBytes = options.maxLineBytes ?? 96 * 1024 * 1024;
+    this.maxLineBytes = options.maxLineBytes ?? QMP_MAX_LINE_BYTES;
   }
 
   push(chunk: Buffer): Frame[] {
@@ -57,40 +76,46 @@ export class JsonLineDecoder {
         frames.push({ type: 'sentinel' });
         start = ff + 1;
       } else if (lf !== -1) {
-        this.append(chunk.subarray(start, lf));
+        const overflow = this.append(chunk.subarray(start, lf));
+        if (overflow) frames.push(overflow);
         const frame = this.takeLine();
         if (frame) frames.push(frame);
         start = lf + 1;
       } else {
-        this.append(chunk.subarray(start));
+        const overflow = this.append(chunk.subarray(start));
+        if (overflow) frames.push(overflow);
         break;
       }
     }
     return frames;
   }
 
-  private append(bytes: Buffer): void {
-    if (this.overflowed || bytes.length === 0) return;
+  /** Buffers part of the current line; returns the garbage frame when this part takes the line past the cap. */
+  private append(bytes: Buffer): Frame | undefined {
+    if (this.overflowed || bytes.length === 0) return undefined;
     if (this.size + bytes.length > this.maxLineBytes) {
+      const text = Buffer.concat([...this.parts, bytes.subarray(0, GARBAGE_PREVIEW)]).subarray(0, GARBAGE_PREVIEW).toString('utf8');
       this.overflowed = true;
       this.parts = [];
       this.size = 0;
-      return;
+      return { type: 'garbage', text, error: `line longer than ${this.maxLineBytes} bytes` };
     }
     this.parts.push(bytes);
     this.size += bytes.length;
+    return undefined;
   }
 
   private takeLine(): Frame | undefined {
     if (this.overflowed) {
-      this.reset();
-      return { type: 'garbage', text: '', error: `line longer than ${this.maxLineBytes} bytes` };
+      this.reset(); // already reported when it passed the cap
+      return undefined;
     }
+    const bytes = this.size;
     const text = Buffer.concat(this.parts, this.size).toString('utf8').trim();
     this.reset();
     if (text === '') return undefined;
     try {
-      return { type: 'message', value: JSON.parse(text) as unknown };
+      return { type: 'message', value: JSON.parse(text) as unknown, bytes };
     } catch (err) {
       return { type: 'garbage', text: text.slice(0, GARBAGE_PREVIEW), error: (err as Error).message };
     }

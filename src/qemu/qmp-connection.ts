@@ -1,16 +1,19 @@
 import type { Socket } from 'node:net';
 import { VmforkError } from '../errors.js';
 import { QemuCommandError, SerialQueue, parseReply, type Reply } from './command-queue.js';
-import { JsonLineDecoder, SILENT_LOGGER, encodeJsonLine, isObject, type ProtocolLogger } from './json-line-stream.js';
+import { JsonLineDecoder, QMP_MAX_LINE_BYTES, SILENT_LOGGER, encodeJsonLine, isObject, type ProtocolLogger } from './json-line-stream.js';
+import { JunkGuard, type JunkOptions } from './junk-guard.js';
 import type { QmpEvent, QmpGreeting } from './qmp-types.js';
 
-export interface QmpConnectOptions {
+export interface QmpConnectOptions extends JunkOptions {
   /** Bounds connect + greeting + capabilities negotiation. @default 5000 */
   connectTimeoutMs?: number;
   /** Per-command timeout when `execute` is given none. @default 30000 */
   commandTimeoutMs?: number;
-  /** Unparseable lines and discarded replies are reported here. @default silent */
+  /** Unparseable lines and discarded replies are reported here (rate-limited). @default silent */
   logger?: ProtocolLogger;
+  /** A longer line is junk. @default QMP_MAX_LINE_BYTES */
+  maxLineBytes?: number;
 }
 
 export interface CommandOptions {
@@ -42,7 +45,8 @@ type CloseListener = (reason: VmforkError) => void;
  * is dropped instead of answering the next command.
  */
 export class QmpConnection {
-  private readonly decoder = new JsonLineDecoder();
+  private readonly decoder: JsonLineDecoder;
+  private readonly junk: JunkGuard;
   private readonly queue = new SerialQueue();
   private readonly waiters = new Map<number, Waiter>();
   private readonly eventListeners = new Map<string, Set<EventListener>>();
@@ -61,9 +65,11 @@ export class QmpConnection {
   ) {
     this.logger = options.logger ?? SILENT_LOGGER;
     this.commandTimeoutMs = options.commandTimeoutMs ?? 30_000;
+    this.decoder = new JsonLineDecoder({ maxLineBytes: options.maxLineBytes ?? QMP_MAX_LINE_BYTES });
+    this.junk = new JunkGuard(this.logger, { socketPath }, options);
     socket.on('data', (chunk: Buffer) => this.handleData(chunk));
     socket.on('error', (err) => this.logger.debug({ err, socketPath }, 'QMP socket error'));
-    socket.on('close', () => this.shutdown(`QMP socket ${socketPath} closed`));
+    socket.on('close', () => this.shutdown(unavailable(`QMP socket ${socketPath} closed`, socketPath)));
   }
 
   /** The greeting QEMU sent on connect. */
@@ -140,7 +146,7 @@ export class QmpConnection {
 
   /** Closes the connection; pending and queued commands reject with VMFORK_QMP_UNAVAILABLE. Idempotent. */
   close(): void {
-    this.shutdown('QMP client closed');
+    this.shutdown(unavailable('QMP client closed', this.socketPath));
     this.socket.destroy();
   }
 
@@ -198,10 +204,23 @@ export class QmpConnection {
 
   private handleData(chunk: Buffer): void {
     for (const frame of this.decoder.push(chunk)) {
+      if (this.closedReason) return;
       if (frame.type === 'message' && isObject(frame.value)) this.handleMessage(frame.value);
       else if (this.onGreeting) this.onGreeting(new VmforkError('VMFORK_QMP_PROTOCOL', `${this.socketPath} did not send a QMP greeting`));
-      else if (frame.type !== 'sentinel') this.logger.warn({ socketPath: this.socketPath, frame }, 'QMP: skipped unparseable line');
+      else if (frame.type === 'garbage') this.skip({ frame }, 'QMP: skipped unparseable line');
+      else this.skip({ value: frame.type === 'message' ? frame.value : undefined }, 'QMP: skipped a line that is not an object');
     }
+  }
+
+  /** One junk line: logged (rate-limited), and one too many in a row drops the connection. */
+  private skip(detail: Record<string, unknown>, msg: string): void {
+    if (!this.junk.junk(detail, msg)) return;
+    this.shutdown(
+      new VmforkError('VMFORK_QMP_PROTOCOL', `${this.socketPath} sent ${this.junk.maxJunkLines} junk lines in a row; the connection was dropped`, {
+        details: { socketPath: this.socketPath, junkLines: this.junk.maxJunkLines },
+      }),
+    );
+    this.socket.destroy();
   }
 
   private handleMessage(message: Record<string, unknown>): void {
@@ -216,14 +235,16 @@ export class QmpConnection {
     }
     const reply = parseReply(message);
     if (!reply) {
-      this.logger.warn({ socketPath: this.socketPath, message }, 'QMP: skipped unexpected message');
+      this.skip({ message }, 'QMP: skipped unexpected message');
       return;
     }
     // QEMU echoes our id; only a request it could not parse gets an id-less error, and with one command on the
     // wire at a time that error can only belong to it.
     const waiter = typeof message.id === 'number' ? this.waiters.get(message.id) : message.id === undefined && !reply.ok && this.waiters.size === 1 ? [...this.waiters.values()][0] : undefined;
-    if (waiter) waiter.settle(reply);
-    else this.logger.debug({ socketPath: this.socketPath, id: message.id }, 'QMP: discarded reply to a timed-out or unknown command');
+    if (waiter) {
+      this.junk.good();
+      waiter.settle(reply);
+    } else this.skip({ id: message.id }, 'QMP: discarded reply to a timed-out or unknown command');
   }
 
   private dispatchEvent(event: QmpEvent): void {
@@ -236,12 +257,13 @@ export class QmpConnection {
     }
   }
 
-  private shutdown(why: string): void {
+  /** Ends the connection for `reason`: commands in flight fail with its code (UNAVAILABLE, or PROTOCOL for junk). */
+  private shutdown(reason: VmforkError): void {
     if (this.closedReason) return;
-    const reason = new VmforkError('VMFORK_QMP_UNAVAILABLE', why, { details: { socketPath: this.socketPath } });
     this.closedReason = reason;
-    this.onGreeting?.(new VmforkError('VMFORK_QMP_UNAVAILABLE', `${why} before sending a greeting`));
-    for (const waiter of [...this.waiters.values()]) waiter.fail(new VmforkError('VMFORK_QMP_UNAVAILABLE', `${waiter.command}: ${why}`));
+    const why = reason.message;
+    this.onGreeting?.(new VmforkError(reason.code, `${why} before sending a greeting`));
+    for (const waiter of [...this.waiters.values()]) waiter.fail(new VmforkError(reason.code, `${waiter.command}: ${why}`, { details: reason.details }));
     for (const listener of [...this.closeListeners]) {
       try {
         listener(reason);
@@ -251,6 +273,10 @@ export class QmpConnection {
     }
     this.closeListeners.clear();
   }
+}
+
+function unavailable(why: string, socketPath: string): VmforkError {
+  return new VmforkError('VMFORK_QMP_UNAVAILABLE', why, { details: { socketPath } });
 }
 
 function isGreeting(message: Record<string, unknown>): message is Record<string, unknown> & QmpGreeting {

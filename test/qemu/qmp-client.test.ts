@@ -10,9 +10,10 @@ import { QMP_GREETING, delay, hasCode, peerPerTest, type PeerConnection } from '
 
 const fixture = peerPerTest();
 
-function captureLogger(): { warnings: string[]; logger: { debug(): void; warn(obj: object, msg?: string): void } } {
+function captureLogger(): { warnings: string[]; debugs: string[]; logger: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void } } {
   const warnings: string[] = [];
-  return { warnings, logger: { debug: () => undefined, warn: (_obj, msg) => warnings.push(msg ?? '') } };
+  const debugs: string[] = [];
+  return { warnings, debugs, logger: { debug: (_obj, msg) => debugs.push(msg ?? ''), warn: (_obj, msg) => warnings.push(msg ?? '') } };
 }
 
 /** Connects a client while the peer greets and negotiates. */
@@ -110,15 +111,16 @@ test('an error reply becomes QmpCommandError with class and desc', async () => {
   });
 });
 
-test('garbage lines after the greeting are logged and skipped', async () => {
-  const { warnings, logger } = captureLogger();
+test('garbage lines after the greeting are logged (the first at warn, the rest at debug) and skipped', async () => {
+  const { warnings, debugs, logger } = captureLogger();
   const { client, conn } = await connected({ logger });
   const result = client.execute('query-status');
   const request = await conn.expect('query-status');
   conn.raw('this is not json\r\n{"half": \r\n');
   conn.reply(request, { status: 'running', running: true });
   assert.deepEqual(await result, { status: 'running', running: true });
-  assert.equal(warnings.length, 2);
+  assert.deepEqual(warnings, ['QMP: skipped unparseable line']);
+  assert.deepEqual(debugs, ['QMP: skipped unparseable line']);
 });
 
 test('a peer that does not greet with QMP is a protocol error', async () => {
