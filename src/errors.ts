@@ -73,6 +73,8 @@ export const ERROR_REGISTRY = {
   VMFORK_ROUTE_NOT_FOUND: { status: 404, message: 'No such API route' },
   VMFORK_NOT_SUPPORTED: { status: 501, message: 'This server does not support the operation' },
   VMFORK_SERVER_UNAVAILABLE: { status: 503, message: 'Cannot reach the vmfork server' },
+  VMFORK_SERVER_RUNNING: { status: 409, message: 'A vmfork server already runs on this data dir' },
+  VMFORK_TOKEN_FILE_UNSAFE: { status: 500, message: 'The API token file is not private to this user' },
   VMFORK_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

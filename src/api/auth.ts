@@ -1,8 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
-import type { HomeLayout } from '../config/index.js';
+import { ensurePrivateDir, PRIVATE_FILE_MODE, readTokenFile, type HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
 
 /** `<home>/api-token`: the bearer token of the data dir's server; only its owner may read it. */
@@ -12,19 +12,20 @@ export function apiTokenPath(home: HomeLayout): string {
 
 /**
  * The server's bearer token: read from the token file, or made (32 random bytes) and written with mode 0600 at the
- * first start. The file is created exclusively, so two servers starting at once agree on one token; a file that
- * others could read is tightened back to 0600.
+ * first start. The file is created exclusively (O_EXCL: a symlink planted at the path is not followed), so two
+ * servers starting at once agree on one token. An existing file is trusted only if it is a regular file of this
+ * uid that group and other cannot read (readTokenFile): anything else is VMFORK_TOKEN_FILE_UNSAFE, never tightened
+ * or followed, because a token someone else could have read or planted is not a secret any more.
  */
 export async function ensureApiToken(home: HomeLayout): Promise<{ token: string; path: string }> {
   const path = apiTokenPath(home);
-  await mkdir(home.root, { recursive: true });
+  ensurePrivateDir(home.root);
   try {
-    await writeFile(path, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    await writeFile(path, `${randomBytes(32).toString('base64url')}\n`, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600);
   }
-  const token = (await readFile(path, 'utf8')).trim();
+  const token = await readTokenFile(path);
   if (token.length < 16) throw new VmforkError('VMFORK_INTERNAL', `the token file ${path} holds no usable token; remove it and restart the server`);
   return { token, path };
 }

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { createParser } from 'eventsource-parser';
-import type { HomeLayout } from '../config/index.js';
-import { ERROR_REGISTRY, VmforkError, type ErrorCode } from '../errors.js';
+import { readTokenFile, type HomeLayout } from '../config/index.js';
+import { ERROR_REGISTRY, isVmforkError, VmforkError, type ErrorCode } from '../errors.js';
 import type { TaskEvent } from '../task/index.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8470';
@@ -34,9 +33,10 @@ export function apiClient(home: HomeLayout, env: NodeJS.ProcessEnv = process.env
   const tokenPath = `${home.root}/api-token`;
   let token: Promise<string> | undefined;
   const readToken = (): Promise<string> =>
-    (token ??= readFile(tokenPath, 'utf8').then(
-      (t) => t.trim(),
+    (token ??= readTokenFile(tokenPath).catch(
       (err: NodeJS.ErrnoException) => {
+        // an unsafe file keeps its own code: the client refuses to send a token others could have read or planted
+        if (isVmforkError(err)) throw err;
         throw new VmforkError('VMFORK_SERVER_UNAVAILABLE', `no API token at ${tokenPath} (${err.code}): start the server with "vmfork serve" on this data dir (--home / VMFORK_HOME)`, { cause: err });
       },
     ));

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { homeLayout, resolveHome, type HomeLayout } from '../config/index.js';
+import { applyProcessUmask, ensurePrivateDir, homeLayout, resolveHome, type HomeLayout } from '../config/index.js';
 import { healedLine, healInterrupted } from '../heal/index.js';
 import { openStore, type Db } from '../store/index.js';
 import { createLogger, type Logger } from '../util/index.js';
@@ -20,11 +20,19 @@ export interface CliContext {
  * The composition root of every command. The first time a command needs the store, records left in a
  * transitional state by a vmfork process that died are finished or rolled back (src/heal/), and each one is said
  * on stderr — before the command acts on anything.
+ *
+ * Every command, `serve` included, comes through here first: so here the process takes the private umask and the
+ * data dir is made (or tightened to) 0700 before anything is written in it (docs/data-dir.md).
  */
 export function createContext(program: Command): CliContext {
   const opts = program.opts<{ home?: string }>();
   const home = homeLayout(resolveHome({ home: opts.home }));
+  applyProcessUmask();
+  const root = ensurePrivateDir(home.root);
   const log = createLogger(home.logs);
+  if (root.tightenedFrom !== undefined) {
+    log.warn({ dir: home.root, was: root.tightenedFrom.toString(8), now: '700' }, 'data dir was open to group or other: tightened to 0700');
+  }
   let ready: Promise<Db> | undefined;
   let opened: Db | undefined;
   const open = async (): Promise<Db> => {

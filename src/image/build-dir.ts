@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { VmforkError, isVmforkError } from '../errors.js';
+import { applySharedMode, PRIVATE_DIR_MODE } from '../config/index.js';
 import { isSameProcess, readStartTime } from '../host/index.js';
 import { run, waitUntil } from '../util/index.js';
 
@@ -36,7 +37,7 @@ async function readOwner(path: string): Promise<Owner | undefined> {
 export async function createBuildDir(imagesDir: string): Promise<string> {
   await mkdir(imagesDir, { recursive: true });
   const dir = join(imagesDir, `${BUILD_PREFIX}${randomBytes(6).toString('hex')}`);
-  await mkdir(dir, { mode: 0o755 });
+  await mkdir(dir, { mode: PRIVATE_DIR_MODE });
   const fh = await open(join(dir, OWNER_FILE), 'wx');
   await fh.writeFile(JSON.stringify(await selfOwner()));
   await fh.close();
@@ -103,6 +104,9 @@ export async function removeStaleBuildDirs(imagesDir: string): Promise<string[]>
  * recipe won the race): the caller then uses the winner's files and discards its own.
  */
 export async function publishDir(src: string, dest: string): Promise<boolean> {
+  // an image's files get the base-image mode (private today; the hook for the QEMU user's group) before anyone sees them
+  for (const f of await readdir(src)) await applySharedMode(join(src, f), 'base-image');
+  await applySharedMode(src, 'base-image', 'dir');
   try {
     await rename(src, dest);
     return true;

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { GUEST_ROOTFS_UMASK, withUmask } from '../config/index.js';
 import { VmforkError, toVmforkError } from '../errors.js';
 import { parseSize } from '../util/index.js';
 import { hostDebianMirror } from './apt-sources.js';
@@ -96,17 +97,21 @@ async function buildInto(
     await mkdir(ctx.outDir);
     progress(`building image ${hash} (${recipe.suite}, mirror ${mirror}) in ${buildDir}`);
     const steps: { name: string; seconds: number }[] = [];
-    for (const step of options.steps ?? IMAGE_BUILD_STEPS) {
-      const t0 = performance.now();
-      progress(`${step.name} …`);
-      try {
-        await step.run(ctx);
-      } catch (err) {
-        throw stepFailure(step.name, err);
+    // the steps make the guest's own root filesystem: its files need a guest's usual modes, not the host's private
+    // umask (the build dir around it stays 0700; publishDir gives the outputs the base-image mode)
+    await withUmask(GUEST_ROOTFS_UMASK, async () => {
+      for (const step of options.steps ?? IMAGE_BUILD_STEPS) {
+        const t0 = performance.now();
+        progress(`${step.name} …`);
+        try {
+          await step.run(ctx);
+        } catch (err) {
+          throw stepFailure(step.name, err);
+        }
+        steps.push({ name: step.name, seconds: Math.round(performance.now() - t0) / 1000 });
+        progress(`${step.name} done in ${steps[steps.length - 1]?.seconds.toFixed(1)} s`);
       }
-      steps.push({ name: step.name, seconds: Math.round(performance.now() - t0) / 1000 });
-      progress(`${step.name} done in ${steps[steps.length - 1]?.seconds.toFixed(1)} s`);
-    }
+    });
     const manifest: ImageManifest = {
       formatVersion: 1,
       source: 'built',

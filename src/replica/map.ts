@@ -118,7 +118,7 @@ async function makeReplica(deps: VmDeps, spec: ReplicaSpec, id: string, dir: str
       const target = diskFile(dir, d.id);
       // convert flattens the clone's backing chain: the replica depends on nothing but its own files
       await convert(d.path, target, { outFormat: 'qcow2' });
-      disks.push({ id: d.id, ...(await sealFile(target)) });
+      disks.push({ id: d.id, ...(await sealFile(target, 'replica-disk')) });
       faultPoint('replica.disk-copied');
     }
     const phase1: Phase1Record = { reboots: p1.reboots, mounts: p1.mounts, ms: p1.ms, copyMs: Math.round(performance.now() - t0) };

@@ -1,5 +1,6 @@
-import { chmod, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { applySharedMode, type SharedKind } from '../config/index.js';
 import { VmforkError } from '../errors.js';
 import { sha256File } from '../util/index.js';
 import { diskFile } from '../vm/index.js';
@@ -31,9 +32,12 @@ export interface FileRecord {
   ctimeMs: number;
 }
 
-/** Makes the file read-only, then hashes it (in that order: ctime then stays put). */
-export async function sealFile(path: string): Promise<FileRecord> {
-  await chmod(path, 0o444);
+/**
+ * Makes the file read-only (its kind's sealed mode: src/config/private-files.ts), then hashes it (in that order:
+ * ctime then stays put).
+ */
+export async function sealFile(path: string, kind: Extract<SharedKind, 'template-file' | 'replica-disk'> = 'template-file'): Promise<FileRecord> {
+  await applySharedMode(path, kind);
   const sha256 = await sha256File(path);
   const s = await stat(path);
   return { path, sha256, size: s.size, ino: s.ino, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs };

@@ -1,5 +1,6 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../config/index.js';
 import { VmforkError } from '../errors.js';
 import { sshFingerprint } from '../identity/index.js';
 import { leaseOfVm, scanSshHostKeyLines } from '../network/index.js';
@@ -37,10 +38,10 @@ export async function sshTarget(deps: VmDeps, name: string): Promise<SshTarget> 
     });
   }
   const dir = join(deps.home.run, 'ssh');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const knownHosts = join(dir, `${name}.known_hosts`);
-  await writeFile(knownHosts, `${line}\n`, { mode: 0o600 });
-  await chmod(knownHosts, 0o600);
+  await writeFile(knownHosts, `${line}\n`, { mode: PRIVATE_FILE_MODE });
+  await chmod(knownHosts, PRIVATE_FILE_MODE);
   return { vm: name, netns: lease.netns, address: lease.ip, knownHosts, fingerprint: served };
 }
 
