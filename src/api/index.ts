@@ -4,6 +4,7 @@
  */
 export { apiRoutes, buildApp, type AppOptions } from './app.js';
 export { apiTokenPath, ensureApiToken, tokenMatches } from './auth.js';
+export { acquireServerLock, askHolder, lockNameFor, type LockHolder, type ServerLock } from './server-lock.js';
 export { ErrorBodySchema, buildOpenApi } from './openapi.js';
 export type { ProvisionService } from './provision-service.js';
 export { DEFAULT_LISTEN, parseListen, startServer, type RunningServer, type StartServerOptions } from './server.js';

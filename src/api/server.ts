@@ -5,6 +5,7 @@ import { registerLocalHost } from '../host/index.js';
 import { listVmsReconciled, type VmDeps } from '../vm/index.js';
 import { buildApp } from './app.js';
 import { ensureApiToken } from './auth.js';
+import { acquireServerLock, type ServerLock } from './server-lock.js';
 import type { ProvisionService } from './provision-service.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8470';
@@ -46,6 +47,17 @@ export interface RunningServer {
  */
 export async function startServer(deps: VmDeps, options: StartServerOptions = {}): Promise<RunningServer> {
   const { host, port } = parseListen(options.listen ?? DEFAULT_LISTEN);
+  // first: a second server must be refused before it registers, reconciles or resumes anything
+  const lock = await acquireServerLock(deps.home.root);
+  try {
+    return await startLocked(deps, options, host, port, lock);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(deps: VmDeps, options: StartServerOptions, host: string, port: number, lock: ServerLock): Promise<RunningServer> {
   await registerLocalHost(deps);
   const { token, path: tokenPath } = await ensureApiToken(deps.home);
   const vms = await listVmsReconciled(deps);
@@ -60,6 +72,7 @@ export async function startServer(deps: VmDeps, options: StartServerOptions = {}
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  lock.setUrl(url);
   deps.log.info({ url, tokenPath, recovered: recovered.length }, 'api server listening');
   // after recovery: the resumed tasks' records are owned by this live process, so gc leaves them alone
   const gc = startGcTimer(deps, options.gcIntervalMs ?? GC_INTERVAL_MS);
@@ -74,6 +87,7 @@ export async function startServer(deps: VmDeps, options: StartServerOptions = {}
       sweeper?.stop();
       await gc.stop();
       await app.close();
+      await lock.release();
     },
   };
 }
