@@ -1,6 +1,7 @@
 import { buildQemuArgv, launchQemu, type LaunchedProcess } from '../qemu/index.js';
 import type { VmSpec } from '../spec/index.js';
 import { recordProcess } from '../store/index.js';
+import { confineVm } from './vm-confine.js';
 import type { VmDeps } from './vm-deps.js';
 import type { VmPaths } from './vm-paths.js';
 
@@ -9,7 +10,8 @@ import type { VmPaths } from './vm-paths.js';
  * one after a crash) can find, adopt or kill it.
  */
 export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, paths: VmPaths, options: { netns?: string } = {}): Promise<LaunchedProcess> {
-  const argv = buildQemuArgv(spec);
+  const confined = await confineVm(deps, name, spec, paths.dir);
+  const argv = [...buildQemuArgv(spec), ...confined.argv];
   // recorded the moment the process exists, not once QEMU greets: a kill in between must not orphan it
   const record = (p: LaunchedProcess): Promise<void> =>
     recordProcess(deps.db, {
@@ -23,7 +25,14 @@ export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, p
       started_at: new Date().toISOString(),
       exited_at: null,
     });
-  const launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp, onSpawn: record, ...(options.netns ? { netns: options.netns } : {}) });
-  deps.log.info({ vm: name, pid: launched.pid, netns: options.netns }, 'qemu launched');
+  const launched = await launchQemu({
+    argv,
+    stderrLog: paths.stderrLog,
+    qmpSocket: paths.qmp,
+    onSpawn: record,
+    ...(options.netns ? { netns: options.netns } : {}),
+    ...(spec.incomingState ? { incomingState: spec.incomingState } : {}),
+  });
+  deps.log.info({ vm: name, pid: launched.pid, netns: options.netns, uid: confined.identity?.uid }, 'qemu launched');
   return launched;
 }
