@@ -40,7 +40,7 @@ export const SHARED_MODES: Readonly<Record<SharedKind, { file: number; dir: numb
 };
 
 /**
- * Sets the mode a shared kind's file (or, with `dir`, directory) must have. With QEMU confined (src/host/qemu-user.ts)
+ * Sets the mode a shared kind's file (or, with `dir`, directory) must have. With QEMU confined (src/config/qemu-user.ts)
  * the file is root:vmfork-qemu and the group may read it (a directory: search it, not list it) — every VM's QEMU
  * needs it, none may change it; otherwise it stays private to vmfork's user.
  */

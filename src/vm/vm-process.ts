@@ -31,7 +31,8 @@ export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, p
     qmpSocket: paths.qmp,
     onSpawn: record,
     ...(options.netns ? { netns: options.netns } : {}),
-    ...(spec.incomingState ? { incomingState: spec.incomingState } : {}),
+    // only a QEMU waiting for its state gets it (a record may still name the state it once loaded)
+    ...(spec.incomingState && spec.incoming === 'defer' ? { incomingState: spec.incomingState } : {}),
   });
   deps.log.info({ vm: name, pid: launched.pid, netns: options.netns, uid: confined.identity?.uid }, 'qemu launched');
   return launched;
