@@ -20,6 +20,7 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflict with the current state',
   500: 'Internal error',
   501: 'Not supported by this server',
+  507: 'Not enough room on this host (memory or disk): `error.details` names the bound and how many fit; nothing was created',
 };
 
 function clean(schema: JsonSchema): JsonSchema {
