@@ -1,6 +1,7 @@
 import { buildQemuArgv, launchQemu, type LaunchedProcess } from '../qemu/index.js';
 import type { VmSpec } from '../spec/index.js';
 import { recordProcess } from '../store/index.js';
+import { startSerialLogger } from './serial-logger.js';
 import type { VmDeps } from './vm-deps.js';
 import type { VmPaths } from './vm-paths.js';
 
@@ -11,8 +12,8 @@ import type { VmPaths } from './vm-paths.js';
 export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, paths: VmPaths, options: { netns?: string } = {}): Promise<LaunchedProcess> {
   const argv = buildQemuArgv(spec);
   // recorded the moment the process exists, not once QEMU greets: a kill in between must not orphan it
-  const record = (p: LaunchedProcess): Promise<void> =>
-    recordProcess(deps.db, {
+  const record = async (p: LaunchedProcess): Promise<void> => {
+    await recordProcess(deps.db, {
       vm_name: name,
       pid: p.pid,
       start_time: p.startTime,
@@ -23,6 +24,9 @@ export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, p
       started_at: new Date().toISOString(),
       exited_at: null,
     });
+    // with QEMU, not once it greets: a booting guest writes its first lines at once
+    if (spec.serialSocket && spec.serialLog) await startSerialLogger({ socket: spec.serialSocket, log: spec.serialLog, qemuPid: p.pid, logger: deps.log });
+  };
   const launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp, onSpawn: record, ...(options.netns ? { netns: options.netns } : {}) });
   deps.log.info({ vm: name, pid: launched.pid, netns: options.netns }, 'qemu launched');
   return launched;
