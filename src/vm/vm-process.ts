@@ -27,7 +27,8 @@ export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, p
     // with QEMU, not once it greets: a booting guest writes its first lines at once
     if (spec.serialSocket && spec.serialLog) await startSerialLogger({ socket: spec.serialSocket, log: spec.serialLog, qemuPid: p.pid, logger: deps.log });
   };
-  const launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp, onSpawn: record, ...(options.netns ? { netns: options.netns } : {}) });
-  deps.log.info({ vm: name, pid: launched.pid, netns: options.netns }, 'qemu launched');
+  const cgroup = { scope: deps.home.root, vm: name, shape: spec };
+  const launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp, onSpawn: record, cgroup, ...(options.netns ? { netns: options.netns } : {}) });
+  deps.log.info({ vm: name, pid: launched.pid, netns: options.netns, cgroup: launched.cgroup?.why }, 'qemu launched');
   return launched;
 }
