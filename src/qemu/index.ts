@@ -11,3 +11,4 @@ export { adoptProcess, launchQemu, readPidfile, terminateProcess, type AdoptStat
 export { assertImageUsable, check, convert, createImage, createOverlay, info, version, type CheckResult, type CheckStatus, type ImageFormat, type ImageInfo } from './qemu-img.js';
 export { freezeToFile, resumeFromFile, type FreezeResult, type ResumeMarks } from './freeze-resume.js';
 export { connectUnixSocket, type ProtocolLogger } from './json-line-stream.js';
+export { JunkGuard, type JunkOptions } from './junk-guard.js';
