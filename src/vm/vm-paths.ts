@@ -44,7 +44,8 @@ export function vmPathsIn(dir: string): VmPaths {
     agent: join(dir, 'qga.sock'),
     guest: join(dir, 'vfg.sock'),
     serialLog: join(dir, 'serial.log'),
-    serialSocket: join(dir, 'serial.sock'),
+    // as short as the other sockets' names: the longest path a data dir allows stays the same
+    serialSocket: join(dir, 'tty.sock'),
     stderrLog: join(dir, 'qemu.stderr.log'),
     pidfile: join(dir, 'qemu.pid'),
   };
