@@ -106,14 +106,22 @@ async function checkMemory(spec: PoolSpec, want: PoolCapacityAsk, needsTemplate:
  * its new child names are free, and the capacity check. Call it inside the transaction that accepts the work.
  */
 export async function checkPoolFits(db: Db, spec: PoolSpec, host: HostProbe = LOCAL_HOST): Promise<void> {
-  await checkPoolRefs(db, spec);
-  const store = await requireDatastore(db, spec.datastore);
-  const bounds = hostBoundProblems(spec, await (host.limits ?? localHostLimits)(store.path));
-  if (bounds.length) throw invalidSpec(bounds);
+  await checkSpecBounds(db, spec, host);
   const others = new Set((await listVms(db)).filter((v) => v.pool_name !== spec.name).map((v) => v.name));
   const clash = poolChildNames(spec).slice(0, spec.size.max).find((n) => others.has(n));
   if (clash) throw fieldError('VMFORK_VM_EXISTS', 'naming', `child name "${clash}" is already a VM of this data dir`);
   await checkPoolCapacity(db, spec, undefined, host);
+}
+
+/**
+ * What a spec names exists (image, network, datastore: 404 naming the field), and its fields are within this host's
+ * bounds (400 naming each bound). Every path that accepts a spec (create, resize, push) runs it before anything.
+ */
+export async function checkSpecBounds(db: Db, spec: PoolSpec, host: HostProbe = LOCAL_HOST): Promise<void> {
+  await checkPoolRefs(db, spec);
+  const store = await requireDatastore(db, spec.datastore);
+  const bounds = hostBoundProblems(spec, await (host.limits ?? localHostLimits)(store.path));
+  if (bounds.length) throw invalidSpec(bounds);
 }
 
 function fieldError(code: ErrorCode, field: string, message: string, extra: Record<string, unknown> = {}): VmforkError {

@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { actorFor } from '../../src/host/index.js';
 import { checkPoolFits, type HostProbe } from '../../src/pool/capacity.js';
 import { diskOvercommit, setDiskOvercommit } from '../../src/pool/disk-budget.js';
 import { parsePoolSpec } from '../../src/pool/index.js';
-import { insertNetwork, insertPool, insertVm, LOCAL_HOST_ID, poolVms, type Db } from '../../src/store/index.js';
+import { insertNetwork, insertPool, insertVm, listPoolRows, LOCAL_HOST_ID, poolVms, type Db } from '../../src/store/index.js';
 import { deskSpec, withPool } from './scripted-parts.js';
 
 const GiB = 1024 ** 3;
@@ -116,4 +117,24 @@ test('a pool larger than one fork batch is registered in batches of at most 256'
   assert.equal(task.state, 'succeeded', JSON.stringify(task.lastError));
   assert.deepEqual(counts, [256, 44]);
   assert.equal((await poolVms(deps.db, 'desk')).filter((v) => v.state === 'registered').length, 300);
+}));
+
+test('host bounds on every path that takes a spec: create, resize and push answer 400 naming the bound, nothing made', withPool(async ({ deps, service, ended }) => {
+  const cpus = availableParallelism();
+  const refusedAt = async (p: Promise<unknown>, path: string, message: RegExp): Promise<void> => {
+    await assert.rejects(p, (err: { code: string; details: { problems: { path: string; message: string }[] } }) => {
+      assert.equal(err.code, 'VMFORK_INVALID_ARGUMENT');
+      assert.equal(err.details.problems[0]?.path, path);
+      assert.match(err.details.problems[0]?.message ?? '', message);
+      return true;
+    });
+  };
+  await refusedAt(service.createPool(deskSpec({ cpus: cpus + 1 })), 'cpus', new RegExp(`^at most ${cpus} \\(this host's CPUs\\)$`));
+  await refusedAt(service.createPool(deskSpec({ provisioning: 'on-demand', size: { max: 4, min: 0 }, memory: '1T' })), 'memory', /^at most \d+G \(this host's RAM\)$/);
+  assert.equal((await listPoolRows(deps.db)).length, 0, 'nothing was made');
+  assert.equal((await ended((await service.createPool(deskSpec())).taskId)).state, 'succeeded');
+  await refusedAt(service.resizePool('desk', { max: 100_000 }), 'size.max', /^at most 10000$/);
+  // a push keeps memory and cpus (a new template otherwise); its disks meet the datastore's bound
+  await refusedAt(service.updatePool('desk', deskSpec({ disks: { disposable: '60T' } })), 'disks.disposable', /^at most \d+G \(the size of datastore default\)$/);
+  assert.equal((await listPoolRows(deps.db))[0]?.spec_json, JSON.stringify(parsePoolSpec(deskSpec())), 'the pool is as it was');
 }));

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { batches } from '../../src/pool/converge.js';
 import { hostBoundProblems, type HostLimits } from '../../src/pool/host-bounds.js';
-import { ResizeRequestSchema, zodProblems } from '../../src/pool/index.js';
+import type { z } from 'zod';
+import { ClaimRequestSchema, MAX_CLAIM_WAIT_SECONDS, MAX_TTL_SECONDS, ResizeRequestSchema, zodProblems } from '../../src/pool/index.js';
 import { parsePoolSpec, type SpecProblem } from '../../src/pool/spec.js';
 import { MAX_FORK_COUNT } from '../../src/fork/index.js';
 import { problems } from './spec-problems.js';
@@ -63,10 +64,18 @@ test('static bounds: values at the bound are accepted', () => {
   assert.equal(spec.customize.perChild[0]?.args.a?.length, 4096);
 });
 
-test('a resize request names its bound', () => {
-  const r = ResizeRequestSchema.safeParse({ max: 100_000 });
-  assert.equal(r.success, false);
-  assert.deepEqual(zodProblems(r.error?.issues ?? []), [{ path: 'max', message: 'at most 10000' }]);
+test('resize and claim requests name their bounds', () => {
+  const cases: [z.ZodType, unknown, SpecProblem[]][] = [
+    [ResizeRequestSchema, { max: 100_000 }, [{ path: 'max', message: 'at most 10000' }]],
+    [ResizeRequestSchema, { max: 0.5 }, [{ path: 'max', message: 'must be a whole number' }]],
+    [ClaimRequestSchema, { ttlSeconds: 1e9 }, [{ path: 'ttlSeconds', message: `at most ${MAX_TTL_SECONDS}` }]],
+    [ClaimRequestSchema, { waitSeconds: 1e9 }, [{ path: 'waitSeconds', message: `at most ${MAX_CLAIM_WAIT_SECONDS}` }]],
+    [ClaimRequestSchema, { ttlSeconds: 'x' }, [{ path: 'ttlSeconds', message: 'must be a whole number of seconds' }]],
+  ];
+  for (const [schema, body, expected] of cases) {
+    const r = schema.safeParse(body);
+    assert.deepEqual(zodProblems(r.error?.issues ?? []), expected, JSON.stringify(body));
+  }
 });
 
 const HOST: HostLimits = { memoryMiB: 2048 + 300, cpus: 2, datastoreBytes: 10 * 1024 ** 3 + 5 };
