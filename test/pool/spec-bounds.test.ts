@@ -7,6 +7,7 @@ import { ClaimRequestSchema, MAX_CLAIM_WAIT_SECONDS, MAX_TTL_SECONDS, ResizeRequ
 import { parsePoolSpec, type SpecProblem } from '../../src/pool/spec.js';
 import { MAX_FORK_COUNT } from '../../src/fork/index.js';
 import { problems } from './spec-problems.js';
+import { checkCpus } from '../../src/vm/index.js';
 
 const MINIMAL = { name: 'lab', image: 'default', size: { max: 3 }, disks: { disposable: '128M' } };
 const hook = (over: object): object => ({ customize: { perChild: [{ path: '/usr/local/lib/vmfork/p.sh', ...over }] } });
@@ -108,4 +109,12 @@ test('batches: a pool larger than one fork batch is forked in runs of at most MA
   assert.deepEqual(batches(names).flat(), names);
   assert.deepEqual(batches([]), []);
   assert.deepEqual(batches(names.slice(0, 256)).map((b) => b.length), [256]);
+});
+
+test('--cpus of vm boot and template create: at most this host\'s CPUs (and 64)', () => {
+  assert.equal(checkCpus(2, 2), 2);
+  assert.equal(checkCpus(undefined, 2), 1);
+  assert.throws(() => checkCpus(3, 2), { code: 'VMFORK_INVALID_ARGUMENT', message: /--cpus: a whole number from 1 to 2 \(this host's CPUs\), got 3/ });
+  assert.throws(() => checkCpus(65, 128), { code: 'VMFORK_INVALID_ARGUMENT', message: /from 1 to 64, got 65/ });
+  assert.throws(() => checkCpus(1.5, 2), { code: 'VMFORK_INVALID_ARGUMENT' });
 });
