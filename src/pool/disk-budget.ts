@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { VmforkError } from '../errors.js';
-import { getImage, getReplica, getSetting, listPoolRows, liveQueueTasks, poolVms, putSetting, type Db, type PoolRow, type VmRow } from '../store/index.js';
+import { getImage, getPoolReservation, getReplica, getSetting, listPoolRows, liveQueueTasks, poolVms, putSetting, type Db, type PoolRow, type VmRow } from '../store/index.js';
 import { parseSize } from '../util/index.js';
 import type { PoolSpec } from './spec.js';
 import { parsePoolSpec } from './spec.js';
@@ -43,10 +43,25 @@ export function replicaBytes(spec: PoolSpec): number {
   return 1024 ** 3 + parseSize(spec.disks.disposable) + (spec.persistent && spec.disks.userData ? parseSize(spec.disks.userData) : 0);
 }
 
-/** The size a pool is heading for: its spec's, or a larger one a queued or running resize asks (accepted work). */
+/** How long a resize's reservation holds with no task recorded (its server died between the check and the queueing). */
+const UNQUEUED_RESERVATION_MS = 5 * 60_000;
+
+/**
+ * The size a resize reserved for a pool while that resize is live: just accepted (its task not queued yet), or its
+ * task queued or running. undefined once it ended (the spec then says the size) or never was.
+ */
+export async function liveReservedMax(db: Db, pool: string, now: number = Date.now()): Promise<number | undefined> {
+  const r = await getPoolReservation(db, pool);
+  if (!r) return undefined;
+  if (r.task_id === null) return now - Date.parse(r.created_at) < UNQUEUED_RESERVATION_MS ? r.max : undefined;
+  return (await liveQueueTasks(db, pool)).some((t) => t.id === r.task_id) ? r.max : undefined;
+}
+
+/** The size a pool is heading for: its spec's, or a larger one a live resize reserved or asks (accepted work). */
 export async function acceptedMax(db: Db, row: PoolRow, spec: PoolSpec): Promise<number> {
   const resizes = (await liveQueueTasks(db, row.name)).filter((t) => t.kind === 'pool-resize');
-  return Math.max(spec.size.max, ...resizes.map((t) => Number((JSON.parse(t.input_json) as { max?: number }).max ?? 0)));
+  const asked = resizes.map((t) => Number((JSON.parse(t.input_json) as { max?: number }).max ?? 0));
+  return Math.max(spec.size.max, (await liveReservedMax(db, row.name)) ?? 0, ...asked);
 }
 
 /** Bytes the overlays of these children already hold (they count in the datastore's used space, not its free). */

@@ -1,7 +1,7 @@
 import { getTemplate, listPoolRows, liveQueueTasks, poolVms, type Db } from '../store/index.js';
 import { childShape } from '../replica/index.js';
 import { isMade, targetActive } from './converge.js';
-import { acceptedMax } from './disk-budget.js';
+import { acceptedMax, liveReservedMax } from './disk-budget.js';
 import type { PoolSpec } from './spec.js';
 import { parsePoolSpec, poolChildNames } from './spec.js';
 
@@ -51,8 +51,10 @@ export interface Pending {
 export async function pendingOfOthers(db: Db, spec: PoolSpec): Promise<Pending> {
   const out: Pending = { memoryMiB: 0, addresses: 0 };
   for (const row of await listPoolRows(db)) {
-    // a pool just accepted is `provisioning` before its task is queued: it counts from its insert on
-    if (row.name === spec.name || (row.state !== 'provisioning' && (await liveQueueTasks(db, row.name)).length === 0)) continue;
+    // a pool just accepted is `provisioning` (a resize just accepted has its reservation) before its task is
+    // queued: it counts from its insert on
+    if (row.name === spec.name) continue;
+    if (row.state !== 'provisioning' && (await liveQueueTasks(db, row.name)).length === 0 && (await liveReservedMax(db, row.name)) === undefined) continue;
     const parsed = parsePoolSpec(JSON.parse(row.spec_json));
     const other = { ...parsed, size: { ...parsed.size, max: await acceptedMax(db, row, parsed) } };
     const growth = await poolGrowth(db, other);

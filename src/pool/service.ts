@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
-import { getPool, insertPool, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, withWriteLock, type PoolRow } from '../store/index.js';
+import { getPool, insertPool, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, putPoolReservation, requirePool, requireVm, setPoolReservationTask, updatePool, withWriteLock, type PoolRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
 import { createClaimService } from './claim-service.js';
 import { pushOf } from './push.js';
@@ -125,10 +125,15 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
       await assertNotRemoving(name);
       const spec = poolSpecOf(row);
       // the new size goes through the same checks as a new spec (names enough for max, min ≤ max, …) and capacity
-      await withWriteLock(deps.db, (conn) => checkPoolFits(conn, parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } })));
+      // the check and the new size's reservation are one transaction: a create checked before the task is queued counts it
+      await withWriteLock(deps.db, async (conn) => {
+        await checkPoolFits(conn, parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } }));
+        await putPoolReservation(conn, name, request.max);
+      });
       const waiting = (await liveQueueTasks(deps.db, name)).filter((t) => t.kind === 'pool-resize' && t.state === 'queued');
       for (const t of waiting) await cancelTask(deps, t.id).catch(() => undefined);
       const task = await run('pool-resize', name, name, { pool: name, max: request.max });
+      await setPoolReservationTask(deps.db, name, task.taskId);
       await updatePool(deps.db, name, { task_id: task.taskId });
       return { ...task, supersedes: waiting.map((t) => t.id) };
     },

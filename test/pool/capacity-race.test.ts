@@ -5,9 +5,9 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { actorFor } from '../../src/host/index.js';
 import { checkPoolFits, type HostProbe } from '../../src/pool/capacity.js';
-import { diskOvercommit, setDiskOvercommit } from '../../src/pool/disk-budget.js';
+import { diskOvercommit, liveReservedMax, setDiskOvercommit } from '../../src/pool/disk-budget.js';
 import { parsePoolSpec } from '../../src/pool/index.js';
-import { insertNetwork, insertPool, insertVm, listPoolRows, LOCAL_HOST_ID, poolVms, type Db } from '../../src/store/index.js';
+import { getPoolReservation, insertNetwork, insertPool, insertVm, listPoolRows, LOCAL_HOST_ID, poolVms, putPoolReservation, type Db } from '../../src/store/index.js';
 import { deskSpec, withPool } from './scripted-parts.js';
 
 const GiB = 1024 ** 3;
@@ -137,4 +137,44 @@ test('host bounds on every path that takes a spec: create, resize and push answe
   // a push keeps memory and cpus (a new template otherwise); its disks meet the datastore's bound
   await refusedAt(service.updatePool('desk', deskSpec({ disks: { disposable: '60T' } })), 'disks.disposable', /^at most \d+G \(the size of datastore default\)$/);
   assert.equal((await listPoolRows(deps.db))[0]?.spec_json, JSON.stringify(parsePoolSpec(deskSpec())), 'the pool is as it was');
+}));
+
+test('a resize and a create racing: the resize reserves its size with its check, so only one of them is accepted', withPool(async ({ deps, service, ended }) => {
+  await network(deps.db, 'lab', '10.77.0.0/29');
+  assert.equal((await ended((await service.createPool(deskSpec({ name: 'a', network: 'lab', size: { max: 2 }, naming: { pattern: 'a-{n}' } }))).taskId)).state, 'succeeded');
+  // 3 addresses left: a's growth by 2 and b's 3 do not fit together
+  const results = await Promise.allSettled([
+    service.resizePool('a', { max: 4 }),
+    service.createPool(deskSpec({ name: 'b', network: 'lab', size: { max: 3 }, naming: { pattern: 'b-{n}' } })),
+  ]);
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(results.map((r) => r.status === 'rejected' ? (r.reason as Error).message : 'ok')));
+  const lost = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  assert.equal((lost?.reason as { code: string }).code, 'VMFORK_NETWORK_EXHAUSTED');
+  for (const r of results) if (r.status === 'fulfilled') assert.equal((await ended(r.value.taskId)).state, 'succeeded');
+}));
+
+test('a resize accepted and not yet queued holds its reservation: a create checked in that moment counts it', withPool(async ({ deps, service, ended }) => {
+  await network(deps.db, 'lab', '10.77.0.0/29');
+  assert.equal((await ended((await service.createPool(deskSpec({ name: 'a', network: 'lab', size: { max: 2 }, naming: { pattern: 'a-{n}' } }))).taskId)).state, 'succeeded');
+  // what resizePool's transaction leaves before its task is queued
+  await putPoolReservation(deps.db, 'a', 4);
+  await assert.rejects(service.createPool(deskSpec({ name: 'b', network: 'lab', size: { max: 3 }, naming: { pattern: 'b-{n}' } })), (err: { code: string; details: { fit: number; asked: number } }) => {
+    assert.equal(err.code, 'VMFORK_NETWORK_EXHAUSTED');
+    assert.deepEqual([err.details.fit, err.details.asked], [1, 3]);
+    return true;
+  });
+}));
+
+test('a reservation lives while its resize does: unqueued for 5 minutes at most, then as long as its task', withPool(async ({ deps, service, ended }) => {
+  assert.equal((await ended((await service.createPool(deskSpec({ size: { max: 1 } }))).taskId)).state, 'succeeded');
+  const now = Date.now();
+  await putPoolReservation(deps.db, 'desk', 5, new Date(now).toISOString());
+  assert.equal(await liveReservedMax(deps.db, 'desk', now + 60_000), 5, 'accepted, its task not queued yet');
+  assert.equal(await liveReservedMax(deps.db, 'desk', now + 6 * 60_000), undefined, 'its server died before queueing it');
+  const resize = await service.resizePool('desk', { max: 2 });
+  assert.equal((await getPoolReservation(deps.db, 'desk'))?.task_id, resize.taskId);
+  assert.equal((await ended(resize.taskId)).state, 'succeeded');
+  assert.equal(await liveReservedMax(deps.db, 'desk'), undefined, 'its task ended: the spec says the size');
+  await service.removePool('desk').then((t) => ended(t.taskId));
+  assert.equal(await getPoolReservation(deps.db, 'desk'), undefined, 'gone with its pool');
 }));

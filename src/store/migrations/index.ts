@@ -11,6 +11,7 @@ import { claims } from './009-claims.js';
 import { checkpoints } from './010-checkpoints.js';
 import { templateParents } from './011-template-parents.js';
 import { poolPush } from './012-pool-push.js';
+import { poolReservations } from './013-pool-reservations.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -29,6 +30,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '010-checkpoints': checkpoints,
   '011-template-parents': templateParents,
   '012-pool-push': poolPush,
+  '013-pool-reservations': poolReservations,
 };
 
 export const migrationProvider: MigrationProvider = {
