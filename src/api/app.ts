@@ -66,7 +66,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   // a pool spec may be POSTed as the YAML file itself
   app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_req, body, done) => {
     try {
-      done(null, parseYaml(body as string, { uniqueKeys: true }));
+      // logLevel error: a YAML warning (an unknown tag) would go to the process's stderr, which a client must not reach
+      done(null, parseYaml(body as string, { uniqueKeys: true, logLevel: 'error' }));
     } catch (err) {
       done(invalidSpec([{ path: '', message: `not valid YAML: ${(err as Error).message.split('\n')[0]}` }], 'request body'));
     }
