@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { isVmforkError } from '../errors.js';
+import { waitUntil } from '../util/index.js';
 import { detectCgroups, type CgroupController, type CgroupHierarchy, type CgroupSupport, type CgroupSys } from './cgroup-detect.js';
 
 /**
@@ -206,16 +208,37 @@ export async function listVmCgroups(scope: string, sys: CgroupSys = {}): Promise
 }
 
 /**
- * Removes a VM's cgroups once its QEMU is gone; idempotent. A cgroup still holding a process (EBUSY) is left and
- * returned: the VM's QEMU outlived its teardown, and the next gc pass removes the cgroup once it is empty.
+ * How long a removal waits for a cgroup to empty: a QEMU that was just stopped leaves it a moment after
+ * `waitForExit` saw it end (its other threads still exiting, or the zombie not reaped yet), and rmdir says EBUSY.
  */
-export async function removeVmCgroup(scope: string, vm: string, sys: CgroupSys = {}): Promise<string[]> {
+export const CGROUP_EMPTY_WAIT_MS = 5_000;
+
+async function tryRmdir(dir: string): Promise<'gone' | 'busy' | 'refused'> {
+  try {
+    await rmdir(dir);
+    return 'gone';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'gone' : code === 'EBUSY' ? 'busy' : 'refused';
+  }
+}
+
+/**
+ * Removes a VM's cgroups once its QEMU is gone; idempotent. One still holding a process after `waitMs` (or refused
+ * otherwise) is left and returned: the VM's QEMU outlived its teardown, and gc removes the cgroup once it is empty.
+ */
+export async function removeVmCgroup(scope: string, vm: string, sys: CgroupSys = {}, waitMs = CGROUP_EMPTY_WAIT_MS): Promise<string[]> {
   const left: string[] = [];
   for (const dir of (await listVmCgroups(scope, sys)).get(vm) ?? []) {
     // rmdir, never a recursive rm: a cgroup's interface files vanish with it, and rmdir refuses a busy one
-    await rmdir(dir).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') left.push(dir);
+    const outcome = await waitUntil(async () => {
+      const r = await tryRmdir(dir);
+      return r === 'busy' ? undefined : r;
+    }, { deadlineMs: waitMs, everyMs: 50, what: `cgroup ${dir} to empty` }).catch((err: unknown) => {
+      if (isVmforkError(err) && err.code === 'VMFORK_TIMEOUT') return 'busy' as const;
+      throw err;
     });
+    if (outcome !== 'gone') left.push(dir);
   }
   return left;
 }
