@@ -58,7 +58,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], extra: Record<string, 
   for (const [id, schema] of Object.entries(extra)) ref(responses, schema, id);
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const r of routes) {
-    const errors = new Set([...(r.errors ?? []), 500, ...(r.auth === false ? [] : [401, 403]), ...(r.params || r.query || r.body ? [400] : [])]);
+    const errors = new Set([...(r.errors ?? []), 500, ...(r.auth === false ? [] : [401, 403]), 400]);
     const ok =
       r.response === 'event-stream'
         ? { description: 'Server-sent events: `id` is the event number, `event` its kind, `data` a TaskEvent (JSON)', content: { 'text/event-stream': { schema: { type: 'string' } } } }
