@@ -93,7 +93,7 @@ async function applyOne(deps: VmDeps, a: GcAction, scan: GcScan, healed: () => P
     }
     case 'remove-cgroup': {
       if (await getVm(db, a.vm)) return NO_LONGER(`${a.vm} has a record now`);
-      const left = await removeVmCgroup(deps.home.root, a.vm);
+      const left = await removeVmCgroup(deps.home.root, a.vm, {}, 0);
       return left.length ? { done: false, error: `still holds a process: ${left.join(', ')}` } : { done: true };
     }
     case 'remove-file': {

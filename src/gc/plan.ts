@@ -153,11 +153,14 @@ function networkActions(scan: GcScan, healing: ReadonlySet<string>): GcAction[] 
   return out;
 }
 
-/** A VM's cgroup outlives its record only when a teardown was cut short, or its QEMU was still exiting then. */
+/**
+ * A VM's cgroup outlives its record when a teardown was cut short, or its QEMU was still exiting then. Only an
+ * empty one is removed: one holding a process may be a warm process's, renamed to the child that took it.
+ */
 function cgroupActions(scan: GcScan): GcAction[] {
   const vmNames = new Set(scan.vms.map((v) => v.name));
   return scan.cgroups
-    .filter((c) => !vmNames.has(c.vm))
+    .filter((c) => c.empty && !vmNames.has(c.vm))
     .map((c) => ({ kind: 'remove-cgroup' as const, vm: c.vm, target: c.paths.join(', '), reason: `the cgroup of VM ${c.vm}, which has no record` }));
 }
 

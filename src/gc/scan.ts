@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { isSameProcess, listVmCgroups, ownerAlive, readProcStat } from '../host/index.js';
+import { cgroupsEmpty, isSameProcess, listVmCgroups, ownerAlive, readProcStat } from '../host/index.js';
 import { BRIDGE_NAME, inspectNamespace, listNamespaces, NETNS_PREFIX_SETTING } from '../network/index.js';
 import { networkStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, type VmRole, type VmState } from '../state/index.js';
 import {
@@ -35,7 +35,7 @@ export interface GcScan {
   /** Directories under vms/, templates/, and each datastore's replicas/ and promoted/ (absolute paths). */
   dirs: { vm: string[]; template: string[]; replica: string[]; promoted: string[] };
   /** This data dir's VM cgroups (docs/cgroups.md) by VM name, each with its directory in every hierarchy. */
-  cgroups: { vm: string; paths: string[] }[];
+  cgroups: { vm: string; paths: string[]; empty: boolean }[];
   /** Taps found in each network's namespace (listed before the leases). */
   taps: { network: string; netns: string; bridge: string; tap: string }[];
   /** Namespaces named with this data dir's own prefix, with what they hold. */
@@ -190,7 +190,7 @@ export async function liveTaskCount(db: Db): Promise<number> {
 export async function scanDataDir(deps: VmDeps): Promise<GcScan> {
   const { db, home } = deps;
   const qemus = await qemuProcessesUnder(home.root);
-  const cgroups = [...(await listVmCgroups(home.root))].map(([vm, paths]) => ({ vm, paths }));
+  const cgroups = await Promise.all([...(await listVmCgroups(home.root))].map(async ([vm, paths]) => ({ vm, paths, empty: await cgroupsEmpty(paths) })));
   const { taps, namespaces } = await scanNetworks(db);
   const datastores = await listDatastores(db);
   const dirs = {

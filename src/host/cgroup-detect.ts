@@ -26,6 +26,8 @@ export interface CgroupSys {
   /** Text in /proc/self/mounts format; its mount points may lie anywhere (a temp dir in tests). */
   mounts?: string;
   env?: NodeJS.ProcessEnv;
+  /** Text in /proc/PID/cgroup format for the process asked about (tests). */
+  procCgroup?: string;
 }
 
 /** /proc/mounts escapes blanks, tabs, newlines and backslashes in paths as octal (`\040`). */

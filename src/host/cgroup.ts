@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { access, mkdir, readdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { isVmforkError } from '../errors.js';
 import { waitUntil } from '../util/index.js';
 import { detectCgroups, type CgroupController, type CgroupHierarchy, type CgroupSupport, type CgroupSys } from './cgroup-detect.js';
@@ -205,6 +205,33 @@ export async function listVmCgroups(scope: string, sys: CgroupSys = {}): Promise
     }
   }
   return out;
+}
+
+/** True when none of these cgroups holds a process (gc removes only such: a live one may be a renamed VM's). */
+export async function cgroupsEmpty(paths: readonly string[]): Promise<boolean> {
+  for (const p of paths) if ((await readFile(join(p, 'cgroup.procs'), 'utf8').catch(() => '')).trim() !== '') return false;
+  return true;
+}
+
+/**
+ * Renames the cgroups process `pid` sits in to VM `vm`'s name: a warm process taken by a fork becomes a child of
+ * another name, and its cgroup must follow, or the child's teardown would not find it. A rename cgroupfs refuses
+ * (or a process outside our cgroups) leaves the old name: its cgroup is gc's once it is empty.
+ */
+export async function renameVmCgroupOf(scope: string, pid: number, vm: string, sys: CgroupSys = {}): Promise<void> {
+  const r = await resolveCgroups(sys);
+  if ('why' in r) return;
+  const prefix = cgroupPrefix(scope);
+  const lines = (sys.procCgroup ?? (await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => ''))).split('\n');
+  for (const h of r.support.hierarchies) {
+    const line = lines.find((l) => {
+      const list = l.split(':')[1];
+      return h.version === 2 ? list === '' : (list ?? '').split(',').some((c) => (h.controllers as string[]).includes(c));
+    });
+    const path = line?.split(':').slice(2).join(':');
+    if (!path || !basename(path).startsWith(prefix) || basename(path) === `${prefix}${vm}`) continue;
+    await rename(join(h.mount, path), join(h.mount, dirname(path), `${prefix}${vm}`)).catch(() => undefined);
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ export { ACCEL_CHOICES, detectAccel, parseAccelChoice, readHostFacts, type Accel
 export { availableMemoryMiB, checkHostCapacity, type CapacityRequest } from './capacity.js';
 export { freeSpace, type FreeSpace } from './disk-space.js';
 export { CGROUP_CONTROLLERS, detectCgroups, type CgroupController, type CgroupHierarchy, type CgroupSupport, type CgroupSys } from './cgroup-detect.js';
-export { cgroupPrefix, listVmCgroups, placeInCgroup, probeCgroups, removeVmCgroup, vmCgroupLimits, type CgroupLimits, type CgroupPlacement, type CgroupShape, type VmCgroupRequest } from './cgroup.js';
+export { cgroupPrefix, cgroupsEmpty, listVmCgroups, placeInCgroup, probeCgroups, removeVmCgroup, renameVmCgroupOf, vmCgroupLimits, type CgroupLimits, type CgroupPlacement, type CgroupShape, type VmCgroupRequest } from './cgroup.js';
 export { CONFINEMENT_PROBES, confinementLayers, type ConfinementLayer, type ConfinementOptions } from './confinement.js';
 export { runDoctor, type DoctorCheck, type DoctorOptions, type DoctorReport } from './doctor.js';
 export { isSameProcess, processesWithArg, readProcStat, readStartTime, waitForExit, type ProcStat } from './proc-stat.js';

@@ -103,8 +103,13 @@ test('a namespace with this data dir\'s prefix and no network record is deleted,
   assert.deepEqual(plan[0]?.kind === 'delete-netns' && plan[0].ownerId, '2');
 });
 
-test("a VM's cgroup is removed when no VM record has its name", () => {
-  const plan = planGc(scan({ vms: [vm('kept')], cgroups: [{ vm: 'kept', paths: ['/cg/memory/vmfork-t.kept'] }, { vm: 'gone', paths: ['/cg/memory/vmfork-t.gone', '/cg/pids/vmfork-t.gone'] }] }));
+test("a VM's cgroup is removed when no VM record has its name and it holds no process", () => {
+  const cgroups = [
+    { vm: 'kept', paths: ['/cg/memory/vmfork-t.kept'], empty: true },
+    { vm: 'gone', paths: ['/cg/memory/vmfork-t.gone', '/cg/pids/vmfork-t.gone'], empty: true },
+    { vm: 'renamed', paths: ['/cg/memory/vmfork-t.renamed'], empty: false },
+  ];
+  const plan = planGc(scan({ vms: [vm('kept')], cgroups }));
   assert.deepEqual(plan.map((a) => `${a.kind} ${a.target}`), ['remove-cgroup /cg/memory/vmfork-t.gone, /cg/pids/vmfork-t.gone']);
 });
 

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detectCgroups } from '../../src/host/cgroup-detect.js';
-import { cgroupPrefix, listVmCgroups, placeInCgroup, probeCgroups, removeVmCgroup, vmCgroupLimits } from '../../src/host/cgroup.js';
+import { cgroupPrefix, cgroupsEmpty, listVmCgroups, placeInCgroup, probeCgroups, removeVmCgroup, renameVmCgroupOf, vmCgroupLimits } from '../../src/host/cgroup.js';
 import { confinementLayers } from '../../src/host/confinement.js';
 
 const MiB = 1024 ** 2;
@@ -84,6 +84,27 @@ test('v1: detected per controller; QEMU placed in each hierarchy with its limits
     assert.deepEqual(await removeVmCgroup(SCOPE, 'web-1', sys), []);
     for (const p of placed.paths) assert.ok(!existsSync(p), `${p} removed`);
     assert.deepEqual(await removeVmCgroup(SCOPE, 'web-1', sys), [], 'idempotent');
+  } finally {
+    done();
+  }
+});
+
+test("a warm process taken by a fork: its cgroups follow it to the child's name; emptiness read from cgroup.procs", async () => {
+  const { root, done } = fakeRoot();
+  try {
+    const mounts = v1Layout(root);
+    const placed = await placeInCgroup(555, { scope: SCOPE, vm: 'tpl-warm-1', shape: SHAPE }, { mounts, env: {} });
+    assert.equal(placed.placed, true, placed.why);
+    assert.equal(await cgroupsEmpty(placed.paths), false);
+    const old = `/${cgroupPrefix(SCOPE)}tpl-warm-1`;
+    const procCgroup = `9:name=systemd:/\n8:pids:${old}\n4:memory:${old}\n3:freezer:/\n1:cpu,cpuacct:${old}\n0::/\n`;
+    await renameVmCgroupOf(SCOPE, 555, 'web-9', { mounts, env: {}, procCgroup });
+    assert.deepEqual([...(await listVmCgroups(SCOPE, { mounts, env: {} }))].map(([vm, paths]) => [vm, paths.length]), [['web-9', 3]]);
+    // a process in a cgroup that is not this data dir's is left where it is
+    await renameVmCgroupOf('/another/home', 555, 'x', { mounts, env: {}, procCgroup: procCgroup.replaceAll('tpl-warm-1', 'web-9') });
+    assert.deepEqual([...(await listVmCgroups(SCOPE, { mounts, env: {} }))].map(([vm]) => vm), ['web-9']);
+    for (const p of (await listVmCgroups(SCOPE, { mounts, env: {} })).get('web-9') ?? []) writeFileSync(join(p, 'cgroup.procs'), '');
+    assert.equal(await cgroupsEmpty((await listVmCgroups(SCOPE, { mounts, env: {} })).get('web-9') ?? []), true);
   } finally {
     done();
   }
