@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc -p tsconfig.json
 export VMFORK_FUZZ_RUNS=${VMFORK_FUZZ_RUNS:-30000}
+# the file as a whole is bounded by the test timeout: an hour for the long run
+export VMFORK_TEST_TIMEOUT_MS=${VMFORK_TEST_TIMEOUT_MS:-3600000}
 bash scripts/run-tests.sh unit dist/test/api/fuzz/api-fuzz.test.js
