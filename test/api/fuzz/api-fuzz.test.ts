@@ -78,13 +78,15 @@ test(`every route, valid and mutated requests (seed ${seed}, ${runs} runs): 2xx 
     const documented = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).flatMap(([m, op]) => Object.keys(op.responses).map((s) => `${m.toUpperCase()} ${p} ${s}`))));
     const stats = new Map<string, number>();
     // pools to aim at from the first request: claims, power, release, resize and push reach their engine, not only a 404
+    const taskIds: string[] = [];
     for (const spec of SEED_POOLS) {
       const res = await f.app.inject({ method: 'POST', url: '/v1/pools', headers: { authorization: `Bearer ${f.token}` }, payload: spec });
       assert.equal(res.statusCode, 202, res.body);
+      taskIds.push((res.json() as { taskId: string }).taskId);
     }
     await f.settle();
     // a gc pass reads every process's command line in /proc (~0.3 s): it gets a quarter of another route's share
-    const arb = fc.oneof({ weight: routes.length * 40, arbitrary: fc.oneof(...routes.map((r) => ({ weight: r.path === '/v1/gc' ? 1 : 4, arbitrary: requestArb(r, resolve, f.token) }))) }, { weight: 1, arbitrary: strayRequestArb(f.token) });
+    const arb = fc.oneof({ weight: routes.length * 40, arbitrary: fc.oneof(...routes.map((r) => ({ weight: r.path === '/v1/gc' ? 1 : 4, arbitrary: requestArb(r, resolve, f.token, taskIds) }))) }, { weight: 1, arbitrary: strayRequestArb(f.token) });
     await fc.assert(fc.asyncProperty(arb, (req) => checkOne(f, req, stats, documented)), { seed, numRuns: runs, endOnFailure: true });
     // every route was asked; the server still answers
     for (const r of routes) assert.ok([...stats.keys()].some((k) => k.startsWith(`${r.method} ${r.path} `)), `${r.method} ${r.path} was never fuzzed`);

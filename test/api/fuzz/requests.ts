@@ -204,9 +204,14 @@ function authHeader(kind: string, token: string): Record<string, string> {
 }
 
 /** Requests for one route: its path parameters, query and body each valid or hostile, mostly with the right token. */
-export function requestArb(route: FuzzRoute, resolve: (ref: string) => JsonSchema, token: string): fc.Arbitrary<FuzzRequest> {
+export function requestArb(route: FuzzRoute, resolve: (ref: string) => JsonSchema, token: string, taskIds: readonly string[] = []): fc.Arbitrary<FuzzRequest> {
   const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
-  const segments = fc.tuple(...names.map((n) => segment(route.params.find((p) => p.name === n && p.in === 'path')?.schema ?? { type: 'string' }, resolve)));
+  const param = (n: string): fc.Arbitrary<string> => {
+    const any = segment(route.params.find((p) => p.name === n && p.in === 'path')?.schema ?? { type: 'string' }, resolve);
+    // a task id is a UUID no generator guesses: the tasks the fuzzer's own pools started, half the time
+    return route.path.startsWith('/v1/tasks/') && taskIds.length ? fc.oneof(fc.constantFrom(...taskIds), any) : any;
+  };
+  const segments = fc.tuple(...names.map(param));
   type Body = { how: string; headers: Record<string, string>; payload?: string | Buffer };
   const body: fc.Arbitrary<Body> = route.body || route.method !== 'GET' ? bodyArb(route, resolve) : fc.constant({ how: 'no body', headers: {} });
   return fc.tuple(segments, queryArb(route, resolve), body, authArb).map(([segs, query, b, auth]) => {
