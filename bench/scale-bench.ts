@@ -26,8 +26,8 @@ export interface Latency {
 /** Everything measured once the pool has converged at one size. */
 export interface ScaleStep {
   children: number;
-  /** Children ready when the step's task had succeeded. */
-  ready: number;
+  /** Children running (the pool's `counts.running`) when the step's task had succeeded. */
+  running: number;
   /** The pool create (first step) or resize task, 202 → succeeded, ms. */
   wallMs: number;
   /** MemTotal − MemAvailable, MiB: absolute, and its growth since before the pool existed (other users included). */
@@ -121,8 +121,8 @@ async function claimRound(server: BenchServer, count: number, progress: Progress
 
 async function measureStep(server: BenchServer, root: string, opts: ScaleBenchOptions, children: number, wallMs: number, memBefore: number, progress: Progress): Promise<ScaleStep> {
   const pool = await server.call<{ counts?: Record<string, number> }>('GET', `/v1/pools/${POOL}`);
-  const ready = pool.body.counts?.ready ?? 0;
-  progress(`${children} children: converged in ${(wallMs / 1000).toFixed(1)} s (${ready} ready); idling ${opts.idleWaitSeconds} s`);
+  const running = pool.body.counts?.running ?? 0;
+  progress(`${children} children: converged in ${(wallMs / 1000).toFixed(1)} s (${running} running); idling ${opts.idleWaitSeconds} s`);
   await new Promise((r) => setTimeout(r, opts.idleWaitSeconds * 1000));
   const procs = (await qemuProcessesOf(root)).filter((p) => p.name.startsWith(`${POOL}-`));
   const cpu = await measureCpu([...procs, { name: 'server', pid: server.pid }], opts.cpuWindowSeconds);
@@ -142,7 +142,7 @@ async function measureStep(server: BenchServer, root: string, opts: ScaleBenchOp
   const claims = await claimRound(server, Math.min(opts.claims, children), progress);
   return {
     children,
-    ready,
+    running,
     wallMs: Math.round(wallMs),
     hostMemUsedMiB: used,
     hostMemGrowthMiB: used - memBefore,

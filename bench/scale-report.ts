@@ -18,9 +18,9 @@ const lat = (l: Latency | null): string => (l ? `${l.p50} / ${l.p99} ms (n ${l.n
 function row(s: ScaleStep): string {
   const cpu = s.idleCpu.perChildPercent;
   return [
-    `| ${s.children} (${s.ready} ready)`,
+    `| ${s.children} (${s.running} running)`,
     `${(s.wallMs / 1000).toFixed(1)} s`,
-    `${s.hostMemUsedMiB} MiB (+${s.hostMemGrowthMiB})`,
+    `${s.hostMemUsedMiB} MiB (${s.hostMemGrowthMiB >= 0 ? '+' : ''}${s.hostMemGrowthMiB})`,
     s.pssMiB ? `${s.pssMiB.mean} MiB (max ${s.pssMiB.max})` : '—',
     cpu ? `${cpu.mean.toFixed(3)} % (p50 ${cpu.p50.toFixed(3)}, max ${cpu.max.toFixed(3)})` : '—',
     `${s.idleCpu.totalPercent} %${s.idleCpu.totalPercent <= IDLE_GOAL_TOTAL_PERCENT ? '' : ' (over 50 %)'}`,

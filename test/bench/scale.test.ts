@@ -44,7 +44,7 @@ test('scale: the report has one row per step and flags a total over the goal', (
   const stats = { n: 2, min: 1, max: 2, mean: 1.5, p50: 1.5, p95: 2, sum: 3 };
   const step = (children: number, totalPercent: number): ScaleBenchResult['steps'][number] => ({
     children,
-    ready: children,
+    running: children,
     wallMs: 1000,
     hostMemUsedMiB: 100,
     hostMemGrowthMiB: 50,
@@ -65,7 +65,7 @@ test('scale: the report has one row per step and flags a total over the goal', (
     load: { start: load, end: load },
     steps: [step(25, 20), step(50, 60)],
   });
-  assert.match(md, /\| 25 \(25 ready\) \|/);
+  assert.match(md, /\| 25 \(25 running\) \|/);
   assert.match(md, /60 % \(over 50 %\)/);
   assert.doesNotMatch(md, /20 % \(over/);
   assert.match(md, /3 \/ 9 ms \(n 5\)/);
