@@ -35,6 +35,16 @@ export function memoryOption(value: string | undefined, fallback: string): strin
   return memory;
 }
 
+/** Pure: string options `names` read strictly from argv (no positionals); an unknown flag throws a UsageError. */
+export function stringOptions<K extends string>(argv: readonly string[], names: readonly K[]): Partial<Record<K, string>> {
+  try {
+    const { values } = parseArgs({ args: [...argv], options: Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])), strict: true, allowPositionals: false });
+    return values as Partial<Record<K, string>>;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 /** Pure: argv after the benchmark name → options with every default applied. */
 export function parseForkArgs(argv: readonly string[], defaultOutDir: string): ForkBenchOptions {
   let values;

@@ -13,6 +13,9 @@ import { renderForkMarkdown } from './fork-report.js';
 import { parseProvisionArgs, PROVISION_USAGE } from './provision-args.js';
 import { runProvisionBench } from './provision-bench.js';
 import { renderProvisionMarkdown } from './provision-report.js';
+import { parseScaleArgs, SCALE_USAGE } from './scale-args.js';
+import { runScaleBench } from './scale-bench.js';
+import { renderScaleMarkdown } from './scale-report.js';
 
 // dist/bench/main.js → <repo>/bench/results: results are committed next to the bench sources, not under dist/
 const DEFAULT_OUT = resolve(import.meta.dirname, '..', '..', 'bench', 'results');
@@ -33,6 +36,7 @@ const BENCHMARKS = {
   fork: { usage: USAGE, parse: parseForkArgs, run: runForkBench, render: renderForkMarkdown },
   provision: { usage: PROVISION_USAGE, parse: parseProvisionArgs, run: runProvisionBench, render: renderProvisionMarkdown },
   lifecycle: { usage: LIFECYCLE_USAGE, parse: parseLifecycleArgs, run: runLifecycleBench, render: renderLifecycleMarkdown },
+  scale: { usage: SCALE_USAGE, parse: parseScaleArgs, run: runScaleBench, render: renderScaleMarkdown },
 } as const;
 
 async function runBenchmark<O extends { outDir: string }, R extends { startedAt: string; error?: string }>(name: string, b: Benchmark<O, R>, argv: readonly string[]): Promise<number> {
@@ -63,6 +67,8 @@ async function main(argv: readonly string[]): Promise<number> {
   if (benchmark === 'provision') return runBenchmark(benchmark, BENCHMARKS.provision, rest);
   // `lifecycle`: claim, release and refresh, claims that fork, an image push (issue 12)
   if (benchmark === 'lifecycle') return runBenchmark(benchmark, BENCHMARKS.lifecycle, rest);
+  // `scale`: one pool grown to 100 children, idle CPU, memory and API latency at each size (issue 13)
+  if (benchmark === 'scale') return runBenchmark(benchmark, BENCHMARKS.scale, rest);
   process.stderr.write(`${benchmark ? `unknown benchmark "${benchmark}"\n` : ''}${USAGE}\n`);
   return 2;
 }

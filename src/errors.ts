@@ -74,7 +74,7 @@ export const ERROR_REGISTRY = {
   VMFORK_NOT_SUPPORTED: { status: 501, message: 'This server does not support the operation' },
   VMFORK_SERVER_UNAVAILABLE: { status: 503, message: 'Cannot reach the vmfork server' },
   VMFORK_SERVER_RUNNING: { status: 409, message: 'A vmfork server already runs on this data dir' },
-  VMFORK_TOKEN_FILE_UNSAFE: { status: 500, message: 'The API token file is not private to this user' },
+  VMFORK_TOKEN_FILE_UNSAFE: { status: 500, message: 'A secret file of the data dir is not private to this user' },
   VMFORK_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

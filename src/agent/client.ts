@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { VmforkError, isVmforkError } from '../errors.js';
-import { connectUnixSocket, sleep, type ProtocolLogger } from '../qemu/index.js';
+import { JunkGuard, connectUnixSocket, sleep, type JunkOptions, type ProtocolLogger } from '../qemu/index.js';
 import { FrameDecoder } from './codec.js';
 import {
   decodeAgentMessage,
@@ -19,7 +19,8 @@ import {
 } from './messages.js';
 import { MessageType } from './protocol.js';
 
-export interface AgentClientOptions {
+export interface AgentClientOptions extends JunkOptions {
+  /** Stream errors, skipped bytes and dropped messages (rate-limited) are reported here. @default silent */
   logger?: ProtocolLogger;
   /** Sent in HELLO for the agent's log. @default 'vmfork' */
   hostSoftware?: string;
@@ -67,6 +68,7 @@ export class VmforkAgentClient {
   private readonly waiters: Waiter[] = [];
   private readonly inbox: AgentMessage[] = [];
   private readonly logger: ProtocolLogger;
+  private readonly junk: JunkGuard;
   private readonly hostSoftware: string;
   private nextId = randomInt(1, 2 ** 30);
   private closedReason: VmforkError | undefined;
@@ -84,6 +86,7 @@ export class VmforkAgentClient {
     this.endedWith = new Promise((resolve) => (this.markEnded = resolve));
     this.logger = options.logger ?? QUIET;
     this.hostSoftware = options.hostSoftware ?? 'vmfork';
+    this.junk = new JunkGuard(this.logger, { agent: label }, options);
     this.decoder.seekUntil((h) => h.type === MessageType.HELLO && this.helloIds.has(h.id));
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (err) => this.logger.debug({ err, agent: label }, 'vmfork-guest stream error'));
@@ -282,6 +285,7 @@ export class VmforkAgentClient {
     if (watching) this.deliverSessions(m);
     const w = this.waiters.find((x) => x.id === m.id && (x.type === m.type || m.type === 'error'));
     if (w) {
+      this.junk.good();
       this.removeWaiter(w);
       w.resolve(m);
       return;
@@ -294,7 +298,12 @@ export class VmforkAgentClient {
       return;
     }
     this.inbox.push(m);
-    if (this.inbox.length > INBOX_LIMIT) this.inbox.shift();
+    if (this.inbox.length <= INBOX_LIMIT) return;
+    // well-formed but unasked for, past what any exchange leaves waiting: counted, logged (rate-limited), dropped
+    const dropped = this.inbox.shift();
+    if (this.junk.junk({ dropped: { type: dropped?.type, id: dropped?.id } }, 'vmfork-guest: inbox full, dropped the oldest unsolicited message')) {
+      this.fail(new VmforkError('VMFORK_AGENT_PROTOCOL', `vmfork-guest (${this.label}) sent ${this.junk.maxJunkLines} unsolicited messages past its inbox in a row; the connection was dropped`));
+    }
   }
 
   private deliverSessions(m: AgentSessions): void {

@@ -5,7 +5,7 @@ import { invalidSpec } from '../pool/index.js';
 import { TaskEventSchema } from '../task/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { checkBearer } from './auth.js';
-import { installErrorReplies } from './error-reply.js';
+import { frameworkErrorReply, installErrorReplies } from './error-reply.js';
 import { buildOpenApi } from './openapi.js';
 import type { ProvisionService } from './provision-service.js';
 import { defineRoute, registerRoute, type AnyRoute } from './route.js';
@@ -61,12 +61,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
   // our pino logger (its redaction keeps tokens out; Fastify's request log has no headers); Fastify's typings pin their own pino
   const logger = options.deps.log as unknown as FastifyBaseLogger;
   // forceCloseConnections: an event stream never goes idle, and must not keep a stopping server open
-  const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 * 1024, forceCloseConnections: true, frameworkErrors: frameworkErrorReply });
   installErrorReplies(app);
   // a pool spec may be POSTed as the YAML file itself
   app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_req, body, done) => {
     try {
-      done(null, parseYaml(body as string, { uniqueKeys: true }));
+      // logLevel error: a YAML warning (an unknown tag) would go to the process's stderr, which a client must not reach
+      done(null, parseYaml(body as string, { uniqueKeys: true, logLevel: 'error' }));
     } catch (err) {
       done(invalidSpec([{ path: '', message: `not valid YAML: ${(err as Error).message.split('\n')[0]}` }], 'request body'));
     }

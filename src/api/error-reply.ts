@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isVmforkError, VmforkError } from '../errors.js';
 
 /** Any failure as the error the API answers with: a VmforkError as it is, Fastify's own 4xx as invalid input. */
@@ -9,6 +9,12 @@ export function apiError(err: unknown): VmforkError {
   // malformed JSON, an unsupported content type, a body too large: the request is at fault
   if (status >= 400 && status < 500) return new VmforkError('VMFORK_INVALID_ARGUMENT', fe.message ?? 'malformed request', { cause: err, details: { problems: [{ path: '', message: fe.message ?? 'malformed request', in: 'body' }] } });
   return new VmforkError('VMFORK_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** What Fastify refuses before routing (a URL that does not decode, `%ZZ`): the same error body as every other answer. */
+export function frameworkErrorReply(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const e = apiError(err);
+  void reply.status(e.status).send({ error: e.toJSON() });
 }
 
 /** Every error answers `{ error: { code, message, details } }` with its registry status; unknown routes too. */

@@ -20,6 +20,7 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflict with the current state',
   500: 'Internal error',
   501: 'Not supported by this server',
+  507: 'Not enough room on this host (memory or disk): `error.details` names the bound and how many fit; nothing was created',
 };
 
 function clean(schema: JsonSchema): JsonSchema {
@@ -57,7 +58,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], extra: Record<string, 
   for (const [id, schema] of Object.entries(extra)) ref(responses, schema, id);
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const r of routes) {
-    const errors = new Set([...(r.errors ?? []), 500, ...(r.auth === false ? [] : [401, 403]), ...(r.params || r.query || r.body ? [400] : [])]);
+    const errors = new Set([...(r.errors ?? []), 500, ...(r.auth === false ? [] : [401, 403]), 400]);
     const ok =
       r.response === 'event-stream'
         ? { description: 'Server-sent events: `id` is the event number, `event` its kind, `data` a TaskEvent (JSON)', content: { 'text/event-stream': { schema: { type: 'string' } } } }

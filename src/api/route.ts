@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { invalidSpec, zodProblems, type SpecProblem } from '../pool/index.js';
 
 /**
@@ -26,7 +26,7 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   /** Its body: a schema (registered under `responseName` in OpenAPI), or a server-sent event stream. */
   response: z.ZodType | 'event-stream';
   responseName?: string;
-  /** Error statuses worth documenting besides 401, 403 and 500 (400 is added when the route takes input). */
+  /** Error statuses worth documenting besides 401, 403 and 500 (400 is on every route: each refuses an unknown query parameter). */
   errors?: number[];
   handler(input: { params: z.output<P>; query: z.output<Q>; body: z.output<B> }, req: FastifyRequest, reply: FastifyReply): Promise<unknown>;
 }
@@ -48,6 +48,9 @@ function check(schema: z.ZodType | undefined, value: unknown, where: 'path' | 'q
   return undefined;
 }
 
+/** A route without query parameters refuses any (`?colour=blue` is a 400, as an unknown body field is). */
+const NO_QUERY = z.strictObject({});
+
 /** Registers a route on Fastify: input validated (400 naming every field at fault, before the handler runs), then the handler. */
 export function registerRoute(app: FastifyInstance, route: AnyRoute): void {
   app.route({
@@ -57,7 +60,7 @@ export function registerRoute(app: FastifyInstance, route: AnyRoute): void {
     handler: async (req, reply) => {
       const problems: (SpecProblem & { in: string })[] = [];
       const params = check(route.params, req.params, 'path', problems);
-      const query = check(route.query, req.query, 'query', problems);
+      const query = check(route.query ?? NO_QUERY, req.query, 'query', problems);
       const body = check(route.body, req.body, 'body', problems);
       if (problems.length) throw invalidSpec(problems, `${route.method} ${route.path}`);
       const out = await route.handler({ params, query, body }, req, reply);

@@ -13,7 +13,7 @@ export function claimRoutes(deps: VmDeps, provision: ProvisionService | undefine
     defineRoute({
       method: 'POST', path: '/v1/pools/{name}/claim', operationId: 'claimFromPool', tag: 'pools',
       summary: 'Claim a ready child: a spare at once, else a registered child forked for it; answers when it is ready (409 VMFORK_POOL_EXHAUSTED when none is left)',
-      params: NameParams, body: ClaimRequestSchema, bodyName: 'ClaimRequest', status: 200, response: ClaimResultSchema, responseName: 'ClaimResult', errors: [404, 409, 501],
+      params: NameParams, body: ClaimRequestSchema, bodyName: 'ClaimRequest', status: 200, response: ClaimResultSchema, responseName: 'ClaimResult', errors: [404, 409, 501, 507],
       handler: ({ params, body }) => engine(provision).claim(params.name, body),
     }),
     defineRoute({
@@ -34,7 +34,7 @@ export function claimRoutes(deps: VmDeps, provision: ProvisionService | undefine
         mode: z.enum(PUSH_MODES).optional().describe('claimed children: replaced at their release (default) or, force, after a notice and graceSeconds'),
         graceSeconds: z.coerce.number().int().min(0).max(86_400).optional().describe('force: how long users have after the notice (default 60)'),
       }),
-      status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501, 507],
       handler: async ({ params, body, query }) => ({ ...(await engine(provision).updatePool(params.name, body, query)), pool: params.name }),
     }),
     defineRoute({

@@ -34,7 +34,7 @@ export function provisionRoutes(deps: VmDeps, provision: ProvisionService | unde
     }),
     defineRoute({
       method: 'POST', path: '/v1/vms/{name}/power-on', operationId: 'powerOnVm', tag: 'vms', summary: 'Power a VM on (a pre-registered child is forked): a task',
-      params: NameParams, status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      params: NameParams, status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501, 507],
       handler: async ({ params }) => {
         await getVmReconciled(deps, params.name);
         return { ...(await engine(provision).powerOn(params.name)), vm: params.name };
@@ -56,7 +56,7 @@ export function provisionRoutes(deps: VmDeps, provision: ProvisionService | unde
     }),
     defineRoute({
       method: 'POST', path: '/v1/pools', operationId: 'createPool', tag: 'pools', summary: 'Create a pool from its spec: answers 202 with the task that provisions it',
-      body: PoolSpecInputSchema, bodyName: 'PoolSpec', status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      body: PoolSpecInputSchema, bodyName: 'PoolSpec', status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501, 507],
       // the engine validates the spec (cross-field checks, what it names, capacity) before it makes anything
       handler: ({ body }) => engine(provision).createPool(body),
     }),
@@ -72,7 +72,7 @@ export function provisionRoutes(deps: VmDeps, provision: ProvisionService | unde
     }),
     defineRoute({
       method: 'PATCH', path: '/v1/pools/{name}', operationId: 'resizePool', tag: 'pools', summary: 'Resize a pool to `max` children: a task',
-      params: NameParams, body: ResizeRequestSchema, bodyName: 'ResizeRequest', status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501],
+      params: NameParams, body: ResizeRequestSchema, bodyName: 'ResizeRequest', status: 202, response: TaskAcceptedSchema, responseName: 'TaskAccepted', errors: [404, 409, 501, 507],
       handler: async ({ params, body }) => ({ ...(await engine(provision).resizePool(params.name, body)), pool: params.name }),
     }),
     defineRoute({

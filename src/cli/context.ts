@@ -33,6 +33,9 @@ export function createContext(program: Command): CliContext {
   if (root.tightenedFrom !== undefined) {
     log.warn({ dir: home.root, was: root.tightenedFrom.toString(8), now: '700' }, 'data dir was open to group or other: tightened to 0700');
   }
+  if (root.looseNotOurs !== undefined) {
+    log.warn({ dir: home.root, mode: root.looseNotOurs.toString(8) }, 'data dir is open to group or other and not ours to tighten');
+  }
   let ready: Promise<Db> | undefined;
   let opened: Db | undefined;
   const open = async (): Promise<Db> => {

@@ -72,6 +72,8 @@ export interface PrivateDirResult {
   created: boolean;
   /** The mode it had when it was looser than PRIVATE_DIR_MODE (and was tightened). */
   tightenedFrom?: number;
+  /** Looser than PRIVATE_DIR_MODE and not ours to tighten (EPERM: another user's dir): said, not fatal. */
+  looseNotOurs?: number;
 }
 
 /** Makes `dir` (and missing parents) 0700, or tightens an existing one that group or other could enter. */
@@ -80,7 +82,12 @@ export function ensurePrivateDir(dir: string): PrivateDirResult {
   const mode = statSync(dir).mode & 0o777;
   // group search only (0710) is what confined QEMUs need to reach their own VM directories (src/vm/vm-confine.ts)
   if ((mode & 0o067) === 0) return { created: made !== undefined };
-  chmodSync(dir, mode & ~0o077);
+  try {
+    chmodSync(dir, mode & ~0o077);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    return { created: false, looseNotOurs: mode };
+  }
   return { created: made !== undefined, tightenedFrom: mode };
 }
 

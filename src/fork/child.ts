@@ -1,5 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { withContext } from '../errors.js';
+import { renameVmCgroupOf } from '../host/index.js';
 import type { IdentityReport } from '../identity/index.js';
 import { plugLease } from '../network/index.js';
 import { createOverlay, resumeFromFile, type GuestAgentClient, type LaunchedProcess } from '../qemu/index.js';
@@ -126,6 +127,7 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
     const step = (): void => options.signal?.throwIfAborted();
     step();
     launched = child.warm ?? (await launch());
+    if (child.warm) await renameVmCgroupOf(deps.home.root, child.warm.pid, name);
     const { pid } = launched;
     faultPoint('fork.launched');
     step();

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { toVmforkError } from '../errors.js';
 import { healInterrupted, type Healed } from '../heal/index.js';
-import { ownerAlive, processesWithArg } from '../host/index.js';
+import { ownerAlive, processesWithArg, removeVmCgroup } from '../host/index.js';
 import { BRIDGE_NAME, deleteNamespace, deleteTap, detachVm } from '../network/index.js';
 import { escapeOptionValue, terminateProcess } from '../qemu/index.js';
 import { removeReplicaAndTemplates } from '../replica/index.js';
@@ -90,6 +90,11 @@ async function applyOne(deps: VmDeps, a: GcAction, scan: GcScan, healed: () => P
       const r = await deleteNamespace(a.netns, a.ownerId ?? '', BRIDGE_NAME, { emptyIsOurs: true });
       if (r === 'foreign') return { done: false, error: 'it holds a bridge this data dir did not label' };
       return r === 'deleted' ? { done: true } : NO_LONGER('it was gone');
+    }
+    case 'remove-cgroup': {
+      if (await getVm(db, a.vm)) return NO_LONGER(`${a.vm} has a record now`);
+      const left = await removeVmCgroup(deps.home.root, a.vm, {}, 0);
+      return left.length ? { done: false, error: `still holds a process: ${left.join(', ')}` } : { done: true };
     }
     case 'remove-file': {
       const vm = (await scanVms(db)).find((v) => v.dir === a.dir);

@@ -10,6 +10,7 @@ export const GC_ACTION_KINDS = [
   'release-lease',
   'delete-tap',
   'delete-netns',
+  'remove-cgroup',
   'remove-file',
   'remove-dir',
   'remove-template',
@@ -32,6 +33,7 @@ export type GcAction = Described &
     | { kind: 'release-lease'; network: string; vm: string }
     | { kind: 'delete-tap'; network: string; netns: string; bridge: string; tap: string }
     | { kind: 'delete-netns'; netns: string; ownerId: string | null }
+    | { kind: 'remove-cgroup'; vm: string }
     | { kind: 'remove-file'; path: string; dir: string }
     | { kind: 'remove-dir'; path: string; of: DirKind }
     | { kind: 'remove-template'; name: string }
@@ -151,6 +153,17 @@ function networkActions(scan: GcScan, healing: ReadonlySet<string>): GcAction[] 
   return out;
 }
 
+/**
+ * A VM's cgroup outlives its record when a teardown was cut short, or its QEMU was still exiting then. Only an
+ * empty one is removed: one holding a process may be a warm process's, renamed to the child that took it.
+ */
+function cgroupActions(scan: GcScan): GcAction[] {
+  const vmNames = new Set(scan.vms.map((v) => v.name));
+  return scan.cgroups
+    .filter((c) => c.empty && !vmNames.has(c.vm))
+    .map((c) => ({ kind: 'remove-cgroup' as const, vm: c.vm, target: c.paths.join(', '), reason: `the cgroup of VM ${c.vm}, which has no record` }));
+}
+
 function dirActions(scan: GcScan): GcAction[] {
   const out: GcAction[] = [];
   const recorded = {
@@ -215,6 +228,6 @@ export function planGc(scan: GcScan): GcAction[] {
     const reason = orphanQemuReason(q, scan, healing);
     if (reason && dir !== undefined) actions.push({ kind: 'kill-qemu', pid: q.pid, startTime: q.startTime, dir, target: `QEMU ${q.pid}`, reason });
   }
-  actions.push(...vmActions(scan, healing, qemuDirs), ...networkActions(scan, healing), ...dirActions(scan), ...unreferencedActions(scan, healing));
+  actions.push(...vmActions(scan, healing, qemuDirs), ...networkActions(scan, healing), ...cgroupActions(scan), ...dirActions(scan), ...unreferencedActions(scan, healing));
   return actions.sort((a, b) => GC_ACTION_KINDS.indexOf(a.kind) - GC_ACTION_KINDS.indexOf(b.kind));
 }

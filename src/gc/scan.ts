@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { isSameProcess, ownerAlive, readProcStat } from '../host/index.js';
+import { cgroupsEmpty, isSameProcess, listVmCgroups, ownerAlive, readProcStat } from '../host/index.js';
 import { BRIDGE_NAME, inspectNamespace, listNamespaces, NETNS_PREFIX_SETTING } from '../network/index.js';
 import { networkStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, type VmRole, type VmState } from '../state/index.js';
 import {
@@ -34,6 +34,8 @@ export interface GcScan {
   qemus: ScannedQemu[];
   /** Directories under vms/, templates/, and each datastore's replicas/ and promoted/ (absolute paths). */
   dirs: { vm: string[]; template: string[]; replica: string[]; promoted: string[] };
+  /** This data dir's VM cgroups (docs/cgroups.md) by VM name, each with its directory in every hierarchy. */
+  cgroups: { vm: string; paths: string[]; empty: boolean }[];
   /** Taps found in each network's namespace (listed before the leases). */
   taps: { network: string; netns: string; bridge: string; tap: string }[];
   /** Namespaces named with this data dir's own prefix, with what they hold. */
@@ -66,7 +68,7 @@ export interface ScannedNamespace {
 }
 
 /** Socket and pidfile names a VM directory holds while its QEMU runs. */
-export const RUNTIME_FILES = ['qmp.sock', 'qga.sock', 'vfg.sock', 'qemu.pid'] as const;
+export const RUNTIME_FILES = ['qmp.sock', 'qga.sock', 'vfg.sock', 'tty.sock', 'qemu.pid'] as const;
 
 export interface ScannedVm extends RuntimeFiles {
   name: string;
@@ -188,6 +190,7 @@ export async function liveTaskCount(db: Db): Promise<number> {
 export async function scanDataDir(deps: VmDeps): Promise<GcScan> {
   const { db, home } = deps;
   const qemus = await qemuProcessesUnder(home.root);
+  const cgroups = await Promise.all([...(await listVmCgroups(home.root))].map(async ([vm, paths]) => ({ vm, paths, empty: await cgroupsEmpty(paths) })));
   const { taps, namespaces } = await scanNetworks(db);
   const datastores = await listDatastores(db);
   const dirs = {
@@ -214,5 +217,5 @@ export async function scanDataDir(deps: VmDeps): Promise<GcScan> {
   );
   const networks = await Promise.all((await listNetworkRows(db)).map(async (n) => ({ name: n.name, netns: n.netns, busy: await busyOwner(n, networkStateMachine.isTransitional(n.state)) })));
   const liveTasks = await liveTaskCount(db);
-  return { root: home.root, qemus, dirs, taps, namespaces, leases, vms, templates, replicas, networks, healable: await scanHealable(db), liveTasks };
+  return { root: home.root, qemus, cgroups, dirs, taps, namespaces, leases, vms, templates, replicas, networks, healable: await scanHealable(db), liveTasks };
 }

@@ -6,6 +6,8 @@ export interface FreeSpace {
   measured: string;
   /** Bytes an unprivileged writer can still use (statfs f_bavail × f_bsize). */
   freeBytes: number;
+  /** The filesystem's whole size (f_blocks × f_bsize): the bound of any one disk made on it. */
+  totalBytes: number;
 }
 
 /**
@@ -17,7 +19,7 @@ export async function freeSpace(path: string): Promise<FreeSpace> {
   for (;;) {
     try {
       const s = await statfs(dir);
-      return { measured: dir, freeBytes: s.bavail * s.bsize };
+      return { measured: dir, freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
     } catch (err) {
       const parent = dirname(dir);
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) throw err;

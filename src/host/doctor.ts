@@ -2,6 +2,8 @@ import { access, constants } from 'node:fs/promises';
 import type { HomeLayout } from '../config/index.js';
 import { isVmforkError, toVmforkError } from '../errors.js';
 import { formatBytes, which } from '../util/index.js';
+import type { CgroupSys } from './cgroup-detect.js';
+import { confinementLayers, type ConfinementLayer } from './confinement.js';
 import { detectAccel, readHostFacts, type Accel, type AccelChoice, type HostFacts } from './accel.js';
 import { freeSpace } from './disk-space.js';
 import { probeNetworking } from './net-probe.js';
@@ -34,6 +36,8 @@ export interface DoctorReport {
   shmFreeBytes: number | null;
   dataDirFreeBytes: number | null;
   root: boolean;
+  /** Each layer confining QEMU, on or off and why; also a `confine-<layer>` check each (not required). */
+  confinement: ConfinementLayer[];
   checks: DoctorCheck[];
 }
 
@@ -45,12 +49,14 @@ export interface DoctorOptions {
   accel?: AccelChoice;
   /** Host facts for accelerator detection. @default readHostFacts() */
   facts?: HostFacts;
+  /** The cgroup fs to probe. @default the host's */
+  cgroups?: CgroupSys;
 }
 
 /** Checks everything vmfork needs from this host. Never throws for a missing piece: that is a failed check. */
 export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const root = process.getuid?.() === 0;
-  const [qemu, qemuImg, accel, shm, data, network, image, debootstrap] = await Promise.all([
+  const [qemu, qemuImg, accel, shm, data, network, image, debootstrap, confinement] = await Promise.all([
     checkQemu(QEMU_SYSTEM_BINARY),
     checkQemu(QEMU_IMG_BINARY),
     checkAccel(options),
@@ -59,6 +65,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     probeNetworking(),
     checkImage(options.images),
     which('debootstrap'),
+    confinementLayers(options.cgroups ? { cgroups: options.cgroups } : {}),
   ]);
   const checks: DoctorCheck[] = [
     qemu.check,
@@ -82,6 +89,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       detail: debootstrap ? `found at ${debootstrap}` : 'not found: needed only to build guest images (vmfork image build)',
       fix: debootstrap ? null : 'apt-get install debootstrap',
     },
+    ...confinement.map((c) => ({ name: `confine-${c.layer}`, ok: c.on, required: false, detail: `${c.on ? 'on' : 'off'}: ${c.why}`, fix: c.fix })),
   ];
   return {
     ok: checks.every((c) => c.ok || !c.required),
@@ -93,6 +101,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     shmFreeBytes: shm.freeBytes,
     dataDirFreeBytes: data.freeBytes,
     root,
+    confinement,
     checks,
   };
 }

@@ -4,8 +4,13 @@ import { INITRAMFS_MODULES } from './module-prune.js';
 
 export const TEMPLATE_HOSTNAME = 'vmfork-template';
 
-/** Kernel command line for booting a built image with -kernel/-initrd (net.ifnames=0 keeps the NIC named eth0). */
-export const DEFAULT_CMDLINE = 'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet';
+/**
+ * Kernel command line for booting a built image with -kernel/-initrd (net.ifnames=0 keeps the NIC named eth0). The
+ * rest keeps an idle child's vCPU asleep under TCG, where every guest wakeup costs host CPU (docs/idle-cpu.md):
+ * tsc=reliable ends the clocksource watchdog's 2 wakeups a second (TCG's TSC cannot drift from itself), nowatchdog
+ * the lockup detector's hrtimer (and its false alarms on a loaded host), psi=0 the pressure averages' work every 2 s.
+ */
+export const DEFAULT_CMDLINE = 'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet tsc=reliable nowatchdog psi=0';
 
 /**
  * Files written verbatim into the rootfs. They are part of the recipe hash, so editing one rebuilds the image.
@@ -28,6 +33,13 @@ export const GUEST_FILES: Readonly<Record<string, string>> = {
   // the engine; a cold-booted VM gets them here.
   '/etc/systemd/system/ssh.service.d/10-vmfork-host-keys.conf':
     "[Service]\nExecStartPre=\nExecStartPre=-/bin/sh -c 'test -e /etc/ssh/ssh_host_ed25519_key || exec /usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key'\nExecStartPre=/usr/sbin/sshd -t\n",
+  // Idle children (docs/idle-cpu.md). qemu-ga, while no host is connected to its virtio port, wakes every 100 ms to
+  // retry the read (its main.c): 1.3 % of a core per idle child, two thirds of its idle cost. The slack lets the
+  // kernel fold that sleep into other wakeups, or end it up to 0.5 s late; qemu-ga's answers are not slowed once a
+  // host is connected (it then blocks in poll), only its first one may be by up to the slack.
+  '/etc/systemd/system/qemu-guest-agent.service.d/10-vmfork-idle.conf': '[Service]\nTimerSlackNSec=500ms\n',
+  // kcompactd wakes every 500 ms for proactive compaction; 0 leaves compaction to allocations that need it
+  '/etc/sysctl.d/60-vmfork-idle.conf': 'vm.compaction_proactiveness = 0\n',
   // keep later `apt-get install`s in the guest as slim as the image
   '/etc/dpkg/dpkg.cfg.d/10-vmfork-slim':
     'path-exclude=/usr/share/man/*\npath-exclude=/usr/share/info/*\npath-exclude=/usr/share/doc/*\npath-include=/usr/share/doc/*/copyright\npath-exclude=/usr/share/locale/*\npath-include=/usr/share/locale/locale.alias\n',

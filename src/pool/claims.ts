@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { VmforkError } from '../errors.js';
 import { CLAIM_STATES } from '../state/index.js';
 import { claimCandidates, claimedVms, listLeases, moveClaim, poolVms, type Db, type VmRow } from '../store/index.js';
+import { wholeNumber } from './spec-limits.js';
 
 /**
  * Claims of pool children (issue 12 item 1, docs/lifecycle.md): who holds which child, since when and until when.
@@ -16,8 +17,8 @@ export const MAX_CLAIM_WAIT_SECONDS = 3600;
 
 export const ClaimRequestSchema = z.strictObject({
   user: z.string().min(1).max(64).regex(/^[\w.@+-]+$/, { error: 'must be 1-64 letters, digits or . _ @ + -' }).optional().describe('who the child is for (recorded, shown in GET /v1/claims)'),
-  ttlSeconds: z.number({ error: 'must be a whole number of seconds' }).int().min(1).max(MAX_TTL_SECONDS).optional().describe('the child is released (refreshed) this long after the claim'),
-  waitSeconds: z.number({ error: 'must be a whole number of seconds' }).int().min(0).max(MAX_CLAIM_WAIT_SECONDS).optional().describe('with nothing left, wait this long for a child to come free instead of answering 409'),
+  ttlSeconds: wholeNumber(1, MAX_TTL_SECONDS, 'seconds').optional().describe('the child is released (refreshed) this long after the claim'),
+  waitSeconds: wholeNumber(0, MAX_CLAIM_WAIT_SECONDS, 'seconds').optional().describe('with nothing left, wait this long for a child to come free instead of answering 409'),
 });
 export type ClaimRequest = z.infer<typeof ClaimRequestSchema>;
 

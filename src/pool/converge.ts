@@ -3,6 +3,7 @@ import { actorFor } from '../host/index.js';
 import { deletePoolRow, getPool, poolVms, requirePool, transition, updatePool, type PoolRow, type VmRow } from '../store/index.js';
 import { reconcileVm, type VmDeps } from '../vm/index.js';
 import { poolCustomizer } from '../customize/index.js';
+import { MAX_FORK_COUNT } from '../fork/index.js';
 import { parsePoolSpec, poolChildNames, type PoolSpec } from './spec.js';
 import type { TaskContext } from '../task/index.js';
 import { REAL_PARTS, type PoolForked, type PoolParts } from './parts.js';
@@ -185,12 +186,15 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
   const toFork = missing.slice(0, Math.max(0, target - active));
   const toRegister = missing.slice(toFork.length);
   const base = { template, network: spec.network, pool: spec.name };
-  if (toFork.length && !(spec.stopOnError && out.failed.length)) {
-    for (const n of toFork) await ctx.child(n, { state: 'queued', percent: 0 });
+  if (!(spec.stopOnError && out.failed.length)) for (const n of toFork) await ctx.child(n, { state: 'queued', percent: 0 });
+  // one fork batch takes at most MAX_FORK_COUNT children: a larger pool is forked (and registered) batch by batch
+  for (const [i, names] of batches(toFork).entries()) {
+    // the first batch sees a cancel itself (as one batch always did); later ones are not started
+    if ((spec.stopOnError && out.failed.length) || (i > 0 && ctx.signal.aborted)) break;
     const batch = await parts.forkChildren(deps, {
       ...base,
-      count: toFork.length,
-      names: toFork,
+      count: names.length,
+      names,
       stopOnError: spec.stopOnError,
       signal: ctx.signal,
       ...(customize ? { customize } : {}),
@@ -199,12 +203,20 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
     });
     for (const s of batch.skipped) await ctx.child(s, { state: 'skipped', percent: 100, error: 'an earlier child failed (stopOnError)' });
   }
-  if (toRegister.length && !(spec.stopOnError && out.failed.length) && !ctx.signal.aborted) {
-    const batch = await parts.forkChildren(deps, { ...base, count: toRegister.length, names: toRegister, registerOnly: true, onChild: track });
+  for (const names of batches(toRegister)) {
+    if ((spec.stopOnError && out.failed.length) || ctx.signal.aborted) break;
+    const batch = await parts.forkChildren(deps, { ...base, count: names.length, names, registerOnly: true, onChild: track });
     out.registered.push(...batch.registered);
     for (const n of batch.registered) await ctx.child(n, { state: 'registered', percent: 100 });
   }
   if (!ctx.signal.aborted) await keepWarm(deps, spec, ctx, parts);
+  return out;
+}
+
+/** `names` in runs of at most one fork batch. */
+export function batches<T>(names: readonly T[], size: number = MAX_FORK_COUNT): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < names.length; i += size) out.push(names.slice(i, i + size));
   return out;
 }
 

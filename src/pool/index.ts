@@ -8,6 +8,7 @@ export { labelSchema, PoolSpecInputSchema } from './spec-schema.js';
 export { PoolDetailSchema, PoolSummarySchema, ResizeRequestSchema, type PoolDetail, type PoolSummary, type ResizeRequest } from './views.js';
 export type { ConvergeResult } from './converge.js';
 export { createProvisionService } from './service.js';
+export { DEFAULT_DISK_OVERCOMMIT, diskOvercommit, setDiskOvercommit } from './disk-budget.js';
 export { PUSH_MODES, PushViewSchema, type PushMode, type PushView } from './push.js';
 export { ClaimRequestSchema, ClaimResultSchema, ClaimViewSchema, MAX_CLAIM_WAIT_SECONDS, MAX_TTL_SECONDS, type ClaimRequest, type ClaimResult, type ClaimView } from './claims.js';
 export { CHECKPOINT_TASKS, CheckpointViewSchema, type CheckpointRequest, type CheckpointView } from './checkpoint-service.js';

@@ -5,7 +5,7 @@ import type { VmDeps } from '../vm/index.js';
 import type { RunTask } from './claim-service.js';
 import { poolSpecOf } from './converge.js';
 import { assertPushable, PUSH_MODES, type PushMode } from './push.js';
-import { checkPoolRefs } from './refs.js';
+import { checkSpecBounds } from './capacity.js';
 import { parsePoolSpec } from './spec.js';
 
 export interface PushRequest {
@@ -29,7 +29,7 @@ export function createPushService(deps: VmDeps, run: RunTask, assertNotRemoving:
       await assertNotRemoving(name);
       const next = parsePoolSpec(input);
       assertPushable(poolSpecOf(row), next);
-      await checkPoolRefs(deps.db, next);
+      await checkSpecBounds(deps.db, next);
       const mode = request.mode ?? 'at-release';
       if (!PUSH_MODES.includes(mode)) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `mode must be one of ${PUSH_MODES.join(', ')}`, { details: { field: 'mode' } });
       const minReady = request.minReady ?? 0;

@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
-import { getPool, insertPool, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, requirePool, requireVm, updatePool, type PoolRow } from '../store/index.js';
+import { getPool, insertPool, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, putPoolReservation, requirePool, requireVm, setPoolReservationTask, updatePool, withWriteLock, type PoolRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
 import { createClaimService } from './claim-service.js';
 import { pushOf } from './push.js';
@@ -81,17 +81,24 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
     ...claims,
     ...pushes,
 
-    /** Validates the spec (the one place: shape, cross-field checks, what it names, capacity), then starts the task. */
+    /**
+     * Validates the spec (the one place: shape, cross-field checks, what it names, host bounds, capacity), then
+     * starts the task. The checks and the pool's insert are one write transaction: the pool row is the reservation
+     * (every later check counts it), so of two creates that together do not fit the second is refused.
+     */
     async createPool(input: unknown): Promise<Enqueued & { pool: string }> {
       const spec = parsePoolSpec(input);
-      if (await getPool(deps.db, spec.name)) throw new VmforkError('VMFORK_POOL_EXISTS', `a pool named "${spec.name}" already exists`, { details: { pool: spec.name } });
-      await checkPoolFits(deps.db, spec);
-      const now = new Date().toISOString();
-      await insertPool(
-        deps.db,
-        { name: spec.name, host_id: LOCAL_HOST_ID, state: 'provisioning', spec_json: JSON.stringify(spec), replica_id: null, template_name: null, task_id: null, last_error: null, created_at: now, updated_at: now },
-        await actorFor('pool'),
-      );
+      const actor = await actorFor('pool');
+      await withWriteLock(deps.db, async (conn) => {
+        if (await getPool(conn, spec.name)) throw new VmforkError('VMFORK_POOL_EXISTS', `a pool named "${spec.name}" already exists`, { details: { pool: spec.name } });
+        await checkPoolFits(conn, spec);
+        const now = new Date().toISOString();
+        await insertPool(
+          conn,
+          { name: spec.name, host_id: LOCAL_HOST_ID, state: 'provisioning', spec_json: JSON.stringify(spec), replica_id: null, template_name: null, task_id: null, last_error: null, created_at: now, updated_at: now },
+          actor,
+        );
+      });
       const task = await run('pool-create', spec.name, spec.name, { pool: spec.name });
       await updatePool(deps.db, spec.name, { task_id: task.taskId });
       return { ...task, pool: spec.name };
@@ -118,10 +125,15 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
       await assertNotRemoving(name);
       const spec = poolSpecOf(row);
       // the new size goes through the same checks as a new spec (names enough for max, min ≤ max, …) and capacity
-      await checkPoolFits(deps.db, parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } }));
+      // the check and the new size's reservation are one transaction: a create checked before the task is queued counts it
+      await withWriteLock(deps.db, async (conn) => {
+        await checkPoolFits(conn, parsePoolSpec({ ...spec, size: { ...spec.size, max: request.max } }));
+        await putPoolReservation(conn, name, request.max);
+      });
       const waiting = (await liveQueueTasks(deps.db, name)).filter((t) => t.kind === 'pool-resize' && t.state === 'queued');
       for (const t of waiting) await cancelTask(deps, t.id).catch(() => undefined);
       const task = await run('pool-resize', name, name, { pool: name, max: request.max });
+      await setPoolReservationTask(deps.db, name, task.taskId);
       await updatePool(deps.db, name, { task_id: task.taskId });
       return { ...task, supersedes: waiting.map((t) => t.id) };
     },

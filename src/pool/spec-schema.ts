@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { parseSize } from '../util/index.js';
+import { argValueSchema, MAX_CPUS, MAX_DISK_BYTES, MAX_HOOK_ARGS, MAX_HOOK_TIMEOUT_SECONDS, MAX_MEMORY_BYTES, MAX_POOL_SIZE, MAX_SIZE_TEXT, MAX_SSH_KEY_CHARS, sizeText, typeError, wholeNumber } from './spec-limits.js';
+
+export { MAX_POOL_SIZE } from './spec-limits.js';
 
 /**
  * The pool spec as users write it (YAML or JSON; docs/api.md, issue 7). Field names are a contract. Every object is
@@ -11,7 +14,6 @@ import { parseSize } from '../util/index.js';
 /** Hook scripts ship inside the image, root-owned, in this directory (like Horizon's post-synchronization scripts). */
 export const HOOK_DIR = '/usr/local/lib/vmfork/';
 export const MIN_DISK_BYTES = 16 * 1024 * 1024;
-export const MAX_POOL_SIZE = 10_000;
 /** How a pool's children are made: all forked at once, or `min` forked and the rest pre-registered. */
 /** What gives a claimed child back besides its user's release (docs/lifecycle.md). */
 export const RELEASE_TRIGGERS = ['ttl', 'logoff', 'poweroff'] as const;
@@ -26,36 +28,33 @@ const HOOK_PATH = /^\/usr\/local\/lib\/vmfork\/(?:(?!\.\.?\/)[A-Za-z0-9._-]+\/)*
 const ARG_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const SSH_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
 
-/** The message of a wrong type; a missing field says "required" instead. */
-function typeError(message: string): (issue: { input?: unknown }) => string {
-  return (issue) => (issue.input === undefined ? 'required' : message);
-}
-
 export const labelSchema = z.string({ error: typeError(`must be a string: ${LABEL_MESSAGE}`) }).regex(LABEL, { error: LABEL_MESSAGE });
 
-function sizeProblem(value: string, minBytes: number): string | undefined {
+function sizeProblem(value: string, minBytes: number, maxBytes: number): string | undefined {
   let bytes: number;
   try {
     bytes = parseSize(value);
   } catch {
     return `"${value}" is not a size like 256M or 2G (binary units)`;
   }
-  if (bytes < minBytes) return `"${value}" is below the minimum of ${minBytes / 1024 / 1024}M`;
+  if (bytes < minBytes) return `at least ${sizeText(minBytes)}`;
+  if (bytes > maxBytes) return `at most ${sizeText(maxBytes)}`;
   return undefined;
 }
 
-/** A size string (`256M`, `2G`; a bare number is MiB), at least `minBytes`. */
-export function sizeSchema(minBytes: number): z.ZodString {
+/** A size string (`256M`, `2G`; a bare number is MiB), from `minBytes` to `maxBytes`. */
+export function sizeSchema(minBytes: number, maxBytes: number = MAX_DISK_BYTES): z.ZodString {
   return z
     .string({ error: typeError('must be a size string like 256M or 2G') })
+    .max(MAX_SIZE_TEXT, { error: `at most ${MAX_SIZE_TEXT} characters` })
     .check((ctx) => {
-      const problem = sizeProblem(ctx.value, minBytes);
+      const problem = sizeProblem(ctx.value, minBytes, maxBytes);
       if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
     })
-    .describe('a size: a number with a binary unit (K, M, G, T), e.g. 256M');
+    .describe(`a size: a number with a binary unit (K, M, G, T), e.g. 256M; from ${sizeText(minBytes)} to ${sizeText(maxBytes)}`);
 }
 
-const timeoutSeconds = z.number({ error: typeError('must be a whole number of seconds') }).int().min(1).max(3600);
+const timeoutSeconds = wholeNumber(1, MAX_HOOK_TIMEOUT_SECONDS, 'seconds');
 const hookPath = z
   .string({ error: typeError('must be a string path') })
   .regex(HOOK_PATH, { error: `must be an absolute path under ${HOOK_DIR} (hook scripts live in the image there), without "..", spaces or shell characters` });
@@ -69,10 +68,8 @@ export const CommonHookSchema = z.strictObject({
 export const PerChildHookSchema = z.strictObject({
   path: hookPath,
   args: z
-    .record(
-      z.string().regex(ARG_KEY, { error: 'argument names are letters, digits and "_", not starting with a digit' }),
-      z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }),
-    )
+    .record(z.string().regex(ARG_KEY, { error: 'argument names are letters, digits and "_", not starting with a digit' }), argValueSchema)
+    .refine((args) => Object.keys(args).length <= MAX_HOOK_ARGS, { error: `at most ${MAX_HOOK_ARGS} arguments` })
     .optional(),
   /** @default 60 */
   timeoutSeconds: timeoutSeconds.optional(),
@@ -85,15 +82,15 @@ export const PoolSpecInputSchema = z
     provisioning: z.enum(PROVISIONING_MODES, { error: typeError('must be "up-front" or "on-demand"') }).optional(),
     persistent: z.boolean({ error: typeError('must be true or false') }).optional(),
     size: z.strictObject({
-      max: z.number({ error: typeError('must be a whole number') }).int().min(1).max(MAX_POOL_SIZE),
-      min: z.number({ error: typeError('must be a whole number') }).int().min(0).max(MAX_POOL_SIZE).optional(),
-      spares: z.number({ error: typeError('must be a whole number') }).int().min(0).max(MAX_POOL_SIZE).optional(),
-      warm: z.number({ error: typeError('must be a whole number') }).int().min(0).max(MAX_POOL_SIZE).optional(),
+      max: wholeNumber(1, MAX_POOL_SIZE),
+      min: wholeNumber(0, MAX_POOL_SIZE).optional(),
+      spares: wholeNumber(0, MAX_POOL_SIZE).optional(),
+      warm: wholeNumber(0, MAX_POOL_SIZE).optional(),
     }),
     naming: z
       .strictObject({
-        pattern: z.string({ error: typeError('must be a string like "desk-{n:3}"') }).min(1).max(80).optional(),
-        names: z.array(labelSchema).min(1).max(MAX_POOL_SIZE).optional(),
+        pattern: z.string({ error: typeError('must be a string like "desk-{n:3}"') }).min(1, { error: 'at least 1 character' }).max(80, { error: 'at most 80 characters' }).optional(),
+        names: z.array(labelSchema).min(1, { error: 'at least 1 name' }).max(MAX_POOL_SIZE, { error: `at most ${MAX_POOL_SIZE} names` }).optional(),
       })
       .optional(),
     network: labelSchema.optional(),
@@ -104,8 +101,8 @@ export const PoolSpecInputSchema = z
     }),
     customize: z
       .strictObject({
-        common: z.array(CommonHookSchema).max(100).optional(),
-        perChild: z.array(PerChildHookSchema).max(100).optional(),
+        common: z.array(CommonHookSchema).max(100, { error: 'at most 100 hooks' }).optional(),
+        perChild: z.array(PerChildHookSchema).max(100, { error: 'at most 100 hooks' }).optional(),
         machinePassword: z.boolean({ error: typeError('must be true or false') }).optional(),
       })
       .optional(),
@@ -113,7 +110,7 @@ export const PoolSpecInputSchema = z
     release: z
       .strictObject({
         on: z.array(z.enum(RELEASE_TRIGGERS, { error: `must be one of ${RELEASE_TRIGGERS.join(', ')}` })).max(RELEASE_TRIGGERS.length).optional(),
-        graceSeconds: z.number({ error: typeError('must be a whole number of seconds') }).int().min(0).max(86_400).optional(),
+        graceSeconds: wholeNumber(0, 86_400, 'seconds').optional(),
       })
       .optional()
       .describe('what gives a claimed child back besides its user: its TTL, the end of its last login session (logoff), the guest powering itself off; after graceSeconds (logoff)'),
@@ -121,13 +118,18 @@ export const PoolSpecInputSchema = z
     access: z
       .strictObject({
         sshAuthorizedKeys: z
-          .array(z.string().regex(SSH_KEY, { error: 'must be one OpenSSH public key line: "ssh-ed25519 AAAA… comment"' }))
-          .min(1)
-          .max(100),
+          .array(
+            z
+              .string()
+              .max(MAX_SSH_KEY_CHARS, { error: `at most ${MAX_SSH_KEY_CHARS} characters` })
+              .regex(SSH_KEY, { error: 'must be one OpenSSH public key line: "ssh-ed25519 AAAA… comment"' }),
+          )
+          .min(1, { error: 'at least 1 key' })
+          .max(100, { error: 'at most 100 keys' }),
       })
       .optional(),
-    memory: sizeSchema(64 * 1024 * 1024).optional(),
-    cpus: z.number({ error: typeError('must be a whole number') }).int().min(1).max(64).optional(),
+    memory: sizeSchema(64 * 1024 * 1024, MAX_MEMORY_BYTES).optional(),
+    cpus: wholeNumber(1, MAX_CPUS).optional(),
   })
   .describe('A pool of desktops: the image, its size, naming, disks and customization (docs/api.md)');
 

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { VmforkError } from '../errors.js';
 import { DEFAULT_NETWORK } from '../network/index.js';
 import { parseNamePattern, parseSize, patternNames } from '../util/index.js';
+import { sizeText } from './spec-limits.js';
 import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput, type PROVISIONING_MODES, type ReleaseTrigger } from './spec-schema.js';
 
 /** A validated pool spec with every default applied and every size in its canonical form (`256M`). */
@@ -45,11 +46,7 @@ export const DEFAULT_LOGOFF_GRACE_SECONDS = 30;
 
 /** The largest binary unit that divides the size exactly: "0.25G" and "256MiB" both become "256M". */
 export function canonicalSize(input: string): string {
-  const bytes = parseSize(input);
-  for (const [unit, factor] of [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
-    if (bytes % factor === 0) return `${bytes / factor}${unit}`;
-  }
-  return `${bytes}B`;
+  return sizeText(parseSize(input));
 }
 
 /** 64M, or a quarter of a smaller disposable disk (whole MiB): the rest of it is /tmp. */

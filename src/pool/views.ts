@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { POOL_STATES, VM_STATES } from '../state/index.js';
 import { PushViewSchema } from './push.js';
 import { PoolSpecInputSchema, PROVISIONING_MODES } from './spec-schema.js';
+import { MAX_POOL_SIZE, wholeNumber } from './spec-limits.js';
 
 /**
  * What the provisioning service answers with: the contract between the API (which documents these schemas in
@@ -44,5 +45,5 @@ export const PoolDetailSchema = PoolSummarySchema.extend({
 export type PoolDetail = z.infer<typeof PoolDetailSchema>;
 
 
-export const ResizeRequestSchema = z.strictObject({ max: z.number({ error: 'must be a whole number' }).int().min(1) });
+export const ResizeRequestSchema = z.strictObject({ max: wholeNumber(1, MAX_POOL_SIZE) });
 export type ResizeRequest = z.infer<typeof ResizeRequestSchema>;

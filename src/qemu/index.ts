@@ -12,3 +12,4 @@ export { assertImageUsable, check, convert, createImage, createOverlay, info, ve
 export { freezeToFile, resumeFromFile, type FreezeResult, type ResumeMarks } from './freeze-resume.js';
 export { INCOMING_STATE_FD, loadState, saveState, type StateIoOptions, type StateSink } from './migration-state.js';
 export { connectUnixSocket, type ProtocolLogger } from './json-line-stream.js';
+export { JunkGuard, type JunkOptions } from './junk-guard.js';

@@ -70,7 +70,9 @@ export function buildQemuArgv(spec: VmSpec): string[] {
 
   // -qmp's "unix:" form is parsed as an option string (commas escaped); "-serial file:" takes the rest verbatim
   argv.push('-qmp', `unix:${escapeOptionValue(spec.qmpSocket)},server=on,wait=off`);
-  if (spec.serialLog) argv.push('-serial', `file:${spec.serialLog}`);
+  // a socket read by the VM's capped logger (src/vm/serial-logger.ts says why); `file:` only for older specs
+  if (spec.serialSocket) argv.push('-chardev', `socket,id=serial0,path=${escapeOptionValue(spec.serialSocket)},server=on,wait=off`, '-serial', 'chardev:serial0');
+  else if (spec.serialLog) argv.push('-serial', `file:${spec.serialLog}`);
   if (spec.pidfile) argv.push('-pidfile', spec.pidfile);
   if (spec.incoming) argv.push('-incoming', spec.incoming);
   if (spec.noShutdown) argv.push('-no-shutdown');

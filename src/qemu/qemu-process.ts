@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { lstat, open, readFile, stat, unlink } from 'node:fs/promises';
 import { isVmforkError, VmforkError } from '../errors.js';
-import { QEMU_PACKAGES, QEMU_SYSTEM_BINARY, isSameProcess, readProcStat, readStartTime, waitForExit } from '../host/index.js';
+import { QEMU_PACKAGES, QEMU_SYSTEM_BINARY, isSameProcess, placeInCgroup, type CgroupPlacement, type VmCgroupRequest, readProcStat, readStartTime, waitForExit } from '../host/index.js';
 import { waitUntil } from '../util/index.js';
 import { QmpClient } from './qmp-client.js';
 
@@ -33,12 +33,16 @@ export interface LaunchOptions {
    * that a vmfork killed while QEMU starts leaves a process the next command can find and stop.
    */
   onSpawn?: (proc: LaunchedProcess) => Promise<void>;
+  /** The VM's cgroup (memory, CPU weight, pids: docs/cgroups.md); QEMU is moved into it right after the spawn. */
+  cgroup?: VmCgroupRequest;
 }
 
 export interface LaunchedProcess {
   pid: number;
   /** Clock ticks after boot (/proc/PID/stat field 22); record it with the pid. */
   startTime: number;
+  /** Where the process was confined, or why not (a VM runs without a cgroup where cgroups cannot be used). */
+  cgroup?: CgroupPlacement;
 }
 
 /**
@@ -84,6 +88,7 @@ export async function launchQemu(options: LaunchOptions): Promise<LaunchedProces
   };
   if (startTime === undefined) return fail(exit ?? 'exited at once');
   await options.onSpawn?.({ pid, startTime });
+  const cgroup = options.cgroup && (await placeInCgroup(pid, options.cgroup));
 
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
@@ -108,7 +113,7 @@ export async function launchQemu(options: LaunchOptions): Promise<LaunchedProces
     return fail(`did not answer on ${options.qmpSocket} within ${timeoutMs} ms (killed)`);
   });
   if (outcome.exited !== undefined) return fail(outcome.exited);
-  return { pid, startTime };
+  return { pid, startTime, ...(cgroup ? { cgroup } : {}) };
 }
 
 /** Reads a pidfile QEMU wrote (`-pidfile`); undefined when it is missing or not (yet) a number. */

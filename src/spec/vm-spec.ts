@@ -71,7 +71,7 @@ const kernelBoot = z.strictObject({
 });
 
 /** Ids the argv builder uses for its own objects; a disk or NIC may not take them. */
-export const RESERVED_DEVICE_IDS = ['mem', 'vserial0', 'agent0', 'vfg0', 'vmgenid0', 'qmp0'] as const;
+export const RESERVED_DEVICE_IDS = ['mem', 'vserial0', 'agent0', 'vfg0', 'vmgenid0', 'qmp0', 'serial0'] as const;
 
 export const vmSpecSchema = z
   .strictObject({
@@ -98,8 +98,13 @@ export const vmSpecSchema = z
     vmforkAgentSocket: absPath.optional(),
     /** Unix socket of the QMP monitor; vmfork controls every VM through it. */
     qmpSocket: absPath,
-    /** The guest's serial console goes to this file. */
+    /**
+     * The guest's serial console goes to this file: written by QEMU itself (unbounded: specs recorded before issue
+     * 13), or, with `serialSocket`, by the VM's capped serial logger (src/vm/serial-logger.ts).
+     */
     serialLog: absPath.optional(),
+    /** QEMU serves the serial port on this unix socket; the serial logger copies it into `serialLog`. */
+    serialSocket: absPath.optional(),
     pidfile: absPath.optional(),
     /** VM generation id: a new one per child makes the guest reseed its RNG after a fork. */
     vmgenid: guid.optional(),

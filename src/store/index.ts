@@ -17,3 +17,4 @@ export * from './datastores-repo.js';
 export * from './pools-repo.js';
 export * from './checkpoints-repo.js';
 export * from './claims-repo.js';
+export * from './reservations-repo.js';

@@ -19,6 +19,7 @@ export interface Database {
   datastores: DatastoresTable;
   pools: PoolsTable;
   replicas: ReplicasTable;
+  pool_reservations: PoolReservationsTable;
 }
 
 /** Who is moving a row through a transitional state: the process (pid + start time) and its operation. */
@@ -257,3 +258,13 @@ export type TaskEventRow = Selectable<TaskEventsTable>;
 export type DatastoreRow = Selectable<DatastoresTable>;
 export type PoolRow = Selectable<PoolsTable>;
 export type ReplicaRow = Selectable<ReplicasTable>;
+
+/** A resize's new size, reserved with its capacity check (src/pool/disk-budget.ts); one per pool. */
+export interface PoolReservationsTable {
+  pool: string;
+  max: number;
+  /** The resize task, once queued; null in the moment between the check and the queueing. */
+  task_id: string | null;
+  created_at: string;
+}
+export type PoolReservationRow = Selectable<PoolReservationsTable>;

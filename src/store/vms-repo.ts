@@ -96,7 +96,7 @@ export async function setVmClaimed(db: Db, name: string, claimed: boolean): Prom
 
 /**
  * The uid the VM's QEMU runs as: the one it has, else the lowest free one in [base, base + count) — taken in one
- * statement, and the unique index (migration 013) refuses a uid another VM took meanwhile, so it is retried.
+ * statement, and the unique index (migration 014) refuses a uid another VM took meanwhile, so it is retried.
  */
 export async function assignQemuUid(db: Db, name: string, base: number, count: number): Promise<number> {
   for (let attempt = 0; attempt < 5; attempt++) {

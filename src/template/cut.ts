@@ -1,4 +1,4 @@
-import { waitForExit } from '../host/index.js';
+import { removeVmCgroup, waitForExit } from '../host/index.js';
 import { detachVm } from '../network/index.js';
 import { freezeToFile, terminateProcess, type FreezeResult, type LaunchedProcess } from '../qemu/index.js';
 import type { Actor } from '../state/index.js';
@@ -36,6 +36,7 @@ export async function freezeParent(deps: VmDeps, name: string, parent: ParentToF
   await markProcessExited(deps.db, name);
   await transition(deps.db, 'vms', name, 'paused', 'stopped', actor);
   await detachVm(deps.db, parent.network, name);
+  await removeVmCgroup(deps.home.root, name);
   await deleteVm(deps.db, name);
   return cut;
 }

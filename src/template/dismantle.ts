@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { removeVmCgroup } from '../host/index.js';
 import { terminateProcess } from '../qemu/index.js';
 import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
@@ -46,6 +47,7 @@ export async function dismantleTemplate(deps: VmDeps, row: TemplateRow, actor: A
     await detachVm(deps.db, lease.network_name, row.name);
     done.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap}) released`);
   }
+  await removeVmCgroup(deps.home.root, row.name);
   if ((await getVm(deps.db, row.name))?.role === 'template') await deleteVm(deps.db, row.name);
   await rm(row.dir, { recursive: true, force: true });
   await deleteTemplateRow(deps.db, row.name);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { VmforkError, withContext } from '../errors.js';
@@ -57,11 +58,15 @@ interface BootPlan {
   source: BootSource;
 }
 
-/** Guest CPUs a VM may be given (flags are checked with the same bounds everywhere). */
-export function checkCpus(cpus: number | undefined): number {
+/**
+ * Guest CPUs a VM may be given (flags are checked with the same bounds everywhere): at most this host's CPUs, as
+ * a pool spec's `cpus` (more vCPUs than cores only time-slice them, and TCG runs one thread per vCPU).
+ */
+export function checkCpus(cpus: number | undefined, hostCpus: number = availableParallelism()): number {
   const n = cpus ?? 1;
-  if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--cpus must be a whole number from 1 to 64, got ${String(cpus)}`, { details: { cpus } });
+  const max = Math.min(64, hostCpus);
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--cpus: a whole number from 1 to ${max}${max === hostCpus ? ' (this host\'s CPUs)' : ''}, got ${String(cpus)}`, { details: { cpus, max } });
   }
   return n;
 }

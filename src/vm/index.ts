@@ -15,6 +15,7 @@ export { healVm } from './heal.js';
 export { imageBootSource, type BootSource } from './image-boot.js';
 export { connectAgent, destroyVm, getVmReconciled, listVmsReconciled, reconcileVm } from './lifecycle.js';
 export { serialTail } from './serial-log.js';
+export { serialLogCap, startSerialLogger } from './serial-logger.js';
 export { startVm } from './start.js';
 export { stopVm, type StopOptions } from './stop.js';
 export type { VmDeps } from './vm-deps.js';

@@ -11,6 +11,8 @@ export interface VmPaths {
   /** vmfork-guest's port (only VMs of images that carry the agent have one). */
   guest: string;
   serialLog: string;
+  /** QEMU's serial port, read by the serial logger into serialLog. */
+  serialSocket: string;
   stderrLog: string;
   pidfile: string;
 }
@@ -42,10 +44,12 @@ export function vmPathsIn(dir: string): VmPaths {
     agent: join(dir, 'qga.sock'),
     guest: join(dir, 'vfg.sock'),
     serialLog: join(dir, 'serial.log'),
+    // as short as the other sockets' names: the longest path a data dir allows stays the same
+    serialSocket: join(dir, 'tty.sock'),
     stderrLog: join(dir, 'qemu.stderr.log'),
     pidfile: join(dir, 'qemu.pid'),
   };
-  for (const sock of [paths.qmp, paths.agent, paths.guest]) {
+  for (const sock of [paths.qmp, paths.agent, paths.guest, paths.serialSocket]) {
     if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) {
       throw new VmforkError('VMFORK_INVALID_ARGUMENT', `socket path ${sock} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --home`, {
         details: { path: sock },
@@ -60,6 +64,7 @@ export interface VmChannels {
   vmforkAgentSocket?: string;
   qmpSocket: string;
   serialLog: string;
+  serialSocket: string;
   pidfile: string;
   vmgenid: string;
   uuid: string;
@@ -76,6 +81,7 @@ export function vmChannels(paths: VmPaths, options: { vmforkAgent?: boolean } = 
     ...(options.vmforkAgent ? { vmforkAgentSocket: paths.guest } : {}),
     qmpSocket: paths.qmp,
     serialLog: paths.serialLog,
+    serialSocket: paths.serialSocket,
     pidfile: paths.pidfile,
     vmgenid: randomUUID(),
     uuid: randomUUID(),

@@ -1,6 +1,7 @@
 import { buildQemuArgv, launchQemu, type LaunchedProcess } from '../qemu/index.js';
 import type { VmSpec } from '../spec/index.js';
 import { recordProcess } from '../store/index.js';
+import { startSerialLogger } from './serial-logger.js';
 import { confineVm } from './vm-confine.js';
 import type { VmDeps } from './vm-deps.js';
 import type { VmPaths } from './vm-paths.js';
@@ -13,8 +14,8 @@ export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, p
   const confined = await confineVm(deps, name, spec, paths.dir);
   const argv = [...buildQemuArgv(spec), ...confined.argv];
   // recorded the moment the process exists, not once QEMU greets: a kill in between must not orphan it
-  const record = (p: LaunchedProcess): Promise<void> =>
-    recordProcess(deps.db, {
+  const record = async (p: LaunchedProcess): Promise<void> => {
+    await recordProcess(deps.db, {
       vm_name: name,
       pid: p.pid,
       start_time: p.startTime,
@@ -25,15 +26,20 @@ export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, p
       started_at: new Date().toISOString(),
       exited_at: null,
     });
+    // with QEMU, not once it greets: a booting guest writes its first lines at once
+    if (spec.serialSocket && spec.serialLog) await startSerialLogger({ socket: spec.serialSocket, log: spec.serialLog, qemuPid: p.pid, logger: deps.log });
+  };
+  const cgroup = { scope: deps.home.root, vm: name, shape: spec };
   const launched = await launchQemu({
     argv,
     stderrLog: paths.stderrLog,
     qmpSocket: paths.qmp,
     onSpawn: record,
+    cgroup,
     ...(options.netns ? { netns: options.netns } : {}),
     // only a QEMU waiting for its state gets it (a record may still name the state it once loaded)
     ...(spec.incomingState && spec.incoming === 'defer' ? { incomingState: spec.incomingState } : {}),
   });
-  deps.log.info({ vm: name, pid: launched.pid, netns: options.netns, uid: confined.identity?.uid }, 'qemu launched');
+  deps.log.info({ vm: name, pid: launched.pid, netns: options.netns, uid: confined.identity?.uid, cgroup: launched.cgroup?.why }, 'qemu launched');
   return launched;
 }

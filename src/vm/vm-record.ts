@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { processesWithArg } from '../host/index.js';
+import { processesWithArg, removeVmCgroup } from '../host/index.js';
 import { escapeOptionValue, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
@@ -28,6 +28,8 @@ export async function teardownVm(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, 
   const out: Teardown = { name: vm.name, released: [] };
   const killed = await killVmQemu(deps, vm, options.graceMs);
   if (killed !== undefined) out.killedPid = killed;
+  // empty now that its QEMU is gone; one still busy is gc's to remove later
+  await removeVmCgroup(deps.home.root, vm.name);
   for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === vm.name)) {
     await detachVm(deps.db, lease.network_name, vm.name);
     out.released.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap})`);

@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { acquireServerLock } from '../../src/api/index.js';
+import { acquireServerLock, lockNameFor } from '../../src/api/index.js';
 import { isVmforkError } from '../../src/errors.js';
 import { run } from '../../src/util/index.js';
 import { withTempDir } from '../helpers/temp-dir.js';
@@ -84,4 +85,25 @@ test('acquireServerLock in one process: the holder answers with its pid and (onc
   }
   const again = await acquireServerLock(dir);
   await again.release();
+  assert.equal(statSync(join(dir, 'run', 'server-lock.key')).mode & 0o777, 0o600, 'the key that names the lock is private');
+}));
+
+test('a squatter on the lock\'s name (anyone may bind an abstract socket) cannot pose as the server: refused as squatted, no pid believed', withTempDir('vmfork-squat-', async (dir) => {
+  await (await acquireServerLock(dir)).release();
+  const name = await lockNameFor(dir, readFileSync(join(dir, 'run', 'server-lock.key'), 'utf8').trim());
+  const squatter = createServer((c) => {
+    c.on('error', () => undefined);
+    c.end(`${JSON.stringify({ pid: 1, url: 'http://evil.example' })}\n`, () => c.destroy());
+  });
+  await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(`\0${name}`, resolve));
+  try {
+    await assert.rejects(acquireServerLock(dir), (err: unknown) => {
+      assert.ok(isVmforkError(err) && err.code === 'VMFORK_SERVER_RUNNING', String(err));
+      assert.deepEqual(err.details, { pid: null, url: null, home: dir, squatted: true });
+      assert.match(err.message, /cannot prove it serves this data dir/);
+      return true;
+    });
+  } finally {
+    await new Promise<void>((resolve) => squatter.close(() => resolve()));
+  }
 }));

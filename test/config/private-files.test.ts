@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   applySharedMode,
   ensurePrivateDir,
@@ -22,6 +22,7 @@ import { qemuConfinement } from '../../src/config/index.js';
 
 const mode = (p: string): number => statSync(p).mode & 0o777;
 const uid = process.getuid?.() ?? 0;
+const PRIVATE_FILES_JS = new URL('../../src/config/private-files.js', import.meta.url).pathname;
 
 /** The refusal every unsafe token file gets: its own code, naming the file. */
 async function refused(path: string, why: RegExp): Promise<void> {
@@ -44,6 +45,18 @@ test('ensurePrivateDir: makes a missing data dir (and parents) 0700; tightens an
   execFileSync('chmod', ['0755', open]);
   assert.deepEqual(ensurePrivateDir(open), { created: false, tightenedFrom: 0o755 });
   assert.equal(mode(open), 0o700);
+  // another user's open dir: said, not fatal (nobody cannot chmod root's dir)
+  const theirs = join(dir, 'theirs');
+  mkdirSync(theirs);
+  execFileSync('chmod', ['0755', theirs]);
+  const asNobody = (code: string): ReturnType<typeof spawnSync> => spawnSync(process.execPath, ['--input-type=module', '-e', code], { uid: 65534, gid: 65534, encoding: 'utf8' });
+  // a checkout under a private directory hides the module from nobody: then only root's side is checked above
+  if (uid === 0 && asNobody(`await import(${JSON.stringify(PRIVATE_FILES_JS)})`).status === 0) {
+    execFileSync('chmod', ['0711', dir]); // nobody may pass through to root's open dir, not own it
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { ensurePrivateDir } from ${JSON.stringify(PRIVATE_FILES_JS)}; process.stdout.write(JSON.stringify(ensurePrivateDir(${JSON.stringify(theirs)})))`], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    assert.equal(r.status, 0, String(r.stderr));
+    assert.deepEqual(JSON.parse(r.stdout), { created: false, looseNotOurs: 0o755 });
+  }
 }));
 
 test('the process umask makes files 0600 and dirs 0700; withUmask restores the previous one even on failure', withTempDir('vmfork-umask-', async (dir) => {

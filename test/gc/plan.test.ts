@@ -6,7 +6,7 @@ import type { GcScan, ScannedVm } from '../../src/gc/scan.js';
 const ROOT = '/d';
 
 function scan(over: Partial<GcScan> = {}): GcScan {
-  return { root: ROOT, qemus: [], dirs: { vm: [], template: [], replica: [], promoted: [] }, taps: [], namespaces: [], leases: [], vms: [], templates: [], replicas: [], networks: [], healable: [], liveTasks: 0, ...over };
+  return { root: ROOT, qemus: [], cgroups: [], dirs: { vm: [], template: [], replica: [], promoted: [] }, taps: [], namespaces: [], leases: [], vms: [], templates: [], replicas: [], networks: [], healable: [], liveTasks: 0, ...over };
 }
 
 function vm(name: string, over: Partial<ScannedVm> = {}): ScannedVm {
@@ -101,6 +101,16 @@ test('a namespace with this data dir\'s prefix and no network record is deleted,
   const plan = planGc(s);
   assert.deepEqual(plan.map((a) => `${a.kind} ${a.target}`), ['delete-netns netns p-old']);
   assert.deepEqual(plan[0]?.kind === 'delete-netns' && plan[0].ownerId, '2');
+});
+
+test("a VM's cgroup is removed when no VM record has its name and it holds no process", () => {
+  const cgroups = [
+    { vm: 'kept', paths: ['/cg/memory/vmfork-t.kept'], empty: true },
+    { vm: 'gone', paths: ['/cg/memory/vmfork-t.gone', '/cg/pids/vmfork-t.gone'], empty: true },
+    { vm: 'renamed', paths: ['/cg/memory/vmfork-t.renamed'], empty: false },
+  ];
+  const plan = planGc(scan({ vms: [vm('kept')], cgroups }));
+  assert.deepEqual(plan.map((a) => `${a.kind} ${a.target}`), ['remove-cgroup /cg/memory/vmfork-t.gone, /cg/pids/vmfork-t.gone']);
 });
 
 test('replicas nothing references are removed with their templates; a pool, a child or a live task protects them; hand-made templates never go', () => {

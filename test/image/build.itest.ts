@@ -33,7 +33,7 @@ test('vmfork image build: required packages, vmgenid kernel, clean template, cac
     assert.equal(build.kernel.config.CONFIG_VMGENID, 'y');
     assert.deepEqual(build.hygiene, { machineIdBytes: 0, sshHostKeys: [], randomSeed: false });
     assert.ok(build.modules.bytesAfter < build.modules.bytesBefore / 4, 'unused kernel modules were pruned');
-    assert.equal(manifest.cmdline, 'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet');
+    assert.equal(manifest.cmdline, 'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet tsc=reliable nowatchdog psi=0');
 
     // independent look into the image itself
     const raw = join(scratch, 'root.raw');

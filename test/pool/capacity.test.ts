@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { homeLayout } from '../../src/config/index.js';
 import { registerLocalHost } from '../../src/host/index.js';
-import { checkPoolCapacity, checkPoolFits, CHILD_OVERLAY_BYTES, poolGrowth, type HostProbe } from '../../src/pool/capacity.js';
+import { checkPoolCapacity, checkPoolFits, poolGrowth, type HostProbe } from '../../src/pool/capacity.js';
 import { parsePoolSpec, type PoolSpec } from '../../src/pool/index.js';
 import { insertImage, insertNetwork, insertPool, insertReplica, insertTemplate, insertVm, LOCAL_HOST_ID, openStore, type Db } from '../../src/store/index.js';
 import type { VmState } from '../../src/state/index.js';
@@ -13,8 +13,15 @@ import { withTempDir } from '../helpers/temp-dir.js';
 const GiB = 1024 ** 3;
 const now = new Date().toISOString();
 
-/** A scripted host: so many MiB of memory available, so many bytes free on every datastore. */
-const host = (availableMiB: number, freeBytes = 100 * GiB): HostProbe => ({ availableMiB: () => Promise.resolve(availableMiB), freeBytes: () => Promise.resolve(freeBytes) });
+/** One child's disks at full size: the image's virtual size (1 byte here) and the 128M disposable disk. */
+const CHILD = 1 + 128 * 1024 ** 2;
+
+/** A scripted host: so many MiB of memory available, so many bytes free on every datastore; its bounds are wide. */
+const host = (availableMiB: number, freeBytes = 100 * GiB): HostProbe => ({
+  availableMiB: () => Promise.resolve(availableMiB),
+  freeBytes: () => Promise.resolve(freeBytes),
+  limits: () => Promise.resolve({ memoryMiB: 1024 * 1024, cpus: 64, datastoreBytes: 1024 * GiB }),
+});
 
 function spec(over: object): PoolSpec {
   return parsePoolSpec({ name: 'desk', image: 'default', size: { max: 4 }, naming: { pattern: 'desk-{n}' }, disks: { disposable: '128M' }, ...over });
@@ -76,20 +83,21 @@ test('an up-front create that does not fit says how many would: the template par
   await checkPoolFits(db, spec({ size: { max: 9 }, memory: '1G' }), host(4096));
 })));
 
-test('disk: the replica, then 64M of overlays per reserved child on the pool\'s datastore; a resize counts only what it adds', withTempDir('vmfork-cap-', (dir) => withStore(dir, async (db) => {
+test('disk: the replica, then each child\'s disks at full size on the pool\'s datastore; a resize counts the children it has at full size too', withTempDir('vmfork-cap-', (dir) => withStore(dir, async (db) => {
   const replica = GiB + 128 * 1024 ** 2;
-  const err = await refused(checkPoolCapacity(db, spec({ size: { max: 5 } }), undefined, host(64 * 1024, replica + 3 * CHILD_OVERLAY_BYTES)));
+  const err = await refused(checkPoolCapacity(db, spec({ size: { max: 5 } }), undefined, host(64 * 1024, replica + 3 * CHILD)));
   assert.equal(err.code, 'VMFORK_NO_SPACE');
   assert.deepEqual([err.details.field, err.details.fit, err.details.asked], ['size.max', 3, 5]);
   const tooSmall = await refused(checkPoolCapacity(db, spec({}), undefined, host(64 * 1024, GiB)));
   assert.deepEqual([tooSmall.code, tooSmall.details.field, tooSmall.details.fit], ['VMFORK_NO_SPACE', 'disks.disposable', 0]);
-  // a pool with its replica: growing 4 → 7 needs only the 3 new children's overlays
+  // a pool with its replica: growing 4 → 7 needs no replica, but its 4 children may still grow to full size
+  // (their overlays hold nothing yet: no files here)
   const s = spec({});
   await madePool(db, s, [['desk-1', 'running'], ['desk-2', 'running'], ['desk-3', 'running'], ['desk-4', 'running']]);
   const bigger = spec({ size: { max: 7 } });
   assert.deepEqual(await poolGrowth(db, bigger), { fork: 3, reserve: 3 });
-  await checkPoolFits(db, bigger, host(64 * 1024, 3 * CHILD_OVERLAY_BYTES));
-  const grow = await refused(checkPoolFits(db, bigger, host(64 * 1024, 2 * CHILD_OVERLAY_BYTES)));
+  await checkPoolFits(db, bigger, host(64 * 1024, 7 * CHILD));
+  const grow = await refused(checkPoolFits(db, bigger, host(64 * 1024, 6 * CHILD)));
   assert.deepEqual([grow.code, grow.details.fit, grow.details.asked], ['VMFORK_NO_SPACE', 2, 3]);
 })));
 

@@ -7,10 +7,10 @@ import {
   parsePoolSpecText,
   poolChildNames,
   type PoolSpec,
-  type SpecProblem,
 } from '../../src/pool/spec.js';
 import { PoolSpecInputSchema } from '../../src/pool/spec-schema.js';
 import { phase1Digest } from '../../src/replica/index.js';
+import { problems } from './spec-problems.js';
 
 const ISSUE_EXAMPLE = `
 name: desk                      # RFC 1123 label
@@ -30,16 +30,6 @@ datastore: default
 `;
 
 const MINIMAL = { name: 'lab', image: 'default', size: { max: 3 }, disks: { disposable: '128M' } };
-
-function problems(value: unknown): SpecProblem[] {
-  try {
-    parsePoolSpec(value);
-  } catch (err) {
-    assert.equal((err as { code: string }).code, 'VMFORK_INVALID_ARGUMENT');
-    return (err as { details: { problems: SpecProblem[] } }).details.problems;
-  }
-  assert.fail('the spec was accepted');
-}
 
 function rejects(value: unknown, path: string, message: RegExp): void {
   const found = problems(value);
@@ -93,7 +83,7 @@ test('every error names its field path; the message carries the first one', () =
   rejects({ image: 'default', size: { max: 1 }, disks: { disposable: '64M' } }, 'name', /required/);
   rejects({ ...MINIMAL, provisioning: 'lazy' }, 'provisioning', /up-front/);
   rejects({ ...MINIMAL, disks: { disposable: 'lots' } }, 'disks.disposable', /not a size like 256M/);
-  rejects({ ...MINIMAL, disks: { disposable: '8M' } }, 'disks.disposable', /below the minimum of 16M/);
+  rejects({ ...MINIMAL, disks: { disposable: '8M' } }, 'disks.disposable', /at least 16M/);
   rejects({ ...MINIMAL, disks: { disposable: '64M', swap: '60M' } }, 'disks.swap', /leave at least 16M/);
   assert.equal(parsePoolSpec({ ...MINIMAL, disks: { disposable: '64M' } }).disks.swap, '16M');
   rejects({ ...MINIMAL, size: { max: 0 } }, 'size.max', /.+/);

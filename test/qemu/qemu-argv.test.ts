@@ -224,3 +224,13 @@ test('vmfork-guest\'s port: its own chardev and virtserialport after qemu-ga\'s,
   const alone = buildQemuArgv({ ...t, agentSocket: undefined });
   assert.ok(alone.includes('virtio-serial-pci,id=vserial0') && !alone.some((a) => a.includes('agent0')));
 });
+
+test('serialSocket: the serial port on a socket chardev for the capped logger; the guest sees the same machine', () => {
+  const onSocket = buildQemuArgv({ ...child, serialSocket: `${VM}/c1/serial.sock` });
+  const at = onSocket.indexOf('-serial');
+  assert.deepEqual(onSocket.slice(at - 2, at + 2), ['-chardev', `socket,id=serial0,path=${VM}/c1/serial.sock,server=on,wait=off`, '-serial', 'chardev:serial0']);
+  assert.ok(!onSocket.some((a) => a.startsWith('file:')), 'no -serial file: beside it');
+  // a template recorded with `-serial file:` still forks children that log through the socket: the backend is host-side
+  assert.deepEqual(layoutDifferences(template, { ...child, serialSocket: `${VM}/c1/serial.sock` }), []);
+  assert.throws(() => buildQemuArgv({ ...coldBoot, disks: [{ id: 'serial0', path: `${VM}/web1/disk.qcow2`, format: 'qcow2' }] }), /serial0/);
+});

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DEFAULT_LISTEN, startServer } from '../../api/index.js';
-import { createProvisionService } from '../../pool/index.js';
+import { createProvisionService, setDiskOvercommit } from '../../pool/index.js';
 import { demoPoolSpec, runDemoPool } from '../demo-pool.js';
 import { drainTasks } from '../../task/index.js';
 import type { VmDeps } from '../../vm/index.js';
@@ -32,9 +32,11 @@ export function registerServeCommands(program: Command): void {
     .option('--listen <host:port>', 'address to listen on (keep it on loopback unless a proxy with TLS is in front)', DEFAULT_LISTEN)
     .option('--demo', 'also make (or show) the pool `demo` of 5 persistent desktops and print its table: what `npm start` runs')
     .option('--demo-image <name>', 'image of the demo pool', 'default')
+    .option('--disk-overcommit <ratio>', 'how far the disks of all pools on a datastore, each counted at its full size, may exceed the datastore (kept in the store; default 1.0; docs/pools.md, Capacity)')
     .action(
-      action(async (ctx, opts: { listen: string; demo?: boolean; demoImage: string }) => {
+      action(async (ctx, opts: { listen: string; demo?: boolean; demoImage: string; diskOvercommit?: string }) => {
         const deps = await ctx.deps();
+        if (opts.diskOvercommit !== undefined) await setDiskOvercommit(deps.db, opts.diskOvercommit);
         const provision = createProvisionService(deps);
         const server = await startServer(deps, { listen: opts.listen, provision });
         process.stdout.write(`vmfork: serving ${server.url}\n  token: ${server.tokenPath}\n  ${server.adopted} running VM(s) re-adopted\n`);
