@@ -78,14 +78,15 @@ vmTest('a running QEMU whose record is gone (a crash between its record and its 
   await deleteVm(fx.th.db, c.name);
 
   const dry = await gc('--dry-run');
-  const kinds = dry.actions.filter((a) => a.target === `QEMU ${c.pid}` || a.target.includes(c.dir) || a.reason.includes(c.name)).map((a) => a.kind);
-  // its cgroup too: it names a VM with no record (removed once the killed QEMU has left it)
-  assert.deepEqual(kinds.sort(), ['kill-qemu', 'release-lease', 'remove-cgroup', 'remove-dir'], JSON.stringify(dry.actions));
+  // its cgroups are left out here: gc lists one only when it is empty, which races the QEMU's exit (cgroup.itest
+  // checks gc's removal of a stray cgroup)
+  const notCgroup = (a: { kind: string }): boolean => a.kind !== 'remove-cgroup';
+  const kinds = dry.actions.filter((a) => notCgroup(a) && (a.target === `QEMU ${c.pid}` || a.target.includes(c.dir) || a.reason.includes(c.name))).map((a) => a.kind);
+  assert.deepEqual(kinds.sort(), ['kill-qemu', 'release-lease', 'remove-dir'], JSON.stringify(dry.actions));
   assert.deepEqual(await qemuProcessesMatching(`${c.dir}/`), [c.pid], 'the dry run left the QEMU running');
 
   const pass = await gc();
-  const ours = pass.actions.filter((a) => a.target === `QEMU ${c.pid}` || a.target.includes(c.dir) || a.reason.includes(c.name));
-  // the cgroup's removal may find the killed QEMU's threads still leaving it (done false): the next pass takes it
-  assert.deepEqual(ours.map((a) => [a.kind, a.kind === 'remove-cgroup' || a.done]), [['kill-qemu', true], ['release-lease', true], ['remove-cgroup', true], ['remove-dir', true]], JSON.stringify(pass.actions));
+  const ours = pass.actions.filter((a) => notCgroup(a) && (a.target === `QEMU ${c.pid}` || a.target.includes(c.dir) || a.reason.includes(c.name)));
+  assert.deepEqual(ours.map((a) => [a.kind, a.done]), [['kill-qemu', true], ['release-lease', true], ['remove-dir', true]], JSON.stringify(pass.actions));
   await assertNothingLeft(c);
 });
