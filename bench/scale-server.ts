@@ -8,6 +8,12 @@ import { waitUntil } from '../src/util/index.js';
 /** dist/bench/ → dist/src/cli/main.js: the real server, as `vmfork serve` runs it. */
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 
+/**
+ * Each child's overlay counts at its full possible size (the image's 2 GiB + its disks), so at the default 1.0 a
+ * datastore of ~80 GiB holds ~37 children; idle forked children write a few MiB each, hence 4.
+ */
+const DISK_OVERCOMMIT = 4;
+
 /** `vmfork serve` on a bench's data dir, in its own process, and a client that times each call. */
 export interface BenchServer {
   pid: number;
@@ -31,7 +37,7 @@ async function freePort(): Promise<number> {
 export async function startBenchServer(root: string): Promise<BenchServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(process.execPath, [CLI, '--home', root, 'serve', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [CLI, '--home', root, 'serve', '--listen', `127.0.0.1:${port}`, '--disk-overcommit', String(DISK_OVERCOMMIT)], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let gone = false;
   void exited.then(() => (gone = true));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long API fuzz (`npm run test:fuzz`): test/api/fuzz/api-fuzz.test.ts with VMFORK_FUZZ_RUNS requests (default
-# 30,000; `npm test` runs 3,000). The seed is random and printed unless VMFORK_FUZZ_SEED (replay)
+# 30,000; `npm test` runs 2,000). The seed is random and printed unless VMFORK_FUZZ_SEED (replay)
 # or CI=true (the fixed one) sets it. No QEMU starts: the QEMU work is scripted, the rest is the real server.
 set -euo pipefail
 cd "$(dirname "$0")/.."

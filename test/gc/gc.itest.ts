@@ -54,8 +54,10 @@ vmTest('a child whose QEMU was killed -9: gc --dry-run lists it and changes noth
 
   const dry = await gc('--dry-run');
   assert.equal(dry.dryRun, true);
-  // the rung (a data dir with a template, its files and default network) holds nothing else gc would take
-  assert.deepEqual(dry.actions.map((a) => a.target), [`VM ${c.name}`], JSON.stringify(dry.actions));
+  // the rung (a data dir with a template, its files and default network) holds nothing else gc would take but the
+  // empty cgroups of other files' VMs torn down while their QEMU was still leaving (gc's by design: docs/cgroups.md)
+  const others = (a: { kind: string; reason: string }): boolean => a.kind === 'remove-cgroup' && !a.reason.includes(c.name);
+  assert.deepEqual(dry.actions.filter((a) => !others(a)).map((a) => a.target), [`VM ${c.name}`], JSON.stringify(dry.actions));
   const listed = dry.actions.find((a) => a.target === `VM ${c.name}`);
   assert.equal(listed?.kind, 'destroy-vm', JSON.stringify(dry.actions));
   assert.match(listed.reason, /QEMU is gone/);
@@ -76,12 +78,15 @@ vmTest('a running QEMU whose record is gone (a crash between its record and its 
   await deleteVm(fx.th.db, c.name);
 
   const dry = await gc('--dry-run');
-  const kinds = dry.actions.filter((a) => a.target === `QEMU ${c.pid}` || a.target.includes(c.dir) || a.reason.includes(c.name)).map((a) => a.kind);
+  // its cgroups are left out here: gc lists one only when it is empty, which races the QEMU's exit (cgroup.itest
+  // checks gc's removal of a stray cgroup)
+  const notCgroup = (a: { kind: string }): boolean => a.kind !== 'remove-cgroup';
+  const kinds = dry.actions.filter((a) => notCgroup(a) && (a.target === `QEMU ${c.pid}` || a.target.includes(c.dir) || a.reason.includes(c.name))).map((a) => a.kind);
   assert.deepEqual(kinds.sort(), ['kill-qemu', 'release-lease', 'remove-dir'], JSON.stringify(dry.actions));
   assert.deepEqual(await qemuProcessesMatching(`${c.dir}/`), [c.pid], 'the dry run left the QEMU running');
 
   const pass = await gc();
-  const ours = pass.actions.filter((a) => a.target === `QEMU ${c.pid}` || a.target.includes(c.dir) || a.reason.includes(c.name));
+  const ours = pass.actions.filter((a) => notCgroup(a) && (a.target === `QEMU ${c.pid}` || a.target.includes(c.dir) || a.reason.includes(c.name)));
   assert.deepEqual(ours.map((a) => [a.kind, a.done]), [['kill-qemu', true], ['release-lease', true], ['remove-dir', true]], JSON.stringify(pass.actions));
   await assertNothingLeft(c);
 });

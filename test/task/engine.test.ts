@@ -105,14 +105,14 @@ test('cancel: the runner is signalled, rolls back and the task ends cancelled; a
 test('secrets never reach the task record or its events in clear', () =>
   withDeps(async (deps) => {
     const id = await startTask(deps, { kind: 'k', target: 't', input: { machinePassword: true, adminPassword: 'hunter2' } }, async (ctx) => {
-      await ctx.event('info', 'joined', { child: 'c1', password: 'hunter2', nested: { token: 'abc' } });
+      await ctx.event('info', 'joined', { child: 'c1', password: 'hunter2', nested: { token: 'tok-zq9-secret' } });
       return { secret: 'x', count: 1 };
     });
     const done = await waitForTask(deps, id);
     const events: TaskEvent[] = [];
     await followTask(deps, id, (e) => void events.push(e));
     const all = JSON.stringify({ done, events });
-    assert.ok(!all.includes('hunter2') && !all.includes('abc'), all);
+    assert.ok(!all.includes('hunter2') && !all.includes('tok-zq9-secret'), all);
     assert.deepEqual(done.input, { machinePassword: true, adminPassword: '[redacted]' });
     assert.deepEqual(done.result, { secret: '[redacted]', count: 1 });
   }));

@@ -14,7 +14,7 @@ import { requestArb, resolverOf, routesOf, strayRequestArb, type Doc, type FuzzR
  */
 const FIXED_SEED = 13_2026;
 const seed = process.env.VMFORK_FUZZ_SEED ? Number(process.env.VMFORK_FUZZ_SEED) : process.env.CI === 'true' ? FIXED_SEED : (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
-const runs = Number(process.env.VMFORK_FUZZ_RUNS ?? 3_000);
+const runs = Number(process.env.VMFORK_FUZZ_RUNS ?? 2_000);
 
 /**
  * Refusals for room are 507 by the registry (VMFORK_NO_SPACE, VMFORK_INSUFFICIENT_MEMORY): the request was fine,

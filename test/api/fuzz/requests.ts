@@ -139,6 +139,9 @@ function deepLast(ms: Mutation[]): Mutation[] {
   return [...ms.filter((m) => m.kind !== 'deep'), ...(deep ? [deep] : [])];
 }
 
+/** Stands for the path's name in a generated spec (a valid name itself, for routes without one). */
+const PATH_NAME = 'path-name-here';
+
 /**
  * A spec the engine accepts (the image and datastore the store has, a small size): its mutations probe the checks
  * past the schema (cross-field rules, references, capacity), which a spec drawn from the schema alone rarely reaches.
@@ -150,7 +153,7 @@ const poolSpecArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
     provisioning: fc.constantFrom('up-front', 'on-demand'),
     persistent: fc.boolean(),
     size: fc.record({ max: fc.integer({ min: 1, max: 3 }), min: fc.integer({ min: 0, max: 1 }), spares: fc.integer({ min: 0, max: 1 }) }, { requiredKeys: ['max'] }),
-    disks: fc.record({ disposable: fc.constantFrom('64M', '128M'), userData: fc.constantFrom('64M', '256M'), swap: fc.constantFrom('16M', '0M') }, { requiredKeys: ['disposable'] }),
+    disks: fc.record({ disposable: fc.constantFrom('64M', '128M'), userData: fc.constantFrom('64M', '256M'), swap: fc.constantFrom('16M', '32M') }, { requiredKeys: ['disposable'] }),
     memory: fc.constantFrom('256M', '384M', '512M'),
     cpus: fc.integer({ min: 1, max: 2 }),
     customize: fc.record({ perChild: fc.constant([{ path: '/usr/local/lib/vmfork/hooks/setup.sh', args: { greeting: 'hi' } }]) }),
@@ -170,7 +173,9 @@ function noLongPoll(value: unknown): unknown {
 
 function bodyArb(route: FuzzRoute, resolve: (ref: string) => JsonSchema): fc.Arbitrary<{ how: string; headers: Record<string, string>; payload?: string | Buffer }> {
   const fromSchema = route.body ? schemaArbitrary(route.body, resolve) : fc.constant(undefined);
-  const valid = route.yaml ? fc.oneof(fromSchema, poolSpecArb) : fromSchema;
+  // a push (PUT /v1/pools/{name}) names its pool twice: the spec's name is the path's, half the time (filled in by requestArb)
+  const spec = fc.tuple(poolSpecArb, fc.boolean()).map(([v, same]) => (same ? { ...v, name: PATH_NAME } : v));
+  const valid = route.yaml ? fc.oneof(fromSchema, spec) : fromSchema;
   const value = fc.oneof(
     { weight: 3, arbitrary: valid.map((v) => ({ how: 'valid', v })) },
     { weight: 4, arbitrary: fc.tuple(valid, fc.array(mutationArb, { minLength: 1, maxLength: 3 }).map(deepLast)).map(([v, ms]) => ({ how: `mutated ${ms.map((m) => m.kind).join('+')}`, v: ms.reduce((acc, m) => mutate(acc, m), v) })) },
@@ -222,7 +227,7 @@ export function requestArb(route: FuzzRoute, resolve: (ref: string) => JsonSchem
       method: route.method,
       url: `${url}${query}`,
       headers: { ...b.headers, ...authHeader(auth, token) },
-      ...(b.payload === undefined ? {} : { payload: b.payload }),
+      ...(b.payload === undefined ? {} : { payload: typeof b.payload === 'string' ? b.payload.replaceAll(PATH_NAME, segs[0] ?? PATH_NAME) : b.payload }),
       how: auth === 'good' ? b.how : `auth ${auth}`,
     };
   });
