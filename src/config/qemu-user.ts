@@ -50,15 +50,3 @@ async function groupId(name: string): Promise<number | undefined> {
   const gid = Number(out.split(':')[2]);
   return Number.isInteger(gid) && gid > 0 ? gid : undefined;
 }
-
-/** One line per layer for `vmfork doctor` (CGROUP's doctor calls this): on/off and why. */
-export async function confinementFacts(): Promise<{ layer: string; on: boolean; detail: string }[]> {
-  const c = await qemuConfinement();
-  const why = c.on ? undefined : c.reason;
-  return [
-    { layer: 'qemu-user', on: c.on, detail: c.on ? `QEMU drops to a uid of its own per VM (${QEMU_UID_BASE}…, group ${QEMU_GROUP} = ${c.gid}) via -runas` : (why ?? '') },
-    { layer: 'seccomp', on: c.on, detail: c.on ? `-sandbox ${SANDBOX_OPTION}` : `off with the QEMU user (${why ?? ''})` },
-    { layer: 'file-modes', on: c.on, detail: c.on ? "each VM's directory is its uid's, 0700; shared files root:" + QEMU_GROUP + ' read-only' : 'everything root-only (0700/0600)' },
-    { layer: 'chroot', on: false, detail: 'off: checkpoints, promotions and backing chains name files outside the VM directory (docs/security.md)' },
-  ];
-}
