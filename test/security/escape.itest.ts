@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ensureApiToken } from '../../src/api/index.js';
 import { qemuConfinement } from '../../src/config/index.js';
 import { leaseOfVm } from '../../src/network/index.js';
 import { QmpClient, QmpCommandError } from '../../src/qemu/index.js';
-import { currentProcess, getVm } from '../../src/store/index.js';
+import { currentProcess, getTemplate, getVm } from '../../src/store/index.js';
 import { run, waitUntil } from '../../src/util/index.js';
 import { checkpointVm } from '../../src/vm/index.js';
 import { forkTracked, guestShell, useSharedRung, vmTest, type VmTracker } from '../fixtures/ladder.js';
@@ -108,3 +109,75 @@ vmTest('an escaped QEMU is confined: another VM\'s disk, the store, the token an
 async function waitGone(pid: number): Promise<boolean> {
   return waitUntil(async () => ((await readFile(`/proc/${pid}/status`, 'utf8').catch(() => 'State: X')).match(/^State:\s+[ZX]/m) ? true : undefined), { deadlineMs: 30_000, everyMs: 50, what: `QEMU ${pid} to die` });
 }
+
+/** Size and mtime of every file under `dir`: what a guest must not be able to change. */
+async function census(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const path = join(e.parentPath, e.name);
+    const s = await stat(path);
+    out.set(path, `${s.size}@${s.mtimeMs}`);
+  }
+  return out;
+}
+
+// The same attempts from inside a guest, as its root user: the guest's only ways out are the devices QEMU gives it
+// (its own disks, its NIC on the namespace's bridge, its serial port and agent channel). The serial flood is
+// serial-log.itest's; the agent channel's junk is json-line-stream's and junk-guard's.
+vmTest('root inside a guest reaches no other disk, no host service and no file but its own overlay', tracker, async () => {
+  const batch = await forkTracked(fx.th, tracker(), { template: fx.template, count: 2, namePattern: 'esc-g{n}' });
+  assert.deepEqual(batch.failed, [], JSON.stringify(batch.failed));
+  const [a, b] = batch.children.map((ch) => ch.name);
+  assert.ok(a && b);
+  const vmA = await getVm(fx.th.db, a);
+  const vmB = await getVm(fx.th.db, b);
+  const procA = await currentProcess(fx.th.db, a);
+  const lease = await leaseOfVm(fx.th.db, a);
+  const tpl = await getTemplate(fx.th.db, fx.template);
+  assert.ok(vmA && vmB && procA && lease && tpl);
+
+  // another VM's disk: the guest's block devices are exactly the drives its QEMU has, and none is the sibling's
+  const devices = await guestShell(fx.th.db, a, 'ls /sys/block | grep -E "^(vd|sd|hd|nvme)" || true');
+  const qmp = await QmpClient.connect(procA.qmp_path, { connectTimeoutMs: 10_000 });
+  let files: string[];
+  try {
+    const blocks = (await qmp.execute('query-block', {})) as { inserted?: { file: string } }[];
+    files = blocks.flatMap((x) => (x.inserted ? [x.inserted.file] : []));
+  } finally {
+    qmp.close();
+  }
+  assert.equal(devices.out.split('\n').filter(Boolean).length, files.length, `guest disks ${devices.out} vs QEMU drives ${files.join(', ')}`);
+  for (const f of files) assert.ok(f.startsWith(vmA.dir), `${f}: a drive of ${a} is in its own directory`);
+
+  // the store and the token are reached only through the API: a listener on every host address, in the host's
+  // namespace, and the guest tries it through its gateway (the only host-side address it can name)
+  let reached = 0;
+  const server = createServer((sock) => {
+    reached++;
+    sock.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const tcp = await guestShell(fx.th.db, a, `timeout 5 bash -c 'exec 3<>/dev/tcp/${lease.gateway}/${port}' 2>&1; echo "rc=$?"`);
+    assert.doesNotMatch(tcp.out, /rc=0$/, `the guest connected to ${lease.gateway}:${port}: ${tcp.out}`);
+    const routes = await run('ip', ['netns', 'exec', lease.netns, 'ip', '-o', 'route', 'show', 'default'], { allowFailure: true });
+    assert.equal(routes.stdout.trim(), '', 'the namespace has no route out');
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+  assert.equal(reached, 0, 'nothing reached the host listener');
+
+  // writing outside its directory: the guest writes and syncs 16 MiB; only its own overlay changes, never the
+  // template's files or the sibling's
+  const before = await census(tpl.dir);
+  const sizeA = (await stat(join(vmA.dir, 'disk.qcow2'))).size;
+  const w = await guestShell(fx.th.db, a, 'dd if=/dev/urandom of=/var/tmp/escape bs=1M count=16 conv=fsync 2>&1 && sync', 180_000);
+  assert.equal(w.code, 0, w.err || w.out);
+  assert.ok((await stat(join(vmA.dir, 'disk.qcow2'))).size > sizeA, 'the guest\'s writes land in its own overlay');
+  assert.deepEqual(await census(tpl.dir), before, 'the template\'s files are unchanged');
+  const seen = await guestShell(fx.th.db, b, 'test -e /var/tmp/escape && echo present || echo absent');
+  assert.equal(seen.out, 'absent', 'the sibling does not see the file');
+});
+
