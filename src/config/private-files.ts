@@ -23,10 +23,8 @@ export const SEALED_FILE_MODE = 0o400;
 export const GUEST_ROOTFS_UMASK = 0o022;
 
 /**
- * Paths that another user may one day need to read: the hook for QEMU running as an unprivileged user (CONFINE,
- * docs/security.md). Today every kind is private to vmfork's user. To give the QEMU user's group access, change
- * the kind's row here (e.g. `0o640` / `0o440` / `0o750`) and set `group` in `applySharedMode`; the call sites
- * already pass their kind.
+ * Paths every VM's QEMU must read, each by its kind: private to vmfork's user here, and `applySharedMode` adds the
+ * group `vmfork-qemu`'s read (search, for a directory) when QEMU runs confined as its own uid (docs/security.md).
  */
 export type SharedKind = 'base-image' | 'template-file' | 'replica-disk';
 
