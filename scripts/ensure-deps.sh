@@ -27,6 +27,16 @@ if ((${#missing[@]})); then
     { echo "apt-get install failed; see /tmp/vmfork-apt.log" >&2; tail -20 /tmp/vmfork-apt.log >&2; exit 1; }
 fi
 
+# QEMU drops to an unprivileged uid of its own per VM, in this group (docs/security.md); the user is the group's
+# named member, never logged in. Idempotent: made once, left as it is after.
+if [[ $(id -u) -eq 0 ]]; then
+  getent group vmfork-qemu >/dev/null || { groupadd --system vmfork-qemu && echo "==> made group vmfork-qemu"; }
+  getent passwd vmfork-qemu >/dev/null ||
+    { useradd --system --gid vmfork-qemu --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmfork-qemu && echo "==> made user vmfork-qemu"; }
+else
+  getent group vmfork-qemu >/dev/null || echo "note: no group vmfork-qemu: QEMU runs unconfined; as root run this script again" >&2
+fi
+
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [[ ! -f node_modules/.vmfork-lock-hash || "$(cat node_modules/.vmfork-lock-hash)" != "$lock_hash" ]]; then
   echo "==> npm ci"

@@ -17,3 +17,4 @@ export {
   type PrivateDirResult,
   type SharedKind,
 } from './private-files.js';
+export { qemuConfinement, QEMU_GROUP, QEMU_UID_BASE, QEMU_UID_COUNT, SANDBOX_OPTION, type Confinement } from './qemu-user.js';

@@ -1,5 +1,6 @@
 import { chmodSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
-import { chmod, open } from 'node:fs/promises';
+import { chmod, chown, open } from 'node:fs/promises';
+import { qemuConfinement } from './qemu-user.js';
 import { VmforkError } from '../errors.js';
 
 /**
@@ -22,10 +23,8 @@ export const SEALED_FILE_MODE = 0o400;
 export const GUEST_ROOTFS_UMASK = 0o022;
 
 /**
- * Paths that another user may one day need to read: the hook for QEMU running as an unprivileged user (CONFINE,
- * docs/security.md). Today every kind is private to vmfork's user. To give the QEMU user's group access, change
- * the kind's row here (e.g. `0o640` / `0o440` / `0o750`) and set `group` in `applySharedMode`; the call sites
- * already pass their kind.
+ * Paths every VM's QEMU must read, each by its kind: private to vmfork's user here, and `applySharedMode` adds the
+ * group `vmfork-qemu`'s read (search, for a directory) when QEMU runs confined as its own uid (docs/security.md).
  */
 export type SharedKind = 'base-image' | 'template-file' | 'replica-disk';
 
@@ -38,9 +37,15 @@ export const SHARED_MODES: Readonly<Record<SharedKind, { file: number; dir: numb
   'replica-disk': { file: SEALED_FILE_MODE, dir: PRIVATE_DIR_MODE },
 };
 
-/** Sets the mode a shared kind's file (or, with `dir`, directory) must have. The one place a later chown goes. */
+/**
+ * Sets the mode a shared kind's file (or, with `dir`, directory) must have. With QEMU confined (src/config/qemu-user.ts)
+ * the file is root:vmfork-qemu and the group may read it (a directory: search it, not list it) — every VM's QEMU
+ * needs it, none may change it; otherwise it stays private to vmfork's user.
+ */
 export async function applySharedMode(path: string, kind: SharedKind, what: 'file' | 'dir' = 'file'): Promise<void> {
-  await chmod(path, SHARED_MODES[kind][what]);
+  const c = await qemuConfinement();
+  if (c.on) await chown(path, 0, c.gid);
+  await chmod(path, SHARED_MODES[kind][what] | (c.on ? (what === 'file' ? 0o040 : 0o010) : 0));
 }
 
 /** Sets the process umask to PROCESS_UMASK; returns the one it replaced. */
@@ -73,7 +78,8 @@ export interface PrivateDirResult {
 export function ensurePrivateDir(dir: string): PrivateDirResult {
   const made = mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const mode = statSync(dir).mode & 0o777;
-  if ((mode & 0o077) === 0) return { created: made !== undefined };
+  // group search only (0710) is what confined QEMUs need to reach their own VM directories (src/vm/vm-confine.ts)
+  if ((mode & 0o067) === 0) return { created: made !== undefined };
   try {
     chmodSync(dir, mode & ~0o077);
   } catch (err) {

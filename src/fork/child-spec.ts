@@ -29,6 +29,7 @@ export function childSpec(t: ReadyTemplate, name: string, paths: VmPaths, lease:
     // a new vmgenid guid makes the guest kernel reseed its CRNG on resume; vmfork-guest's port if the template has it
     ...vmChannels(paths, { vmforkAgent: base.vmforkAgentSocket !== undefined }),
     incoming: 'defer',
+    incomingState: t.record.files.state.path,
   });
   const diffs = layoutDifferences(base, spec);
   if (diffs.length) {

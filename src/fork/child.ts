@@ -133,7 +133,7 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
     step();
     timings.qmpMs = ms();
     channels = await ChildChannels.beforeCont(t, spec);
-    await resumeFromFile(paths.qmp, t.record.files.state.path, { loaded: () => (timings.loadedMs = ms()), running: () => (timings.runningMs = ms()) });
+    await resumeFromFile(paths.qmp, { loaded: () => (timings.loadedMs = ms()), running: () => (timings.runningMs = ms()) });
     await channels.greet(t);
     timings.agentMs = ms();
     faultPoint('fork.resumed');

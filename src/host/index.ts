@@ -4,7 +4,7 @@ export { availableMemoryMiB, checkHostCapacity, type CapacityRequest } from './c
 export { freeSpace, type FreeSpace } from './disk-space.js';
 export { CGROUP_CONTROLLERS, detectCgroups, type CgroupController, type CgroupHierarchy, type CgroupSupport, type CgroupSys } from './cgroup-detect.js';
 export { cgroupPrefix, cgroupsEmpty, listVmCgroups, placeInCgroup, probeCgroups, removeVmCgroup, renameVmCgroupOf, vmCgroupLimits, type CgroupLimits, type CgroupPlacement, type CgroupShape, type VmCgroupRequest } from './cgroup.js';
-export { CONFINEMENT_PROBES, confinementLayers, type ConfinementLayer, type ConfinementOptions } from './confinement.js';
+export { confinementLayers, type ConfinementLayer, type ConfinementOptions } from './confinement.js';
 export { runDoctor, type DoctorCheck, type DoctorOptions, type DoctorReport } from './doctor.js';
 export { isSameProcess, processesWithArg, readProcStat, readStartTime, waitForExit, type ProcStat } from './proc-stat.js';
 export { QEMU_IMG_BINARY, QEMU_PACKAGES, QEMU_SYSTEM_BINARY, qemuProgramVersion, runQemuTool, type QemuVersion } from './qemu-binary.js';

@@ -1,4 +1,4 @@
-import { shQuote } from '../util/index.js';
+import { loadState, saveState } from './migration-state.js';
 import { QmpClient } from './qmp-client.js';
 
 /**
@@ -10,7 +10,7 @@ import { QmpClient } from './qmp-client.js';
  *
  * Both sides set `x-ignore-shared` before the migration starts: it is what keeps the RAM out of the stream (and
  * what makes the incoming side take the RAM from the file instead of expecting it in the stream). QEMU runs an
- * `exec:` URI through /bin/sh, hence the quoting.
+ * The state goes through src/qemu/migration-state.ts (a socket vmfork serves out, a descriptor handed in).
  */
 
 export interface FreezeResult {
@@ -32,8 +32,7 @@ export async function freezeToFile(qmpPath: string, statePath: string, options: 
     const t0 = performance.now();
     await qmp.stop();
     await qmp.migrateSetCapabilities([{ capability: 'x-ignore-shared', state: true }]);
-    await qmp.migrate(`exec:cat > ${shQuote(statePath)}`);
-    const info = await qmp.waitForMigration({ timeoutMs: options.timeoutMs ?? 120_000, pollMs: 5 });
+    const info = await saveState(qmp, qmpPath, { file: statePath }, { timeoutMs: options.timeoutMs ?? 120_000, pollMs: 5 });
     const cutMs = performance.now() - t0;
     // the parent must never run again: the RAM file now belongs to the children
     await qmp.quit();
@@ -52,16 +51,15 @@ export interface ResumeMarks {
 }
 
 /**
- * Resumes a frozen template in a QEMU started with `-incoming defer` (and the template's layout): x-ignore-shared
- * → `migrate-incoming` from the file → wait for `paused` → `cont`. The capability must be set before
+ * Resumes a frozen template in a QEMU started with `-incoming defer` and the template's state as `incomingState`
+ * (and the template's layout): x-ignore-shared → `migrate-incoming` from that descriptor → wait for `paused` → `cont`. The capability must be set before
  * `migrate-incoming`, which starts loading at once.
  */
-export async function resumeFromFile(qmpPath: string, statePath: string, marks: ResumeMarks = {}, options: { timeoutMs?: number } = {}): Promise<void> {
+export async function resumeFromFile(qmpPath: string, marks: ResumeMarks = {}, options: { timeoutMs?: number } = {}): Promise<void> {
   const qmp = await QmpClient.connect(qmpPath, { connectTimeoutMs: 10_000 });
   try {
     await qmp.migrateSetCapabilities([{ capability: 'x-ignore-shared', state: true }]);
-    await qmp.migrateIncoming(`exec:cat ${shQuote(statePath)}`);
-    await qmp.waitForStatus('paused', { timeoutMs: options.timeoutMs ?? 60_000, pollMs: 2 });
+    await loadState(qmp, { timeoutMs: options.timeoutMs ?? 60_000, pollMs: 2 });
     marks.loaded?.();
     await qmp.cont();
     marks.running?.();

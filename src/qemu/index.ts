@@ -10,5 +10,6 @@ export { buildQemuArgv, deviceLayout, deviceLayoutHash, deviceLayoutOf, escapeOp
 export { adoptProcess, launchQemu, readPidfile, terminateProcess, type AdoptState, type LaunchedProcess, type LaunchOptions, type ProcessRecord, type TerminateResult } from './qemu-process.js';
 export { assertImageUsable, check, convert, createImage, createOverlay, info, version, type CheckResult, type CheckStatus, type ImageFormat, type ImageInfo } from './qemu-img.js';
 export { freezeToFile, resumeFromFile, type FreezeResult, type ResumeMarks } from './freeze-resume.js';
+export { INCOMING_STATE_FD, loadState, saveState, type StateIoOptions, type StateSink } from './migration-state.js';
 export { connectUnixSocket, type ProtocolLogger } from './json-line-stream.js';
 export { JunkGuard, type JunkOptions } from './junk-guard.js';

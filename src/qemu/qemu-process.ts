@@ -24,6 +24,8 @@ export interface LaunchOptions {
   /** Run inside this network namespace (`ip netns exec` execs into QEMU, so the pid stays QEMU's). */
   netns?: string;
   cwd?: string;
+  /** Handed to QEMU as fd 3 (`INCOMING_STATE_FD`): the state file it loads at `migrate-incoming fd:3`. */
+  incomingState?: string;
   /** How long QEMU may take to greet on QMP. @default 30000 */
   readyTimeoutMs?: number;
   /**
@@ -54,12 +56,15 @@ export async function launchQemu(options: LaunchOptions): Promise<LaunchedProces
   const logOffset = await stat(options.stderrLog).then((s) => s.size, () => 0);
   const [cmd, args] = options.netns ? ['ip', ['netns', 'exec', options.netns, binary, ...options.argv]] : [binary, [...options.argv]];
   const logFd = openSync(options.stderrLog, 'a');
+  const stateFd = options.incomingState === undefined ? undefined : openSync(options.incomingState, 'r');
   let exit: string | undefined;
   let child: ChildProcess;
   try {
-    child = spawn(cmd, args, { cwd: options.cwd, detached: true, stdio: ['ignore', logFd, logFd] });
+    // stdio[3] is fd 3 in QEMU: `ip netns exec` passes it on as it is
+    child = spawn(cmd, args, { cwd: options.cwd, detached: true, stdio: ['ignore', logFd, logFd, ...(stateFd === undefined ? [] : [stateFd])] });
   } finally {
     closeSync(logFd); // the child holds its own copy
+    if (stateFd !== undefined) closeSync(stateFd);
   }
   child.on('exit', (code, signal) => (exit = signal ? `killed by ${signal}` : `exited with code ${code}`));
   const spawnError = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {

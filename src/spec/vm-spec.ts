@@ -112,6 +112,11 @@ export const vmSpecSchema = z
     uuid: guid.optional(),
     /** `defer`: start paused, waiting for `migrate-incoming` (forked children). */
     incoming: z.literal('defer').optional(),
+    /**
+     * The device (and RAM) state file a `defer` QEMU loads: vmfork opens it and hands QEMU the descriptor at spawn
+     * (`migrate-incoming fd:3`, src/qemu/migration-state.ts), so a sandboxed QEMU that may not exec `cat` still reads it.
+     */
+    incomingState: absPath.optional(),
     /** QEMU stays up (paused) when the guest powers off, so a VM being customized can be started again. */
     noShutdown: z.boolean().optional(),
   })

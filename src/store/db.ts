@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import SQLite from 'better-sqlite3';
@@ -24,7 +24,13 @@ export const LOCAL_HOST_ID = 'local';
 export async function openStore(path: string, options: OpenStoreOptions = {}): Promise<Db> {
   let sqlite: SQLite.Database;
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true });
+      // private whatever the umask (a test, a library caller): sqlite gives its -wal and -shm files this mode too, and
+      // a confined QEMU's group may search the data dir (docs/security.md)
+      closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
     sqlite = new SQLite(path);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);

@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { ClaimState, ImageState, NetworkState, OwnerOp, PoolState, ReplicaState, TaskState, TemplateState, VmRole, VmState } from '../state/index.js';
 
 /**
@@ -79,6 +79,8 @@ export interface VmsTable extends OwnerColumns {
   claimed_by: string | null;
   /** When the claim's TTL ends (the server releases it then); null for no TTL. */
   claim_expires_at: string | null;
+  /** The uid its QEMU runs as (src/config/qemu-user.ts); null until its first confined launch. Unique. */
+  qemu_uid: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 /** A frozen template ("forked state"): see src/template/. */

@@ -93,3 +93,29 @@ export async function setVmClaimed(db: Db, name: string, claimed: boolean): Prom
     .where('name', '=', name)
     .execute();
 }
+
+/**
+ * The uid the VM's QEMU runs as: the one it has, else the lowest free one in [base, base + count) — taken in one
+ * statement, and the unique index (migration 014) refuses a uid another VM took meanwhile, so it is retried.
+ */
+export async function assignQemuUid(db: Db, name: string, base: number, count: number): Promise<number> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const row = await db.selectFrom('vms').select('qemu_uid').where('name', '=', name).executeTakeFirst();
+    if (!row) throw new VmforkError('VMFORK_VM_NOT_FOUND', `no VM named "${name}"`, { details: { vm: name } });
+    if (row.qemu_uid !== null) return row.qemu_uid;
+    try {
+      await sql`UPDATE vms SET qemu_uid = (
+          SELECT c FROM (SELECT ${base} AS c UNION ALL SELECT qemu_uid + 1 FROM vms WHERE qemu_uid IS NOT NULL)
+          WHERE c >= ${base} AND c < ${base + count} AND c NOT IN (SELECT qemu_uid FROM vms WHERE qemu_uid IS NOT NULL)
+          ORDER BY c LIMIT 1)
+        WHERE name = ${name} AND qemu_uid IS NULL`.execute(db);
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      continue;
+    }
+    const now = await db.selectFrom('vms').select('qemu_uid').where('name', '=', name).executeTakeFirst();
+    if (now?.qemu_uid != null) return now.qemu_uid;
+    throw new VmforkError('VMFORK_VM_START_FAILED', `no free QEMU uid left in ${base}…${base + count - 1}: ${count} VMs hold one`, { details: { vm: name, base, count } });
+  }
+  throw new VmforkError('VMFORK_INTERNAL', `could not assign a QEMU uid to ${name}`, { details: { vm: name } });
+}

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { applySharedMode, type SharedKind } from '../config/index.js';
 import { VmforkError } from '../errors.js';
 import { sha256File } from '../util/index.js';
@@ -38,6 +38,8 @@ export interface FileRecord {
  */
 export async function sealFile(path: string, kind: Extract<SharedKind, 'template-file' | 'replica-disk'> = 'template-file'): Promise<FileRecord> {
   await applySharedMode(path, kind);
+  // the template's parent QEMU owned its directory while it ran; from now on every child's QEMU passes through it
+  await applySharedMode(dirname(path), kind, 'dir');
   const sha256 = await sha256File(path);
   const s = await stat(path);
   return { path, sha256, size: s.size, ino: s.ino, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs };

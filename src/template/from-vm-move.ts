@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { copyFile, rm } from 'node:fs/promises';
 import { VmforkError } from '../errors.js';
-import { QmpClient, type LaunchedProcess } from '../qemu/index.js';
+import { QmpClient, saveState, type LaunchedProcess } from '../qemu/index.js';
 
 /** A disk of the running child: its device id and the file QEMU writes (its overlay on the old template's disk). */
 export interface MovedDisk {
@@ -68,8 +68,8 @@ export async function moveChildState(options: MoveChildOptions): Promise<{ pause
     const t2 = performance.now();
     await child.migrateSetCapabilities([{ capability: 'x-ignore-shared', state: false }]);
     await child.execute('migrate-set-parameters', { 'max-bandwidth': UNCAPPED_BYTES_PER_SECOND });
-    await child.migrate(`unix:${options.streamSocket}`);
-    await child.waitForMigration({ timeoutMs, pollMs: 20 });
+    // relayed by vmfork (migration-state.ts): the child's uid may not reach the parent's socket
+    await saveState(child, options.childQmp, { socket: options.streamSocket }, { timeoutMs, pollMs: 20 });
     await parentQmp.waitForStatus('paused', { timeoutMs, pollMs: 20 });
     const migrateMs = since(t2);
     // the child as it was: its fork's capability and its bandwidth cap, then on from the same instruction

@@ -1,5 +1,5 @@
-import { GuestAgentClient, QmpClient } from '../qemu/index.js';
-import { shQuote, type Logger } from '../util/index.js';
+import { GuestAgentClient, QmpClient, saveState } from '../qemu/index.js';
+import type { Logger } from '../util/index.js';
 
 export interface CutPlan {
   qmpPath: string;
@@ -55,8 +55,7 @@ export async function cutCheckpoint(plan: CutPlan): Promise<CutTimes> {
       await report('save state', 50);
       await qmp.migrateSetCapabilities([{ capability: 'x-ignore-shared', state: false }]);
       await qmp.execute('migrate-set-parameters', { 'max-bandwidth': UNCAPPED_BYTES_PER_SECOND });
-      await qmp.migrate(`exec:cat > ${shQuote(plan.statePath)}`);
-      await qmp.waitForMigration({ timeoutMs: 600_000, pollMs: 20 });
+      await saveState(qmp, plan.qmpPath, { file: plan.statePath }, { timeoutMs: 600_000, pollMs: 20 });
     }
     await qmp.cont();
     stopped = false;

@@ -4,10 +4,9 @@ import { join, sep } from 'node:path';
 import { VmforkError, withContext } from '../errors.js';
 import { actorFor, waitForExit } from '../host/index.js';
 import { leaseOfVm, plugLease, type Lease } from '../network/index.js';
-import { createOverlay, GuestAgentClient, QmpClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
+import { createOverlay, GuestAgentClient, loadState, QmpClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { decodeVmSpec, parseVmSpec, type VmSpec } from '../spec/index.js';
 import { checkpointDisks, currentProcess, getCheckpoint, listCheckpoints, markProcessExited, transition, type CheckpointRow, type VmRow } from '../store/index.js';
-import { shQuote } from '../util/index.js';
 import { sameLayer } from './checkpoint-files.js';
 import { assertVmStateFor, checkLabel, overlayPath } from './checkpoint-rules.js';
 import { readGuestIdentity, type GuestIdentity } from './guest-facts.js';
@@ -111,7 +110,7 @@ export async function revertVm(deps: VmDeps, name: string, label: string, option
     made.push(path);
     disks.push({ ...d, path });
   }
-  const spec: VmSpec = parseVmSpec({ ...before, disks, vmgenid: randomUUID(), incoming: 'defer' });
+  const spec: VmSpec = parseVmSpec({ ...before, disks, vmgenid: randomUUID(), incoming: 'defer', incomingState: row.state_path ?? undefined });
 
   await report('stop', 25);
   if (vm.state === 'running') await endQemu(deps, vm);
@@ -128,8 +127,7 @@ export async function revertVm(deps: VmDeps, name: string, label: string, option
     try {
       // no x-ignore-shared: the checkpoint's stream carries the RAM itself
       await qmp.migrateSetCapabilities([{ capability: 'x-ignore-shared', state: false }]);
-      await qmp.migrateIncoming(`exec:cat ${shQuote(row.state_path ?? '')}`);
-      await qmp.waitForStatus('paused', { timeoutMs: 600_000, pollMs: 20 });
+      await loadState(qmp, { timeoutMs: 600_000, pollMs: 20 });
       await qmp.cont();
     } finally {
       qmp.close();

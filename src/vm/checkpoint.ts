@@ -10,6 +10,7 @@ import { cutCheckpoint, type CutTimes } from './checkpoint-cut.js';
 import { frozenDisks } from './checkpoint-files.js';
 import { getVmReconciled } from './lifecycle.js';
 import type { VmDeps } from './vm-deps.js';
+import { giveToQemu } from './vm-confine.js';
 
 export interface CheckpointOptions {
   /** @default a timestamp-derived label (`ckpt-YYYYMMDD-HHMMSS`) */
@@ -92,6 +93,8 @@ export async function checkpointVm(deps: VmDeps, name: string, options: Checkpoi
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await mkdir(join(vm.dir, 'overlays'), { recursive: true });
+  // QEMU makes the new overlays itself, as the VM's uid (it dropped root at start)
+  await giveToQemu(deps, name, join(vm.dir, 'overlays'));
 
   const next = writable.map((d) => ({ id: d.id, frozen: d.path, active: overlayPath(vm.dir, d.id) }));
   const statePath = memory ? join(dir, 'state') : undefined;

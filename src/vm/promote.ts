@@ -9,6 +9,7 @@ import { runBlockJob } from './block-job.js';
 import { getVmReconciled } from './lifecycle.js';
 import { planPromote, type PromoteDisk, type PromotePlan, type PromoteRequest } from './promote-plan.js';
 import type { VmDeps } from './vm-deps.js';
+import { giveToQemu } from './vm-confine.js';
 
 export interface PromoteOptions extends PromoteRequest {
   /** A task's step reporter (progress from `query-block-jobs`). */
@@ -146,6 +147,8 @@ async function promoteDisk(deps: VmDeps, qmp: QmpClient, vm: string, d: PromoteD
   // a pivot a dead server completed and did not record: QEMU already writes the new file
   if (live && live.file !== d.path && !live.backed) return { path: await recordDisk(deps, vm, d, live.file), bytes: 0 };
   await mkdir(dir, { recursive: true });
+  // QEMU creates the target as the VM's uid (it dropped root at start): the directory must be that uid's
+  await giveToQemu(deps, vm, dir);
   const target = join(dir, `${d.id}-full-${randomBytes(4).toString('hex')}.qcow2`);
   let end;
   try {

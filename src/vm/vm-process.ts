@@ -2,6 +2,7 @@ import { buildQemuArgv, launchQemu, type LaunchedProcess } from '../qemu/index.j
 import type { VmSpec } from '../spec/index.js';
 import { recordProcess } from '../store/index.js';
 import { startSerialLogger } from './serial-logger.js';
+import { confineVm } from './vm-confine.js';
 import type { VmDeps } from './vm-deps.js';
 import type { VmPaths } from './vm-paths.js';
 
@@ -10,7 +11,8 @@ import type { VmPaths } from './vm-paths.js';
  * one after a crash) can find, adopt or kill it.
  */
 export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, paths: VmPaths, options: { netns?: string } = {}): Promise<LaunchedProcess> {
-  const argv = buildQemuArgv(spec);
+  const confined = await confineVm(deps, name, spec, paths.dir);
+  const argv = [...buildQemuArgv(spec), ...confined.argv];
   // recorded the moment the process exists, not once QEMU greets: a kill in between must not orphan it
   const record = async (p: LaunchedProcess): Promise<void> => {
     await recordProcess(deps.db, {
@@ -28,7 +30,16 @@ export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, p
     if (spec.serialSocket && spec.serialLog) await startSerialLogger({ socket: spec.serialSocket, log: spec.serialLog, qemuPid: p.pid, logger: deps.log });
   };
   const cgroup = { scope: deps.home.root, vm: name, shape: spec };
-  const launched = await launchQemu({ argv, stderrLog: paths.stderrLog, qmpSocket: paths.qmp, onSpawn: record, cgroup, ...(options.netns ? { netns: options.netns } : {}) });
-  deps.log.info({ vm: name, pid: launched.pid, netns: options.netns, cgroup: launched.cgroup?.why }, 'qemu launched');
+  const launched = await launchQemu({
+    argv,
+    stderrLog: paths.stderrLog,
+    qmpSocket: paths.qmp,
+    onSpawn: record,
+    cgroup,
+    ...(options.netns ? { netns: options.netns } : {}),
+    // only a QEMU waiting for its state gets it (a record may still name the state it once loaded)
+    ...(spec.incomingState && spec.incoming === 'defer' ? { incomingState: spec.incomingState } : {}),
+  });
+  deps.log.info({ vm: name, pid: launched.pid, netns: options.netns, uid: confined.identity?.uid, cgroup: launched.cgroup?.why }, 'qemu launched');
   return launched;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
@@ -18,6 +18,7 @@ import {
 import { ensureApiToken } from '../../src/api/index.js';
 import { isVmforkError } from '../../src/errors.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { qemuConfinement } from '../../src/config/index.js';
 
 const mode = (p: string): number => statSync(p).mode & 0o777;
 const uid = process.getuid?.() ?? 0;
@@ -76,16 +77,25 @@ test('the process umask makes files 0600 and dirs 0700; withUmask restores the p
   }
 }));
 
-test('applySharedMode: each kind gets its row of the one table (sealed template files 0400, base images 0600 today)', withTempDir('vmfork-shared-', async (dir) => {
+test('applySharedMode: each kind gets its row of the one table (sealed template files 0400, base images 0600); with QEMU confined, root:vmfork-qemu and the group may read (a dir: search)', withTempDir('vmfork-shared-', async (dir) => {
+  const c = await qemuConfinement();
+  const group = (file: boolean): number => (c.on ? (file ? 0o040 : 0o010) : 0);
   const f = join(dir, 'ram');
   writeFileSync(f, 'x', { mode: 0o644 });
   await applySharedMode(f, 'template-file');
-  assert.equal(mode(f), SEALED_FILE_MODE);
+  assert.equal(mode(f), SEALED_FILE_MODE | group(true));
   await applySharedMode(f, 'base-image');
-  assert.equal(mode(f), SHARED_MODES['base-image'].file);
+  assert.equal(mode(f), SHARED_MODES['base-image'].file | group(true));
   await applySharedMode(dir, 'base-image', 'dir');
-  assert.equal(mode(dir), 0o700);
-  for (const [kind, m] of Object.entries(SHARED_MODES)) assert.equal(m.file & 0o077, 0, `${kind}: no kind is shared with group/other yet`);
+  assert.equal(mode(dir), 0o700 | group(false));
+  if (c.on) assert.equal(statSync(f).gid, c.gid, 'the QEMU group');
+  for (const [kind, m] of Object.entries(SHARED_MODES)) assert.equal(m.file & 0o077, 0, `${kind}: no kind is shared with other, and with the group only while QEMU is confined`);
+}));
+
+test('ensurePrivateDir: a data dir the QEMU group may only search (0710) is left so', withTempDir('vmfork-priv-', async (dir) => {
+  chmodSync(dir, 0o710);
+  assert.deepEqual(ensurePrivateDir(dir), { created: false });
+  assert.equal(mode(dir), 0o710);
 }));
 
 test('privateFileProblem: only a regular file of this uid without group/other bits passes', () => {

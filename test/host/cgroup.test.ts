@@ -169,11 +169,17 @@ test('a missing controller, no cgroups, no permission, a bad parent: the VM runs
   }
 });
 
-test('doctor layers: cgroups on with where and what; the other layers present as entries', async () => {
+test('doctor layers: cgroups on with where and what; the QEMU user decides three more; chroot off by design', async () => {
   const { root, done } = fakeRoot();
   try {
-    const layers = await confinementLayers({ cgroups: { mounts: v1Layout(root), env: {} } });
-    assert.deepEqual(layers.map((l) => [l.layer, l.on]), [['cgroups', true], ['qemu-user', false], ['sandbox', false], ['chroot', false]]);
+    const mounts = v1Layout(root);
+    const off = await confinementLayers({ cgroups: { mounts, env: {} }, qemu: { on: false, reason: 'VMFORK_CONFINE=0' } });
+    assert.deepEqual(off.map((l) => [l.layer, l.on]), [['cgroups', true], ['qemu-user', false], ['sandbox', false], ['file-modes', false], ['chroot', false]]);
+    assert.match(off[1]?.why ?? '', /VMFORK_CONFINE=0/);
+    assert.equal(off[1]?.fix, 'unset VMFORK_CONFINE');
+    const layers = await confinementLayers({ cgroups: { mounts, env: {} }, qemu: { on: true, gid: 995, uidBase: 1_900_000_000, uidCount: 65_536 } });
+    assert.deepEqual(layers.map((l) => [l.layer, l.on]), [['cgroups', true], ['qemu-user', true], ['sandbox', true], ['file-modes', true], ['chroot', false]]);
+    assert.match(layers[2]?.why ?? '', /^-sandbox on,.*spawn=deny/);
     assert.match(layers[0]?.why ?? '', /^cgroup v1 \(cpu at .*\/cpu; memory at .*\/memory; pids at .*\/pids\) under \/: .*pids ≤ 128 \+ vCPUs$/);
     for (const l of layers) assert.equal(l.fix === null, l.on, `${l.layer}: a fix exactly when off`);
     assert.deepEqual(readdirSync(join(root, 'memory')), [], 'the probe cgroup is gone');

@@ -29,7 +29,7 @@ test('doctor reports every check, finds a registered image, and a forced unusabl
     const report = await runDoctor({ home, images: () => listImages(db), facts: PVM_FACTS });
     assert.deepEqual(
       report.checks.map((c) => c.name),
-      ['qemu-system', 'qemu-img', 'accel', 'shm', 'data-dir', 'network', 'root', 'guest-image', 'debootstrap', 'confine-cgroups', 'confine-qemu-user', 'confine-sandbox', 'confine-chroot'],
+      ['qemu-system', 'qemu-img', 'accel', 'shm', 'data-dir', 'network', 'root', 'guest-image', 'debootstrap', 'confine-cgroups', 'confine-qemu-user', 'confine-sandbox', 'confine-file-modes', 'confine-chroot'],
     );
     assert.equal(report.accel, 'tcg');
     assert.match(report.accelReason, /^PVM detected/);

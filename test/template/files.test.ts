@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync, chmodSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SEALED_FILE_MODE } from '../../src/config/index.js';
+import { qemuConfinement, SEALED_FILE_MODE } from '../../src/config/index.js';
 import { assertFilesIntact, checkFile, sealFile, templateFiles, type FileRecord } from '../../src/template/files.js';
 import { templateDisks, templateFileList, type TemplateRecord } from '../../src/template/record.js';
 
@@ -18,12 +18,13 @@ function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
   };
 }
 
-test('sealFile makes the file read-only (private: 0400) and records its sha256', withDir(async (dir) => {
+test('sealFile makes the file read-only (0400; 0440 for the QEMU group when QEMU is confined) and records its sha256', withDir(async (dir) => {
   const p = join(dir, 'ram');
   writeFileSync(p, 'hello');
   const rec = await sealFile(p);
   assert.equal(rec.sha256, '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
-  assert.equal(statSync(p).mode & 0o777, SEALED_FILE_MODE);
+  const confined = (await qemuConfinement()).on;
+  assert.equal(statSync(p).mode & 0o777, SEALED_FILE_MODE | (confined ? 0o040 : 0));
   assert.deepEqual(await checkFile(rec), { ok: true, rehashed: false });
 }));
 

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import { createLogger } from '../../src/util/index.js';
 import { cutCheckpoint, type CutPlan } from '../../src/vm/checkpoint-cut.js';
@@ -41,34 +45,40 @@ async function frozen(): Promise<{ mon: PeerConnection; ga: PeerConnection }> {
 }
 
 test('freeze → stop → one snapshot transaction → record → save the RAM with the state → cont → thaw, in that order', async () => {
-  const order: string[] = [];
-  const cutting = cutCheckpoint(plan({ onSnapshot: async () => void order.push('record') }));
-  const { mon, ga } = await frozen();
-  const got = await mon.play([{ expect: 'stop' }, { expect: 'transaction' }]);
-  order.push('transaction');
-  const rest = await mon.play([
-    { expect: 'migrate-set-capabilities' },
-    { expect: 'migrate-set-parameters' },
-    { expect: 'migrate' },
-    { expect: 'query-migrate', reply: { status: 'active' } },
-    { expect: 'query-migrate', reply: { status: 'completed' } },
-  ]);
-  const cont = await mon.expect('cont');
-  assert.equal(ga.received.filter((r) => r.execute === 'guest-fsfreeze-thaw').length, 0, 'still frozen until the guest runs again');
-  mon.reply(cont, {});
-  await ga.play([{ expect: 'guest-fsfreeze-thaw', reply: 2 }]);
-  const times = await cutting;
-  assert.deepEqual(order, ['transaction', 'record'], 'the record names the new layers once the snapshot is made, before the save');
-  assert.deepEqual(got[1]?.arguments, {
-    actions: [
-      { type: 'blockdev-snapshot-sync', data: { device: 'disk0', 'snapshot-file': '/v/c1/overlays/disk0-0123abcd.qcow2', format: 'qcow2', mode: 'absolute-paths' } },
-      { type: 'blockdev-snapshot-sync', data: { device: 'home', 'snapshot-file': '/v/c1/overlays/home-89abcdef.qcow2', format: 'qcow2', mode: 'absolute-paths' } },
-    ],
-  });
-  // the RAM is private to the VM (a child maps its template's file copy-on-write): it goes in the stream
-  assert.deepEqual(rest[0]?.arguments, { capabilities: [{ capability: 'x-ignore-shared', state: false }] });
-  assert.deepEqual(rest[2]?.arguments, { uri: `exec:cat > '/v/c1/checkpoints/it'\\''s/state'` });
-  assert.ok(times.pausedMs >= 0 && times.frozenMs >= times.pausedMs);
+  const dir = await mkdtemp(join(tmpdir(), 'vmfork-cut-'));
+  try {
+    const order: string[] = [];
+    const statePath = join(dir, "it's state");
+    const cutting = cutCheckpoint(plan({ statePath, onSnapshot: async () => void order.push('record') }));
+    const { mon, ga } = await frozen();
+    const got = await mon.play([{ expect: 'stop' }, { expect: 'transaction' }]);
+    order.push('transaction');
+    const rest = await mon.play([{ expect: 'migrate-set-capabilities' }, { expect: 'migrate-set-parameters' }, { expect: 'migrate' }]);
+    // QEMU's side: it connects to the socket the migrate names (vmfork serves it; QEMU may not exec) and streams
+    const uri = String((rest[2]?.arguments as { uri: string }).uri);
+    assert.match(uri, /^unix:.*migrate-[0-9a-f]{8}\.sock$/, 'a socket vmfork listens on, no exec:');
+    const qemu = connect(uri.slice('unix:'.length));
+    await new Promise<void>((resolve) => qemu.end('ram and devices', resolve));
+    await mon.play([{ expect: 'query-migrate', reply: { status: 'active' } }, { expect: 'query-migrate', reply: { status: 'completed' } }]);
+    const cont = await mon.expect('cont');
+    assert.equal(ga.received.filter((r) => r.execute === 'guest-fsfreeze-thaw').length, 0, 'still frozen until the guest runs again');
+    mon.reply(cont, {});
+    await ga.play([{ expect: 'guest-fsfreeze-thaw', reply: 2 }]);
+    const times = await cutting;
+    assert.deepEqual(order, ['transaction', 'record'], 'the record names the new layers once the snapshot is made, before the save');
+    assert.deepEqual(got[1]?.arguments, {
+      actions: [
+        { type: 'blockdev-snapshot-sync', data: { device: 'disk0', 'snapshot-file': '/v/c1/overlays/disk0-0123abcd.qcow2', format: 'qcow2', mode: 'absolute-paths' } },
+        { type: 'blockdev-snapshot-sync', data: { device: 'home', 'snapshot-file': '/v/c1/overlays/home-89abcdef.qcow2', format: 'qcow2', mode: 'absolute-paths' } },
+      ],
+    });
+    // the RAM is private to the VM (a child maps its template's file copy-on-write): it goes in the stream
+    assert.deepEqual(rest[0]?.arguments, { capabilities: [{ capability: 'x-ignore-shared', state: false }] });
+    assert.equal(await readFile(statePath, 'utf8'), 'ram and devices', 'what QEMU streamed is the state file');
+    assert.ok(times.pausedMs >= 0 && times.frozenMs >= times.pausedMs);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('disk-only: no migration between the snapshot and cont', async () => {

@@ -12,6 +12,7 @@ import { checkpoints } from './010-checkpoints.js';
 import { templateParents } from './011-template-parents.js';
 import { poolPush } from './012-pool-push.js';
 import { poolReservations } from './013-pool-reservations.js';
+import { qemuUid } from './014-qemu-uid.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -31,6 +32,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '011-template-parents': templateParents,
   '012-pool-push': poolPush,
   '013-pool-reservations': poolReservations,
+  '014-qemu-uid': qemuUid,
 };
 
 export const migrationProvider: MigrationProvider = {
