@@ -1,5 +1,6 @@
 /*
- * PREPARE: the parent guest right before the cut (what src/template/prepare.ts does with a script). The NIC goes
+ * PREPARE: the parent guest right before the cut (what src/template/prepare.ts does with a script). The boot is
+ * waited for first (see step_boot), then the NIC goes
  * down with no address (a child must never appear on the network as the template), neighbours are forgotten,
  * sshd stops so no child ever serves a template key, per-machine files a child must not inherit are removed,
  * and sync puts the guest's dirty data on the template disk.
@@ -47,21 +48,60 @@ static void step_link(struct wbuf *w, const struct prepare_req *req, struct nl *
 	step_end(&s);
 }
 
+/*
+ * vmfork-guest starts as soon as its port appears, which may be before systemd has finished booting. A job still
+ * queued at the cut would run in every child after its resume: N times the same work, and some of it visible — a
+ * serial-getty starting in a child hangs up ttyS0 (systemd's TTYVHangup), so whatever the child's user writes
+ * there fails with EIO; an ifup still pending would bring the NIC back up after link-down. So the cut waits for
+ * `is-system-running` to leave starting. Bounded: a boot still running after BOOT_WAIT_S is cut anyway, and says so
+ * (a unit that hangs must not make a template impossible; its state is in the fact).
+ */
+#define BOOT_WAIT_S "90"
+
+/*
+ * Runs a systemctl command line for step S: skipped in test mode (no --systemctl), a failed step when it cannot be
+ * started. Returns its exit code (128 + signal), or -1 when it did not run.
+ */
+static int systemctl_in_step(struct step *s, const char *const argv[], char *out, size_t cap)
+{
+	int status = 0;
+	if (!g_opt.systemctl) {
+		step_note(s, "skipped: no --systemctl in test mode");
+		return -1;
+	}
+	if (run_program(argv, out, cap, &status) < 0) {
+		step_fail(s, "%s: %s", argv[0], strerror(errno));
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void step_boot(struct wbuf *w)
+{
+	const char *argv[] = { "/usr/bin/timeout", BOOT_WAIT_S, g_opt.systemctl, "is-system-running", "--wait", NULL };
+	char out[256] = "";
+	struct step s;
+	step_begin(&s, w, "boot");
+	int rc = systemctl_in_step(&s, argv, out, sizeof(out));
+	if (rc >= 0) {
+		out[strcspn(out, "\n")] = 0;
+		fact(&s, "state", "%s", rc == 124 ? "starting" : out);
+		if (rc == 124)
+			step_note(&s, "the boot had not finished after " BOOT_WAIT_S " s: cut with jobs still queued");
+	}
+	step_end(&s);
+}
+
 /* Judged by the outcome (no sshd listener left), not by systemctl's exit code: ssh.socket may not exist. */
 static void step_sshd(struct wbuf *w)
 {
 	const char *argv[] = { g_opt.systemctl, "stop", "ssh.service", "ssh.socket", NULL };
 	char out[1024] = "";
-	int status = 0;
 	struct step s;
 	step_begin(&s, w, "sshd");
-	if (!g_opt.systemctl) {
-		step_note(&s, "skipped: no --systemctl in test mode");
-	} else if (run_program(argv, out, sizeof(out), &status) < 0) {
-		step_fail(&s, "%s: %s", g_opt.systemctl, strerror(errno));
-	} else {
-		fact(&s, "systemctl_rc", "%d", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-	}
+	int rc = systemctl_in_step(&s, argv, out, sizeof(out));
+	if (rc >= 0)
+		fact(&s, "systemctl_rc", "%d", rc);
 	int pid = sshd_pid();
 	if (pid)
 		step_fail(&s, "sshd (pid %d) still runs: %s", pid, out);
@@ -84,6 +124,7 @@ void run_prepare(struct wbuf *w, const struct prepare_req *req)
 {
 	struct nl nl;
 	struct step s;
+	step_boot(w);
 	int rc = nl_open(&nl, 0);
 	if (rc < 0) {
 		step_begin(&s, w, "link-down");

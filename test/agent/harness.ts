@@ -64,7 +64,8 @@ export function makeGuestRoot(): string {
   put('var/lib/dhcp/dhclient.eth0.leases', 'lease {}\n');
   mkdirSync(join(root, 'var/lib/systemd'), { recursive: true });
   // records the service kicks instead of reaching any systemd (the agent runs it inside the namespaces)
-  put('usr/bin/systemctl', '#!/bin/sh\necho "$*" >> "${0%/usr/bin/systemctl}/systemctl.log"\n', 0o755);
+  // logs its calls; answers `is-system-running` as a booted guest would
+  put('usr/bin/systemctl', '#!/bin/sh\necho "$*" >> "${0%/usr/bin/systemctl}/systemctl.log"\n[ "$1" = is-system-running ] && echo running\nexit 0\n', 0o755);
   return root;
 }
 

@@ -31,6 +31,9 @@ async function forked(a: AgentUnderTest, templateId = 'tpl-test'): Promise<{ cli
   await client.hello();
   const { prepared, forkMe } = await client.prepare({ templateId });
   assert.deepEqual(prepared.steps.filter((s) => !s.ok), [], 'every prepare step ok');
+  // the cut waits for the boot to finish before anything else (a job queued at the cut would run in every child)
+  assert.equal(prepared.steps[0]?.step, 'boot');
+  assert.deepEqual(stepFacts(prepared.steps[0], 'state'), ['running']);
   assert.ok(forkMe, 'FORK_ME after a clean PREPARE');
   return { client, nonce: forkMe.nonce };
 }
@@ -126,6 +129,8 @@ test('PREPARE, FORK_ME, then CONFIG: the identity is applied in-process and pass
   const kicked = await client.kicked(report.id);
   assert.deepEqual(kicked.steps.map((s) => [s.step, s.ok]), [['units', true]]);
   assert.deepEqual(readFileSync(join(r, 'systemctl.log'), 'utf8').trim().split('\n'), [
+    // PREPARE waits for the boot first (through timeout(1)), then stops sshd
+    'is-system-running --wait',
     'stop ssh.service ssh.socket',
     '--no-block reload-or-restart systemd-journald.service ssh.service',
   ]);
