@@ -3,7 +3,8 @@
 # the guest image build and the integration tests against real QEMU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-deps.sh
+# the tests' own servers come from Debian's packages too: PostgreSQL for the store's second dialect
+VMFORK_EXTRA_APT="${VMFORK_EXTRA_APT:-} postgresql-15" bash scripts/ensure-deps.sh
 echo "==> lint"
 npx eslint .
 echo "==> architecture (folder cycles, imports only through index.ts)"
@@ -13,6 +14,8 @@ npx tsc -p tsconfig.json
 node scripts/bundle-cli.mjs
 echo "==> unit tests"
 bash scripts/run-tests.sh unit
+echo "==> unit tests again on PostgreSQL (every store a test opens is a database on a real server)"
+bash scripts/test-pg.sh
 # Built images are shared between test homes through the image cache (cached by recipe hash).
 export VMFORK_IMAGE_CACHE=${VMFORK_IMAGE_CACHE:-/var/cache/vmfork/images}
 if [[ -z "${VMFORK_TEST_HOME_ROOT:-}" ]]; then

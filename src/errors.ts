@@ -15,6 +15,8 @@ export const ERROR_REGISTRY = {
   VMFORK_NO_SPACE: { status: 507, message: 'Not enough free disk space' },
   VMFORK_INSUFFICIENT_MEMORY: { status: 507, message: 'Not enough free memory' },
   VMFORK_STORE_FAILED: { status: 500, message: 'State store operation failed' },
+  VMFORK_STORE_UNREACHABLE: { status: 503, message: 'The database cannot be reached' },
+  VMFORK_STORE_SCHEMA: { status: 500, message: 'The database is at a schema this vmfork does not know' },
   VMFORK_IMAGE_NOT_FOUND: { status: 404, message: 'Unknown image' },
   VMFORK_IMAGE_EXISTS: { status: 409, message: 'An image with this name already exists' },
   VMFORK_IMAGE_IN_USE: { status: 409, message: 'The image is in use' },

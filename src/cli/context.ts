@@ -25,8 +25,8 @@ export interface CliContext {
  * data dir is made (or tightened to) 0700 before anything is written in it (docs/data-dir.md).
  */
 export function createContext(program: Command): CliContext {
-  const opts = program.opts<{ home?: string }>();
-  const home = homeLayout(resolveHome({ home: opts.home }));
+  const opts = program.opts<{ home?: string; db?: string }>();
+  const home = homeLayout(resolveHome({ home: opts.home }), process.env, opts.db);
   applyProcessUmask();
   const root = ensurePrivateDir(home.root);
   const log = createLogger(home.logs);

@@ -14,6 +14,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     .description('Provision pools of customized QEMU/KVM VMs by forking a frozen template, without rebooting them')
     .version('0.1.0')
     .option('--home <dir>', 'data dir for all state (env VMFORK_HOME; default /var/lib/vmfork as root, else ~/.local/share/vmfork)')
+    .option('--db <url>', 'keep the records in PostgreSQL at this postgres:// URL (env VMFORK_DB; default the SQLite file vmfork.db in the data dir; docs/postgres.md)')
     .showHelpAfterError()
     .exitOverride();
   await registerCommands(program, argv);

@@ -1,9 +1,11 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { VmforkError } from '../errors.js';
 
 /** Every path vmfork writes lives under one data dir; this is its layout. */
 export interface HomeLayout {
   root: string;
+  /** The store: the SQLite file in the data dir, or the PostgreSQL URL given by `--db` / VMFORK_DB. */
   db: string;
   images: string;
   vms: string;
@@ -40,10 +42,26 @@ export function resolveImageDir(root: string, env: NodeJS.ProcessEnv = process.e
   return env.VMFORK_IMAGE_CACHE ? resolve(env.VMFORK_IMAGE_CACHE) : join(root, 'images');
 }
 
-export function homeLayout(root: string, env: NodeJS.ProcessEnv = process.env): HomeLayout {
+/**
+ * The store: `--db URL`, then `VMFORK_DB`, then the data dir's SQLite file. Only PostgreSQL is named by URL
+ * (docs/postgres.md); anything else given is refused before the store is touched. The data dir stays where the
+ * files are (disks, RAM, sockets) whichever store holds the records.
+ */
+export function resolveStoreTarget(root: string, options: { db?: string | undefined; env?: NodeJS.ProcessEnv } = {}): string {
+  const given = options.db ?? (options.env ?? process.env).VMFORK_DB;
+  if (given === undefined || given === '') return join(root, 'vmfork.db');
+  if (!/^postgres(ql)?:\/\//i.test(given)) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--db (or VMFORK_DB) takes a postgres:// URL, e.g. postgres://vmfork@db.example:5432/vmfork; without it the store is ${join(root, 'vmfork.db')}`, {
+      details: { field: 'db' },
+    });
+  }
+  return given;
+}
+
+export function homeLayout(root: string, env: NodeJS.ProcessEnv = process.env, db?: string): HomeLayout {
   return {
     root,
-    db: join(root, 'vmfork.db'),
+    db: resolveStoreTarget(root, { db, env }),
     images: resolveImageDir(root, env),
     vms: join(root, 'vms'),
     templates: join(root, 'templates'),

@@ -1,5 +1,5 @@
 /** Where a data dir lives and how it is laid out. */
-export { homeLayout, resolveHome, resolveImageDir, type HomeLayout, type HomeOptions } from './home.js';
+export { homeLayout, resolveHome, resolveImageDir, resolveStoreTarget, type HomeLayout, type HomeOptions } from './home.js';
 /** The data dir's file modes, the umask, and the token file's checks: the one mode policy (docs/data-dir.md). */
 export {
   applyProcessUmask,

@@ -4,6 +4,8 @@
  * core read and write it.
  */
 export { LOCAL_HOST_ID, isUniqueViolation, migrate, openStore, withWriteLock, type Db, type OpenStoreOptions } from './db.js';
+export { dialectOf, type StoreDialect } from './dialect.js';
+export { isPostgresUrl } from './postgres.js';
 export type * from './schema.js';
 export { ownerColumns, takeOver, transition, transitionalRows, type ExtraSet, type StatefulTable, type StateOf, type TransitionalRow } from './transition.js';
 export * from './vms-repo.js';

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { VmforkError } from '../errors.js';
 import type { Actor, TaskState } from '../state/index.js';
-import type { Db } from './db.js';
+import { isUniqueViolation, type Db } from './db.js';
 import type { NewTask, TaskEventRow, TaskRow, TaskUpdate } from './schema.js';
 import { ownerColumns } from './transition.js';
 
@@ -57,11 +57,23 @@ export async function updateTask(
 
 /**
  * Appends an event and returns it with its number. The number is taken as max + 1 inside the INSERT itself: one
- * statement, so SQLite's write lock makes it atomic even when two writers append to one task.
+ * statement, so SQLite's write lock makes it atomic even when two writers append to one task. PostgreSQL lets two
+ * such statements read the same max; the second then breaks the (task_id, seq) key and is tried again with the
+ * next number.
  */
 export async function appendTaskEvent(db: Db, taskId: string, event: { kind: string; message: string; data_json: string | null }): Promise<TaskEventRow> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await insertNextEvent(db, taskId, event);
+    } catch (err) {
+      if (!isUniqueViolation(err) || attempt >= 20) throw err;
+    }
+  }
+}
+
+async function insertNextEvent(db: Db, taskId: string, event: { kind: string; message: string; data_json: string | null }): Promise<TaskEventRow> {
   const at = new Date().toISOString();
-  const row = await db
+  return db
     .insertInto('task_events')
     .columns(['task_id', 'seq', 'at', 'kind', 'message', 'data_json'])
     .expression((eb) =>
@@ -79,7 +91,6 @@ export async function appendTaskEvent(db: Db, taskId: string, event: { kind: str
     )
     .returningAll()
     .executeTakeFirstOrThrow();
-  return row;
 }
 
 /** A task's events with a number above `afterSeq`, in order. */

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { Db } from './db.js';
 import type { NewVm, VmRow, VmUpdate } from './schema.js';
 import { isUniqueViolation } from './db.js';
+import { dialectOf } from './dialect.js';
 import type { Actor } from '../state/index.js';
 import { ownerColumns } from './transition.js';
 
@@ -46,7 +47,9 @@ export async function templateWarmVms(db: Db, template: string): Promise<VmRow[]
  * the processes' foreign key is checked at its commit, when every row names the new VM.
  */
 export async function renameWarmVm(conn: Db, from: string, to: string): Promise<boolean> {
-  await sql`pragma defer_foreign_keys = on`.execute(conn);
+  // SQLite defers with a pragma; PostgreSQL defers the processes' key, made DEFERRABLE for this (migration 001)
+  if (dialectOf(conn) === 'postgres') await sql`set constraints all deferred`.execute(conn);
+  else await sql`pragma defer_foreign_keys = on`.execute(conn);
   const r = await conn.updateTable('vms').set({ name: to }).where('name', '=', from).where('state', '=', 'warm').where('role', '=', 'warm').executeTakeFirst();
   if (Number(r.numUpdatedRows) !== 1) return false;
   await conn.updateTable('processes').set({ vm_name: to }).where('vm_name', '=', from).execute();
@@ -104,9 +107,10 @@ export async function assignQemuUid(db: Db, name: string, base: number, count: n
     if (!row) throw new VmforkError('VMFORK_VM_NOT_FOUND', `no VM named "${name}"`, { details: { vm: name } });
     if (row.qemu_uid !== null) return row.qemu_uid;
     try {
+      // the casts and the derived table's alias are for PostgreSQL (a parameter has no type of its own there)
       await sql`UPDATE vms SET qemu_uid = (
-          SELECT c FROM (SELECT ${base} AS c UNION ALL SELECT qemu_uid + 1 FROM vms WHERE qemu_uid IS NOT NULL)
-          WHERE c >= ${base} AND c < ${base + count} AND c NOT IN (SELECT qemu_uid FROM vms WHERE qemu_uid IS NOT NULL)
+          SELECT c FROM (SELECT CAST(${base} AS bigint) AS c UNION ALL SELECT qemu_uid + 1 FROM vms WHERE qemu_uid IS NOT NULL) AS free
+          WHERE c >= CAST(${base} AS bigint) AND c < CAST(${base + count} AS bigint) AND c NOT IN (SELECT qemu_uid FROM vms WHERE qemu_uid IS NOT NULL)
           ORDER BY c LIMIT 1)
         WHERE name = ${name} AND qemu_uid IS NULL`.execute(db);
     } catch (err) {

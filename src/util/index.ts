@@ -5,7 +5,7 @@ export { sha256File } from './file-hash.js';
 export { createLogger, REDACT_PATHS, type Logger } from './log.js';
 export { assertValidName, isValidName } from './names.js';
 export { formatName, labelProblem, parseNamePattern, patternNames, type NamePattern } from './name-pattern.js';
-export { REDACTED, redactSecrets, redactText } from './redact.js';
+export { REDACTED, redactSecrets, redactText, redactUrl } from './redact.js';
 export { shQuote } from './shell-quote.js';
 export { FAULT_POINTS, FAULT_SCENARIOS, faultPoint, faultSwitch, isFaultPoint, type FaultPoint, type FaultScenario } from './fault.js';
 export { formatBytes, parseMemoryMiB, parseSize } from './size.js';

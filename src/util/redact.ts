@@ -26,3 +26,14 @@ export function redactText(text: string, secrets: readonly (string | undefined)[
   for (const s of secrets) if (s) out = out.split(s).join(REDACTED);
   return out;
 }
+
+/** A URL without its password (`postgres://u:***@host/db`): what messages and logs may carry. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  }
+}

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { buildApp, ensureApiToken } from '../../src/api/index.js';
-import { homeLayout } from '../../src/config/index.js';
 import { createProvisionService } from '../../src/pool/index.js';
 import { registerLocalHost } from '../../src/host/index.js';
 import { insertImage, insertVm, LOCAL_HOST_ID, openStore } from '../../src/store/index.js';
@@ -13,6 +12,7 @@ import type { VmDeps } from '../../src/vm/index.js';
 import { testActor } from '../helpers/actor.js';
 import { checkedInject, OpenApiChecker } from './openapi-check.js';
 import { ScriptedProvision } from './scripted-provision.js';
+import { testHomeLayout } from '../helpers/store.js';
 
 /** An API over a fresh data dir (a real store, records inserted through the repos), its token and its checker. */
 export interface ApiFixture {
@@ -32,7 +32,7 @@ export interface ApiFixture {
 /** provision: the scripted stand-in (default), the real engine (no VM is made unless a test creates a pool), or none. */
 export async function apiFixture(options: { provision?: boolean | 'engine' } = {}): Promise<ApiFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'vmfork-api-'));
-  const home = homeLayout(dir, {});
+  const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
   const deps: VmDeps = { db, home, log: createLogger(undefined) };
   await registerLocalHost(deps);

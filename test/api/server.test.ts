@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseListen, startServer } from '../../src/api/index.js';
-import { homeLayout } from '../../src/config/index.js';
 import { getTaskView, startTask, waitForTask } from '../../src/task/index.js';
 import { insertTask, LOCAL_HOST_ID, openStore } from '../../src/store/index.js';
 import { createLogger } from '../../src/util/index.js';
@@ -12,6 +11,7 @@ import { deadActor } from '../helpers/actor.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import { parseEventStream } from './openapi-check.js';
 import { ScriptedProvision } from './scripted-provision.js';
+import { testHomeLayout } from '../helpers/store.js';
 
 test('parseListen: HOST:PORT and [v6]:PORT; anything else is VMFORK_INVALID_ARGUMENT', () => {
   assert.deepEqual(parseListen('127.0.0.1:8470'), { host: '127.0.0.1', port: 8470 });
@@ -20,7 +20,7 @@ test('parseListen: HOST:PORT and [v6]:PORT; anything else is VMFORK_INVALID_ARGU
 });
 
 test('startServer: listens, resumes a dead server\'s task, streams a live task\'s events over HTTP until it ends, never logs the token', withTempDir('vmfork-serve-', async (dir) => {
-  const home = homeLayout(dir, {});
+  const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
   const deps: VmDeps = { db, home, log: createLogger(home.logs, 'debug') };
   const provision = new ScriptedProvision(deps);
@@ -63,7 +63,7 @@ test('startServer: listens, resumes a dead server\'s task, streams a live task\'
 }));
 
 test('closing the server does not wait for open event streams', withTempDir('vmfork-serve-', async (dir) => {
-  const home = homeLayout(dir, {});
+  const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
   const deps: VmDeps = { db, home, log: createLogger(undefined) };
   const provision = new ScriptedProvision(deps);

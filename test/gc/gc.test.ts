@@ -3,7 +3,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { homeLayout } from '../../src/config/home.js';
 import { runGc } from '../../src/gc/index.js';
 import { allocateLease, createNetwork, createTap, dataDirNetnsPrefix, deleteNetwork, ip, listNamespaces } from '../../src/network/index.js';
 import { createImage } from '../../src/qemu/index.js';
@@ -17,6 +16,7 @@ import { createLogger } from '../../src/util/log.js';
 import { deadActor, testActor } from '../helpers/actor.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import { isRoot } from '../network/itest-helpers.js';
+import { testHomeLayout } from '../helpers/store.js';
 
 /** A pid that ran and exited (nothing has it now, unless the kernel reused it: then it is no QEMU of ours either). */
 function deadPid(): number {
@@ -31,8 +31,8 @@ async function tapsIn(netns: string): Promise<string[]> {
 // what a crash leaves, made by hand in a fresh data dir (no QEMU): gc lists it in a dry run without touching it,
 // removes it in a real pass, and a pass after that finds nothing
 test('gc on a data dir with fabricated leftovers: dry run lists them and changes nothing; the pass removes them; nothing is left', { skip: !isRoot() && 'needs root (network namespaces)' }, withTempDir('vmfork-gc-', async (root) => {
-  const home = homeLayout(root);
-  const db = await openStore(join(root, 'vmfork.db'));
+  const home = await testHomeLayout(root);
+  const db = await openStore(home.db);
   const deps = { db, home, log: createLogger(undefined) };
   const prefix = await dataDirNetnsPrefix(db, {});
   const strayNs = `${prefix}ghost`;
@@ -95,8 +95,8 @@ test('gc on a data dir with fabricated leftovers: dry run lists them and changes
 // records whose QEMU died (recorded pid + start time of a process that has exited), and one a dead vmfork left
 // forking: the pass hands each to its service (destroy, reconcile, heal) and says what it did
 test('gc on dead records: a child outside a pool destroyed, a cold-booted VM marked stopped, a dead fork healed', withTempDir('vmfork-gc-rec-', async (root) => {
-  const home = homeLayout(root);
-  const db = await openStore(join(root, 'vmfork.db'));
+  const home = await testHomeLayout(root);
+  const db = await openStore(home.db);
   const deps = { db, home, log: createLogger(undefined) };
   try {
     const gone = (await deadActor('boot')).owner;

@@ -3,18 +3,18 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startServer } from '../../src/api/index.js';
-import { homeLayout } from '../../src/config/home.js';
 import { openStore } from '../../src/store/db.js';
 import { createLogger } from '../../src/util/log.js';
 import { waitUntil } from '../../src/util/index.js';
 import type { VmDeps } from '../../src/vm/index.js';
 import { isRoot } from '../network/itest-helpers.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { testHomeLayout } from '../helpers/store.js';
 
 // the server's gc: a pass at start, one per interval after it (an interval of 100 ms here), each logged; POST /v1/gc
 // answers the same report; close stops the timer
 test('vmfork serve runs gc at start and on its interval, logs each pass, and serves POST /v1/gc', { skip: !isRoot() && 'needs root (network namespaces)' }, withTempDir('vmfork-gc-serve-', async (dir) => {
-  const home = homeLayout(dir, {});
+  const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
   const deps: VmDeps = { db, home, log: createLogger(home.logs, 'info') };
   const first = join(home.vms, 'left-at-start');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { homeLayout } from '../../src/config/home.js';
 import { healedLine, healInterrupted } from '../../src/heal/index.js';
 import { allocateLease } from '../../src/network/leases.js';
-import { LOCAL_HOST_ID, openStore } from '../../src/store/db.js';
+import { LOCAL_HOST_ID } from '../../src/store/db.js';
 import { listLeases } from '../../src/store/networks-repo.js';
 import { insertTemplate } from '../../src/store/templates-repo.js';
 import { getVm, insertVm } from '../../src/store/vms-repo.js';
@@ -15,12 +15,13 @@ import { createLogger } from '../../src/util/log.js';
 import { addNetworkRecord } from '../network/lease-fixtures.js';
 import { deadActor, testActor } from '../helpers/actor.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { openTestStore } from '../helpers/store.js';
 
 // Records only: no QEMU ran for these rows and the network has no namespace, so healing exercises the bookkeeping
 // (records, leases, files); the integration tests kill a real fork and a real template creation mid-flight.
 test('records left in a transitional state by a dead vmfork are rolled back; a live owner\'s are left alone', withTempDir('vmfork-heal-', async (root) => {
   const home = homeLayout(root);
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const deps = { db, home, log: createLogger(undefined) };
   try {
     await addNetworkRecord(db, 'n1', '10.9.0.0/24');

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { homeLayout } from '../../src/config/home.js';
 import { runDoctor } from '../../src/host/doctor.js';
 import { probeNetworking } from '../../src/host/net-probe.js';
-import { openStore } from '../../src/store/db.js';
 import { listImages, upsertReadyImage } from '../../src/store/images-repo.js';
 import { run } from '../../src/util/exec.js';
+import { openTestStore } from '../helpers/store.js';
 
 const PVM_FACTS = { cpuinfo: 'processor\t: 0\nflags\t\t: fpu sse2 hypervisor\n', modules: ['kvm', 'kvm_pvm'], kvmDeviceUsable: true };
 
@@ -19,7 +19,7 @@ async function namespaces(): Promise<string[]> {
 
 test('doctor reports every check, finds a registered image, and a forced unusable kvm fails it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmfork-doctor-'));
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   try {
     const disk = join(dir, 'base.qcow2');
     writeFileSync(disk, 'x');

@@ -2,14 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sql } from 'kysely';
 import { importImage, nameFromFile } from '../../src/image/image-import.js';
 import { resolveImageBoot } from '../../src/image/image-registry.js';
 import { sha256File } from '../../src/util/file-hash.js';
 import { createImage } from '../../src/qemu/qemu-img.js';
-import { openStore } from '../../src/store/db.js';
 import { getImage } from '../../src/store/images-repo.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { openTestStore, refuseInserts } from '../helpers/store.js';
 
 // Real qemu-img on small images: these checks are about what qemu-img says, so a fake would prove nothing.
 
@@ -33,7 +32,7 @@ test('import copies a qcow2 (the original untouched), registers it, and boot fac
   const before = await sha256File(src);
   fakeKernel(join(dir, 'bzImage'));
   writeFileSync(join(dir, 'initrd'), 'initrd');
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const r = await importImage(db, { imagesDir: images, file: src, kernel: join(dir, 'bzImage'), initrd: join(dir, 'initrd'), cmdline: 'root=/dev/vda1 console=ttyS0' });
   assert.equal(r.row.name, 'my-disk');
   assert.equal(r.dir, join(images, 'imported-my-disk'));
@@ -52,7 +51,7 @@ test('import copies a qcow2 (the original untouched), registers it, and boot fac
 test('a raw image is copied sparsely and stays raw', withTempDir('vmfork-import-', async (dir) => {
   const src = join(dir, 'disk.raw');
   await createImage(src, { format: 'raw', sizeBytes: 256 * 1024 ** 2 });
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const r = await importImage(db, { imagesDir: join(dir, 'images'), file: src, name: 'rawdisk' });
   assert.equal(r.manifest.disk.format, 'raw');
   assert.equal(r.manifest.cmdline, null);
@@ -62,7 +61,7 @@ test('a raw image is copied sparsely and stays raw', withTempDir('vmfork-import-
 
 test('bad input is refused before anything is copied', withTempDir('vmfork-import-', async (dir) => {
   const images = join(dir, 'images');
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const good = join(dir, 'good.qcow2');
   await createImage(good, { format: 'qcow2', sizeBytes: 1024 ** 2 });
   const overlay = join(dir, 'overlay.qcow2');
@@ -91,9 +90,9 @@ test('a failure after the copy rolls it back: no files, no record', withTempDir(
   const images = join(dir, 'images');
   const src = join(dir, 'disk.qcow2');
   await createImage(src, { format: 'qcow2', sizeBytes: 1024 ** 2 });
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   // the store refuses the insert, as a full or locked database would
-  await sql`create trigger refuse before insert on images begin select raise(abort, 'store refused'); end`.execute(db);
+  await refuseInserts(db, 'images');
   await assert.rejects(importImage(db, { imagesDir: images, file: src, name: 'disk' }), /store refused/);
   assert.deepEqual(readdirSync(images), [], 'neither imported-disk nor a work dir remains');
   assert.equal(await getImage(db, 'disk'), undefined);

@@ -2,13 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOCAL_HOST_ID, openStore, type Db } from '../../src/store/db.js';
+import { LOCAL_HOST_ID, type Db } from '../../src/store/db.js';
 import { getImage, upsertReadyImage } from '../../src/store/images-repo.js';
 import { insertVm } from '../../src/store/vms-repo.js';
 import { checkBuiltName, registerBuiltImage, removeImage, resolveImageBoot } from '../../src/image/image-registry.js';
 import { digestFile, writeManifest, type ImageManifest } from '../../src/image/manifest.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import { testActor } from '../helpers/actor.js';
+import { openTestStore } from '../helpers/store.js';
 
 /** A built image's files, as the builder publishes them (contents are placeholders). */
 async function publishFake(images: string, hash: string): Promise<{ dir: string; manifest: ImageManifest }> {
@@ -42,7 +43,7 @@ async function useImage(db: Db, vm: string, image: string): Promise<void> {
 }
 
 test('image rm refuses while a VM uses the image, and keeps the record', withTempDir('vmfork-reg-', async (images) => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   await register(db, images, 'default');
   await useImage(db, 'web-1', 'default');
   await assert.rejects(removeImage(db, images, 'default'), (err: { code: string; details: { vms: string[] } }) => {
@@ -58,7 +59,7 @@ test('image rm refuses while a VM uses the image, and keeps the record', withTem
 }));
 
 test('image rm of a built image keeps the shared cache unless --purge, and never files another record uses', withTempDir('vmfork-reg-', async (images) => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const dir = await register(db, images, 'default');
   await register(db, images, 'alias');
   assert.deepEqual(await removeImage(db, images, 'alias', { purge: true }), { name: 'alias', dir, filesRemoved: false, keptBecause: 'other-records' });
@@ -71,7 +72,7 @@ test('image rm of a built image keeps the shared cache unless --purge, and never
 }));
 
 test('image rm never deletes files outside the image dir', withTempDir('vmfork-reg-', async (root) => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const elsewhere = join(root, 'elsewhere');
   await register(db, elsewhere, 'ext');
   const r = await removeImage(db, join(root, 'images'), 'ext', { purge: true });
@@ -81,7 +82,7 @@ test('image rm never deletes files outside the image dir', withTempDir('vmfork-r
 }));
 
 test('build names: RFC 1123, never over an imported image, not re-pointed while in use', withTempDir('vmfork-reg-', async (images) => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   for (const bad of ['Default', '-x', 'a_b', 'x'.repeat(64), '']) await assert.rejects(checkBuiltName(db, bad, 'h'), { code: 'VMFORK_INVALID_NAME' }, bad);
   await checkBuiltName(db, 'fresh', 'h');
   await upsertReadyImage(db, { name: 'mine', source: 'imported', disk_path: '/x/disk.qcow2', kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1, file_size: 1, created_at: '' });
@@ -95,7 +96,7 @@ test('build names: RFC 1123, never over an imported image, not re-pointed while 
 }));
 
 test('resolveImageBoot gives absolute paths, format and cmdline; missing files are IMAGE_INVALID', withTempDir('vmfork-reg-', async (images) => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const dir = await register(db, images, 'default');
   const boot = await resolveImageBoot(db, 'default');
   assert.deepEqual(

@@ -12,9 +12,10 @@ import { testActor } from '../helpers/actor.js';
 import { allocateLease, freeCount, leasesFor, releaseLease } from '../../src/network/leases.js';
 import { isLocallyAdministeredUnicast } from '../../src/network/mac.js';
 import { addNetworkRecord } from './lease-fixtures.js';
+import { openTestStore, testStoreTarget } from '../helpers/store.js';
 
 test('leases: lowest free address, tap named after it, gateway and prefix, reuse after release', async () => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   await addNetworkRecord(db, 'n1', '10.231.0.0/24');
   const a = await allocateLease(db, { network: 'n1', vmName: 'a' });
   assert.deepEqual([a.ip, a.prefix, a.gateway, a.tap, a.netns, a.bridge], ['10.231.0.2', 24, '10.231.0.1', 'vt2', 'vmfork-unit-n1', 'vmf-br']);
@@ -32,7 +33,7 @@ test('leases: lowest free address, tap named after it, gateway and prefix, reuse
 });
 
 test('leases: a VM asking again gets the same lease; a different MAC for it is refused', async () => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   await addNetworkRecord(db, 'n1', '10.231.0.0/24');
   const first = await allocateLease(db, { network: 'n1', vmName: 'a' });
   assert.deepEqual(await allocateLease(db, { network: 'n1', vmName: 'a' }), first);
@@ -43,7 +44,7 @@ test('leases: a VM asking again gets the same lease; a different MAC for it is r
 });
 
 test('leases: a /30 is exhausted after one VM, and the error says 0 of 1 left', async () => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   await addNetworkRecord(db, 'tiny', '192.168.9.0/30');
   assert.equal((await allocateLease(db, { network: 'tiny', vmName: 'a' })).ip, '192.168.9.2');
   await assert.rejects(allocateLease(db, { network: 'tiny', vmName: 'b' }), (err: Error & { code?: string; details?: Record<string, unknown> }) => {
@@ -57,7 +58,7 @@ test('leases: a /30 is exhausted after one VM, and the error says 0 of 1 left', 
 });
 
 test('leases: MACs are unique across all networks; random collisions are retried', async () => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   await addNetworkRecord(db, 'n1', '10.231.0.0/24');
   await addNetworkRecord(db, 'n2', '10.232.0.0/24');
   await allocateLease(db, { network: 'n1', vmName: 'a', mac: '0A:00:00:00:00:01' });
@@ -71,7 +72,7 @@ test('leases: MACs are unique across all networks; random collisions are retried
 });
 
 test('leases: unknown or deleting network, bad VM name', async () => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   await assert.rejects(allocateLease(db, { network: 'nope', vmName: 'a' }), { code: 'VMFORK_NETWORK_NOT_FOUND' });
   await addNetworkRecord(db, 'n1', '10.231.0.0/24');
   await assert.rejects(allocateLease(db, { network: 'n1', vmName: 'Bad_Name' }), { code: 'VMFORK_INVALID_NAME' });
@@ -93,7 +94,8 @@ async function race(dbPath: string, network: string, processes: number, each: nu
 test('leases: concurrent processes sharing the store never get the same address, MAC or tap', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmfork-leases-'));
   try {
-    const path = join(dir, 'vmfork.db');
+    // a file every worker opens on SQLite; one database they all connect to on PostgreSQL
+    const path = await testStoreTarget(dir);
     const db = await openStore(path);
     await addNetworkRecord(db, 'big', '10.231.0.0/24');
     await addNetworkRecord(db, 'small', '10.231.1.0/27');

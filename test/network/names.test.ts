@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertValidNetworkName, dataDirNetnsPrefix, IFNAME_MAX, isTapName, netnsName, netnsPrefixOverride, tapName } from '../../src/network/names.js';
-import { openStore } from '../../src/store/db.js';
 import { requireRoot } from '../../src/network/ip.js';
+import { openTestStore } from '../helpers/store.js';
 
 test('network names: RFC 1123 labels of at most 15 characters', () => {
   for (const ok of ['default', 'a', 'lab-1', 'x'.repeat(IFNAME_MAX)]) assert.doesNotThrow(() => assertValidNetworkName(ok), ok);
@@ -16,7 +16,7 @@ test('namespace names: VMFORK_NETNS_PREFIX when set, else a prefix of the data d
   assert.equal(netnsPrefixOverride({}), undefined);
   assert.equal(netnsPrefixOverride({ VMFORK_NETNS_PREFIX: 'vmft1-' }), 'vmft1-');
   assert.throws(() => netnsPrefixOverride({ VMFORK_NETNS_PREFIX: 'Bad/Prefix' }), { code: 'VMFORK_INVALID_ARGUMENT' });
-  const [a, b] = [await openStore(':memory:'), await openStore(':memory:')];
+  const [a, b] = [await openTestStore(), await openTestStore()];
   try {
     const first = await dataDirNetnsPrefix(a, {});
     assert.match(first, /^vmf-[0-9a-f]{6}-$/);

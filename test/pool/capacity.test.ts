@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { homeLayout } from '../../src/config/index.js';
 import { registerLocalHost } from '../../src/host/index.js';
 import { checkPoolCapacity, checkPoolFits, poolGrowth, type HostProbe } from '../../src/pool/capacity.js';
 import { parsePoolSpec, type PoolSpec } from '../../src/pool/index.js';
@@ -9,6 +8,7 @@ import { insertImage, insertNetwork, insertPool, insertReplica, insertTemplate, 
 import type { VmState } from '../../src/state/index.js';
 import { testActor } from '../helpers/actor.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { testHomeLayout } from '../helpers/store.js';
 
 const GiB = 1024 ** 3;
 const now = new Date().toISOString();
@@ -41,7 +41,7 @@ async function refused(check: Promise<void>): Promise<Refused> {
 }
 
 async function withStore(dir: string, fn: (db: Db) => Promise<void>): Promise<void> {
-  const home = homeLayout(dir, {});
+  const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
   try {
     await registerLocalHost({ db, home });

@@ -2,16 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { homeLayout } from '../../src/config/index.js';
 import { checkPoolRefs } from '../../src/pool/refs.js';
 import { listHosts, registerLocalHost, requireDatastore } from '../../src/host/index.js';
 import { parsePoolSpec } from '../../src/pool/index.js';
 import { insertImage, LOCAL_HOST_ID, openStore } from '../../src/store/index.js';
 import { testActor } from '../helpers/actor.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { testHomeLayout } from '../helpers/store.js';
 
 test('the local host registers itself with its default datastore under the data dir, idempotently', withTempDir('vmfork-hosts-', async (dir) => {
-  const home = homeLayout(dir, {});
+  const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
   try {
     await registerLocalHost({ db, home });
@@ -30,7 +30,7 @@ test('the local host registers itself with its default datastore under the data 
 }));
 
 test('checkPoolRefs: an unknown image, network or datastore is its own 404 naming the spec field', withTempDir('vmfork-refs-', async (dir) => {
-  const home = homeLayout(dir, {});
+  const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
   try {
     await registerLocalHost({ db, home });

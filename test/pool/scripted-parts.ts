@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { homeLayout } from '../../src/config/index.js';
 import { VmforkError } from '../../src/errors.js';
 import { explicitNames } from '../../src/fork/index.js';
 import { actorFor, registerLocalHost } from '../../src/host/index.js';
@@ -21,6 +20,7 @@ import { TASK_FINAL_STATES } from '../../src/state/index.js';
 import { drainTasks, getTaskView, startTask, type TaskView } from '../../src/task/index.js';
 import { createLogger, waitUntil } from '../../src/util/index.js';
 import type { VmDeps } from '../../src/vm/index.js';
+import { testHomeLayout } from '../helpers/store.js';
 
 /** What a scripted phase 1 recorded (the shape of replica/map.ts's Phase1Record). */
 const PHASE1 = { reboots: 1, mounts: { home: '/home', tmp: '/tmp', swap: 'swap' }, ms: { total: 1000 }, copyMs: 10 };
@@ -303,7 +303,7 @@ export interface PoolFixtureOptions {
 export function withPool(fn: (f: PoolFixture) => Promise<void>, options: PoolFixtureOptions = {}): () => Promise<void> {
   return async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vmfork-pool-'));
-    const home = homeLayout(dir, {});
+    const home = await testHomeLayout(dir);
     const db = await openStore(home.db);
     const deps: VmDeps = { db, home, log: createLogger(options.logToFile ? home.logs : undefined) };
     const parts = options.parts ?? new ScriptedParts();

@@ -7,6 +7,7 @@ import { listTaskEvents } from '../../src/store/index.js';
 import type { VmDeps } from '../../src/vm/index.js';
 import { deskSpec, ScriptedParts, withPool } from './scripted-parts.js';
 import type { PoolForkOptions } from '../../src/pool/parts.js';
+import { storeText } from '../helpers/store.js';
 
 /**
  * A fork whose per-child hook runs with `set -x` and fails: the REAL phase 2 customizer (poolCustomizer) is handed a
@@ -59,8 +60,8 @@ test('a hook run with set -x that prints the machine password: the password is i
   const events = JSON.stringify(await listTaskEvents(deps.db, task.id));
   const logs = (await Promise.all((await readdir(deps.home.logs)).map((f) => readFile(join(deps.home.logs, f), 'utf8')))).join('');
   assert.match(logs, /task failed/, 'the failure was logged');
-  const store = (await Promise.all((await readdir(deps.home.root)).filter((f) => f.startsWith('vmfork.db') || f.endsWith('.db') || f.endsWith('-wal')).map((f) => readFile(join(deps.home.root, f), 'latin1')))).join('');
-  assert.ok(store.length > 0, 'the store files were read');
+  const store = await storeText(deps.home);
+  assert.ok(store.length > 0, 'the store was read');
   for (const [where, text] of [['task', JSON.stringify(task)], ['events', events], ['log', logs], ['store', store]] as const) {
     assert.ok(!text.includes(pw), `the password is in the ${where}`);
   }

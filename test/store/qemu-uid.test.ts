@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LOCAL_HOST_ID, openStore } from '../../src/store/db.js';
+import { LOCAL_HOST_ID } from '../../src/store/db.js';
 import { assignQemuUid, deleteVm, insertVm } from '../../src/store/vms-repo.js';
 import { testActor } from '../helpers/actor.js';
+import { openTestStore } from '../helpers/store.js';
 
 // Each VM's QEMU runs as a uid of its own (src/vm/vm-confine.ts): the store hands them out, one per VM.
 test('assignQemuUid: the lowest free uid of the range, the same one again for the same VM, freed with the VM; a full range is refused', async () => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const now = new Date().toISOString();
   const add = async (name: string): Promise<void> =>
     insertVm(db, { name, host_id: LOCAL_HOST_ID, image_name: null, state: 'stopped', role: 'vm', dir: `/d/${name}`, spec_json: '{}', last_error: null, created_at: now, updated_at: now }, await testActor('boot'));

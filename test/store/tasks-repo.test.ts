@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LOCAL_HOST_ID, openStore, type Db } from '../../src/store/db.js';
+import { LOCAL_HOST_ID, type Db } from '../../src/store/db.js';
 import { appendTaskEvent, getTask, insertTask, listTaskEvents, listTasks, requireTask } from '../../src/store/tasks-repo.js';
 import { takeOver, transition, transitionalRows } from '../../src/store/transition.js';
 import { deadActor, testActor } from '../helpers/actor.js';
+import { openTestStore } from '../helpers/store.js';
 
 async function withStore(fn: (db: Db) => Promise<void>): Promise<void> {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   try {
     await fn(db);
   } finally {

@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LOCAL_HOST_ID, openStore, type Db } from '../../src/store/db.js';
+import { LOCAL_HOST_ID, type Db } from '../../src/store/db.js';
 import { takeOver, transition, transitionalRows } from '../../src/store/transition.js';
 import { getVm, insertVm } from '../../src/store/vms-repo.js';
 import type { VmState } from '../../src/state/index.js';
 import { deadActor, testActor } from '../helpers/actor.js';
+import { openTestStore } from '../helpers/store.js';
 
 async function withVm(state: VmState, fn: (db: Db) => Promise<void>): Promise<void> {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const now = new Date().toISOString();
   try {
     await insertVm(db, { name: 'v1', host_id: LOCAL_HOST_ID, image_name: null, state, role: 'vm', dir: '/d', spec_json: '{}', last_error: null, created_at: now, updated_at: now }, await testActor('boot'));
@@ -51,7 +52,7 @@ test('a move outside the table is refused before anything is written; a missing 
   }));
 
 test('takeOver: of several healers of a dead owner\'s record, exactly one gets it', async () => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   try {
     const dead = await deadActor('fork');
     const now = new Date().toISOString();

@@ -3,11 +3,12 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { homeLayout } from '../../src/config/index.js';
-import { getTemplate, insertImage, insertTemplate, openStore, templatesOn, type Db } from '../../src/store/index.js';
+import { getTemplate, insertImage, insertTemplate, templatesOn, type Db } from '../../src/store/index.js';
 import { listTemplates, removeTemplate } from '../../src/template/index.js';
 import { createLogger } from '../../src/util/index.js';
 import { testActor } from '../helpers/actor.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { openTestStore } from '../helpers/store.js';
 
 async function readyTemplate(db: Db, root: string, name: string, parent: string | null): Promise<void> {
   const now = new Date().toISOString();
@@ -19,7 +20,7 @@ async function readyTemplate(db: Db, root: string, name: string, parent: string 
 test(
   'the template tree: a template made from a child of another stands on it; the parent cannot go first, list shows it',
   withTempDir('vmfork-tree-', async (root) => {
-    const db = await openStore(':memory:');
+    const db = await openTestStore();
     const deps = { db, home: homeLayout(root), log: createLogger(undefined) };
     try {
       const now = new Date().toISOString();

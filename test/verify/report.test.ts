@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { homeLayout } from '../../src/config/home.js';
 import { verifyChildren } from '../../src/verify/collect.js';
 import { buildReport, summaryLines, tableRows } from '../../src/verify/report.js';
-import { LOCAL_HOST_ID, openStore } from '../../src/store/db.js';
+import { LOCAL_HOST_ID } from '../../src/store/db.js';
 import { upsertReadyImage } from '../../src/store/images-repo.js';
 import { insertTemplate } from '../../src/store/templates-repo.js';
 import { insertVm } from '../../src/store/vms-repo.js';
 import { createLogger } from '../../src/util/log.js';
 import { childFacts } from './facts.js';
 import { testActor } from '../helpers/actor.js';
+import { openTestStore } from '../helpers/store.js';
 
 test('a clean report is ok, with table rows and the all-clear', () => {
   const c1 = childFacts(1, { sshHostKeys: [{ type: 'ECDSA', fingerprint: 'SHA256:ec1', bits: 256 }, { type: 'ED25519', fingerprint: 'SHA256:abcdefghijk', bits: 256 }] });
@@ -53,7 +54,7 @@ test('limits reach the problem check', () => {
 });
 
 async function store(): Promise<{ deps: Parameters<typeof verifyChildren>[0]; close(): Promise<void> }> {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const now = new Date().toISOString();
   await upsertReadyImage(db, { name: 'img', source: 'imported', disk_path: '/x.qcow2', kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1, file_size: 1, created_at: now });
   const actor = await testActor();

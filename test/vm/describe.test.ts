@@ -2,16 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { homeLayout } from '../../src/config/home.js';
 import { allocateLease } from '../../src/network/leases.js';
-import { LOCAL_HOST_ID, openStore } from '../../src/store/db.js';
+import { LOCAL_HOST_ID } from '../../src/store/db.js';
 import { insertVm } from '../../src/store/vms-repo.js';
 import { createLogger } from '../../src/util/log.js';
 import { listVmSummaries, showVm } from '../../src/vm/index.js';
 import { addNetworkRecord } from '../network/lease-fixtures.js';
 import { testActor } from '../helpers/actor.js';
+import { openTestStore } from '../helpers/store.js';
 
 // Records only, all stopped: a stopped VM is not checked against a QEMU process, so no VM runs here.
 test('vm list and vm show carry each VM\'s pool and address (null without one)', async () => {
-  const db = await openStore(':memory:');
+  const db = await openTestStore();
   const deps = { db, home: homeLayout('/nonexistent'), log: createLogger(undefined) };
   try {
     await addNetworkRecord(db, 'n1', '10.9.0.0/24');

@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
+import { dialectOf } from '../dialect.js';
 
 export const initial: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
@@ -38,7 +39,12 @@ export const initial: Migration = {
     await db.schema
       .createTable('processes')
       .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
-      .addColumn('vm_name', 'text', (c) => c.notNull().references('vms.name').onDelete('cascade'))
+      // deferrable on PostgreSQL: a warm process's record is renamed to its child's name with its process rows in
+      // one transaction (vms-repo's renameWarmVm), checked at commit; SQLite defers with a pragma instead
+      .addColumn('vm_name', 'text', (c) => {
+        const fk = c.notNull().references('vms.name').onDelete('cascade');
+        return dialectOf(db) === 'postgres' ? fk.modifyEnd(sql`deferrable initially immediate`) : fk;
+      })
       .addColumn('pid', 'integer', (c) => c.notNull())
       .addColumn('start_time', 'integer', (c) => c.notNull())
       .addColumn('qmp_path', 'text', (c) => c.notNull())

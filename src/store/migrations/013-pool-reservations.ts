@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
+import { dialectOf } from '../dialect.js';
 
 /**
  * Issue 13: a resize reserves its pool's new size in the same transaction as its capacity check, before its task is
@@ -11,7 +12,14 @@ export const poolReservations: Migration = {
       .addColumn('pool', 'text', (c) => c.primaryKey().references('pools.name').onDelete('cascade'))
       .addColumn('max', 'integer', (c) => c.notNull())
       .addColumn('task_id', 'text')
-      .addColumn('created_at', 'text', (c) => c.notNull().defaultTo(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`))
+      // the ISO instant every other created_at holds (toISOString), made by the database in its own words
+      .addColumn('created_at', 'text', (c) =>
+        c.notNull().defaultTo(
+          dialectOf(db) === 'postgres'
+            ? sql`(to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`
+            : sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`,
+        ),
+      )
       .execute();
   },
 };

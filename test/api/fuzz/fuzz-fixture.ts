@@ -55,6 +55,9 @@ async function listFiles(root: string, dir = root, out: string[] = []): Promise<
  */
 export async function fuzzFixture(options: { patienceMs?: number } = {}): Promise<FuzzFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'vmfork-fuzz-'));
+  // SQLite only, also under scripts/test-pg.sh: "a refusal wrote nothing" is read from SQLite's data_version and
+  // rowids below (exact, and cheap enough for thousands of requests); the routes reach the store through the same
+  // repos either way, and those run on PostgreSQL in the store's, pool's and API fixture's tests
   const home = homeLayout(dir, {});
   const db = await openStore(home.db);
   const deps: VmDeps = { db, home, log: createLogger(undefined) };
