@@ -1,4 +1,5 @@
 import { VmforkError } from '../errors.js';
+import { parseListen as parseListenAddress } from '../util/index.js';
 import { startGcTimer } from '../gc/index.js';
 import { recoverTasks, type RecoveredTask } from '../task/index.js';
 import { registerLocalHost } from '../host/index.js';
@@ -12,12 +13,7 @@ export const DEFAULT_LISTEN = '127.0.0.1:8470';
 
 /** `HOST:PORT` (`[::1]:8470` for IPv6); port 0 picks a free one. */
 export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen.trim());
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) {
-    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--listen must be HOST:PORT (e.g. ${DEFAULT_LISTEN}), got "${listen}"`, { details: { listen } });
-  }
-  return { host: (m[1] ?? m[2]) as string, port };
+  return parseListenAddress(listen, DEFAULT_LISTEN);
 }
 
 export interface StartServerOptions {
