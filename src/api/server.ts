@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { parseListen as parseListenAddress } from '../util/index.js';
 import { startGcTimer } from '../gc/index.js';
-import { recoverTasks, type RecoveredTask } from '../task/index.js';
+import { listenForTaskEvents, recoverTasks, type RecoveredTask } from '../task/index.js';
 import { registerLocalHost } from '../host/index.js';
 import { listVmsReconciled, type VmDeps } from '../vm/index.js';
 import { buildApp } from './app.js';
@@ -74,12 +74,15 @@ async function startLocked(deps: VmDeps, options: StartServerOptions, host: stri
   const gc = startGcTimer(deps, options.gcIntervalMs ?? GC_INTERVAL_MS);
   // the claim clock: TTLs end and releases a crash cut off are queued again (only a server runs tasks)
   const sweeper = options.provision?.startClaimSweeper?.();
+  // on a shared PostgreSQL store, events of tasks other servers run reach this one's followers at once
+  const listener = listenForTaskEvents(deps.db);
   return {
     url,
     tokenPath,
     adopted: vms.filter((v) => v.state === 'running' || v.state === 'paused').length,
     recovered,
     close: async () => {
+      await listener?.close();
       sweeper?.stop();
       await gc.stop();
       await app.close();

@@ -22,3 +22,4 @@ export * from './claims-repo.js';
 export * from './reservations-repo.js';
 export * from './hosts-repo.js';
 export { tryHostLock, type HostLock } from './host-lock.js';
+export { listenTaskEvents, notifyTaskEvent, type StoreListener } from './notify.js';
