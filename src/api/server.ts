@@ -2,7 +2,7 @@ import { VmforkError } from '../errors.js';
 import { parseListen as parseListenAddress } from '../util/index.js';
 import { startGcTimer } from '../gc/index.js';
 import { listenForTaskEvents, recoverTasks, type RecoveredTask } from '../task/index.js';
-import { registerLocalHost } from '../host/index.js';
+import { registerLocalHost, startLostHostSweep } from '../host/index.js';
 import { listVmsReconciled, type VmDeps } from '../vm/index.js';
 import { buildApp } from './app.js';
 import { ensureApiToken } from './auth.js';
@@ -76,6 +76,7 @@ async function startLocked(deps: VmDeps, options: StartServerOptions, host: stri
   const sweeper = options.provision?.startClaimSweeper?.();
   // on a shared PostgreSQL store, events of tasks other servers run reach this one's followers at once
   const listener = listenForTaskEvents(deps.db);
+  const hostSweep = startLostHostSweep(deps.db, deps.log);
   return {
     url,
     tokenPath,
@@ -83,6 +84,7 @@ async function startLocked(deps: VmDeps, options: StartServerOptions, host: stri
     recovered,
     close: async () => {
       await listener?.close();
+      hostSweep?.stop();
       sweeper?.stop();
       await gc.stop();
       await app.close();

@@ -91,6 +91,7 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
       accel: accel.accel,
       accelWhy: accel.reason,
       qemuVersion: qemu?.build ?? 'not installed',
+      lostAfterMs: options.lostAfterMs,
       datastores: options.datastores.map((d) => ({ ...d, freeBytes: freeNow[d.name] ?? 0 })),
     });
     deps.log.info({ host: options.host, generation, url }, 'host agent up');
@@ -116,7 +117,7 @@ function running(
   const stopping = new AbortController();
   const beat = async (): Promise<'fenced' | undefined> => {
     if (!(await hostHeartbeat(db, options.host, held.generation, await held.free()))) return 'fenced';
-    for (const lost of await sweepLostHosts(db, options.lostAfterMs)) log.warn({ host: lost }, 'host lost: its heartbeats stopped');
+    for (const lost of await sweepLostHosts(db)) log.warn({ host: lost }, 'host lost: its heartbeats stopped');
     return undefined;
   };
   const done = (async () => {

@@ -29,6 +29,7 @@ export interface AgentHostFacts {
   accel: string;
   accelWhy: string;
   qemuVersion: string;
+  lostAfterMs: number;
   datastores: { name: string; path: string; freeBytes: number }[];
 }
 
@@ -52,6 +53,7 @@ export async function registerAgentHost(db: Db, facts: AgentHostFacts): Promise<
       accel: facts.accel,
       accel_why: facts.accelWhy,
       qemu_version: facts.qemuVersion,
+      lost_after_ms: facts.lostAfterMs,
       heartbeat_at: now,
     };
     const row = await conn
@@ -99,22 +101,21 @@ export async function markHostDown(db: Db, id: string, generation: number): Prom
 }
 
 /**
- * Hosts whose last heartbeat is older than `lostAfterMs` by the database's clock become `lost` — a compare-and-set
- * on `up` and the heartbeat read, so of several sweepers each host is found lost once, and a heartbeat that lands
- * meanwhile wins. The local host has no agent and is never lost. Returns the hosts found lost now.
+ * Hosts whose last heartbeat is older than their agent's `lost_after_ms`, by the database's clock, become `lost`.
+ * Each is a compare-and-set on `up` and on the heartbeat it was judged by: of several sweepers (every agent, every
+ * server) each host is found lost once, and a heartbeat that lands meanwhile wins. The local host has no agent and
+ * is never lost. Returns the hosts found lost now.
  */
-export async function sweepLostHosts(db: Db, lostAfterMs: number): Promise<string[]> {
+export async function sweepLostHosts(db: Db): Promise<string[]> {
   const now = Date.parse(await storeNow(db));
-  const cutoff = new Date(now - lostAfterMs).toISOString();
-  const rows = await db
-    .updateTable('hosts')
-    .set({ state: 'lost' })
-    .where('state', '=', 'up')
-    .where('id', '<>', LOCAL_HOST_ID)
-    .where('heartbeat_at', '<', cutoff)
-    .returning('id')
-    .execute();
-  return rows.map((r) => r.id).sort();
+  const up = await db.selectFrom('hosts').select(['id', 'heartbeat_at', 'lost_after_ms']).where('state', '=', 'up').where('id', '<>', LOCAL_HOST_ID).execute();
+  const lost: string[] = [];
+  for (const h of up) {
+    if (h.heartbeat_at === null || h.lost_after_ms === null || Date.parse(h.heartbeat_at) >= now - h.lost_after_ms) continue;
+    const r = await db.updateTable('hosts').set({ state: 'lost' }).where('id', '=', h.id).where('state', '=', 'up').where('heartbeat_at', '=', h.heartbeat_at).executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 1) lost.push(h.id);
+  }
+  return lost.sort();
 }
 
 export async function getHost(db: Db, id: string): Promise<HostRow | undefined> {

@@ -45,6 +45,8 @@ export interface HostsTable {
   qemu_version: string | null;
   /** The database's clock at the agent's last heartbeat. */
   heartbeat_at: string | null;
+  /** Its agent's rule: no heartbeat for this long and the host is lost (whoever sweeps applies it). */
+  lost_after_ms: number | null;
   /** One more at each agent start: the fence between a lost host's old life and its new one. */
   generation: ColumnType<number, number | undefined, number>;
 }

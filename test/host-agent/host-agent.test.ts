@@ -158,3 +158,27 @@ test('refused before anything is written: a datastore of another host, another p
       a.child.kill('SIGKILL');
     }
   }));
+
+test('with no agent left, a server on the store finds the dead one lost', { skip },
+  withTempDir('vmfork-agent-', async (dir) => {
+    const db = await freshPostgresDatabase(process.env.VMFORK_TEST_PG_URL ?? '');
+    const a = await agent(dir, db, 'h1');
+    const server = spawn(process.execPath, [MAIN, '--home', join(dir, 'server'), '--db', db, 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const serverExited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+    try {
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        server.stdout.on('data', (b: Buffer) => ((out += b.toString()), /serving http/.test(out) && resolve()));
+        serverExited.then((code) => reject(new Error(`serve exited (${code}): ${out}`)), reject);
+      });
+      assert.match(out, /store: PostgreSQL postgres:\/\//);
+      a.child.kill('SIGKILL');
+      assert.equal(await a.exited, null);
+      await waitUntil(async () => ((await hostOf(dir, db, 'h1'))?.state === 'lost' ? true : undefined), { deadlineMs: 60_000, everyMs: 200, what: 'h1 found lost by the server' });
+      server.kill('SIGTERM');
+      assert.equal(await serverExited, 0);
+    } finally {
+      a.child.kill('SIGKILL');
+      server.kill('SIGKILL');
+    }
+  }));

@@ -24,6 +24,7 @@ export const hostAgents: Migration = {
       ['accel_why', 'text'],
       ['qemu_version', 'text'],
       ['heartbeat_at', 'text'],
+      ['lost_after_ms', 'integer'],
     ] as const) {
       await db.schema.alterTable('hosts').addColumn(column, type).execute();
     }
@@ -32,7 +33,7 @@ export const hostAgents: Migration = {
   },
   async down(db: Kysely<unknown>): Promise<void> {
     await db.schema.alterTable('datastores').dropColumn('free_bytes').execute();
-    for (const column of ['generation', 'heartbeat_at', 'qemu_version', 'accel_why', 'accel', 'memory_bytes', 'cpus', 'agent_listen', 'agent_pid', 'agent_protocol', 'state']) {
+    for (const column of ['generation', 'lost_after_ms', 'heartbeat_at', 'qemu_version', 'accel_why', 'accel', 'memory_bytes', 'cpus', 'agent_listen', 'agent_pid', 'agent_protocol', 'state']) {
       await db.schema.alterTable('hosts').dropColumn(column).execute();
     }
   },
