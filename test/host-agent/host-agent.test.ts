@@ -27,7 +27,7 @@ function cli(home: string, db: string, args: string[]) {
 /** `vmfork host-agent` for `host`, resolved once it says it is up (an exit before that fails at once). */
 async function agent(dir: string, db: string, host: string, datastore = join(dir, `${host}-store`)): Promise<Agent> {
   const home = join(dir, `${host}-home`);
-  const args = ['--home', home, '--db', db, 'host-agent', '--host', host, '--listen', '127.0.0.1:0', '--datastore', `main=${datastore}`, '--heartbeat-seconds', '0.2'];
+  const args = ['--home', home, '--db', db, 'host-agent', '--host', host, '--listen', '127.0.0.1:0', '--datastore', `main=${datastore}`, '--heartbeat-seconds', '0.2', '--lost-after-seconds', '2'];
   const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -100,7 +100,7 @@ test('one agent per host: a second is refused naming the first; kill -9 of the f
 
       a.child.kill('SIGKILL');
       assert.equal(await a.exited, null);
-      // h2's heartbeats sweep: h1 missed 3 of its own (0.6 s by the database's clock)
+      // h2's heartbeats sweep: h1 has sent none for its own 2 s (by the database's clock)
       await waitUntil(async () => ((await hostOf(dir, db, 'h1'))?.state === 'lost' ? true : undefined), { deadlineMs: 30_000, everyMs: 100, what: 'h1 found lost' });
       again = await agent(dir, db, 'h1');
       const h = await hostOf(dir, db, 'h1');
