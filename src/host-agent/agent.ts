@@ -74,13 +74,19 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
     await checkDatastoreMarkers(options.host, options.datastores);
     const [facts, qemu] = await Promise.all([readHostFacts(), qemuProgramVersion().catch(() => undefined)]);
     const accel = detectAccel(facts);
-    server = createServer();
+    // answers from the first request on: 503 until the host is registered, then its status
+    let generation = 0;
+    server = createServer((req, res) => {
+      if (req.url !== '/v1/agent') return void res.writeHead(404, { 'content-type': 'application/json' }).end('{}');
+      const body = JSON.stringify({ host: options.host, protocol: HOST_AGENT_PROTOCOL, generation, pid: process.pid });
+      res.writeHead(generation ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+    });
     const url = await listen(server, options.listen.host, options.listen.port);
     await claimDatastores(options.host, options.datastores);
     const free = async (): Promise<Record<string, number>> =>
       Object.fromEntries(await Promise.all(options.datastores.map(async (d) => [d.name, (await freeSpace(d.path)).freeBytes] as const)));
     const freeNow = await free();
-    const generation = await registerAgentHost(db, {
+    generation = await registerAgentHost(db, {
       id: options.host,
       hostname: hostname(),
       protocol: HOST_AGENT_PROTOCOL,
@@ -95,10 +101,6 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
       datastores: options.datastores.map((d) => ({ ...d, freeBytes: freeNow[d.name] ?? 0 })),
     });
     deps.log.info({ host: options.host, generation, url }, 'host agent up');
-    server.on('request', (req, res) => {
-      const body = JSON.stringify({ host: options.host, protocol: HOST_AGENT_PROTOCOL, generation, pid: process.pid });
-      res.writeHead(req.url === '/v1/agent' ? 200 : 404, { 'content-type': 'application/json' }).end(req.url === '/v1/agent' ? body : '{}');
-    });
     return running(db, deps.log, options, { lock: lock as HostLock, server, url, generation, free });
   } catch (err) {
     server?.close();
