@@ -1,7 +1,8 @@
 import { VmforkError } from '../errors.js';
+import { parseListen as parseListenAddress } from '../util/index.js';
 import { startGcTimer } from '../gc/index.js';
-import { recoverTasks, type RecoveredTask } from '../task/index.js';
-import { registerLocalHost } from '../host/index.js';
+import { listenForTaskEvents, recoverTasks, type RecoveredTask } from '../task/index.js';
+import { registerLocalHost, startLostHostSweep } from '../host/index.js';
 import { listVmsReconciled, type VmDeps } from '../vm/index.js';
 import { buildApp } from './app.js';
 import { ensureApiToken } from './auth.js';
@@ -12,12 +13,7 @@ export const DEFAULT_LISTEN = '127.0.0.1:8470';
 
 /** `HOST:PORT` (`[::1]:8470` for IPv6); port 0 picks a free one. */
 export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen.trim());
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) {
-    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--listen must be HOST:PORT (e.g. ${DEFAULT_LISTEN}), got "${listen}"`, { details: { listen } });
-  }
-  return { host: (m[1] ?? m[2]) as string, port };
+  return parseListenAddress(listen, DEFAULT_LISTEN);
 }
 
 export interface StartServerOptions {
@@ -78,12 +74,17 @@ async function startLocked(deps: VmDeps, options: StartServerOptions, host: stri
   const gc = startGcTimer(deps, options.gcIntervalMs ?? GC_INTERVAL_MS);
   // the claim clock: TTLs end and releases a crash cut off are queued again (only a server runs tasks)
   const sweeper = options.provision?.startClaimSweeper?.();
+  // on a shared PostgreSQL store, events of tasks other servers run reach this one's followers at once
+  const listener = listenForTaskEvents(deps.db);
+  const hostSweep = startLostHostSweep(deps.db, deps.log);
   return {
     url,
     tokenPath,
     adopted: vms.filter((v) => v.state === 'running' || v.state === 'paused').length,
     recovered,
     close: async () => {
+      await listener?.close();
+      hostSweep?.stop();
       sweeper?.stop();
       await gc.stop();
       await app.close();

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import type { HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
 import { freeSpace } from './disk-space.js';
-import { ensureDatastore, getDatastore, listDatastores, listHostRows, LOCAL_HOST_ID, upsertHost, type DatastoreRow, type Db } from '../store/index.js';
+import { HOST_STATES } from '../state/index.js';
+import { ensureDatastore, getDatastore, listDatastores, listHostRows, LOCAL_HOST_ID, upsertHost, type DatastoreRow, type Db, type HostRow } from '../store/index.js';
 
 export const DEFAULT_DATASTORE = 'default';
 
@@ -13,10 +14,27 @@ export const DatastoreViewSchema = z.object({ name: z.string(), path: z.string()
 export const HostViewSchema = z.object({
   id: z.string(),
   hostname: z.string(),
-  /** This server's own host (later issues add host agents for others). */
+  /** This server's own host; the others are host agents' (docs/hosts.md). */
   local: z.boolean(),
   createdAt: z.string(),
   datastores: z.array(DatastoreViewSchema),
+  /** `up`, `lost` (its heartbeats stopped) or `down` (its agent stopped); the local host is always `up`. */
+  state: z.enum(HOST_STATES),
+  /** What its agent reported at its start; null for the local host. */
+  agent: z
+    .object({
+      protocol: z.number().int(),
+      pid: z.number().int(),
+      listen: z.string(),
+      generation: z.number().int(),
+      heartbeatAt: z.string().nullable(),
+      cpus: z.number().int(),
+      memoryBytes: z.number().int(),
+      accel: z.string(),
+      accelWhy: z.string(),
+      qemuVersion: z.string(),
+    })
+    .nullable(),
 });
 export type HostView = z.infer<typeof HostViewSchema>;
 
@@ -41,8 +59,25 @@ export async function registerLocalHost(deps: HostDeps): Promise<void> {
   await ensureDatastore(deps.db, { host_id: LOCAL_HOST_ID, name: DEFAULT_DATASTORE, path, created_at: new Date().toISOString() });
 }
 
-async function datastoreView(row: DatastoreRow): Promise<z.infer<typeof DatastoreViewSchema>> {
-  return { name: row.name, path: row.path, freeBytes: (await freeSpace(row.path)).freeBytes };
+/** This host's datastores are measured now; another host's path is on that host, so its agent's last figure is used. */
+async function datastoreView(row: DatastoreRow, local: boolean): Promise<z.infer<typeof DatastoreViewSchema>> {
+  return { name: row.name, path: row.path, freeBytes: local ? (await freeSpace(row.path)).freeBytes : (row.free_bytes ?? 0) };
+}
+
+function agentView(h: HostRow): HostView['agent'] {
+  if (h.agent_protocol === null) return null;
+  return {
+    protocol: h.agent_protocol,
+    pid: h.agent_pid ?? 0,
+    listen: h.agent_listen ?? '',
+    generation: h.generation,
+    heartbeatAt: h.heartbeat_at,
+    cpus: h.cpus ?? 0,
+    memoryBytes: h.memory_bytes ?? 0,
+    accel: h.accel ?? '',
+    accelWhy: h.accel_why ?? '',
+    qemuVersion: h.qemu_version ?? '',
+  };
 }
 
 /** Every host with its datastores and their free space. */
@@ -54,7 +89,9 @@ export async function listHosts(deps: HostDeps): Promise<HostView[]> {
       hostname: h.hostname,
       local: h.id === LOCAL_HOST_ID,
       createdAt: h.created_at,
-      datastores: await Promise.all(stores.filter((d) => d.host_id === h.id).map(datastoreView)),
+      datastores: await Promise.all(stores.filter((d) => d.host_id === h.id).map((d) => datastoreView(d, h.id === LOCAL_HOST_ID))),
+      state: h.state,
+      agent: agentView(h),
     })),
   );
 }

@@ -12,4 +12,5 @@ export { POOL_STATES, poolStateMachine, type PoolState } from './pool-state.js';
 export { REPLICA_STATES, replicaStateMachine, type ReplicaState } from './replica-state.js';
 export { CLAIM_STATES, claimStateMachine, type ClaimState } from './claim-state.js';
 export { PUSH_STATES, pushStateMachine, type PushState } from './push-state.js';
+export { HOST_STATES, hostStateMachine, type HostState } from './host-state.js';
 export type { Actor, Owner, OwnerOp } from './owner.js';

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Db } from './db.js';
-import type { DatastoreRow } from './schema.js';
+import type { DatastoreRow, HostRow, NewDatastore } from './schema.js';
 
 /** Records (or refreshes) a host's hostname; the store inserts the local host when it opens. */
 export async function upsertHost(db: Db, id: string, name: string = hostname()): Promise<void> {
@@ -11,12 +11,12 @@ export async function upsertHost(db: Db, id: string, name: string = hostname()):
     .execute();
 }
 
-export async function listHostRows(db: Db): Promise<{ id: string; hostname: string; created_at: string }[]> {
+export async function listHostRows(db: Db): Promise<HostRow[]> {
   return db.selectFrom('hosts').selectAll().orderBy('id').execute();
 }
 
 /** Adds a datastore to a host unless one of that name exists (its path is then left as first recorded). */
-export async function ensureDatastore(db: Db, row: DatastoreRow): Promise<void> {
+export async function ensureDatastore(db: Db, row: NewDatastore): Promise<void> {
   await db
     .insertInto('datastores')
     .values(row)

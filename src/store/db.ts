@@ -6,7 +6,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { VmforkError } from '../errors.js';
 import { dialectOf, PgSchemaPlugin } from './dialect.js';
 import { MIGRATIONS, migrationProvider } from './migrations/index.js';
-import { isPostgresUrl, openPostgresPool } from './postgres.js';
+import { isPostgresUrl, openPostgresPool, storePools } from './postgres.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -41,7 +41,9 @@ export async function openStore(target: string, options: OpenStoreOptions = {}):
 
 async function openPostgres(url: string): Promise<Db> {
   const pool = await openPostgresPool(url);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  storePools.set(db, pool);
+  return db;
 }
 
 function openSqlite(path: string, options: OpenStoreOptions): Db {

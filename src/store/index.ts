@@ -20,3 +20,6 @@ export * from './pools-repo.js';
 export * from './checkpoints-repo.js';
 export * from './claims-repo.js';
 export * from './reservations-repo.js';
+export * from './hosts-repo.js';
+export { tryHostLock, type HostLock } from './host-lock.js';
+export { listenTaskEvents, notifyTaskEvent, type StoreListener } from './notify.js';

@@ -15,6 +15,9 @@ const types = {
     oid === BIGINT_OID || oid === NUMERIC_OID ? (value: string) => Number(value) : (pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown),
 };
 
+/** The pool each PostgreSQL store (its Kysely) was opened on: a listener needs a connection outside Kysely's. */
+export const storePools = new WeakMap<object, pg.Pool>();
+
 /** `postgres://` and `postgresql://` (libpq's two spellings) name a PostgreSQL store; anything else is a SQLite file. */
 export function isPostgresUrl(target: string): boolean {
   return /^postgres(ql)?:\/\//i.test(target);

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { ClaimState, ImageState, NetworkState, OwnerOp, PoolState, ReplicaState, TaskState, TemplateState, VmRole, VmState } from '../state/index.js';
+import type { ClaimState, HostState, ImageState, NetworkState, OwnerOp, PoolState, ReplicaState, TaskState, TemplateState, VmRole, VmState } from '../state/index.js';
 
 /**
  * Table types of the state store. Timestamps are ISO-8601 strings; JSON columns are TEXT. Every resource with a
@@ -33,6 +33,22 @@ export interface HostsTable {
   id: string;
   hostname: string;
   created_at: string;
+  state: ColumnType<HostState, HostState | undefined, HostState>;
+  /** What its agent reported at its start (null for the local host, which has no agent). */
+  agent_protocol: number | null;
+  agent_pid: number | null;
+  agent_listen: string | null;
+  cpus: number | null;
+  memory_bytes: number | null;
+  accel: string | null;
+  accel_why: string | null;
+  qemu_version: string | null;
+  /** The database's clock at the agent's last heartbeat. */
+  heartbeat_at: string | null;
+  /** Its agent's rule: no heartbeat for this long and the host is lost (whoever sweeps applies it). */
+  lost_after_ms: number | null;
+  /** One more at each agent start: the fence between a lost host's old life and its new one. */
+  generation: ColumnType<number, number | undefined, number>;
 }
 
 export interface ImagesTable extends OwnerColumns {
@@ -236,6 +252,8 @@ export interface DatastoresTable {
   name: string;
   path: string;
   created_at: string;
+  /** Free bytes at its host's last heartbeat (null: not measured by an agent). */
+  free_bytes: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export type ImageRow = Selectable<ImagesTable>;
@@ -256,6 +274,8 @@ export type NewTask = Insertable<TasksTable>;
 export type TaskUpdate = Updateable<TasksTable>;
 export type TaskEventRow = Selectable<TaskEventsTable>;
 export type DatastoreRow = Selectable<DatastoresTable>;
+export type NewDatastore = Insertable<DatastoresTable>;
+export type HostRow = Selectable<HostsTable>;
 export type PoolRow = Selectable<PoolsTable>;
 export type ReplicaRow = Selectable<ReplicasTable>;
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { listenTaskEvents, type Db, type StoreListener } from '../store/index.js';
 
 /**
  * The in-process side of tasks: which tasks this process runs (to cancel them and to wait for them at shutdown),
@@ -25,4 +26,13 @@ export function notifyTask(id: string): void {
 export function onTaskNotify(id: string, fn: () => void): () => void {
   bus.on(id, fn);
   return () => bus.off(id, fn);
+}
+
+/**
+ * Wakes this process's followers for events recorded by other processes on a shared PostgreSQL store (LISTEN/NOTIFY):
+ * what makes a task's live event stream instant from any `vmfork serve`, not only from the one running the task.
+ * Undefined on SQLite, where followers' own poll is the only way (and one file is one host).
+ */
+export function listenForTaskEvents(db: Db): StoreListener | undefined {
+  return listenTaskEvents(db, notifyTask);
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isVmforkError, toVmforkError, VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { TASK_FINAL_STATES, type Actor, type TaskState } from '../state/index.js';
-import { appendTaskEvent, getTask, insertTask, LOCAL_HOST_ID, requireTask, setQueuedBehind, transition, updateTask, type TaskRow } from '../store/index.js';
+import { appendTaskEvent, getTask, insertTask, LOCAL_HOST_ID, notifyTaskEvent, requireTask, setQueuedBehind, transition, updateTask, type TaskRow } from '../store/index.js';
 import { redactSecrets } from '../util/index.js';
 import { notifyTask, running } from './bus.js';
 import { blockerOf, waitForTurn } from './queue.js';
@@ -14,6 +14,9 @@ const clampPercent = (p: number): number => Math.max(0, Math.min(100, Math.round
 export async function recordTaskEvent(deps: TaskDeps, id: string, kind: string, message: string, data?: Record<string, unknown>): Promise<void> {
   await appendTaskEvent(deps.db, id, { kind, message, data_json: data === undefined ? null : JSON.stringify(redactSecrets(data)) });
   notifyTask(id);
+  // followers in other processes on a shared PostgreSQL store (another `vmfork serve`); a failed notice costs them
+  // only their poll's delay
+  await notifyTaskEvent(deps.db, id).catch(() => undefined);
 }
 
 /**

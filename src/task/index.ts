@@ -4,6 +4,7 @@
  */
 export { cancelTask, drainTasks, enqueueTask, startTask, type Enqueued } from './engine.js';
 export { vmLock } from './queue.js';
+export { listenForTaskEvents } from './bus.js';
 export { followTask, getTaskView, listTaskViews, waitForTask } from './follow.js';
 export { recoverTasks, type RecoveredTask } from './recovery.js';
 export type { TaskContext, TaskDeps, TaskRunners } from './types.js';

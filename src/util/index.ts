@@ -11,3 +11,4 @@ export { FAULT_POINTS, FAULT_SCENARIOS, faultPoint, faultSwitch, isFaultPoint, t
 export { formatBytes, parseMemoryMiB, parseSize } from './size.js';
 export { describe, percentile, roundStats, type Stats } from './stats.js';
 export { waitUntil, type WaitOptions } from './wait-until.js';
+export { parseListen } from './listen.js';

@@ -12,6 +12,8 @@ import {
   POOL_STATES,
   poolStateMachine,
   REPLICA_STATES,
+  HOST_STATES,
+  hostStateMachine,
   replicaStateMachine,
   TASK_STATES,
   taskStateMachine,
@@ -52,6 +54,7 @@ const EXPECTED: Record<string, { values: readonly string[]; subset?: true }> = {
   'ClaimResult.state': { values: CLAIM_STATES },
   'ClaimList[].state': { values: CLAIM_STATES },
   'PoolDetail.push.state': { values: PUSH_STATES },
+  'HostList[].state': { values: HOST_STATES },
 };
 
 /**
@@ -89,7 +92,7 @@ function namedEnums(schemas: Record<string, Schema>): Map<string, string[] | nul
 const paths = [...namedEnums(openApi().components.schemas)];
 
 test('every state or role the OpenAPI document names is one of a state table\'s own values', () => {
-  const known = new Set<string>([...VM_STATES, ...VM_ROLES, ...TEMPLATE_STATES, ...NETWORK_STATES, ...IMAGE_STATES, ...TASK_STATES, ...POOL_STATES, ...REPLICA_STATES, ...CHILD_PROGRESS_STATES, ...CLAIM_STATES, ...PUSH_STATES]);
+  const known = new Set<string>([...VM_STATES, ...VM_ROLES, ...TEMPLATE_STATES, ...NETWORK_STATES, ...IMAGE_STATES, ...TASK_STATES, ...POOL_STATES, ...REPLICA_STATES, ...CHILD_PROGRESS_STATES, ...CLAIM_STATES, ...PUSH_STATES, ...HOST_STATES]);
   for (const [path, values] of paths) {
     assert.ok(values !== null || UNTYPED.has(path), `${path} is any string: build it from a state table (z.enum(…_STATES))`);
     for (const v of values ?? []) assert.ok(known.has(v), `${path} names "${v}", which no state table has`);
@@ -112,7 +115,7 @@ test('each view\'s state and role enum is exactly its table (nothing missing, no
 test('each state tuple is its machine\'s table: the same states, none missing, none extra', () => {
   const pairs: [readonly string[], { states: readonly string[]; resource: string }][] = [
     [VM_STATES, vmStateMachine], [TEMPLATE_STATES, templateStateMachine], [NETWORK_STATES, networkStateMachine],
-    [IMAGE_STATES, imageStateMachine], [TASK_STATES, taskStateMachine], [POOL_STATES, poolStateMachine], [REPLICA_STATES, replicaStateMachine],
+    [IMAGE_STATES, imageStateMachine], [TASK_STATES, taskStateMachine], [POOL_STATES, poolStateMachine], [REPLICA_STATES, replicaStateMachine], [HOST_STATES, hostStateMachine],
   ];
   for (const [tuple, machine] of pairs) assert.deepEqual([...machine.states].sort(), [...tuple].sort(), machine.resource);
 });

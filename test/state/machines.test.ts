@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ErrorCode } from '../../src/errors.js';
-import { claimStateMachine, imageStateMachine, pushStateMachine, networkStateMachine, poolStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
+import { claimStateMachine, hostStateMachine, imageStateMachine, pushStateMachine, networkStateMachine, poolStateMachine, replicaStateMachine, taskStateMachine, templateStateMachine, vmStateMachine, TASK_FINAL_STATES, type StateMachine } from '../../src/state/index.js';
 
 /**
  * Every (from, to) pair of every resource, spelled out: a change to a table must change its list here too, and
@@ -96,6 +96,14 @@ const TABLES: { machine: StateMachine<string>; code: ErrorCode; states: number; 
     ],
     transitional: ['queued', 'running', 'cancelling'],
   },
+  {
+    machine: hostStateMachine as StateMachine<string>,
+    code: 'VMFORK_HOST_STATE',
+    states: 3,
+    // up>up: an agent's heartbeat (and its restart after a crash no heartbeat caught)
+    allowed: ['up>up', 'up>lost', 'up>down', 'lost>up', 'lost>down', 'down>up'],
+    transitional: [],
+  },
 ];
 
 for (const { machine, code, states, allowed, transitional } of TABLES) {
@@ -115,7 +123,8 @@ for (const { machine, code, states, allowed, transitional } of TABLES) {
 
   // a task is a record of what happened, not a resource: it has no removal state (see the task test below)
   // nor are a claim (it ends by going back to `unclaimed`) and a push (a record of an operation, on its pool)
-  if ([taskStateMachine, claimStateMachine, pushStateMachine].includes(machine as never)) continue;
+  // nor is a host: it is removed by its operator, in any state, not moved out through a state of its own
+  if ([taskStateMachine, claimStateMachine, pushStateMachine, hostStateMachine].includes(machine as never)) continue;
   test(`${machine.resource}: every state can reach the way out (removal), so nothing is stuck for ever`, () => {
     const exit = machine.states.find((s) => s === 'destroying' || s === 'deleting');
     assert.ok(exit);

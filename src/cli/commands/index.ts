@@ -22,10 +22,12 @@ const GROUPS: readonly { command: string; load: () => Promise<Register> }[] = [
   { command: 'task', load: async () => (await import('./task.js')).registerTaskCommands },
   { command: 'replica', load: async () => (await import('./replica.js')).registerReplicaCommands },
   { command: 'gc', load: async () => (await import('./gc.js')).registerGcCommands },
+  { command: 'host', load: async () => (await import('./host.js')).registerHostCommands },
+  { command: 'host-agent', load: async () => (await import('./host.js')).registerHostAgentCommand },
 ];
 
 /** Global options that take a value (the command name is the first word that is neither one nor its value). */
-const GLOBAL_WITH_VALUE = new Set(['--home']);
+const GLOBAL_WITH_VALUE = new Set(['--home', '--db']);
 
 /** The command word of `argv` (after node and the script), or undefined (none, or only options). */
 export function commandWord(argv: readonly string[]): string | undefined {

@@ -13,6 +13,7 @@ import { templateParents } from './011-template-parents.js';
 import { poolPush } from './012-pool-push.js';
 import { poolReservations } from './013-pool-reservations.js';
 import { qemuUid } from './014-qemu-uid.js';
+import { hostAgents } from './015-host-agents.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -33,6 +34,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '012-pool-push': poolPush,
   '013-pool-reservations': poolReservations,
   '014-qemu-uid': qemuUid,
+  '015-host-agents': hostAgents,
 };
 
 export const migrationProvider: MigrationProvider = {

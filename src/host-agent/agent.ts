@@ -1,0 +1,156 @@
+import { createServer, type Server } from 'node:http';
+import { availableParallelism, hostname, totalmem } from 'node:os';
+import { VmforkError } from '../errors.js';
+import { detectAccel, freeSpace, qemuProgramVersion, readHostFacts } from '../host/index.js';
+import { getHost, hostHeartbeat, isPostgresUrl, markHostDown, openStore, registerAgentHost, settingOnce, sweepLostHosts, tryHostLock, type Db, type HostLock } from '../store/index.js';
+import type { Logger } from '../util/index.js';
+import { checkDatastoreMarkers, claimDatastores } from './datastore-marker.js';
+import { HOST_AGENT_PROTOCOL, type HostAgentOptions } from './options.js';
+
+/** The setting that names the fleet's host-agent protocol: written by the first agent, checked by every later one. */
+const PROTOCOL_SETTING = 'host_agent_protocol';
+
+export interface HostAgentDeps {
+  /** The store's URL: host agents share PostgreSQL (docs/hosts.md). */
+  db: string;
+  log: Logger;
+}
+
+export interface RunningHostAgent {
+  host: string;
+  generation: number;
+  url: string;
+  /** Resolves when the agent has stopped: asked to (stop()), or fenced by a newer agent of its host (rejects). */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function refuseOtherProtocol(db: Db): Promise<void> {
+  const fleet = Number(await settingOnce(db, PROTOCOL_SETTING, () => String(HOST_AGENT_PROTOCOL)));
+  if (fleet !== HOST_AGENT_PROTOCOL) {
+    throw new VmforkError('VMFORK_HOST_PROTOCOL', `this host agent speaks protocol ${HOST_AGENT_PROTOCOL}; the fleet on this database speaks protocol ${fleet}: run a host agent of the fleet's version`, {
+      details: { agentProtocol: HOST_AGENT_PROTOCOL, fleetProtocol: fleet },
+    });
+  }
+}
+
+async function refuseTaken(db: Db, host: string): Promise<never> {
+  const row = await getHost(db, host);
+  const who = row?.agent_pid ? `pid ${row.agent_pid} on ${row.hostname}, listening on ${row.agent_listen ?? '?'}` : 'another process';
+  throw new VmforkError('VMFORK_HOST_TAKEN', `host "${host}" already has a running agent (${who}): stop it first, or give this one another --host`, {
+    details: { host, pid: row?.agent_pid ?? null, hostname: row?.hostname ?? null, listen: row?.agent_listen ?? null },
+  });
+}
+
+async function listen(server: Server, host: string, port: number): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new VmforkError('VMFORK_INVALID_ARGUMENT', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err, details: { host, port } })));
+    server.listen(port, host, resolve);
+  });
+  const addr = server.address();
+  const bound = addr && typeof addr === 'object' ? addr.port : port;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+}
+
+/**
+ * Starts a host agent (docs/hosts.md). In this order, so that a refusal leaves nothing behind: the store (PostgreSQL,
+ * reachable, at a known schema), the fleet's protocol, the host's lock (one agent per name), the datastores'
+ * markers (no directory of another host's) — then it acts: markers written, the host registered `up` with a new
+ * generation and its facts, its address listened on, heartbeats sent. Every heartbeat also finds hosts whose
+ * heartbeats stopped `lost`. A heartbeat that finds a newer generation means another agent of this host started:
+ * this one is fenced, and stops.
+ */
+export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOptions): Promise<RunningHostAgent> {
+  if (!isPostgresUrl(deps.db)) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', 'host agents share a PostgreSQL store: give --db postgres://… or VMFORK_DB (docs/hosts.md)', { details: { field: 'db' } });
+  }
+  const db = await openStore(deps.db);
+  let lock: HostLock | undefined;
+  let server: Server | undefined;
+  try {
+    await refuseOtherProtocol(db);
+    lock = await tryHostLock(db, options.host);
+    if (!lock) await refuseTaken(db, options.host);
+    await checkDatastoreMarkers(options.host, options.datastores);
+    const [facts, qemu] = await Promise.all([readHostFacts(), qemuProgramVersion().catch(() => undefined)]);
+    const accel = detectAccel(facts);
+    // answers from the first request on: 503 until the host is registered, then its status
+    let generation = 0;
+    server = createServer((req, res) => {
+      if (req.url !== '/v1/agent') return void res.writeHead(404, { 'content-type': 'application/json' }).end('{}');
+      const body = JSON.stringify({ host: options.host, protocol: HOST_AGENT_PROTOCOL, generation, pid: process.pid });
+      res.writeHead(generation ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+    });
+    const url = await listen(server, options.listen.host, options.listen.port);
+    await claimDatastores(options.host, options.datastores);
+    const free = async (): Promise<Record<string, number>> =>
+      Object.fromEntries(await Promise.all(options.datastores.map(async (d) => [d.name, (await freeSpace(d.path)).freeBytes] as const)));
+    const freeNow = await free();
+    generation = await registerAgentHost(db, {
+      id: options.host,
+      hostname: hostname(),
+      protocol: HOST_AGENT_PROTOCOL,
+      pid: process.pid,
+      listen: url,
+      cpus: availableParallelism(),
+      memoryBytes: totalmem(),
+      accel: accel.accel,
+      accelWhy: accel.reason,
+      qemuVersion: qemu?.build ?? 'not installed',
+      lostAfterMs: options.lostAfterMs,
+      datastores: options.datastores.map((d) => ({ ...d, freeBytes: freeNow[d.name] ?? 0 })),
+    });
+    deps.log.info({ host: options.host, generation, url }, 'host agent up');
+    return running(db, deps.log, options, { lock: lock as HostLock, server, url, generation, free });
+  } catch (err) {
+    server?.close();
+    await lock?.release();
+    await db.destroy().catch(() => undefined);
+    throw err;
+  }
+}
+
+function running(
+  db: Db,
+  log: Logger,
+  options: HostAgentOptions,
+  held: { lock: HostLock; server: Server; url: string; generation: number; free: () => Promise<Record<string, number>> },
+): RunningHostAgent {
+  const stopping = new AbortController();
+  const beat = async (): Promise<'fenced' | undefined> => {
+    if (!(await hostHeartbeat(db, options.host, held.generation, await held.free()))) return 'fenced';
+    for (const lost of await sweepLostHosts(db)) log.warn({ host: lost }, 'host lost: its heartbeats stopped');
+    return undefined;
+  };
+  const done = (async () => {
+    let fenced = false;
+    while (!stopping.signal.aborted && !fenced) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, options.heartbeatMs);
+        stopping.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+      if (stopping.signal.aborted) break;
+      // a database that is away for a moment (a restart) costs heartbeats, not the agent: the next one retries
+      fenced = (await beat().catch((err: unknown) => void log.warn({ err }, 'heartbeat failed'))) === 'fenced';
+    }
+    if (!fenced) await markHostDown(db, options.host, held.generation).catch(() => false);
+    held.server.close();
+    await held.lock.release();
+    await db.destroy().catch(() => undefined);
+    if (fenced) {
+      throw new VmforkError('VMFORK_HOST_TAKEN', `host "${options.host}" was taken over by a newer agent (this one had generation ${held.generation}): stopped`, {
+        details: { host: options.host, generation: held.generation },
+      });
+    }
+  })();
+  return {
+    host: options.host,
+    generation: held.generation,
+    url: held.url,
+    done,
+    stop: async () => {
+      stopping.abort();
+      await done.catch(() => undefined);
+    },
+  };
+}
