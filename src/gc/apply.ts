@@ -40,7 +40,7 @@ async function dirRecorded(deps: VmDeps, of: DirKind, path: string): Promise<boo
 
 async function templateBusy(deps: VmDeps, name: string): Promise<boolean> {
   const t = await getTemplate(deps.db, name);
-  return t !== undefined && templateStateMachine.isTransitional(t.state) && (await ownerAlive({ pid: t.owner_pid, startTime: t.owner_start_time }));
+  return t !== undefined && templateStateMachine.isTransitional(t.state) && (await ownerAlive({ pid: t.owner_pid, startTime: t.owner_start_time, boot: t.owner_boot }));
 }
 
 /**

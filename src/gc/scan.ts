@@ -154,7 +154,7 @@ export async function scanVms(db: Db): Promise<ScannedVm[]> {
         dir: v.dir,
         pool: v.pool_name,
         lastError: v.last_error,
-        busy: vmStateMachine.isTransitional(v.state) && (await ownerAlive({ pid: v.owner_pid, startTime: v.owner_start_time })),
+        busy: vmStateMachine.isTransitional(v.state) && (await ownerAlive({ pid: v.owner_pid, startTime: v.owner_start_time, boot: v.owner_boot })),
         qemuAlive: proc ? await isSameProcess(proc.pid, proc.start_time) : false,
         qemu: proc ? { pid: proc.pid, startTime: proc.start_time } : null,
         checkpoints: (await listCheckpoints(db, v.name)).length,
@@ -170,14 +170,14 @@ async function scanHealable(db: Db): Promise<GcScan['healable']> {
   const out: GcScan['healable'] = [];
   for (const table of HEAL_TABLES) {
     for (const row of await transitionalRows(db, table)) {
-      if (!(await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time }))) out.push({ table, name: row.name, state: row.state, ownerPid: row.owner_pid });
+      if (!(await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time, boot: row.owner_boot }))) out.push({ table, name: row.name, state: row.state, ownerPid: row.owner_pid });
     }
   }
   return out;
 }
 
-async function busyOwner(row: { owner_pid: number | null; owner_start_time: number | null }, transitional: boolean): Promise<boolean> {
-  return transitional && (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time }));
+async function busyOwner(row: { owner_pid: number | null; owner_start_time: number | null; owner_boot: string | null }, transitional: boolean): Promise<boolean> {
+  return transitional && (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time, boot: row.owner_boot }));
 }
 
 /** How many tasks are unfinished (at most one per state is counted: only zero matters). */

@@ -39,7 +39,7 @@ export async function healInterrupted(deps: VmDeps): Promise<Healed[]> {
   const out: Healed[] = [];
   for (const table of ['replicas', 'templates', 'vms', 'networks', 'images'] as const) {
     for (const row of await transitionalRows(deps.db, table)) {
-      if (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time })) continue;
+      if (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time, boot: row.owner_boot })) continue;
       const healed = await healOne(deps, table, row);
       if (healed) out.push(healed);
     }

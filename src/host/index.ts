@@ -9,6 +9,6 @@ export { runDoctor, type DoctorCheck, type DoctorOptions, type DoctorReport } fr
 export { isSameProcess, processesWithArg, readProcStat, readStartTime, waitForExit, type ProcStat } from './proc-stat.js';
 export { QEMU_IMG_BINARY, QEMU_PACKAGES, QEMU_SYSTEM_BINARY, qemuProgramVersion, runQemuTool, type QemuVersion } from './qemu-binary.js';
 export { localQemuBuild, parseQ35Alias, readQemuBuild, type QemuBuild, type QemuBuildOptions } from './qemu-build.js';
-export { actorFor, currentOwner, ownerAlive } from './self.js';
+export { actorFor, currentOwner, machineBoot, ownerAlive } from './self.js';
 export { datastorePath, DEFAULT_DATASTORE, DatastoreViewSchema, HostViewSchema, listHosts, registerLocalHost, requireDatastore, type HostView } from './datastores.js';
 export { LOST_SWEEP_MS, startLostHostSweep } from './lost-sweep.js';

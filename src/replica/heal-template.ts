@@ -14,6 +14,6 @@ export async function healInterruptedTemplate(deps: VmDeps, row: TemplateRow): P
     await dismantleTemplate(deps, row, actor);
     return;
   }
-  if (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time })) return;
+  if (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time, boot: row.owner_boot })) return;
   if (await takeOver(deps.db, 'templates', row.name, row.state, row, actor)) await healTemplate(deps, row, actor);
 }

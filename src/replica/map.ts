@@ -62,7 +62,7 @@ export async function ensureReplica(deps: VmDeps, spec: ReplicaSpec, report: Ste
       await report.event('replica', `replica ${found.id} reused: no phase 1, no copy`, { replica: found.id });
       return { replica: found, reused: true };
     }
-    if (found?.state === 'creating' && !(await ownerAlive({ pid: found.owner_pid, startTime: found.owner_start_time }))) {
+    if (found?.state === 'creating' && !(await ownerAlive({ pid: found.owner_pid, startTime: found.owner_start_time, boot: found.owner_boot }))) {
       await healReplica(deps, found, await actorFor('replica-create'));
       return undefined;
     }

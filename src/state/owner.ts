@@ -7,6 +7,11 @@ export interface Owner {
   pid: number;
   /** Clock ticks after boot (/proc/PID/stat field 22). */
   startTime: number;
+  /**
+   * The machine and its boot the process ran in: `<machine-id>/<boot_id>`. A pid means something only there; on a
+   * store shared by several machines (docs/hosts.md) another machine's owner cannot be judged from here.
+   */
+  boot: string;
 }
 
 /** Operations that leave a record in a transitional state while they run. */

@@ -20,7 +20,7 @@ export async function listImages(db: Db): Promise<ImageRow[]> {
   return db.selectFrom('images').selectAll().orderBy('name').execute();
 }
 
-type ImageFields = Omit<NewImage, 'owner_pid' | 'owner_start_time' | 'owner_op' | 'state' | 'updated_at'>;
+type ImageFields = Omit<NewImage, 'owner_pid' | 'owner_start_time' | 'owner_op' | 'owner_boot' | 'state' | 'updated_at'>;
 
 /** Reserves an image name in `state` (owned by the actor while it is transitional); a taken name is VMFORK_IMAGE_EXISTS. */
 export async function insertImage(db: Db, image: ImageFields & { state: NewImage['state'] }, actor: Actor): Promise<void> {
@@ -53,7 +53,7 @@ export async function upsertReadyImage(db: Db, image: ImageFields): Promise<void
   try {
     await db
       .insertInto('images')
-      .values({ ...image, state: 'ready', updated_at: now, owner_pid: null, owner_start_time: null, owner_op: null })
+      .values({ ...image, state: 'ready', updated_at: now, owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null })
       .execute();
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;

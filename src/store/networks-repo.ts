@@ -23,7 +23,7 @@ export async function listNetworkRows(db: Db): Promise<NetworkRow[]> {
 }
 
 /** Inserts a network record owned by the actor; the primary key makes two concurrent `network create NAME` race-free. */
-export async function insertNetwork(db: Db, row: Omit<NewNetwork, 'owner_pid' | 'owner_start_time' | 'owner_op'>, actor: Actor): Promise<void> {
+export async function insertNetwork(db: Db, row: Omit<NewNetwork, 'owner_pid' | 'owner_start_time' | 'owner_op' | 'owner_boot'>, actor: Actor): Promise<void> {
   try {
     await db
       .insertInto('networks')

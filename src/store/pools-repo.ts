@@ -5,7 +5,7 @@ import { isUniqueViolation } from './db.js';
 import type { PoolRow, PoolsTable, ReplicaRow, ReplicasTable, VmRow } from './schema.js';
 import { ownerColumns } from './transition.js';
 
-type Owned = 'owner_pid' | 'owner_start_time' | 'owner_op';
+type Owned = 'owner_pid' | 'owner_start_time' | 'owner_op' | 'owner_boot';
 
 export async function getPool(db: Db, name: string): Promise<PoolRow | undefined> {
   return db.selectFrom('pools').selectAll().where('name', '=', name).executeTakeFirst();

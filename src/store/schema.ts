@@ -27,6 +27,8 @@ export interface OwnerColumns {
   owner_pid: number | null;
   owner_start_time: number | null;
   owner_op: OwnerOp | null;
+  /** The owner's machine and boot (`<machine-id>/<boot_id>`); null in rows from before it was recorded. */
+  owner_boot: string | null;
 }
 
 export interface HostsTable {

@@ -35,7 +35,7 @@ export async function listTasks(db: Db, filter: TaskFilter = {}): Promise<TaskRo
 }
 
 /** Inserts a task in its first state, owned by the actor while that state is transitional. */
-export async function insertTask(db: Db, task: Omit<NewTask, 'owner_pid' | 'owner_start_time' | 'owner_op'>, actor: Actor): Promise<void> {
+export async function insertTask(db: Db, task: Omit<NewTask, 'owner_pid' | 'owner_start_time' | 'owner_op' | 'owner_boot'>, actor: Actor): Promise<void> {
   await db
     .insertInto('tasks')
     .values({ ...task, ...ownerColumns('tasks', task.state, actor) })

@@ -20,7 +20,7 @@ export async function listTemplates(db: Db): Promise<TemplateRow[]> {
 }
 
 /** Inserts a template record owned by the actor; the primary key makes two concurrent creates of one name safe. */
-export async function insertTemplate(db: Db, row: Omit<NewTemplate, 'owner_pid' | 'owner_start_time' | 'owner_op'>, actor: Actor): Promise<void> {
+export async function insertTemplate(db: Db, row: Omit<NewTemplate, 'owner_pid' | 'owner_start_time' | 'owner_op' | 'owner_boot'>, actor: Actor): Promise<void> {
   try {
     await db
       .insertInto('templates')

@@ -34,8 +34,8 @@ export type ExtraSet<T extends StatefulTable> = Partial<Omit<Database[T], 'name'
 /** Owner columns for a row entering `state`: the actor while the state is transitional, none once it rests. */
 export function ownerColumns<T extends StatefulTable>(table: T, state: StateOf<T>, actor: Actor): OwnerColumns {
   return MACHINES[table].machine.isTransitional(state)
-    ? { owner_pid: actor.owner.pid, owner_start_time: actor.owner.startTime, owner_op: actor.op }
-    : { owner_pid: null, owner_start_time: null, owner_op: null };
+    ? { owner_pid: actor.owner.pid, owner_start_time: actor.owner.startTime, owner_op: actor.op, owner_boot: actor.owner.boot }
+    : { owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null };
 }
 
 /**
@@ -79,11 +79,12 @@ export async function transition<T extends StatefulTable>(
 export async function takeOver<T extends StatefulTable>(db: Db, table: T, name: string, state: StateOf<T>, dead: OwnerColumns, actor: Actor): Promise<boolean> {
   let q = db
     .updateTable(table as 'vms')
-    .set({ owner_pid: actor.owner.pid, owner_start_time: actor.owner.startTime, owner_op: dead.owner_op ?? actor.op, updated_at: new Date().toISOString() })
+    .set({ owner_pid: actor.owner.pid, owner_start_time: actor.owner.startTime, owner_op: dead.owner_op ?? actor.op, owner_boot: actor.owner.boot, updated_at: new Date().toISOString() })
     .where(MACHINES[table].key as 'name', '=', name)
     .where('state', '=', state as StateOf<'vms'>);
   q = dead.owner_pid === null ? q.where('owner_pid', 'is', null) : q.where('owner_pid', '=', dead.owner_pid);
   q = dead.owner_start_time === null ? q.where('owner_start_time', 'is', null) : q.where('owner_start_time', '=', dead.owner_start_time);
+  q = dead.owner_boot === null ? q.where('owner_boot', 'is', null) : q.where('owner_boot', '=', dead.owner_boot);
   const result = await q.executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
@@ -97,7 +98,7 @@ export async function transitionalRows<T extends StatefulTable>(db: Db, table: T
   const states = machine.transitional as StateOf<'vms'>[];
   return (await db
     .selectFrom(table as 'vms')
-    .select([`${key as 'name'} as name`, 'state', 'owner_pid', 'owner_start_time', 'owner_op'])
+    .select([`${key as 'name'} as name`, 'state', 'owner_pid', 'owner_start_time', 'owner_op', 'owner_boot'])
     .where('state', 'in', states)
     .orderBy(key as 'name')
     .execute()) as TransitionalRow<T>[];

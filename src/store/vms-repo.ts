@@ -61,7 +61,7 @@ export async function renameWarmVm(conn: Db, from: string, to: string): Promise<
  * Inserts a VM record; its owner columns follow its state (a VM born `creating` is owned by the actor). The primary
  * key makes the name a reservation: of two processes inserting one name, the second gets VMFORK_VM_EXISTS.
  */
-export async function insertVm(db: Db, vm: Omit<NewVm, 'owner_pid' | 'owner_start_time' | 'owner_op'>, actor: Actor): Promise<void> {
+export async function insertVm(db: Db, vm: Omit<NewVm, 'owner_pid' | 'owner_start_time' | 'owner_op' | 'owner_boot'>, actor: Actor): Promise<void> {
   try {
     await db
       .insertInto('vms')
@@ -76,7 +76,7 @@ export async function insertVm(db: Db, vm: Omit<NewVm, 'owner_pid' | 'owner_star
 }
 
 /** Updates columns other than the state and its owner (those change only through `transition`). */
-export async function updateVm(db: Db, name: string, update: Omit<VmUpdate, 'name' | 'state' | 'updated_at' | 'owner_pid' | 'owner_start_time' | 'owner_op'>): Promise<void> {
+export async function updateVm(db: Db, name: string, update: Omit<VmUpdate, 'name' | 'state' | 'updated_at' | 'owner_pid' | 'owner_start_time' | 'owner_op' | 'owner_boot'>): Promise<void> {
   await db
     .updateTable('vms')
     .set({ ...update, updated_at: new Date().toISOString() })

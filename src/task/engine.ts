@@ -145,8 +145,9 @@ export async function startTask(deps: TaskDeps, request: TaskRequest, runner: Ta
     owner_pid: null,
     owner_start_time: null,
     owner_op: null,
+    owner_boot: null,
   };
-  const { owner_pid: _p, owner_start_time: _s, owner_op: _o, ...fields } = row;
+  const { owner_pid: _p, owner_start_time: _s, owner_op: _o, owner_boot: _b, ...fields } = row;
   await insertTask(deps.db, fields, await actorFor('task'));
   const blocker = await blockerOf(deps.db, row);
   if (blocker) {

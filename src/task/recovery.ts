@@ -25,7 +25,7 @@ export async function recoverTasks(deps: TaskDeps, runners: TaskRunners): Promis
   const out: RecoveredTask[] = [];
   const actor = await actorFor('task');
   for (const left of await transitionalRows(deps.db, 'tasks')) {
-    if (await ownerAlive({ pid: left.owner_pid, startTime: left.owner_start_time })) continue;
+    if (await ownerAlive({ pid: left.owner_pid, startTime: left.owner_start_time, boot: left.owner_boot })) continue;
     if (!(await takeOver(deps.db, 'tasks', left.name, left.state, left, actor))) continue;
     const row = await requireTask(deps.db, left.name);
     const base = { id: row.id, kind: row.kind, target: row.target, state: left.state, deadOwnerPid: left.owner_pid };

@@ -83,7 +83,7 @@ export async function removeTemplate(deps: VmDeps, name: string, options: { forc
     });
   }
   const busy = TEMPLATE_BUSY_STATES.includes(row.state) || row.state === 'deleting';
-  if (busy && !options.force && (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time }))) {
+  if (busy && !options.force && (await ownerAlive({ pid: row.owner_pid, startTime: row.owner_start_time, boot: row.owner_boot }))) {
     throw new VmforkError('VMFORK_TEMPLATE_NOT_READY', `template ${name} is ${row.state} by vmfork pid ${row.owner_pid}; if that process hangs, use --force`, {
       details: { template: name, state: row.state, ownerPid: row.owner_pid },
     });

@@ -27,7 +27,7 @@ export async function reconcileVm(deps: VmDeps, vm: VmRow): Promise<VmRow> {
     // another process moved it first: show what it made of it
     return requireVm(deps.db, vm.name);
   }
-  return { ...vm, state: to, last_error: why, owner_pid: null, owner_start_time: null, owner_op: null };
+  return { ...vm, state: to, last_error: why, owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null };
 }
 
 export async function getVmReconciled(deps: VmDeps, name: string): Promise<VmRow> {

@@ -18,10 +18,11 @@ export type VmOwnership = { kind: 'mine' | 'taken-over' | 'resting' } | { kind: 
  */
 export async function claimVm(db: Db, vm: VmRow, actor: Actor): Promise<VmOwnership> {
   if (!vmStateMachine.isTransitional(vm.state)) return { kind: 'resting' };
-  const { pid, startTime } = actor.owner;
-  if (vm.owner_pid === pid && vm.owner_start_time === startTime) return { kind: 'mine' };
+  const { pid, startTime, boot } = actor.owner;
+  // a row from before owners named their machine (owner_boot null) is this machine's
+  if (vm.owner_pid === pid && vm.owner_start_time === startTime && (vm.owner_boot ?? boot) === boot) return { kind: 'mine' };
   const busy = { kind: 'busy', pid: vm.owner_pid, op: vm.owner_op } as const;
-  if (await ownerAlive({ pid: vm.owner_pid, startTime: vm.owner_start_time })) return busy;
+  if (await ownerAlive({ pid: vm.owner_pid, startTime: vm.owner_start_time, boot: vm.owner_boot })) return busy;
   return (await takeOver(db, 'vms', vm.name, vm.state, vm, actor)) ? { kind: 'taken-over' } : busy;
 }
 

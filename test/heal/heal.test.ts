@@ -13,7 +13,7 @@ import { getTemplate } from '../../src/store/templates-repo.js';
 import { upsertReadyImage } from '../../src/store/images-repo.js';
 import { createLogger } from '../../src/util/log.js';
 import { addNetworkRecord } from '../network/lease-fixtures.js';
-import { deadActor, testActor } from '../helpers/actor.js';
+import { deadActor, foreignActor, testActor } from '../helpers/actor.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import { openTestStore } from '../helpers/store.js';
 
@@ -28,7 +28,9 @@ test('records left in a transitional state by a dead vmfork are rolled back; a l
     const now = new Date().toISOString();
     const dead = await deadActor('fork');
     const live = await testActor('fork');
-    for (const [name, actor] of [['dead-1', dead], ['live-1', live]] as const) {
+    // on a store shared by machines: a pid that runs nowhere here, owned by another machine, is not judged dead here
+    const foreign = await foreignActor('fork');
+    for (const [name, actor] of [['dead-1', dead], ['live-1', live], ['far-1', foreign]] as const) {
       const dir = join(home.vms, name);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'disk.qcow2'), 'overlay');
@@ -48,8 +50,9 @@ test('records left in a transitional state by a dead vmfork are rolled back; a l
     assert.ok(!existsSync(join(home.vms, 'dead-1')), 'its overlay is gone');
     assert.equal(await getTemplate(db, 'tpl'), undefined);
     assert.ok(!existsSync(tdir), 'the half-made template files are gone');
-    assert.deepEqual((await listLeases(db)).map((l) => l.vm_name), ['live-1'], 'only the live fork keeps its address');
+    assert.deepEqual((await listLeases(db)).map((l) => l.vm_name).sort(), ['far-1', 'live-1'], 'only the live fork and the other machine\'s keep their addresses');
     assert.equal((await getVm(db, 'live-1'))?.state, 'forking', 'a live owner is left to finish its own work');
+    assert.equal((await getVm(db, 'far-1'))?.state, 'forking', 'another machine\'s owner is left alone');
     assert.deepEqual(await healInterrupted(deps), [], 'nothing left to heal');
   } finally {
     await db.destroy();

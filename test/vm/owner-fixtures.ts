@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KyselyPlugin } from 'kysely';
 import { homeLayout } from '../../src/config/home.js';
-import { readStartTime } from '../../src/host/index.js';
+import { machineBoot, readStartTime } from '../../src/host/index.js';
 import { allocateLease } from '../../src/network/leases.js';
 import type { Actor, OwnerOp, VmState } from '../../src/state/index.js';
 import { LOCAL_HOST_ID, openStore, type Db } from '../../src/store/db.js';
@@ -24,7 +24,7 @@ export async function liveOtherOwner(op: OwnerOp): Promise<{ actor: Actor; stop:
   assert.ok(startTime !== undefined, 'the live owner started');
   const exited = new Promise((resolve) => child.once('exit', resolve));
   return {
-    actor: { owner: { pid, startTime }, op },
+    actor: { owner: { pid, startTime, boot: await machineBoot() }, op },
     // idempotent, and never signals the pid once its process is gone (the number may belong to a stranger by then)
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');

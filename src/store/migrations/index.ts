@@ -14,6 +14,7 @@ import { poolPush } from './012-pool-push.js';
 import { poolReservations } from './013-pool-reservations.js';
 import { qemuUid } from './014-qemu-uid.js';
 import { hostAgents } from './015-host-agents.js';
+import { ownerBoot } from './016-owner-boot.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -35,6 +36,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '013-pool-reservations': poolReservations,
   '014-qemu-uid': qemuUid,
   '015-host-agents': hostAgents,
+  '016-owner-boot': ownerBoot,
 };
 
 export const migrationProvider: MigrationProvider = {
