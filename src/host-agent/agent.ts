@@ -1,10 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import { availableParallelism, hostname, totalmem } from 'node:os';
+import type { HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
+import { healedLine, healInterrupted } from '../heal/index.js';
 import { detectAccel, freeSpace, qemuProgramVersion, readHostFacts } from '../host/index.js';
 import { getHost, hostHeartbeat, isPostgresUrl, markHostDown, openStore, registerAgentHost, settingOnce, sweepLostHosts, tryHostLock, type Db, type HostLock } from '../store/index.js';
 import type { Logger } from '../util/index.js';
+import { JobQueue } from '../jobs/index.js';
 import { checkDatastoreMarkers, claimDatastores } from './datastore-marker.js';
+import { startJobWorker, type JobWorker } from './job-worker.js';
 import { HOST_AGENT_PROTOCOL, type HostAgentOptions } from './options.js';
 
 /** The setting that names the fleet's host-agent protocol: written by the first agent, checked by every later one. */
@@ -13,7 +17,11 @@ const PROTOCOL_SETTING = 'host_agent_protocol';
 export interface HostAgentDeps {
   /** The store's URL: host agents share PostgreSQL (docs/hosts.md). */
   db: string;
+  /** This host's data dir: its VMs' directories, sockets and logs. */
+  home: HomeLayout;
   log: Logger;
+  /** Where the agent tells its operator what it found at start (healed records, jobs to run again). */
+  say?: (line: string) => void;
 }
 
 export interface RunningHostAgent {
@@ -67,6 +75,7 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
   const db = await openStore(deps.db);
   let lock: HostLock | undefined;
   let server: Server | undefined;
+  let queue: JobQueue | undefined;
   try {
     await refuseOtherProtocol(db);
     lock = await tryHostLock(db, options.host);
@@ -101,8 +110,10 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
       datastores: options.datastores.map((d) => ({ ...d, freeBytes: freeNow[d.name] ?? 0 })),
     });
     deps.log.info({ host: options.host, generation, url }, 'host agent up');
-    return running(db, deps.log, options, { lock: lock as HostLock, server, url, generation, free });
+    const worker = await takeJobs(deps, db, (queue = await JobQueue.open(deps.db, deps.log, { supervise: true })), options.host, generation);
+    return running(db, deps.log, options, { lock: lock as HostLock, server, url, generation, free, queue, worker });
   } catch (err) {
+    await queue?.stop();
     server?.close();
     await lock?.release();
     await db.destroy().catch(() => undefined);
@@ -110,11 +121,31 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
   }
 }
 
+/**
+ * Before this host's queue is worked: what a predecessor left half-done is healed (its VMs half-booted, half-stopped),
+ * then the jobs it had taken are failed, so pg-boss's retry policy runs them again on a clean host. Both are safe
+ * here: the host's lock is held, so no other agent of this host runs.
+ */
+async function takeJobs(deps: HostAgentDeps, db: Db, queue: JobQueue, host: string, generation: number): Promise<JobWorker> {
+  const vmDeps = { db, home: deps.home, log: deps.log, hostId: host };
+  await queue.ensureHostQueue(host);
+  for (const h of await healInterrupted(vmDeps)) {
+    deps.log.warn({ host, healed: h }, 'healed at agent start');
+    deps.say?.(healedLine(h));
+  }
+  const left = await queue.failLeftActive(host, `the agent of ${host} that took it died (generation ${generation - 1} or earlier); run again`);
+  if (left.length) {
+    deps.log.warn({ host, jobs: left }, 'jobs taken by a predecessor that died: failed, to be run again');
+    deps.say?.(`${left.length} job${left.length === 1 ? '' : 's'} taken by a predecessor that died: failed, to be run again (${left.join(', ')})`);
+  }
+  return startJobWorker(queue, vmDeps);
+}
+
 function running(
   db: Db,
   log: Logger,
   options: HostAgentOptions,
-  held: { lock: HostLock; server: Server; url: string; generation: number; free: () => Promise<Record<string, number>> },
+  held: { lock: HostLock; server: Server; url: string; generation: number; free: () => Promise<Record<string, number>>; queue: JobQueue; worker: JobWorker },
 ): RunningHostAgent {
   const stopping = new AbortController();
   const beat = async (): Promise<'fenced' | undefined> => {
@@ -133,6 +164,8 @@ function running(
       // a database that is away for a moment (a restart) costs heartbeats, not the agent: the next one retries
       fenced = (await beat().catch((err: unknown) => void log.warn({ err }, 'heartbeat failed'))) === 'fenced';
     }
+    await held.worker.stop();
+    await held.queue.stop();
     if (!fenced) await markHostDown(db, options.host, held.generation).catch(() => false);
     held.server.close();
     await held.lock.release();

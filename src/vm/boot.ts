@@ -6,12 +6,12 @@ import { actorFor, checkHostCapacity, detectAccel, readHostFacts, type AccelChoi
 import { createImage, createOverlay, GuestAgentClient, type LaunchedProcess } from '../qemu/index.js';
 import { randomLocalMac } from '../network/index.js';
 import { parseVmSpec, type VmSpec } from '../spec/index.js';
-import { insertVm, LOCAL_HOST_ID, transition } from '../store/index.js';
+import { insertVm, transition } from '../store/index.js';
 import { assertValidName, parseMemoryMiB } from '../util/index.js';
 import { readGuestIdentity } from './guest-facts.js';
 import { imageBootSource, type BootSource } from './image-boot.js';
 import { serialTail } from './serial-log.js';
-import type { VmDeps } from './vm-deps.js';
+import { hereHost, type VmDeps } from './vm-deps.js';
 import { diskFile, vmChannels, vmPaths } from './vm-paths.js';
 import { startVmProcess } from './vm-process.js';
 import { rollbackVm } from './vm-record.js';
@@ -84,7 +84,7 @@ export async function bootVm(deps: VmDeps, options: BootOptions): Promise<BootRe
   const now = new Date().toISOString();
   await insertVm(
     db,
-    { name: plan.name, host_id: LOCAL_HOST_ID, image_name: options.image, template_name: null, state: 'creating', role: options.role ?? 'vm', dir: paths.dir, spec_json: JSON.stringify(plan.spec), last_error: null, created_at: now, updated_at: now },
+    { name: plan.name, host_id: hereHost(deps), image_name: options.image, template_name: null, state: 'creating', role: options.role ?? 'vm', dir: paths.dir, spec_json: JSON.stringify(plan.spec), last_error: null, created_at: now, updated_at: now },
     actor,
   );
   let launched: LaunchedProcess | undefined;

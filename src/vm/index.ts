@@ -18,7 +18,7 @@ export { serialTail } from './serial-log.js';
 export { serialLogCap, startSerialLogger } from './serial-logger.js';
 export { startVm } from './start.js';
 export { stopVm, type StopOptions } from './stop.js';
-export type { VmDeps } from './vm-deps.js';
+export { assertVmHere, hereHost, type VmDeps } from './vm-deps.js';
 export { diskFile, vmChannels, vmPaths, vmPathsIn, type VmChannels, type VmPaths } from './vm-paths.js';
 export { startVmProcess } from './vm-process.js';
 export { describeTeardown, killVmQemu, rollbackVm, stopStrayQemu, teardownVm, type Teardown } from './vm-record.js';

@@ -3,7 +3,7 @@ import { actorFor } from '../host/index.js';
 import { adoptProcess, GuestAgentClient } from '../qemu/index.js';
 import { LIVE_STATES, vmStateMachine, type VmRole } from '../state/index.js';
 import { currentProcess, listVms, markProcessExited, requireVm, transition, type VmRow } from '../store/index.js';
-import type { VmDeps } from './vm-deps.js';
+import { assertVmHere, hereHost, type VmDeps } from './vm-deps.js';
 import { claimVm, destroyRefused } from './vm-owner.js';
 import { teardownVm, type Teardown } from './vm-record.js';
 
@@ -14,6 +14,8 @@ import { teardownVm, type Teardown } from './vm-record.js';
  */
 export async function reconcileVm(deps: VmDeps, vm: VmRow): Promise<VmRow> {
   if (vmStateMachine.isTransitional(vm.state) || !LIVE_STATES.includes(vm.state)) return vm;
+  // another host's QEMU is its agent's to check: its pid means nothing on this machine
+  if (vm.host_id !== hereHost(deps)) return vm;
   const proc = await currentProcess(deps.db, vm.name);
   // 'unresponsive' is a live QEMU whose monitor is busy: still ours, never mark it gone
   if (proc && ['alive', 'unresponsive'].includes(await adoptProcess({ pid: proc.pid, startTime: proc.start_time, qmpPath: proc.qmp_path }))) return vm;
@@ -47,6 +49,7 @@ export async function listVmsReconciled(deps: VmDeps, filter: { role?: VmRole; t
  */
 export async function destroyVm(deps: VmDeps, name: string): Promise<Teardown> {
   const vm = await requireVm(deps.db, name);
+  assertVmHere(deps, vm);
   const actor = await actorFor('destroy');
   const claim = await claimVm(deps.db, vm, actor);
   if (claim.kind === 'busy') throw destroyRefused(vm, claim);

@@ -8,7 +8,7 @@ import type { Actor } from '../state/index.js';
 import { currentProcess, markProcessExited, requireVm, transition, type VmRow } from '../store/index.js';
 import { readGuestIdentity, type GuestIdentity } from './guest-facts.js';
 import { getVmReconciled } from './lifecycle.js';
-import type { VmDeps } from './vm-deps.js';
+import { assertVmHere, type VmDeps } from './vm-deps.js';
 import { vmPathsIn } from './vm-paths.js';
 import { startVmProcess } from './vm-process.js';
 
@@ -18,6 +18,7 @@ import { startVmProcess } from './vm-process.js';
  */
 export async function startVm(deps: VmDeps, name: string, options: { agentTimeoutMs?: number; allowChild?: boolean } = {}): Promise<{ vm: VmRow; identity: GuestIdentity; secondsToAgent: number }> {
   const vm = await getVmReconciled(deps, name);
+  assertVmHere(deps, vm);
   if (vm.role !== 'vm' && !(vm.role === 'child' && options.allowChild)) {
     throw new VmforkError('VMFORK_VM_STATE', `${name} is a ${vm.role === 'child' ? 'forked child (it has no boot loader; fork a new one)' : vm.role}; only cold-booted VMs can be started again`, {
       details: { vm: name, role: vm.role },

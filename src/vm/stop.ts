@@ -3,7 +3,7 @@ import { GuestAgentClient, QmpClient, terminateProcess } from '../qemu/index.js'
 import type { Actor } from '../state/index.js';
 import { currentProcess, markProcessExited, requireVm, transition, type ProcessRow, type VmRow } from '../store/index.js';
 import { getVmReconciled } from './lifecycle.js';
-import type { VmDeps } from './vm-deps.js';
+import { assertVmHere, type VmDeps } from './vm-deps.js';
 
 export interface StopOptions {
   /** How long the guest may take to power off before QEMU is told to quit. @default 60_000 */
@@ -16,6 +16,7 @@ export interface StopOptions {
  */
 export async function stopVm(deps: VmDeps, name: string, options: StopOptions = {}): Promise<VmRow> {
   const vm = await getVmReconciled(deps, name);
+  assertVmHere(deps, vm);
   if (vm.state === 'stopped') return vm;
   const actor = await actorFor('stop');
   await transition(deps.db, 'vms', name, vm.state, 'stopping', actor);

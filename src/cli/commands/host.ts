@@ -19,7 +19,7 @@ export function registerHostAgentCommand(program: Command): void {
     .action(
       action(async (ctx, raw: RawHostAgentOptions) => {
         const options = parseHostAgentOptions(raw);
-        const agent = await startHostAgent({ db: ctx.home.db, log: ctx.log }, options);
+        const agent = await startHostAgent({ db: ctx.home.db, home: ctx.home, log: ctx.log, say: (line) => process.stdout.write(`vmfork host-agent: ${line}\n`) }, options);
         process.stdout.write(`vmfork host-agent: host ${agent.host} up (generation ${agent.generation}), listening on ${agent.url}\n`);
         const stop = (signal: string): void => {
           process.stdout.write(`vmfork host-agent: ${signal}: stopping; host ${agent.host} goes down\n`);

@@ -1,5 +1,7 @@
 import { Option, type Command } from 'commander';
+import { randomBytes } from 'node:crypto';
 import { ACCEL_CHOICES, parseAccelChoice } from '../../host/index.js';
+import { remoteHostOf, sendHostJob } from '../../host-agent/index.js';
 import type { TaskAccepted } from '../../task/index.js';
 import { bootVm, connectAgent, destroyVm, listVmSummaries, showVm, startVm, stopVm, vmSummary as summary } from '../../vm/index.js';
 import { action } from '../action.js';
@@ -26,9 +28,18 @@ export function registerVmCommands(program: Command): void {
     .option('--memory <size>', 'guest RAM, e.g. 512M or 1G', '512M')
     .option('--cpus <n>', 'virtual CPUs', '1')
     .addOption(accelOption())
+    .option('--host <name>', "boot it on this host of the fleet: its agent runs the boot (needs the fleet's --db; see vmfork host list)")
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, opts: { image: string; name?: string; memory: string; cpus: string; accel: string; json?: boolean }) => {
+      action(async (ctx, opts: { image: string; name?: string; memory: string; cpus: string; accel: string; host?: string; json?: boolean }) => {
+        if (opts.host) {
+          // named here, not by the agent: a boot the queue runs again (its agent died) finds its VM by this name
+          const name = opts.name ?? `vm-${randomBytes(3).toString('hex')}`;
+          const r = await sendHostJob(await ctx.deps(), opts.host, { op: 'vm-boot', image: opts.image, name, memory: opts.memory, cpus: positiveInt(opts.cpus, '--cpus'), accel: parseAccelChoice(opts.accel) });
+          if (opts.json) return printJson(r);
+          process.stdout.write(`${name}: running on host ${opts.host}${typeof r.secondsToAgent === 'number' ? ` (agent answered after ${r.secondsToAgent.toFixed(1)} s)` : ''}\n`);
+          return;
+        }
         const r = await bootVm(await ctx.deps(), {
           image: opts.image,
           ...(opts.name ? { name: opts.name } : {}),
@@ -70,23 +81,34 @@ export function registerVmCommands(program: Command): void {
     );
 
   vm.command('stop <name>')
-    .description('power the guest off cleanly (QEMU is told to quit after --timeout); the disk is kept')
+    .description('power the guest off cleanly (QEMU is told to quit after --timeout); the disk is kept. A VM on another host of the fleet is stopped by its agent')
     .option('--timeout <seconds>', 'seconds to wait for the guest to power off', '60')
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { timeout: string; json?: boolean }) => {
-        const row = await stopVm(await ctx.deps(), name, { timeoutMs: positiveInt(opts.timeout, '--timeout') * 1000 });
-        if (opts.json) return printJson(summary(row));
-        process.stdout.write(`${name}: ${row.state}\n`);
+        const deps = await ctx.deps();
+        const timeoutMs = positiveInt(opts.timeout, '--timeout') * 1000;
+        const host = await remoteHostOf(deps, name);
+        const out = host ? await sendHostJob(deps, host, { op: 'vm-stop', name, timeoutMs }) : summary(await stopVm(deps, name, { timeoutMs }));
+        if (opts.json) return printJson(out);
+        process.stdout.write(`${name}: ${String(out.state)}\n`);
       }),
     );
 
   vm.command('start <name>')
-    .description('boot a stopped VM again from its own disk and wait for its agent (forked children cannot: fork new ones)')
+    .description('boot a stopped VM again from its own disk and wait for its agent (forked children cannot: fork new ones). A VM on another host is started by its agent')
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        const r = await startVm(await ctx.deps(), name);
+        const deps = await ctx.deps();
+        const host = await remoteHostOf(deps, name);
+        if (host) {
+          const r = await sendHostJob(deps, host, { op: 'vm-start', name });
+          if (opts.json) return printJson(r);
+          process.stdout.write(`${name}: running on host ${host}\n`);
+          return;
+        }
+        const r = await startVm(deps, name);
         const out = { name, state: r.vm.state, bootId: r.identity.bootId, hostname: r.identity.hostname, secondsToAgent: Math.round(r.secondsToAgent * 1000) / 1000 };
         if (opts.json) return printJson(out);
         process.stdout.write(`${name}: running (agent after ${out.secondsToAgent.toFixed(1)} s, boot_id ${out.bootId})\n`);
@@ -114,11 +136,14 @@ export function registerVmCommands(program: Command): void {
   addReleaseCommand(vm);
 
   vm.command('destroy <name>')
-    .description('kill the VM if running and delete its disk and record')
+    .description('kill the VM if running and delete its disk and record (a VM on another host: by its agent)')
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { json?: boolean }) => {
-        await destroyVm(await ctx.deps(), name);
+        const deps = await ctx.deps();
+        const host = await remoteHostOf(deps, name);
+        if (host) await sendHostJob(deps, host, { op: 'vm-destroy', name });
+        else await destroyVm(deps, name);
         if (opts.json) return printJson({ name, destroyed: true });
         process.stdout.write(`${name}: destroyed\n`);
       }),

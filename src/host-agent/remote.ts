@@ -1,0 +1,28 @@
+import { VmforkError } from '../errors.js';
+import { JobQueue, runOnHost, type HostJob } from '../jobs/index.js';
+import { isPostgresUrl, requireVm } from '../store/index.js';
+import { hereHost, type VmDeps } from '../vm/index.js';
+
+/** The host a VM is on when that is not this process's host (its agent must act on it); undefined when it is here. */
+export async function remoteHostOf(deps: VmDeps, name: string): Promise<string | undefined> {
+  const vm = await requireVm(deps.db, name);
+  return vm.host_id === hereHost(deps) ? undefined : vm.host_id;
+}
+
+/**
+ * Runs a step on another host of the fleet: a job on that host's queue, its answer awaited (src/jobs/). Only a
+ * PostgreSQL store has host agents and their queues.
+ */
+export async function sendHostJob(deps: VmDeps, host: string, job: HostJob, options: { signal?: AbortSignal } = {}): Promise<Record<string, unknown>> {
+  if (!isPostgresUrl(deps.home.db)) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `host "${host}" is reached through the fleet's PostgreSQL store: give --db postgres://… or VMFORK_DB (docs/hosts.md)`, {
+      details: { field: 'host', host },
+    });
+  }
+  const queue = await JobQueue.open(deps.home.db, deps.log);
+  try {
+    return await runOnHost(queue, deps.db, host, job, options);
+  } finally {
+    await queue.stop();
+  }
+}

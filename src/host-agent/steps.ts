@@ -1,0 +1,54 @@
+import { isVmforkError, toVmforkError } from '../errors.js';
+import type { HostJob, JobAnswer } from '../jobs/index.js';
+import { getVm } from '../store/index.js';
+import { bootVm, destroyVm, startVm, stopVm, vmSummary, type VmDeps } from '../vm/index.js';
+
+/**
+ * Runs one job's step on this host, with this host's data dir and name (deps.hostId). Every step may run again (the
+ * agent that first took it died: pg-boss retries it after the new agent healed what the old one left), so each
+ * first looks for its own finished work:
+ * - vm-boot of a VM already running here answers with it;
+ * - vm-stop of a stopped VM and vm-destroy of a VM that is gone answer at once.
+ */
+export async function runHostStep(deps: VmDeps, job: HostJob, attempt: number, signal: AbortSignal): Promise<Record<string, unknown>> {
+  switch (job.op) {
+    case 'vm-boot': {
+      const found = attempt > 0 ? await getVm(deps.db, job.name) : undefined;
+      if (found && found.host_id === deps.hostId && found.state === 'running' && found.image_name === job.image) {
+        return { ...vmSummary(found), alreadyBooted: true };
+      }
+      const r = await bootVm(deps, {
+        image: job.image,
+        name: job.name,
+        ...(job.memory ? { memory: job.memory } : {}),
+        ...(job.cpus ? { cpus: job.cpus } : {}),
+        ...(job.accel ? { accel: job.accel as 'auto' | 'kvm' | 'tcg' } : {}),
+        signal,
+      });
+      return { ...r, host: deps.hostId };
+    }
+    case 'vm-stop':
+      return vmSummary(await stopVm(deps, job.name, job.timeoutMs ? { timeoutMs: job.timeoutMs } : {}));
+    case 'vm-start': {
+      const found = await getVm(deps.db, job.name);
+      if (attempt > 0 && found?.state === 'running') return { ...vmSummary(found), alreadyRunning: true };
+      const r = await startVm(deps, job.name);
+      return { ...vmSummary(r.vm), bootId: r.identity.bootId, hostname: r.identity.hostname, secondsToAgent: Math.round(r.secondsToAgent * 1000) / 1000 };
+    }
+    case 'vm-destroy': {
+      if (attempt > 0 && !(await getVm(deps.db, job.name))) return { name: job.name, destroyed: true };
+      await destroyVm(deps, job.name);
+      return { name: job.name, destroyed: true };
+    }
+  }
+}
+
+// the store or the machine failing under a step: another attempt (after a heal) may well succeed
+const RETRIED = new Set(['VMFORK_INTERNAL', 'VMFORK_STORE_FAILED', 'VMFORK_STORE_UNREACHABLE', 'VMFORK_TIMEOUT']);
+
+/** A step's error as the job's answer, or undefined when the job should fail and be retried by the queue. */
+export function errorAnswer(err: unknown): JobAnswer | undefined {
+  if (!isVmforkError(err) || RETRIED.has(err.code)) return undefined;
+  const e = toVmforkError(err);
+  return { ok: false, error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { ERROR_CODES, VmforkError, type ErrorCode } from '../errors.js';
+import { ACCEL_CHOICES } from '../host/index.js';
+
+const name = z.string().min(1).max(63);
+
+/**
+ * The steps a host's agent runs for the rest of the fleet, as they travel in its queue. Each carries what the step
+ * needs and nothing secret (jobs sit in the database in clear). Checked again by the agent: a job from a newer
+ * vmfork with an op this agent does not know is answered with VMFORK_HOST_PROTOCOL, not run half-understood.
+ */
+export const HOST_JOB = z.discriminatedUnion('op', [
+  z.object({
+    op: z.literal('vm-boot'),
+    image: name,
+    name,
+    memory: z.string().max(16).optional(),
+    cpus: z.number().int().min(1).max(64).optional(),
+    accel: z.enum(ACCEL_CHOICES as [string, ...string[]]).optional(),
+  }),
+  z.object({ op: z.literal('vm-stop'), name, timeoutMs: z.number().int().min(1000).max(3_600_000).optional() }),
+  z.object({ op: z.literal('vm-start'), name }),
+  z.object({ op: z.literal('vm-destroy'), name }),
+]);
+
+export type HostJob = z.infer<typeof HOST_JOB>;
+export type HostJobOp = HostJob['op'];
+
+/**
+ * What an agent completes a job with: the step's result, or the VmforkError it ended with (bad input, a VM in the
+ * wrong state: what running it again would not change). Errors a retry may cure are not answers: the job fails
+ * and pg-boss runs it again.
+ */
+export type JobAnswer = { ok: true; result: Record<string, unknown> } | { ok: false; error: { code: string; message: string; details?: Record<string, unknown> } };
+
+export function parseHostJob(data: unknown): HostJob {
+  const parsed = HOST_JOB.safeParse(data);
+  if (!parsed.success) {
+    const op = typeof data === 'object' && data !== null && 'op' in data ? String((data as { op: unknown }).op) : '?';
+    throw new VmforkError('VMFORK_HOST_PROTOCOL', `this host agent cannot run a job "${op}": ${parsed.error.issues[0]?.message ?? 'malformed'} (a vmfork of another version sent it)`, {
+      details: { op },
+    });
+  }
+  return parsed.data;
+}
+
+/** The error an answer carries, as the sender rethrows it (same code and message as on the agent). */
+export function answerError(host: string, answer: Extract<JobAnswer, { ok: false }>): VmforkError {
+  const code: ErrorCode = (ERROR_CODES as string[]).includes(answer.error.code) ? (answer.error.code as ErrorCode) : 'VMFORK_HOST_JOB';
+  return new VmforkError(code, answer.error.message, { details: { ...(answer.error.details ?? {}), host } });
+}
