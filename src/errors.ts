@@ -46,6 +46,7 @@ export const ERROR_REGISTRY = {
   VMFORK_POOL_NOT_FOUND: { status: 404, message: 'Unknown pool' },
   VMFORK_POOL_EXISTS: { status: 409, message: 'A pool with this name already exists' },
   VMFORK_REPLICA_NOT_FOUND: { status: 404, message: 'Unknown replica' },
+  VMFORK_REPLICA_CORRUPT: { status: 502, message: "A copied replica's disk does not match its source's sha256" },
   VMFORK_REPLICA_IN_USE: { status: 409, message: 'The replica is in use' },
   VMFORK_VM_START_FAILED: { status: 500, message: 'QEMU failed to start the VM' },
   VMFORK_QMP_UNAVAILABLE: { status: 503, message: 'Cannot reach the QEMU monitor (QMP)' },

@@ -8,7 +8,9 @@ import { getHost, hostHeartbeat, isPostgresUrl, markHostDown, openStore, registe
 import type { Logger } from '../util/index.js';
 import { JobQueue } from '../jobs/index.js';
 import { checkDatastoreMarkers, claimDatastores } from './datastore-marker.js';
+import { readFleetKey } from './fleet-key.js';
 import { startJobWorker, type JobWorker } from './job-worker.js';
+import { Slots, type StepContext } from './step-context.js';
 import { HOST_AGENT_PROTOCOL, type HostAgentOptions } from './options.js';
 
 /** The setting that names the fleet's host-agent protocol: written by the first agent, checked by every later one. */
@@ -81,6 +83,7 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
     lock = await tryHostLock(db, options.host);
     if (!lock) await refuseTaken(db, options.host);
     await checkDatastoreMarkers(options.host, options.datastores);
+    const fleetKey = options.fleetKeyFile ? await readFleetKey(options.fleetKeyFile) : undefined;
     const [facts, qemu] = await Promise.all([readHostFacts(), qemuProgramVersion().catch(() => undefined)]);
     const accel = detectAccel(facts);
     // answers from the first request on: 503 until the host is registered, then its status
@@ -110,7 +113,16 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
       datastores: options.datastores.map((d) => ({ ...d, freeBytes: freeNow[d.name] ?? 0 })),
     });
     deps.log.info({ host: options.host, generation, url }, 'host agent up');
-    const worker = await takeJobs(deps, db, (queue = await JobQueue.open(deps.db, deps.log, { supervise: true })), options.host, generation);
+    queue = await JobQueue.open(deps.db, deps.log, { supervise: true });
+    const ctx: StepContext = {
+      deps: { db, home: deps.home, log: deps.log, hostId: options.host },
+      queue,
+      listenHost: options.listen.host,
+      fleetKey,
+      copies: new Slots(options.maxCopies),
+      exports: new Map(),
+    };
+    const worker = await takeJobs(ctx, deps.say, generation);
     return running(db, deps.log, options, { lock: lock as HostLock, server, url, generation, free, queue, worker });
   } catch (err) {
     await queue?.stop();
@@ -126,19 +138,20 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
  * then the jobs it had taken are failed, so pg-boss's retry policy runs them again on a clean host. Both are safe
  * here: the host's lock is held, so no other agent of this host runs.
  */
-async function takeJobs(deps: HostAgentDeps, db: Db, queue: JobQueue, host: string, generation: number): Promise<JobWorker> {
-  const vmDeps = { db, home: deps.home, log: deps.log, hostId: host };
+async function takeJobs(ctx: StepContext, say: HostAgentDeps['say'], generation: number): Promise<JobWorker> {
+  const { deps, queue } = ctx;
+  const host = deps.hostId;
   await queue.ensureHostQueue(host);
-  for (const h of await healInterrupted(vmDeps)) {
+  for (const h of await healInterrupted(deps)) {
     deps.log.warn({ host, healed: h }, 'healed at agent start');
-    deps.say?.(healedLine(h));
+    say?.(healedLine(h));
   }
   const left = await queue.failLeftActive(host, `the agent of ${host} that took it died (generation ${generation - 1} or earlier); run again`);
   if (left.length) {
     deps.log.warn({ host, jobs: left }, 'jobs taken by a predecessor that died: failed, to be run again');
-    deps.say?.(`${left.length} job${left.length === 1 ? '' : 's'} taken by a predecessor that died: failed, to be run again (${left.join(', ')})`);
+    say?.(`${left.length} job${left.length === 1 ? '' : 's'} taken by a predecessor that died: failed, to be run again (${left.join(', ')})`);
   }
-  return startJobWorker(queue, vmDeps);
+  return startJobWorker(ctx);
 }
 
 function running(

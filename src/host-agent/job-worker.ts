@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type PgBoss from 'pg-boss';
-import { parseHostJob, type JobAnswer, type JobQueue } from '../jobs/index.js';
+import { parseHostJob, type JobAnswer } from '../jobs/index.js';
 import { waitUntil } from '../util/index.js';
-import type { VmDeps } from '../vm/index.js';
+import type { StepContext } from './step-context.js';
+import { unexportReplica } from './replica-steps.js';
 import { errorAnswer, runHostStep } from './steps.js';
 
 export interface JobWorkerOptions {
@@ -25,7 +26,8 @@ const ANSWER_DEADLINE_MS = 5 * 60_000;
  * without waiting, so an answer lost to a database restart would become an unhandled rejection; here each answer is
  * written, and retried until the database takes it.
  */
-export function startJobWorker(queue: JobQueue, deps: VmDeps & { hostId: string }, options: JobWorkerOptions = {}): JobWorker {
+export function startJobWorker(ctx: StepContext, options: JobWorkerOptions = {}): JobWorker {
+  const { queue, deps } = ctx;
   const host = deps.hostId;
   const concurrency = options.concurrency ?? 4;
   const stopping = new AbortController();
@@ -45,7 +47,7 @@ export function startJobWorker(queue: JobQueue, deps: VmDeps & { hostId: string 
     try {
       const parsed = parseHostJob(job.data);
       log.info({ op: parsed.op }, 'job started');
-      outcome = { ok: true, result: await runHostStep(deps, parsed, job.retryCount, stopping.signal) };
+      outcome = { ok: true, result: await runHostStep(ctx, parsed, job.retryCount, stopping.signal) };
     } catch (err) {
       outcome = stopping.signal.aborted ? new Error('the host agent stopped while running it') : (errorAnswer(err) ?? (err instanceof Error ? err : new Error(String(err))));
     }
@@ -84,6 +86,7 @@ export function startJobWorker(queue: JobQueue, deps: VmDeps & { hostId: string 
       stopping.abort();
       await loop;
       await Promise.all(active.values());
+      await Promise.all([...ctx.exports.keys()].map((id) => unexportReplica(ctx, id)));
     },
   };
 }

@@ -12,6 +12,10 @@ export interface HostAgentOptions {
   heartbeatMs: number;
   /** Heartbeats missed for this long: the host is `lost`. */
   lostAfterMs: number;
+  /** The fleet's key file (replica copies between hosts need it). */
+  fleetKeyFile?: string;
+  /** Replica copies received at once. @default 2 */
+  maxCopies: number;
 }
 
 export interface RawHostAgentOptions {
@@ -20,6 +24,8 @@ export interface RawHostAgentOptions {
   datastore?: string[];
   heartbeatSeconds?: string;
   lostAfterSeconds?: string;
+  fleetKeyFile?: string;
+  maxCopies?: string;
 }
 
 function seconds(value: string | undefined, fallback: number, field: string, min: number, max: number): number {
@@ -64,5 +70,12 @@ export function parseHostAgentOptions(raw: RawHostAgentOptions): HostAgentOption
   if (lostAfterMs < heartbeatMs * 3) {
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--lost-after-seconds must be at least 3 heartbeats (${(heartbeatMs * 3) / 1000} s): one late heartbeat must not lose a host`, { details: { field: 'lost-after-seconds' } });
   }
-  return { host: raw.host, listen, datastores, heartbeatMs, lostAfterMs };
+  const maxCopies = raw.maxCopies === undefined ? 2 : Number(raw.maxCopies);
+  if (!Number.isInteger(maxCopies) || maxCopies < 1 || maxCopies > 64) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--max-copies must be a whole number from 1 to 64, got "${raw.maxCopies}"`, { details: { field: 'max-copies' } });
+  }
+  if (raw.fleetKeyFile !== undefined && !isAbsolute(raw.fleetKeyFile)) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--fleet-key-file must be an absolute path, got "${raw.fleetKeyFile}"`, { details: { field: 'fleet-key-file' } });
+  }
+  return { host: raw.host, listen, datastores, heartbeatMs, lostAfterMs, maxCopies, ...(raw.fleetKeyFile ? { fleetKeyFile: raw.fleetKeyFile } : {}) };
 }

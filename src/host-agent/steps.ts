@@ -1,16 +1,20 @@
 import { isVmforkError, toVmforkError } from '../errors.js';
 import type { HostJob, JobAnswer } from '../jobs/index.js';
 import { getVm } from '../store/index.js';
-import { bootVm, destroyVm, startVm, stopVm, vmSummary, type VmDeps } from '../vm/index.js';
+import { bootVm, destroyVm, startVm, stopVm, vmSummary } from '../vm/index.js';
+import { exportReplica, makeReplicaHere, receiveReplicaHere, unexportReplica } from './replica-steps.js';
+import type { StepContext } from './step-context.js';
 
 /**
  * Runs one job's step on this host, with this host's data dir and name (deps.hostId). Every step may run again (the
  * agent that first took it died: pg-boss retries it after the new agent healed what the old one left), so each
  * first looks for its own finished work:
  * - vm-boot of a VM already running here answers with it;
- * - vm-stop of a stopped VM and vm-destroy of a VM that is gone answer at once.
+ * - vm-stop of a stopped VM and vm-destroy of a VM that is gone answer at once;
+ * - replica-make and replica-receive find the replica by its key; replica-export of an id it serves answers with it.
  */
-export async function runHostStep(deps: VmDeps, job: HostJob, attempt: number, signal: AbortSignal): Promise<Record<string, unknown>> {
+export async function runHostStep(ctx: StepContext, job: HostJob, attempt: number, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const deps = ctx.deps;
   switch (job.op) {
     case 'vm-boot': {
       const found = attempt > 0 ? await getVm(deps.db, job.name) : undefined;
@@ -40,6 +44,15 @@ export async function runHostStep(deps: VmDeps, job: HostJob, attempt: number, s
       await destroyVm(deps, job.name);
       return { name: job.name, destroyed: true };
     }
+    // the replica map makes, reuses or waits for a replica by its key: a re-run finds the first run's work
+    case 'replica-make':
+      return makeReplicaHere(ctx, job.spec);
+    case 'replica-receive':
+      return receiveReplicaHere(ctx, job.replica, job.datastore);
+    case 'replica-export':
+      return exportReplica(ctx, job.replica, job.exportId);
+    case 'replica-unexport':
+      return unexportReplica(ctx, job.exportId);
   }
 }
 

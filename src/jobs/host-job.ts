@@ -21,6 +21,13 @@ export const HOST_JOB = z.discriminatedUnion('op', [
   z.object({ op: z.literal('vm-stop'), name, timeoutMs: z.number().int().min(1000).max(3_600_000).optional() }),
   z.object({ op: z.literal('vm-start'), name }),
   z.object({ op: z.literal('vm-destroy'), name }),
+  // phase 1 and the replica on this host, for a pool spec (checked again by the agent, as the pool room parses it)
+  z.object({ op: z.literal('replica-make'), spec: z.record(z.string(), z.unknown()) }),
+  // this host's copy of another host's replica, pulled from it
+  z.object({ op: z.literal('replica-receive'), replica: z.string().regex(/^[0-9a-f]{12}$/), datastore: name }),
+  // a replica's disks served read-only to the host that pulls them, under a key both derive from the export's id
+  z.object({ op: z.literal('replica-export'), replica: z.string().regex(/^[0-9a-f]{12}$/), exportId: z.string().uuid() }),
+  z.object({ op: z.literal('replica-unexport'), exportId: z.string().uuid() }),
 ]);
 
 export type HostJob = z.infer<typeof HOST_JOB>;

@@ -3,7 +3,7 @@
  * template, children forked or registered), power operations on its children, capacity checks, and the service
  * the API drives, every operation a task in the pool's queue.
  */
-export { invalidSpec, parsePoolSpec, zodProblems, type PoolSpec, type SpecProblem } from './spec.js';
+export { invalidSpec, parsePoolSpec, parsePoolSpecText, zodProblems, type PoolSpec, type SpecProblem } from './spec.js';
 export { labelSchema, PoolSpecInputSchema } from './spec-schema.js';
 export { PoolDetailSchema, PoolSummarySchema, ResizeRequestSchema, type PoolDetail, type PoolSummary, type ResizeRequest } from './views.js';
 export type { ConvergeResult } from './converge.js';

@@ -7,9 +7,9 @@ import { actorFor, ownerAlive } from '../host/index.js';
 import { resolveImageBoot } from '../image/index.js';
 import { convert } from '../qemu/index.js';
 import type { Actor } from '../state/index.js';
-import { deleteReplicaRow, findReplica, getReplica, getVm, insertReplica, LOCAL_HOST_ID, replicaPools, transition, updateReplica, type ReplicaRow } from '../store/index.js';
+import { deleteReplicaRow, findReplica, getReplica, getVm, insertReplica, replicaPools, transition, updateReplica, type ReplicaRow } from '../store/index.js';
 import { sealFile, type FileRecord } from '../template/index.js';
-import { destroyVm, diskFile, type VmDeps } from '../vm/index.js';
+import { destroyVm, diskFile, hereHost, type VmDeps } from '../vm/index.js';
 import { faultPoint, waitUntil } from '../util/index.js';
 import { requireDatastore } from '../host/index.js';
 import { diskLayoutOf, phase1Digest, type ReplicaSpec } from './spec.js';
@@ -37,15 +37,19 @@ export interface Phase1Record {
   copyMs: number;
 }
 
+/** A replica's id: its key in the map (image version, phase-1 digest, host, datastore), hashed. */
+export function replicaId(imageVersion: string, digest: string, hostId: string, datastore: string): string {
+  return createHash('sha256').update(`${imageVersion}\n${digest}\n${hostId}\n${datastore}`).digest('hex').slice(0, 12);
+}
+
 /** The replica map's key for a spec on this host, and the replica id derived from it. */
 export async function replicaKey(deps: VmDeps, spec: ReplicaSpec): Promise<{ id: string; imageVersion: string; digest: string; hostId: string; datastore: string }> {
   const image = await resolveImageBoot(deps.db, spec.image);
   // the base disk's own digest: a rebuilt or re-imported image under the same name is another version
   const imageVersion = image.diskSha256 ? `sha256:${image.diskSha256}` : `path:${image.disk}`;
   const digest = phase1Digest(spec, imageVersion);
-  const hostId = LOCAL_HOST_ID;
-  const id = createHash('sha256').update(`${imageVersion}\n${digest}\n${hostId}\n${spec.datastore}`).digest('hex').slice(0, 12);
-  return { id, imageVersion, digest, hostId, datastore: spec.datastore };
+  const hostId = hereHost(deps);
+  return { id: replicaId(imageVersion, digest, hostId, spec.datastore), imageVersion, digest, hostId, datastore: spec.datastore };
 }
 
 /**
@@ -55,11 +59,36 @@ export async function replicaKey(deps: VmDeps, spec: ReplicaSpec): Promise<{ id:
  */
 export async function ensureReplica(deps: VmDeps, spec: ReplicaSpec, report: StepReporter): Promise<{ replica: ReplicaRow; reused: boolean }> {
   const key = await replicaKey(deps, spec);
-  const store = await requireDatastore(deps.db, spec.datastore);
+  return findOrMake(deps, { ...key, image: spec.image }, report, 'no phase 1, no copy', (dir, actor) => makeReplica(deps, spec, key.id, dir, actor, report));
+}
+
+export interface ReplicaKey {
+  id: string;
+  image: string;
+  imageVersion: string;
+  digest: string;
+  hostId: string;
+  datastore: string;
+}
+
+/**
+ * The map's one way to a replica, whoever makes it (phase 1 here, or a copy from another host): the ready one for
+ * the key is reused; a half-made one whose maker died is rolled back and made again; one another task is making is
+ * waited for; otherwise its record is inserted (compare-and-set on the key: of two makers one wins, the other
+ * waits for it) and `make` fills it.
+ */
+export async function findOrMake(
+  deps: VmDeps,
+  key: ReplicaKey,
+  report: StepReporter,
+  reusedWhy: string,
+  make: (dir: string, actor: Actor) => Promise<ReplicaRow>,
+): Promise<{ replica: ReplicaRow; reused: boolean }> {
+  const store = await requireDatastore(deps.db, key.datastore, key.hostId);
   const attempt = async (): Promise<{ replica: ReplicaRow; reused: boolean } | undefined> => {
     const found = await findReplica(deps.db, { image_version: key.imageVersion, phase1_digest: key.digest, host_id: key.hostId, datastore: key.datastore });
     if (found?.state === 'ready') {
-      await report.event('replica', `replica ${found.id} reused: no phase 1, no copy`, { replica: found.id });
+      await report.event('replica', `replica ${found.id} reused: ${reusedWhy}`, { replica: found.id });
       return { replica: found, reused: true };
     }
     if (found?.state === 'creating' && !(await ownerAlive({ pid: found.owner_pid, startTime: found.owner_start_time, boot: found.owner_boot }))) {
@@ -73,11 +102,11 @@ export async function ensureReplica(deps: VmDeps, spec: ReplicaSpec, report: Ste
     const dir = join(store.path, 'replicas', key.id);
     const inserted = await insertReplica(
       deps.db,
-      { id: key.id, image_name: spec.image, image_version: key.imageVersion, phase1_digest: key.digest, host_id: key.hostId, datastore: key.datastore, state: 'creating', dir, disks_json: '[]', phase1_json: null, last_error: null, created_at: now, updated_at: now },
+      { id: key.id, image_name: key.image, image_version: key.imageVersion, phase1_digest: key.digest, host_id: key.hostId, datastore: key.datastore, state: 'creating', dir, disks_json: '[]', phase1_json: null, last_error: null, created_at: now, updated_at: now },
       actor,
     );
     if (!inserted) return undefined; // another task inserted it first: take theirs
-    return { replica: await makeReplica(deps, spec, key.id, dir, actor, report), reused: false };
+    return { replica: await make(dir, actor), reused: false };
   };
   return waitUntil(attempt, { deadlineMs: REPLICA_WAIT_MS, everyMs: 1_000, what: `replica ${key.id} (made by another task)`, ...(report.signal ? { signal: report.signal } : {}) });
 }

@@ -1,7 +1,8 @@
 import { listReplicaRows, replicaPools, replicaTemplates, type Db, type ReplicaRow } from '../store/index.js';
 import { removeTemplate } from '../template/index.js';
 import type { VmDeps } from '../vm/index.js';
-import { removeReplica, type Phase1Record } from './map.js';
+import type { CopyRecord } from './copy.js';
+import { removeReplica, replicaDisks, type Phase1Record } from './map.js';
 import type { ReplicaView } from './views.js';
 
 function phase1Of(r: ReplicaRow): ReplicaView['phase1'] {
@@ -25,6 +26,8 @@ export async function listReplicaViews(db: Db): Promise<ReplicaView[]> {
       template: (await replicaTemplates(db, r.id))[0]?.name ?? null,
       pools: await replicaPools(db, r.id),
       phase1: phase1Of(r),
+      disks: replicaDisks(r).map((d) => ({ id: d.id, path: d.path, sha256: d.sha256, size: d.size })),
+      copiedFrom: r.phase1_json ? ((JSON.parse(r.phase1_json) as Partial<CopyRecord>).copiedFrom ?? null) : null,
       createdAt: r.created_at,
     })),
   );

@@ -18,6 +18,10 @@ export const ReplicaViewSchema = z.object({
   pools: z.array(z.string()),
   /** What phase 1 did when it made the replica (null until it is ready). */
   phase1: z.object({ reboots: z.number().int().min(0), seconds: z.number(), copySeconds: z.number() }).nullable(),
+  /** Its sealed disks, system disk first: a copy on another host has the same sha256s. */
+  disks: z.array(z.object({ id: z.string(), path: z.string(), sha256: z.string(), size: z.number().int().min(0) })),
+  /** Set on a copy: the replica (of another host) it was pulled from. */
+  copiedFrom: z.object({ replica: z.string(), host: z.string() }).nullable(),
   createdAt: z.string(),
 });
 export type ReplicaView = z.infer<typeof ReplicaViewSchema>;

@@ -145,7 +145,7 @@ export class ScriptedProvision implements ProvisionService {
   listReplicas(): ReturnType<ProvisionService['listReplicas']> {
     this.calls.push('listReplicas');
     return Promise.resolve([
-      { id: 'r-1', state: 'ready', image: 'default', imageVersion: 'v1', phase1Digest: 'a'.repeat(64), hostId: 'local', datastore: 'default', path: '/d/r-1', template: 'replica-r-1', pools: [...this.pools.keys()], phase1: null, createdAt: new Date().toISOString() },
+      { id: 'r-1', state: 'ready', image: 'default', imageVersion: 'v1', phase1Digest: 'a'.repeat(64), hostId: 'local', datastore: 'default', path: '/d/r-1', template: 'replica-r-1', pools: [...this.pools.keys()], phase1: null, disks: [], copiedFrom: null, createdAt: new Date().toISOString() },
     ]);
   }
 

@@ -16,6 +16,8 @@ export function registerHostAgentCommand(program: Command): void {
     .option('--datastore <name=path>', 'a datastore of this host (repeat for more); a marker in the directory names its host', collect)
     .option('--heartbeat-seconds <s>', 'seconds between heartbeats', '5')
     .option('--lost-after-seconds <s>', 'a host whose heartbeats stopped this long is lost (default 3 heartbeats)')
+    .option('--fleet-key-file <path>', "the fleet's secret key (the same 0600 file on every host; e.g. openssl rand -hex 32): replica copies between hosts are keyed by it")
+    .option('--max-copies <n>', 'replica copies this host receives at once', '2')
     .action(
       action(async (ctx, raw: RawHostAgentOptions) => {
         const options = parseHostAgentOptions(raw);

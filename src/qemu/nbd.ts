@@ -1,0 +1,86 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { VmforkError } from '../errors.js';
+import { QEMU_IMG_BINARY, readStartTime, runQemuTool } from '../host/index.js';
+import { terminateProcess } from './qemu-process.js';
+
+/**
+ * Disks over the network (issue 14 item 3): a read-only NBD export by qemu-nbd, pulled with `qemu-img convert`,
+ * both ends authenticated and encrypted by TLS with a pre-shared key. The file is exported as raw bytes (a qcow2
+ * file travels as itself), so the copy is byte for byte and its sha256 is the source's.
+ */
+const QEMU_NBD_BINARY = 'qemu-nbd';
+const PSK_USER = 'vmfork';
+const CREDS = 'vmfork-psk';
+
+/** A private directory holding the key in QEMU's `keys.psk` format; removed with `rm`. */
+export async function writePskDir(keyHex: string): Promise<string> {
+  if (!/^[0-9a-f]{32,}$/.test(keyHex)) throw new VmforkError('VMFORK_INTERNAL', 'a TLS pre-shared key is at least 16 bytes of hex');
+  const dir = await mkdtemp(join(tmpdir(), 'vmfork-psk-'));
+  await writeFile(join(dir, 'keys.psk'), `${PSK_USER}:${keyHex}\n`, { mode: 0o600 });
+  return dir;
+}
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, host, () => {
+      const addr = s.address();
+      s.close(() => (addr && typeof addr === 'object' ? ok(addr.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+export interface NbdExport {
+  host: string;
+  port: number;
+  name: string;
+  pid: number;
+  /** Ends the export (the process, by pid and start time) and removes its key. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Exports `file` read-only on `host` (an address of this machine) under `name`, for clients holding the key in
+ * `pskDir`. `--fork` returns once the socket listens; the process serves until `stop()` (the caller bounds its life).
+ */
+export async function startNbdExport(options: { file: string; host: string; name: string; pskDir: string }): Promise<NbdExport> {
+  const port = await freePort(options.host);
+  const pidfile = join(options.pskDir, `${options.name}.pid`);
+  await runQemuTool(QEMU_NBD_BINARY, [
+    '--read-only', '--format', 'raw', '--shared', '1', '--persistent', '--fork', '--pid-file', pidfile,
+    '--export-name', options.name, '--bind', options.host, '--port', String(port),
+    '--object', `tls-creds-psk,id=${CREDS},endpoint=server,dir=${options.pskDir}`, '--tls-creds', CREDS,
+    resolve(options.file),
+  ], { errorCode: 'VMFORK_QEMU_IMG_FAILED', timeoutMs: 30_000 });
+  const pid = Number((await readFile(pidfile, 'utf8')).trim());
+  const startTime = await readStartTime(pid);
+  if (!startTime) throw new VmforkError('VMFORK_QEMU_IMG_FAILED', `qemu-nbd for ${options.name} exited at once`);
+  return {
+    host: options.host,
+    port,
+    name: options.name,
+    pid,
+    stop: async () => {
+      await terminateProcess(pid, startTime, { graceMs: 2_000 });
+    },
+  };
+}
+
+/** Copies an NBD export into `target` (raw bytes: for an exported qcow2 file, that file). */
+export async function pullNbd(options: { host: string; port: number; name: string; pskDir: string; target: string }): Promise<void> {
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  await runQemuTool(QEMU_IMG_BINARY, [
+    'convert', '-q', '-O', 'raw',
+    '--object', `tls-creds-psk,id=${CREDS},endpoint=client,dir=${options.pskDir},username=${PSK_USER}`,
+    '--image-opts', `driver=nbd,host=${host},port=${options.port},export=${options.name},tls-creds=${CREDS}`,
+    resolve(options.target),
+  ], { errorCode: 'VMFORK_QEMU_IMG_FAILED', timeoutMs: 60 * 60_000 });
+}
+
+export async function removePskDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
