@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import type { HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
@@ -162,6 +163,14 @@ function running(
 ): RunningHostAgent {
   const stopping = new AbortController();
   const beat = async (): Promise<'fenced' | undefined> => {
+    if (!held.lock.held) {
+      // the lock went with its connection (the database restarted): taken again, unless another agent of this host
+      // took it meanwhile — then this one is the older, and stops
+      const again = await tryHostLock(db, options.host);
+      if (!again) return 'fenced';
+      held.lock = again;
+      log.warn({ host: options.host }, "host lock taken again: its connection was lost (the database restarted)");
+    }
     if (!(await hostHeartbeat(db, options.host, held.generation, await held.free()))) return 'fenced';
     for (const lost of await sweepLostHosts(db)) log.warn({ host: lost }, 'host lost: its heartbeats stopped');
     return undefined;
@@ -169,10 +178,8 @@ function running(
   const done = (async () => {
     let fenced = false;
     while (!stopping.signal.aborted && !fenced) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, options.heartbeatMs);
-        stopping.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
+      // timers/promises' sleep takes its abort listener back when it ends: one per heartbeat would pile up
+      await sleep(options.heartbeatMs, undefined, { signal: stopping.signal }).catch(() => undefined);
       if (stopping.signal.aborted) break;
       // a database that is away for a moment (a restart) costs heartbeats, not the agent: the next one retries
       fenced = (await beat().catch((err: unknown) => void log.warn({ err }, 'heartbeat failed'))) === 'fenced';

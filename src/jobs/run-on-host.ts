@@ -29,7 +29,8 @@ export async function runOnHost(queue: JobQueue, db: Db, host: string, job: Host
   const id = await queue.send(host, job);
   const ended = await waitUntil(
     async () => {
-      const j = await queue.get(host, id);
+      // the job is queued: a database away for a moment (a restart) costs looks, not the wait
+      const j = await queue.get(host, id).catch(() => undefined);
       return j && (j.state === 'completed' || j.state === 'failed' || j.state === 'cancelled') ? j : undefined;
     },
     { deadlineMs: LONGEST_MS, everyMs: 250, ...(options.signal ? { signal: options.signal } : {}), what: `host ${host} to run job ${id} (${job.op})` },

@@ -1,9 +1,10 @@
-import { sql } from 'kysely';
 import { VmforkError } from '../errors.js';
 import type { Db } from './db.js';
-import { dialectOf } from './dialect.js';
+import { storePools } from './postgres.js';
 
 export interface HostLock {
+  /** False once the lock's connection was lost (a database restart): the lock is gone with it and must be taken again. */
+  readonly held: boolean;
   /** Gives the lock back (idempotent); a dead process gives it back with its connection. */
   release(): Promise<void>;
 }
@@ -12,39 +13,53 @@ export interface HostLock {
  * One agent per host name, for its whole life: a PostgreSQL session advisory lock, keyed by the name, held on a
  * connection of its own. The server knows when a holder dies (its connection ends, even on `kill -9`) and frees the
  * lock at once: no stale lock to clean up, no clock to wait on. Undefined when another session holds it.
+ * The connection can also end under a live holder (the database restarts): `held` turns false, and the holder takes
+ * the lock again (src/host-agent/); the error is the lock's, never the process's.
  * PostgreSQL only: host agents share one database (docs/hosts.md).
  */
 export async function tryHostLock(db: Db, hostId: string): Promise<HostLock | undefined> {
-  if (dialectOf(db) !== 'postgres') {
+  const pool = storePools.get(db);
+  if (!pool) {
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', 'host agents share a PostgreSQL store: give --db postgres://… (docs/hosts.md)');
   }
-  let acquired!: (held: boolean) => void;
-  let failed!: (err: unknown) => void;
-  const outcome = new Promise<boolean>((resolve, reject) => {
-    acquired = resolve;
-    failed = reject;
-  });
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  const key = sql`hashtextextended(${`vmfork-host:${hostId}`}, 0)`;
-  const session = db.connection().execute(async (conn) => {
-    const r = await sql<{ held: boolean }>`select pg_try_advisory_lock(${key}) as held`.execute(conn);
-    const held = r.rows[0]?.held === true;
-    acquired(held);
-    if (!held) return;
-    await released;
-    await sql`select pg_advisory_unlock(${key})`.execute(conn).catch(() => undefined);
-  });
-  // a failure before the answer (the connection) rejects the outcome; after it, it is the release's to swallow
-  session.catch(failed);
-  if (!(await outcome)) {
-    await session;
+  const client = await pool.connect();
+  let held = false;
+  let done = false;
+  const lost = (): void => {
+    held = false;
+    if (done) return;
+    done = true;
+    client.release(true);
+  };
+  client.on('error', lost);
+  client.on('end', lost);
+  const key = `vmfork-host:${hostId}`;
+  try {
+    const r = await client.query<{ held: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as held', [key]);
+    held = r.rows[0]?.held === true;
+  } catch (err) {
+    lost();
+    throw err;
+  }
+  if (!held) {
+    done = true;
+    client.removeListener('error', lost);
+    client.removeListener('end', lost);
+    client.release();
     return undefined;
   }
   return {
+    get held() {
+      return held;
+    },
     release: async () => {
-      release();
-      await session.catch(() => undefined);
+      if (done) return;
+      done = true;
+      held = false;
+      await client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => undefined);
+      client.removeListener('error', lost);
+      client.removeListener('end', lost);
+      client.release();
     },
   };
 }

@@ -76,7 +76,18 @@ test("a host's VM steps run as jobs on its queue, only by its agent: boot, stop,
       assert.match(h2Again.output(), /second/);
       assert.match(h2Again.output(), /1 job taken by a predecessor that died: failed, to be run again/);
 
-      for (const vm of ['on-h2', 'second']) {
+      // the database restarts while h2's agent boots a VM: the agent's heartbeats and the sender's looks fail for a
+      // moment, the boot goes on, its answer is written once the database is back, and the sender gets it
+      const third = dc.cli(h1, ['vm', 'boot', '--host', 'h2', '--image', 'default', '--name', 'third', '--json'], { timeoutMs: BOOT_MS });
+      await waitUntil(async () => (await qemuIn(h2, 'third')).length > 0 || undefined, { deadlineMs: BOOT_MS, everyMs: 100, what: "h2's agent to launch third's QEMU" });
+      await dc.restartDb();
+      const thirdAnswer = await third;
+      assert.equal(thirdAnswer.code, 0, thirdAnswer.stderr);
+      assert.equal((JSON.parse(thirdAnswer.stdout) as { name: string }).name, 'third');
+      assert.equal((await qemuIn(h2, 'third')).length, 1);
+      assert.equal(h2Again.child.exitCode, null, "h2's agent outlived the restart");
+
+      for (const vm of ['on-h2', 'second', 'third']) {
         const gone = await json(dc, h1, ['vm', 'destroy', vm]);
         assert.equal(gone.destroyed, true);
         assert.deepEqual(await qemuIn(h2, vm), []);
