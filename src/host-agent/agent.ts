@@ -4,10 +4,11 @@ import { availableParallelism, hostname, totalmem } from 'node:os';
 import type { HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
 import { healedLine, healInterrupted } from '../heal/index.js';
-import { detectAccel, freeSpace, qemuProgramVersion, readHostFacts } from '../host/index.js';
-import { getHost, hostHeartbeat, isPostgresUrl, markHostDown, openStore, registerAgentHost, settingOnce, sweepLostHosts, tryHostLock, type Db, type HostLock } from '../store/index.js';
+import { detectAccel, freeSpace, qemuProgramVersion, readHostFacts, sweepLost } from '../host/index.js';
+import { getHost, hostHeartbeat, isPostgresUrl, markHostDown, openStore, registerAgentHost, settingOnce, tryHostLock, type Db, type HostLock } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 import { JobQueue } from '../jobs/index.js';
+import { reconcileUnknownVms } from '../vm/index.js';
 import { checkDatastoreMarkers, claimDatastores } from './datastore-marker.js';
 import { readFleetKey } from './fleet-key.js';
 import { startJobWorker, type JobWorker } from './job-worker.js';
@@ -124,7 +125,7 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
       exports: new Map(),
     };
     const worker = await takeJobs(ctx, deps.say, generation);
-    return running(db, deps.log, options, { lock: lock as HostLock, server, url, generation, free, queue, worker });
+    return running(ctx.deps, options, { lock: lock as HostLock, server, url, generation, free, queue, worker });
   } catch (err) {
     await queue?.stop();
     server?.close();
@@ -147,6 +148,7 @@ async function takeJobs(ctx: StepContext, say: HostAgentDeps['say'], generation:
     deps.log.warn({ host, healed: h }, 'healed at agent start');
     say?.(healedLine(h));
   }
+  for (const r of await reconcileUnknown(deps, deps.log)) say?.(`VM ${r.name} was unknown while the host was lost: ${r.state}`);
   const left = await queue.failLeftActive(host, `the agent of ${host} that took it died (generation ${generation - 1} or earlier); run again`);
   if (left.length) {
     deps.log.warn({ host, jobs: left }, 'jobs taken by a predecessor that died: failed, to be run again');
@@ -155,12 +157,18 @@ async function takeJobs(ctx: StepContext, say: HostAgentDeps['say'], generation:
   return startJobWorker(ctx);
 }
 
+async function reconcileUnknown(deps: StepContext['deps'], log: Logger): Promise<{ name: string; state: string }[]> {
+  const moved = await reconcileUnknownVms(deps);
+  for (const r of moved) log.warn({ host: deps.hostId, vm: r.name, state: r.state }, 'VM unknown while the host was lost: looked at again');
+  return moved;
+}
+
 function running(
-  db: Db,
-  log: Logger,
+  vmDeps: StepContext['deps'],
   options: HostAgentOptions,
   held: { lock: HostLock; server: Server; url: string; generation: number; free: () => Promise<Record<string, number>>; queue: JobQueue; worker: JobWorker },
 ): RunningHostAgent {
+  const { db, log } = vmDeps;
   const stopping = new AbortController();
   const beat = async (): Promise<'fenced' | undefined> => {
     if (!held.lock.held) {
@@ -172,7 +180,9 @@ function running(
       log.warn({ host: options.host }, "host lock taken again: its connection was lost (the database restarted)");
     }
     if (!(await hostHeartbeat(db, options.host, held.generation, await held.free()))) return 'fenced';
-    for (const lost of await sweepLostHosts(db)) log.warn({ host: lost }, 'host lost: its heartbeats stopped');
+    await sweepLost(db, log);
+    // back from lost (a partition, a database away): its unknown VMs are looked at again
+    await reconcileUnknown(vmDeps, log);
     return undefined;
   };
   const done = (async () => {

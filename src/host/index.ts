@@ -11,4 +11,4 @@ export { QEMU_IMG_BINARY, QEMU_PACKAGES, QEMU_SYSTEM_BINARY, qemuProgramVersion,
 export { localQemuBuild, parseQ35Alias, readQemuBuild, type QemuBuild, type QemuBuildOptions } from './qemu-build.js';
 export { actorFor, currentOwner, machineBoot, ownerAlive } from './self.js';
 export { datastorePath, DEFAULT_DATASTORE, DatastoreViewSchema, HostViewSchema, listHosts, registerLocalHost, requireDatastore, type HostView } from './datastores.js';
-export { LOST_SWEEP_MS, startLostHostSweep } from './lost-sweep.js';
+export { LOST_SWEEP_MS, startLostHostSweep, sweepLost } from './lost-sweep.js';

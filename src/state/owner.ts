@@ -35,7 +35,11 @@ export type OwnerOp =
   | 'pool'
   /** making a replica (phase 1 + copy + template) */
   | 'replica-create'
-  | 'replica-rm';
+  | 'replica-rm'
+  /** a sweep finding a host lost (its VMs become unknown) */
+  | 'host-lost'
+  /** a host's agent, back, saying what became of its unknown VMs */
+  | 'host-back';
 
 /** The process acting, and what it is doing: recorded as the owner of every transitional state it enters. */
 export interface Actor {

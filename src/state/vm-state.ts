@@ -18,8 +18,10 @@ import { defineStateMachine } from './machine.js';
  * - `destroying`: tearing down (destroy, or the rollback of a failed create); retried until the record is gone.
  * - `refreshing`: a pool child given back: its QEMU is gone and its overlays are being made anew from the pool's
  *   template, keeping its name, MAC and address; it becomes `registered` and is forked again at once.
+ * - `unknown`: its host is lost (its agent's heartbeats stopped): whether its QEMU still runs cannot be known from
+ *   here. The host's agent, back, finds out and moves it on (running, paused, warm, stopped or failed).
  */
-export const VM_STATES = ['creating', 'registered', 'warm', 'starting', 'forking', 'running', 'paused', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing'] as const;
+export const VM_STATES = ['creating', 'registered', 'warm', 'starting', 'forking', 'running', 'paused', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing', 'unknown'] as const;
 export type VmState = (typeof VM_STATES)[number];
 
 /**
@@ -38,15 +40,17 @@ export const vmStateMachine = defineStateMachine<VmState>({
     // a pool keeps some registered children warm: launched at -incoming defer, so a claim only resumes them
     registered: ['warm', 'forking', 'destroying'],
     // a warm process whose QEMU died is failed; one taken by a fork loads the template's state
-    warm: ['forking', 'failed', 'destroying'],
+    warm: ['forking', 'failed', 'destroying', 'unknown'],
     starting: ['running', 'failed', 'stopping', 'destroying'],
     forking: ['running', 'failed', 'destroying'],
-    running: ['paused', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing'],
-    paused: ['running', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing'],
+    running: ['paused', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing', 'unknown'],
+    paused: ['running', 'stopping', 'stopped', 'failed', 'destroying', 'refreshing', 'unknown'],
     stopping: ['stopped', 'failed', 'destroying'],
     stopped: ['starting', 'destroying', 'refreshing'],
     failed: ['starting', 'destroying', 'refreshing'],
     refreshing: ['registered', 'failed', 'destroying'],
+    // a lost host's VM: its agent, back, says what became of it (fenced by the host's generation: docs/jobs.md)
+    unknown: ['running', 'paused', 'warm', 'stopped', 'failed', 'destroying'],
     // a destroy whose owner died halfway is taken over and run again
     destroying: ['destroying'],
   },

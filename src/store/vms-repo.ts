@@ -1,5 +1,5 @@
 import { VmforkError } from '../errors.js';
-import type { VmRole } from '../state/index.js';
+import type { VmRole, VmState } from '../state/index.js';
 import { sql } from 'kysely';
 import type { Db } from './db.js';
 import type { NewVm, VmRow, VmUpdate } from './schema.js';
@@ -16,6 +16,12 @@ export async function requireVm(db: Db, name: string): Promise<VmRow> {
   const row = await getVm(db, name);
   if (!row) throw new VmforkError('VMFORK_VM_NOT_FOUND', `no VM named "${name}" (see: vmfork vm list)`, { details: { vm: name } });
   return row;
+}
+
+/** A host's VMs in any of `states`, by name. */
+export async function vmsOnHost(db: Db, hostId: string, states: readonly VmState[]): Promise<VmRow[]> {
+  if (states.length === 0) return [];
+  return db.selectFrom('vms').selectAll().where('host_id', '=', hostId).where('state', 'in', [...states]).orderBy('name').execute();
 }
 
 export async function listVms(db: Db, filter: { role?: VmRole; template?: string } = {}): Promise<VmRow[]> {

@@ -24,3 +24,4 @@ export { startVmProcess } from './vm-process.js';
 export { describeTeardown, killVmQemu, rollbackVm, stopStrayQemu, teardownVm, type Teardown } from './vm-record.js';
 export { sshArgv, sshTarget, type SshTarget } from './ssh.js';
 export { resumeVm, suspendVm, SUSPEND_LABEL, type ResumeResult, type SuspendResult } from './suspend.js';
+export { reconcileUnknownVms } from './unknown.js';

@@ -86,6 +86,21 @@ test("a host's VM steps run as jobs on its queue, only by its agent: boot, stop,
       assert.equal((JSON.parse(thirdAnswer.stdout) as { name: string }).name, 'third');
       assert.equal((await qemuIn(h2, 'third')).length, 1);
       assert.equal(h2Again.child.exitCode, null, "h2's agent outlived the restart");
+      assert.equal((await qemuIn(h2, 'on-h2')).length, 1);
+
+      // h2 is lost (its agent killed, its VMs' QEMUs left running, one of them dies meanwhile): its VMs are unknown
+      // to the fleet until its agent is back and says what became of each
+      h2Again.child.kill('SIGKILL');
+      await h2Again.exited;
+      const stateOf = async (vm: string): Promise<string> => String((await json(dc, h1, ['vm', 'show', vm])).state);
+      await waitUntil(async () => ((await stateOf('on-h2')) === 'unknown' ? true : undefined), { deadlineMs: 60_000, everyMs: 250, what: "h2's VMs to become unknown once h2 is lost" });
+      assert.deepEqual([await stateOf('second'), await stateOf('third')], ['unknown', 'unknown']);
+      for (const pid of await qemuIn(h2, 'third')) process.kill(pid, 'SIGKILL');
+      await waitUntil(async () => ((await qemuIn(h2, 'third')).length === 0 ? true : undefined), { deadlineMs: 30_000, everyMs: 100, what: "third's QEMU to exit" });
+      const h2Back = await dc.startAgent(h2, AGENT);
+      assert.match(h2Back.output(), /VM on-h2 was unknown while the host was lost: running/);
+      assert.match(h2Back.output(), /VM third was unknown while the host was lost: stopped/);
+      assert.deepEqual([await stateOf('on-h2'), await stateOf('second'), await stateOf('third')], ['running', 'running', 'stopped']);
 
       for (const vm of ['on-h2', 'second', 'third']) {
         const gone = await json(dc, h1, ['vm', 'destroy', vm]);

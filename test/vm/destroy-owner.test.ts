@@ -14,7 +14,7 @@ import { addVmRow, liveOtherOwner, recordsOnlyDeps } from './owner-fixtures.js';
 // a row (records, leases, files); heal's own test covers a dead owner's rows found by the next command.
 
 test('the states destroy may start from are read off the state table: resting states that may become destroying', () => {
-  assert.deepEqual(DESTROYABLE_STATES, ['registered', 'warm', 'running', 'paused', 'stopped', 'failed']);
+  assert.deepEqual(DESTROYABLE_STATES, ['registered', 'warm', 'running', 'paused', 'stopped', 'failed', 'unknown']);
   for (const s of DESTROYABLE_STATES) assert.ok(vmStateMachine.canTransition(s, 'destroying') && !vmStateMachine.isTransitional(s));
 });
 
@@ -59,7 +59,7 @@ test('destroy refuses a VM a live other process is forking (409, the allowed sta
     await assert.rejects(destroyVm(deps, 'theirs'), (err: Error & { code?: string; status?: number; details?: Record<string, unknown> }) => {
       assert.equal(err.code, 'VMFORK_VM_STATE');
       assert.equal(err.status, 409);
-      assert.match(err.message, new RegExp(`VM theirs is forking \\(vmfork pid ${other.actor.owner.pid} is working on it: fork\\); destroy is allowed from registered, warm, running, paused, stopped, failed, or once that process has exited`));
+      assert.match(err.message, new RegExp(`VM theirs is forking \\(vmfork pid ${other.actor.owner.pid} is working on it: fork\\); destroy is allowed from registered, warm, running, paused, stopped, failed, unknown, or once that process has exited`));
       assert.deepEqual(err.details?.allowed, DESTROYABLE_STATES);
       assert.deepEqual([err.details?.from, err.details?.ownerPid], ['forking', other.actor.owner.pid]);
       return true;
