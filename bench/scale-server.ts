@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { VmforkError } from '../src/errors.js';
-import { waitUntil } from '../src/util/index.js';
+import { freePort, waitUntil } from '../src/util/index.js';
 
 /** dist/bench/ → dist/src/cli/main.js: the real server, as `vmfork serve` runs it. */
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
@@ -23,16 +22,6 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export async function startBenchServer(root: string): Promise<BenchServer> {
   const port = await freePort();

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { VmforkError } from '../errors.js';
+import { isPostgresUrl } from '../util/index.js';
 
 /** Every path vmfork writes lives under one data dir; this is its layout. */
 export interface HomeLayout {
@@ -50,7 +51,7 @@ export function resolveImageDir(root: string, env: NodeJS.ProcessEnv = process.e
 export function resolveStoreTarget(root: string, options: { db?: string | undefined; env?: NodeJS.ProcessEnv } = {}): string {
   const given = options.db ?? (options.env ?? process.env).VMFORK_DB;
   if (given === undefined || given === '') return join(root, 'vmfork.db');
-  if (!/^postgres(ql)?:\/\//i.test(given)) {
+  if (!isPostgresUrl(given)) {
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--db (or VMFORK_DB) takes a postgres:// URL, e.g. postgres://vmfork@db.example:5432/vmfork; without it the store is ${join(root, 'vmfork.db')}`, {
       details: { field: 'db' },
     });

@@ -7,6 +7,7 @@ import {
   getNetwork,
   insertNetwork,
   listLeases,
+  NO_OWNER,
   requireNetwork,
   transition,
   withWriteLock,
@@ -63,13 +64,13 @@ export async function createNetwork(db: Db, options: CreateNetworkOptions): Prom
   };
   await insertNetwork(db, row, actor);
   try {
-    await ensureNamespace(hostSpec({ ...row, owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null }));
+    await ensureNamespace(hostSpec({ ...row, ...NO_OWNER }));
     await transition(db, 'networks', row.name, 'creating', 'ready', actor);
   } catch (err) {
     await deleteNetworkRow(db, row.name);
     throw err;
   }
-  return { network: { ...row, state: 'ready', owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null }, normalizedFrom: cidr.normalized ? options.cidr : undefined };
+  return { network: { ...row, state: 'ready', ...NO_OWNER }, normalizedFrom: cidr.normalized ? options.cidr : undefined };
 }
 
 /**

@@ -1,9 +1,9 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { VmforkError } from '../errors.js';
 import { QEMU_IMG_BINARY, readStartTime, runQemuTool } from '../host/index.js';
+import { freePort } from '../util/index.js';
 import { terminateProcess } from './qemu-process.js';
 
 /**
@@ -23,16 +23,6 @@ export async function writePskDir(keyHex: string): Promise<string> {
   return dir;
 }
 
-async function freePort(host: string): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, host, () => {
-      const addr = s.address();
-      s.close(() => (addr && typeof addr === 'object' ? ok(addr.port) : fail(new Error('no port'))));
-    });
-  });
-}
 
 export interface NbdExport {
   host: string;

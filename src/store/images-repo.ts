@@ -3,7 +3,7 @@ import type { Db } from './db.js';
 import { isUniqueViolation } from './db.js';
 import type { ImageRow, NewImage } from './schema.js';
 import type { Actor } from '../state/index.js';
-import { ownerColumns } from './transition.js';
+import { NO_OWNER, ownerColumns } from './transition.js';
 
 export async function getImage(db: Db, name: string): Promise<ImageRow | undefined> {
   return db.selectFrom('images').selectAll().where('name', '=', name).executeTakeFirst();
@@ -53,7 +53,7 @@ export async function upsertReadyImage(db: Db, image: ImageFields): Promise<void
   try {
     await db
       .insertInto('images')
-      .values({ ...image, state: 'ready', updated_at: now, owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null })
+      .values({ ...image, state: 'ready', updated_at: now, ...NO_OWNER })
       .execute();
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;

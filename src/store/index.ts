@@ -7,7 +7,7 @@ export { LOCAL_HOST_ID, isUniqueViolation, migrate, openStore, withWriteLock, ty
 export { dialectOf, type StoreDialect } from './dialect.js';
 export { isPostgresUrl } from './postgres.js';
 export type * from './schema.js';
-export { ownerColumns, takeOver, transition, transitionalRows, type ExtraSet, type StatefulTable, type StateOf, type TransitionalRow } from './transition.js';
+export { NO_OWNER, ownerColumns, takeOver, transition, transitionalRows, type ExtraSet, type StatefulTable, type StateOf, type TransitionalRow } from './transition.js';
 export * from './vms-repo.js';
 export * from './templates-repo.js';
 export * from './networks-repo.js';

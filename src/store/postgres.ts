@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { VmforkError } from '../errors.js';
-import { redactUrl } from '../util/index.js';
+import { isPostgresUrl, redactUrl } from '../util/index.js';
 
 const BIGINT_OID = 20;
 const NUMERIC_OID = 1700;
@@ -18,10 +18,7 @@ const types = {
 /** The pool each PostgreSQL store (its Kysely) was opened on: a listener needs a connection outside Kysely's. */
 export const storePools = new WeakMap<object, pg.Pool>();
 
-/** `postgres://` and `postgresql://` (libpq's two spellings) name a PostgreSQL store; anything else is a SQLite file. */
-export function isPostgresUrl(target: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(target);
-}
+export { isPostgresUrl };
 
 export interface PostgresPoolOptions {
   /** Connections this process holds at most. @default 10 */

@@ -31,11 +31,14 @@ const MACHINES: { [T in StatefulTable]: { machine: StateMachine<StateOf<T>>; not
 /** Columns a transition may write besides state and owner (never the key). */
 export type ExtraSet<T extends StatefulTable> = Partial<Omit<Database[T], 'name' | 'id' | 'state' | 'updated_at' | keyof OwnerColumns>>;
 
+/** The owner columns of a resting row: nobody is acting on it. */
+export const NO_OWNER: Readonly<OwnerColumns> = Object.freeze({ owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null });
+
 /** Owner columns for a row entering `state`: the actor while the state is transitional, none once it rests. */
 export function ownerColumns<T extends StatefulTable>(table: T, state: StateOf<T>, actor: Actor): OwnerColumns {
   return MACHINES[table].machine.isTransitional(state)
     ? { owner_pid: actor.owner.pid, owner_start_time: actor.owner.startTime, owner_op: actor.op, owner_boot: actor.owner.boot }
-    : { owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null };
+    : { ...NO_OWNER };
 }
 
 /**

@@ -37,3 +37,8 @@ export function redactUrl(url: string): string {
     return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
   }
 }
+
+/** `postgres://` and `postgresql://` (libpq's two spellings) name a PostgreSQL store; anything else is a SQLite file. */
+export function isPostgresUrl(target: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(target);
+}

@@ -2,7 +2,7 @@ import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { adoptProcess, GuestAgentClient } from '../qemu/index.js';
 import { LIVE_STATES, vmStateMachine, type VmRole } from '../state/index.js';
-import { currentProcess, listVms, markProcessExited, requireVm, transition, type VmRow } from '../store/index.js';
+import { currentProcess, listVms, markProcessExited, NO_OWNER, requireVm, transition, type VmRow } from '../store/index.js';
 import { assertVmHere, hereHost, type VmDeps } from './vm-deps.js';
 import { claimVm, destroyRefused } from './vm-owner.js';
 import { teardownVm, type Teardown } from './vm-record.js';
@@ -29,7 +29,7 @@ export async function reconcileVm(deps: VmDeps, vm: VmRow): Promise<VmRow> {
     // another process moved it first: show what it made of it
     return requireVm(deps.db, vm.name);
   }
-  return { ...vm, state: to, last_error: why, owner_pid: null, owner_start_time: null, owner_op: null, owner_boot: null };
+  return { ...vm, state: to, last_error: why, ...NO_OWNER };
 }
 
 export async function getVmReconciled(deps: VmDeps, name: string): Promise<VmRow> {

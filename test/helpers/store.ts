@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { homeLayout, type HomeLayout } from '../../src/config/index.js';
 import { dialectOf, openStore, type Db, type StoreDialect } from '../../src/store/index.js';
+import { isPostgresUrl } from '../../src/util/index.js';
 
 /**
  * The store a unit test runs on. Unset, SQLite; under `scripts/test-pg.sh`, VMFORK_TEST_PG_URL names a real
@@ -58,7 +59,7 @@ export async function refuseInserts(db: Db, table: string): Promise<void> {
 
 /** Rows of one query on a store, read without opening it as vmfork does (no migration, no check): a raw look. */
 export async function rawRows(target: string, query: string): Promise<Record<string, unknown>[]> {
-  if (/^postgres(ql)?:\/\//.test(target)) {
+  if (isPostgresUrl(target)) {
     const client = new pg.Client({ connectionString: target });
     await client.connect();
     try {
@@ -89,7 +90,7 @@ export async function testHomeLayout(dir: string): Promise<HomeLayout> {
  * data dir (the database, its WAL), or every row of every table of the PostgreSQL database.
  */
 export async function storeText(home: HomeLayout): Promise<string> {
-  if (/^postgres(ql)?:\/\//.test(home.db)) {
+  if (isPostgresUrl(home.db)) {
     const tables = await rawRows(home.db, "select tablename from pg_tables where schemaname = 'public'");
     const parts = await Promise.all(tables.map(async (t) => JSON.stringify(await rawRows(home.db, `select * from "${String(t.tablename)}"`))));
     return parts.join('\n');

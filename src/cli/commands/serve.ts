@@ -5,7 +5,7 @@ import { demoPoolSpec, runDemoPool } from '../demo-pool.js';
 import { drainTasks } from '../../task/index.js';
 import type { VmDeps } from '../../vm/index.js';
 import { printTable } from '../output.js';
-import { redactUrl } from '../../util/index.js';
+import { isPostgresUrl, redactUrl } from '../../util/index.js';
 import { action } from '../action.js';
 
 /** `serve --demo`: the main job's pool, its table and its times, while the server keeps serving. */
@@ -40,7 +40,7 @@ export function registerServeCommands(program: Command): void {
         if (opts.diskOvercommit !== undefined) await setDiskOvercommit(deps.db, opts.diskOvercommit);
         const provision = createProvisionService(deps);
         const server = await startServer(deps, { listen: opts.listen, provision });
-        const store = /^postgres(ql)?:/i.test(ctx.home.db) ? `PostgreSQL ${redactUrl(ctx.home.db)}` : ctx.home.db;
+        const store = isPostgresUrl(ctx.home.db) ? `PostgreSQL ${redactUrl(ctx.home.db)}` : ctx.home.db;
         process.stdout.write(`vmfork: serving ${server.url}\n  token: ${server.tokenPath}\n  store: ${store}\n  ${server.adopted} running VM(s) re-adopted\n`);
         if (opts.demo) {
           try {
