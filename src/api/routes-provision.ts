@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { VmforkError } from '../errors.js';
 import { PoolDetailSchema, PoolSpecInputSchema, PoolSummarySchema, ResizeRequestSchema } from '../pool/index.js';
+import { remoteHostOfReplica, sendHostJob } from '../host-agent/index.js';
 import { ReplicaViewSchema } from '../replica/index.js';
 import { TaskAcceptedSchema } from '../task/index.js';
 import { destroyVm, getVmReconciled, listVmSummaries, showVm, type VmDeps } from '../vm/index.js';
@@ -88,8 +89,13 @@ export function provisionRoutes(deps: VmDeps, provision: ProvisionService | unde
     defineRoute({
       method: 'DELETE', path: '/v1/replicas/{id}', operationId: 'removeReplica', tag: 'replicas', summary: 'Remove a replica no pool uses, with its templates and files (refused while a pool uses it)',
       params: z.strictObject({ id: z.string().regex(/^[0-9a-f]{12}$/, 'must be a replica id (12 hex digits)') }),
-      status: 200, response: z.object({ id: z.string(), templates: z.array(z.string()) }), responseName: 'ReplicaRemoved', errors: [404, 409, 501],
-      handler: ({ params }) => engine(provision).removeReplica(params.id),
+      status: 200, response: z.object({ id: z.string(), templates: z.array(z.string()) }), responseName: 'ReplicaRemoved', errors: [404, 409, 501, 502],
+      handler: async ({ params }) => {
+        // another host's replica: its files are there, and its agent removes it (docs/jobs.md)
+        const host = await remoteHostOfReplica(deps, params.id);
+        if (host) return (await sendHostJob(deps, host, { op: 'replica-rm', replica: params.id })) as { id: string; templates: string[] };
+        return engine(provision).removeReplica(params.id);
+      },
     }),
   ];
 }

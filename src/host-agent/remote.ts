@@ -1,12 +1,18 @@
 import { VmforkError } from '../errors.js';
 import { JobQueue, runOnHost, type HostJob } from '../jobs/index.js';
-import { isPostgresUrl, requireVm } from '../store/index.js';
+import { getReplica, isPostgresUrl, requireVm } from '../store/index.js';
 import { hereHost, type VmDeps } from '../vm/index.js';
 
 /** The host a VM is on when that is not this process's host (its agent must act on it); undefined when it is here. */
 export async function remoteHostOf(deps: VmDeps, name: string): Promise<string | undefined> {
   const vm = await requireVm(deps.db, name);
   return vm.host_id === hereHost(deps) ? undefined : vm.host_id;
+}
+
+/** The host a replica is on when that is not this process's host; undefined when it is here or there is none. */
+export async function remoteHostOfReplica(deps: VmDeps, id: string): Promise<string | undefined> {
+  const row = await getReplica(deps.db, id);
+  return row && row.host_id !== hereHost(deps) ? row.host_id : undefined;
 }
 
 /**

@@ -3,7 +3,7 @@ import { VmforkError } from '../errors.js';
 import { runOnHost } from '../jobs/index.js';
 import { parsePoolSpec } from '../pool/index.js';
 import { pullNbd, removePskDir, startNbdExport, writePskDir, type NbdExport } from '../qemu/index.js';
-import { ensureReplica, receiveReplica, replicaDisks, type StepReporter } from '../replica/index.js';
+import { ensureReplica, receiveReplica, removeReplicaAndTemplates, replicaDisks, type StepReporter } from '../replica/index.js';
 import { getReplica } from '../store/index.js';
 import { exportKey } from './fleet-key.js';
 import type { StepContext } from './step-context.js';
@@ -67,6 +67,16 @@ export async function unexportReplica(ctx: StepContext, exportId: string): Promi
     await removePskDir(e.pskDir);
   }
   return { exportId, ended: Boolean(e) };
+}
+
+/** Removes a replica of this host with its templates and files (the replica room refuses one a pool uses). */
+export async function removeReplicaHere(ctx: StepContext, id: string, attempt: number): Promise<Record<string, unknown>> {
+  const row = await getReplica(ctx.deps.db, id);
+  if (!row && attempt > 0) return { id, templates: [] };
+  if (row && row.host_id !== ctx.deps.hostId) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `replica ${id} is on host ${row.host_id}, not ${ctx.deps.hostId}`, { details: { replica: id, host: row.host_id } });
+  }
+  return removeReplicaAndTemplates(ctx.deps, id);
 }
 
 /**

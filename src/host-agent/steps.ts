@@ -2,7 +2,7 @@ import { isVmforkError, toVmforkError } from '../errors.js';
 import type { HostJob, JobAnswer } from '../jobs/index.js';
 import { getVm } from '../store/index.js';
 import { bootVm, destroyVm, startVm, stopVm, vmSummary } from '../vm/index.js';
-import { exportReplica, makeReplicaHere, receiveReplicaHere, unexportReplica } from './replica-steps.js';
+import { exportReplica, makeReplicaHere, receiveReplicaHere, removeReplicaHere, unexportReplica } from './replica-steps.js';
 import type { StepContext } from './step-context.js';
 
 /**
@@ -11,7 +11,8 @@ import type { StepContext } from './step-context.js';
  * first looks for its own finished work:
  * - vm-boot of a VM already running here answers with it;
  * - vm-stop of a stopped VM and vm-destroy of a VM that is gone answer at once;
- * - replica-make and replica-receive find the replica by its key; replica-export of an id it serves answers with it.
+ * - replica-make and replica-receive find the replica by its key; replica-export of an id it serves answers with it;
+ * - replica-rm of a replica that is gone answers at once.
  */
 export async function runHostStep(ctx: StepContext, job: HostJob, attempt: number, signal: AbortSignal): Promise<Record<string, unknown>> {
   const deps = ctx.deps;
@@ -53,6 +54,8 @@ export async function runHostStep(ctx: StepContext, job: HostJob, attempt: numbe
       return exportReplica(ctx, job.replica, job.exportId);
     case 'replica-unexport':
       return unexportReplica(ctx, job.exportId);
+    case 'replica-rm':
+      return removeReplicaHere(ctx, job.replica, attempt);
   }
 }
 

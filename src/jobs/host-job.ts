@@ -28,6 +28,8 @@ export const HOST_JOB = z.discriminatedUnion('op', [
   // a replica's disks served read-only to the host that pulls them, under a key both derive from the export's id
   z.object({ op: z.literal('replica-export'), replica: z.string().regex(/^[0-9a-f]{12}$/), exportId: z.string().uuid() }),
   z.object({ op: z.literal('replica-unexport'), exportId: z.string().uuid() }),
+  // this host's replica removed with its templates and files (refused while a pool uses it)
+  z.object({ op: z.literal('replica-rm'), replica: z.string().regex(/^[0-9a-f]{12}$/) }),
 ]);
 
 export type HostJob = z.infer<typeof HOST_JOB>;

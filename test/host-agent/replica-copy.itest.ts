@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256File, waitUntil } from '../../src/util/index.js';
 import { isRoot } from '../network/itest-helpers.js';
@@ -102,8 +102,11 @@ test("a replica made once on h1 (phase 1 there) is copied to h2 and h3 by their 
       const sourceDisk = source[0]!;
       chmodSync(sourceDisk.path, 0o600);
       appendFileSync(sourceDisk.path, Buffer.from('not the sealed bytes'));
+      // removed by h3's agent (the server on h1 sends it there), with its files
       const gone = await dc.cli(h1, ['replica', 'rm', to3!.replica]);
       assert.equal(gone.code, 0, gone.stderr);
+      assert.equal(existsSync(join(h3.datastore, 'replicas', to3!.replica)), false);
+      assert.match(readFileSync(join(h3.home, 'logs', 'vmfork.log'), 'utf8'), /"op":"replica-rm"/, "run by h3's agent");
       const refused = await dc.cli(h1, ['replica', 'copy', made.replica, '--to-host', 'h3', '--datastore', 'main'], { timeoutMs: LONG_MS });
       assert.notEqual(refused.code, 0);
       assert.match(refused.stderr, /VMFORK_REPLICA_CORRUPT/);

@@ -62,7 +62,7 @@ export function registerVmCommands(program: Command): void {
       action(async (ctx, opts: { json?: boolean }) => {
         const rows = await listVmSummaries(await ctx.deps());
         if (opts.json) return printJson(rows);
-        printTable(rows, ['name', 'state', 'role', 'pool', 'ip', 'image', 'accel', 'memoryMiB', 'cpus']);
+        printTable(rows, ['name', 'state', 'host', 'role', 'pool', 'ip', 'image', 'accel', 'memoryMiB', 'cpus']);
       }),
     );
 
