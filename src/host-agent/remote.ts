@@ -1,5 +1,5 @@
 import { VmforkError } from '../errors.js';
-import { JobQueue, runOnHost, type HostJob } from '../jobs/index.js';
+import { JobQueue, runOnHost, type HostJob, type HostJobView } from '../jobs/index.js';
 import { getReplica, isPostgresUrl, requireVm } from '../store/index.js';
 import { hereHost, type VmDeps } from '../vm/index.js';
 
@@ -13,6 +13,19 @@ export async function remoteHostOf(deps: VmDeps, name: string): Promise<string |
 export async function remoteHostOfReplica(deps: VmDeps, id: string): Promise<string | undefined> {
   const row = await getReplica(deps.db, id);
   return row && row.host_id !== hereHost(deps) ? row.host_id : undefined;
+}
+
+/** A host's jobs, newest first (`vmfork host jobs`). */
+export async function listHostJobs(deps: VmDeps, host: string, limit = 50): Promise<HostJobView[]> {
+  if (!isPostgresUrl(deps.home.db)) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', "hosts' job queues are on the fleet's PostgreSQL store: give --db postgres://… or VMFORK_DB (docs/jobs.md)", { details: { field: 'db' } });
+  }
+  const queue = await JobQueue.open(deps.home.db, deps.log);
+  try {
+    return await queue.list(host, limit);
+  } finally {
+    await queue.stop();
+  }
 }
 
 /**

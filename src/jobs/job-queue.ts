@@ -24,6 +24,32 @@ export function hostQueue(host: string): string {
  */
 export const HOST_QUEUE_POLICY = { retryLimit: 2, retryDelay: 5, expireInSeconds: 3600 } as const;
 
+/** One job of a host's queue as `vmfork host jobs` shows it. */
+export interface HostJobView {
+  id: string;
+  op: string;
+  /** pg-boss's: created, retry, active, completed, cancelled, failed. */
+  state: string;
+  /** Times an agent took it. */
+  attempts: number;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  /** The error it was answered with, or its last failure. */
+  error: string | null;
+}
+
+interface JobRow {
+  id: string;
+  data: unknown;
+  state: string;
+  retry_count: number;
+  created_on: Date | string;
+  started_on: Date | string | null;
+  completed_on: Date | string | null;
+  output: unknown;
+}
+
 export interface JobQueueOptions {
   /** Runs pg-boss's maintenance (expiry, archive) in this process: agents and servers do, a one-shot CLI does not. */
   supervise?: boolean;
@@ -98,6 +124,32 @@ export class JobQueue {
   /** Fails a job: pg-boss runs it again while its retries last. */
   async fail(host: string, id: string, err: Error): Promise<void> {
     await this.boss.fail(hostQueue(host), id, { message: err.message });
+  }
+
+  /**
+   * A host's jobs, newest first (at most `limit`): those still queued or running and those ended recently (pg-boss
+   * archives ended jobs after 12 hours and deletes them after 14 days).
+   */
+  async list(host: string, limit = 50): Promise<HostJobView[]> {
+    const cols = 'id, data, state, retry_count, created_on, started_on, completed_on, output';
+    const { rows } = await this.boss.getDb().executeSql(
+      `select * from (select ${cols} from ${JOB_SCHEMA}.job where name = $1 union all select ${cols} from ${JOB_SCHEMA}.archive where name = $1) j order by created_on desc limit $2`,
+      [hostQueue(host), limit],
+    );
+    return (rows as JobRow[]).map((r) => {
+      const out = (r.output ?? {}) as { ok?: boolean; error?: { code?: string; message?: string }; message?: string };
+      const error = out.ok === false ? `${out.error?.code ?? '?'}: ${out.error?.message ?? ''}` : r.state === 'failed' || r.state === 'retry' ? (out.message ?? null) : null;
+      return {
+        id: r.id,
+        op: String((r.data as { op?: unknown } | null)?.op ?? '?'),
+        state: r.state,
+        attempts: r.retry_count + (r.started_on ? 1 : 0),
+        createdAt: new Date(r.created_on).toISOString(),
+        startedAt: r.started_on ? new Date(r.started_on).toISOString() : null,
+        endedAt: r.completed_on ? new Date(r.completed_on).toISOString() : null,
+        error,
+      };
+    });
   }
 
   async stop(): Promise<void> {

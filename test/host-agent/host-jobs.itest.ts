@@ -75,6 +75,11 @@ test("a host's VM steps run as jobs on its queue, only by its agent: boot, stop,
       assert.equal((await qemuIn(h2, 'second')).length, 1, 'one QEMU for the VM booted twice');
       assert.match(h2Again.output(), /second/);
       assert.match(h2Again.output(), /1 job taken by a predecessor that died: failed, to be run again/);
+      // the queue shows it: the boot taken twice, completed; the stop, start and first boot once each
+      const jobs = (await dc.cli(h1, ['host', 'jobs', 'h2', '--json']));
+      assert.equal(jobs.code, 0, jobs.stderr);
+      const seen = (JSON.parse(jobs.stdout) as { op: string; state: string; attempts: number }[]).map((j) => [j.op, j.state, j.attempts]);
+      assert.deepEqual(seen, [['vm-boot', 'completed', 2], ['vm-start', 'completed', 1], ['vm-stop', 'completed', 1], ['vm-boot', 'completed', 1]]);
 
       // the database restarts while h2's agent boots a VM: the agent's heartbeats and the sender's looks fail for a
       // moment, the boot goes on, its answer is written once the database is back, and the sender gets it

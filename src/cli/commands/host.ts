@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { listHosts } from '../../host/index.js';
-import { parseHostAgentOptions, startHostAgent, type RawHostAgentOptions } from '../../host-agent/index.js';
+import { listHostJobs, parseHostAgentOptions, startHostAgent, type RawHostAgentOptions } from '../../host-agent/index.js';
 import { formatBytes } from '../../util/index.js';
 import { action } from '../action.js';
 import { printJson, printTable } from '../output.js';
+import { positiveInt } from '../parse.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -58,6 +59,22 @@ export function registerHostCommands(program: Command): void {
             datastores: h.datastores.map((d) => `${d.name}=${d.path} (${formatBytes(d.freeBytes)} free)`).join(', '),
           })),
           ['id', 'state', 'hostname', 'generation', 'heartbeat', 'cpus', 'memory', 'accel', 'datastores'],
+        );
+      }),
+    );
+  host
+    .command('jobs <host>')
+    .description("a host's job queue, newest first: each job's op, state (created, retry, active, completed, failed), attempts and error (docs/jobs.md)")
+    .option('--limit <n>', 'at most this many', '50')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (ctx, name: string, opts: { limit: string; json?: boolean }) => {
+        const jobs = await listHostJobs(await ctx.deps(), name, positiveInt(opts.limit, '--limit'));
+        if (opts.json) return printJson(jobs);
+        if (jobs.length === 0) return void process.stdout.write(`no jobs for host ${name}\n`);
+        printTable(
+          jobs.map((j) => ({ id: j.id, op: j.op, state: j.state, attempts: j.attempts, created: j.createdAt, ended: j.endedAt ?? '-', error: j.error ?? '-' })),
+          ['id', 'op', 'state', 'attempts', 'created', 'ended', 'error'],
         );
       }),
     );
