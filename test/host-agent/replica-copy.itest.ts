@@ -19,7 +19,8 @@ interface ReplicaJson {
   hostId: string;
   datastore: string;
   phase1Digest: string;
-  disks: Disk[];
+  disks: (Disk & { size: number })[];
+  phase1: { seconds: number; copySeconds: number } | null;
   copiedFrom: { replica: string; host: string } | null;
 }
 
@@ -92,6 +93,8 @@ test("a replica made once on h1 (phase 1 there) is copied to h2 and h3 by their 
 
       // replica list shows each host's copy
       const listed = await replicas(dc, h1);
+      const figures = listed.map((r) => `${r.hostId}: phase 1 ${r.phase1?.seconds ?? '-'} s, copy ${r.phase1?.copySeconds ?? '-'} s, ${r.disks.reduce((n, d) => n + d.size, 0)} bytes`);
+      process.stdout.write(`# replica figures (this machine): ${figures.join('; ')}\n`);
       assert.deepEqual(listed.map((r) => [r.hostId, r.state, r.datastore, r.phase1Digest]).sort(), [
         ['h1', 'ready', 'main', listed[0]?.phase1Digest],
         ['h2', 'ready', 'main', listed[0]?.phase1Digest],
