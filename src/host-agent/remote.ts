@@ -15,33 +15,32 @@ export async function remoteHostOfReplica(deps: VmDeps, id: string): Promise<str
   return row && row.host_id !== hereHost(deps) ? row.host_id : undefined;
 }
 
-/** A host's jobs, newest first (`vmfork host jobs`). */
-export async function listHostJobs(deps: VmDeps, host: string, limit = 50): Promise<HostJobView[]> {
-  if (!isPostgresUrl(deps.home.db)) {
-    throw new VmforkError('VMFORK_INVALID_ARGUMENT', "hosts' job queues are on the fleet's PostgreSQL store: give --db postgres://… or VMFORK_DB (docs/jobs.md)", { details: { field: 'db' } });
-  }
+/**
+ * The fleet's queue for one call, closed after it. Only a PostgreSQL store has host agents and their queues: on any
+ * other, `refusal` is thrown before anything is opened.
+ */
+async function withQueue<T>(deps: VmDeps, refusal: () => VmforkError, fn: (queue: JobQueue) => Promise<T>): Promise<T> {
+  if (!isPostgresUrl(deps.home.db)) throw refusal();
   const queue = await JobQueue.open(deps.home.db, deps.log);
   try {
-    return await queue.list(host, limit);
+    return await fn(queue);
   } finally {
     await queue.stop();
   }
 }
 
-/**
- * Runs a step on another host of the fleet: a job on that host's queue, its answer awaited (src/jobs/). Only a
- * PostgreSQL store has host agents and their queues.
- */
+/** A host's jobs, newest first (`vmfork host jobs`). */
+export async function listHostJobs(deps: VmDeps, host: string, limit = 50): Promise<HostJobView[]> {
+  const refusal = (): VmforkError =>
+    new VmforkError('VMFORK_INVALID_ARGUMENT', "hosts' job queues are on the fleet's PostgreSQL store: give --db postgres://… or VMFORK_DB (docs/jobs.md)", { details: { field: 'db' } });
+  return withQueue(deps, refusal, (queue) => queue.list(host, limit));
+}
+
+/** Runs a step on another host of the fleet: a job on that host's queue, its answer awaited (src/jobs/). */
 export async function sendHostJob(deps: VmDeps, host: string, job: HostJob, options: { signal?: AbortSignal } = {}): Promise<Record<string, unknown>> {
-  if (!isPostgresUrl(deps.home.db)) {
-    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `host "${host}" is reached through the fleet's PostgreSQL store: give --db postgres://… or VMFORK_DB (docs/hosts.md)`, {
+  const refusal = (): VmforkError =>
+    new VmforkError('VMFORK_INVALID_ARGUMENT', `host "${host}" is reached through the fleet's PostgreSQL store: give --db postgres://… or VMFORK_DB (docs/hosts.md)`, {
       details: { field: 'host', host },
     });
-  }
-  const queue = await JobQueue.open(deps.home.db, deps.log);
-  try {
-    return await runOnHost(queue, deps.db, host, job, options);
-  } finally {
-    await queue.stop();
-  }
+  return withQueue(deps, refusal, (queue) => runOnHost(queue, deps.db, host, job, options));
 }

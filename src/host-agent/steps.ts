@@ -1,4 +1,4 @@
-import { isVmforkError, toVmforkError } from '../errors.js';
+import { isVmforkError } from '../errors.js';
 import type { HostJob, JobAnswer } from '../jobs/index.js';
 import { getVm } from '../store/index.js';
 import { bootVm, destroyVm, startVm, stopVm, vmSummary } from '../vm/index.js';
@@ -65,6 +65,5 @@ const RETRIED = new Set(['VMFORK_INTERNAL', 'VMFORK_STORE_FAILED', 'VMFORK_STORE
 /** A step's error as the job's answer, or undefined when the job should fail and be retried by the queue. */
 export function errorAnswer(err: unknown): JobAnswer | undefined {
   if (!isVmforkError(err) || RETRIED.has(err.code)) return undefined;
-  const e = toVmforkError(err);
-  return { ok: false, error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
+  return { ok: false, error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
 }

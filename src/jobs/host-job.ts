@@ -3,6 +3,8 @@ import { ERROR_CODES, VmforkError, type ErrorCode } from '../errors.js';
 import { ACCEL_CHOICES } from '../host/index.js';
 
 const name = z.string().min(1).max(63);
+/** A replica's id: 12 hex digits of its key's hash (src/replica/). */
+const replicaId = z.string().regex(/^[0-9a-f]{12}$/);
 
 /**
  * The steps a host's agent runs for the rest of the fleet, as they travel in its queue. Each carries what the step
@@ -24,12 +26,12 @@ export const HOST_JOB = z.discriminatedUnion('op', [
   // phase 1 and the replica on this host, for a pool spec (checked again by the agent, as the pool room parses it)
   z.object({ op: z.literal('replica-make'), spec: z.record(z.string(), z.unknown()) }),
   // this host's copy of another host's replica, pulled from it
-  z.object({ op: z.literal('replica-receive'), replica: z.string().regex(/^[0-9a-f]{12}$/), datastore: name }),
+  z.object({ op: z.literal('replica-receive'), replica: replicaId, datastore: name }),
   // a replica's disks served read-only to the host that pulls them, under a key both derive from the export's id
-  z.object({ op: z.literal('replica-export'), replica: z.string().regex(/^[0-9a-f]{12}$/), exportId: z.string().uuid() }),
+  z.object({ op: z.literal('replica-export'), replica: replicaId, exportId: z.string().uuid() }),
   z.object({ op: z.literal('replica-unexport'), exportId: z.string().uuid() }),
   // this host's replica removed with its templates and files (refused while a pool uses it)
-  z.object({ op: z.literal('replica-rm'), replica: z.string().regex(/^[0-9a-f]{12}$/) }),
+  z.object({ op: z.literal('replica-rm'), replica: replicaId }),
 ]);
 
 export type HostJob = z.infer<typeof HOST_JOB>;
