@@ -146,7 +146,8 @@ function networkActions(scan: GcScan, healing: ReadonlySet<string>): GcAction[] 
   }
   const known = new Set(scan.networks.map((n) => n.netns));
   for (const ns of scan.namespaces) {
-    if (known.has(ns.name) || ns.foreign.length > 0) continue;
+    // a host's instance of a network (`<netns>@<host>`) is its network's, and its agent's to remove
+    if (known.has(ns.name.split('@')[0] ?? ns.name) || ns.foreign.length > 0) continue;
     const ownerId = ns.alias?.startsWith('vmfork:') ? ns.alias.slice('vmfork:'.length) : null;
     out.push({ kind: 'delete-netns', netns: ns.name, ownerId, target: `netns ${ns.name}`, reason: "named with this data dir's prefix, and no network record has it" });
   }

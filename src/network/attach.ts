@@ -1,6 +1,6 @@
-import { getLease, getNetwork, type Db } from '../store/index.js';
+import { getLease, getNetwork, LOCAL_HOST_ID, type Db } from '../store/index.js';
 import { allocateLease, releaseLease, type Lease } from './leases.js';
-import { DEFAULT_NETWORK } from './names.js';
+import { DEFAULT_NETWORK, instanceNetns } from './names.js';
 import { ensureDefaultNetwork, ensureNetwork } from './networks.js';
 import { ip } from './ip.js';
 import { createTap, deleteTap, type TapOptions } from './tap.js';
@@ -11,13 +11,18 @@ export interface AttachOptions extends TapOptions {
   vmName: string;
   /** @default a random locally administered MAC */
   mac?: string | undefined;
+  /** The host the VM runs on (this process's). @default the local host */
+  host?: string;
 }
 
-/** Makes the network usable on the host (the default one is created on first use) and returns its name. */
-export async function ensureNetworkNamed(db: Db, network: string | undefined): Promise<string> {
+/**
+ * Makes the network usable on `host` (this process's: the local host, or an agent's) and returns its name. The
+ * default network is created on first use.
+ */
+export async function ensureNetworkNamed(db: Db, network: string | undefined, host: string = LOCAL_HOST_ID): Promise<string> {
   const name = network ?? DEFAULT_NETWORK.name;
-  if (name === DEFAULT_NETWORK.name) await ensureDefaultNetwork(db);
-  else await ensureNetwork(db, name);
+  if (name === DEFAULT_NETWORK.name) await ensureDefaultNetwork(db, {}, host);
+  else await ensureNetwork(db, name, host);
   return name;
 }
 
@@ -46,8 +51,8 @@ async function forgetNeighbour(net: { netns: string; bridge: string }, address: 
  * is released again, so a failed attach leaves nothing behind.
  */
 export async function attachVm(db: Db, options: AttachOptions): Promise<Lease> {
-  const name = await ensureNetworkNamed(db, options.network);
-  const lease = await allocateLease(db, { network: name, vmName: options.vmName, mac: options.mac });
+  const name = await ensureNetworkNamed(db, options.network, options.host);
+  const lease = await allocateLease(db, { network: name, vmName: options.vmName, mac: options.mac, ...(options.host ? { host: options.host } : {}) });
   try {
     await plugLease(lease, options);
   } catch (err) {
@@ -61,9 +66,10 @@ export async function attachVm(db: Db, options: AttachOptions): Promise<Lease> {
  * Undoes attachVm once QEMU has exited: deletes the tap, then releases the lease (in that order, so the address is
  * never handed out while the old tap still exists). Idempotent.
  */
-export async function detachVm(db: Db, network: string, vmName: string): Promise<void> {
-  const net = await getNetwork(db, network);
-  if (!net) return;
+export async function detachVm(db: Db, network: string, vmName: string, host: string = LOCAL_HOST_ID): Promise<void> {
+  const row = await getNetwork(db, network);
+  if (!row) return;
+  const net = { netns: instanceNetns(row.netns, host), bridge: row.bridge };
   const lease = await getLease(db, network, vmName);
   if (lease) {
     await deleteTap(net, lease.tap);

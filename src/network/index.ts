@@ -8,8 +8,10 @@ export { listNetworks, showNetwork, type NetworkDetail, type NetworkSummary } fr
 export { execInNetns, ip, listNamespaces, requireRoot } from './ip.js';
 export { allocateLease, allocateLeaseIn, freeCount, leaseOfVm, leasesFor, releaseLease, type AllocateLeaseOptions, type Lease } from './leases.js';
 export { isLocallyAdministeredUnicast, isUnicastMac, normalizeMac, randomLocalMac } from './mac.js';
-export { BRIDGE_NAME, dataDirNetnsPrefix, DEFAULT_NETWORK, NETNS_PREFIX_SETTING, netnsPrefixOverride } from './names.js';
+export { baseNetnsOf, BRIDGE_NAME, dataDirNetnsPrefix, instanceNetns, DEFAULT_NETWORK, NETNS_PREFIX_SETTING, netnsPrefixOverride } from './names.js';
 export { deleteNamespace, inspectNamespace } from './netns.js';
-export { createNetwork, deleteNetwork, ensureDefaultNetwork, ensureNetwork, healNetwork, type CreatedNetwork, type CreateNetworkOptions } from './networks.js';
+export { createNetwork, deleteNetwork, ensureDefaultNetwork, ensureNetwork, healNetwork, instanceSpec, type CreatedNetwork, type CreateNetworkOptions } from './networks.js';
 export { createTap, deleteTap } from './tap.js';
+export { syncHostInstances, type InstanceSync } from './instances.js';
+export { VXLAN_NAME, VXLAN_PORT } from './vxlan.js';
 export { scanSshHostKeyLines } from './ssh-scan.js';

@@ -4,9 +4,11 @@ import {
   findLeaseByMac,
   getLease,
   getNetwork,
+  getVm,
   insertLease,
   isUniqueViolation,
   listLeases,
+  LOCAL_HOST_ID,
   requireNetwork,
   withWriteLock,
   type Db,
@@ -16,7 +18,7 @@ import {
 import { assertValidName } from '../util/index.js';
 import { allocate, parseCidr, vmIndex, vmRange } from './cidr.js';
 import { isUnicastMac, normalizeMac, randomLocalMac } from './mac.js';
-import { tapName } from './names.js';
+import { instanceNetns, tapName } from './names.js';
 
 /** Everything a VM needs to be wired to its network: the guest's address and the tap QEMU opens. */
 export interface Lease {
@@ -28,6 +30,7 @@ export interface Lease {
   mac: string;
   /** Tap inside `netns`, on `bridge`; QEMU runs under `ip netns exec <netns>` with `-netdev tap,ifname=<tap>`. */
   tap: string;
+  /** The namespace of the VM's host's instance of the network (instanceNetns). */
   netns: string;
   bridge: string;
   allocatedAt: string;
@@ -40,11 +43,13 @@ export interface AllocateLeaseOptions {
   mac?: string | undefined;
   /** Source of random MACs (tests inject collisions). @default randomLocalMac */
   randomMac?: () => string;
+  /** The host the VM runs on: its tap is in that host's instance of the network. @default the local host */
+  host?: string;
 }
 
 const MAX_ATTEMPTS = 8;
 
-function toLease(net: NetworkRow, row: LeaseRow): Lease {
+function toLease(net: NetworkRow, row: LeaseRow, host: string): Lease {
   return {
     network: net.name,
     vmName: row.vm_name,
@@ -53,7 +58,7 @@ function toLease(net: NetworkRow, row: LeaseRow): Lease {
     gateway: net.gateway,
     mac: row.mac,
     tap: row.tap,
-    netns: net.netns,
+    netns: instanceNetns(net.netns, host),
     bridge: net.bridge,
     allocatedAt: row.allocated_at,
   };
@@ -107,7 +112,7 @@ export async function allocateLeaseIn(conn: Db, options: AllocateLeaseOptions): 
         details: { network: net.name, vm: options.vmName, mac: held.mac },
       });
     }
-    return toLease(net, held);
+    return toLease(net, held, options.host ?? LOCAL_HOST_ID);
   }
   const cidr = parseCidr(net.cidr);
   const leases = await listLeases(conn, net.name);
@@ -127,7 +132,7 @@ export async function allocateLeaseIn(conn: Db, options: AllocateLeaseOptions): 
     tap: tapName(vmIndex(cidr, ip) ?? 0),
     allocated_at: new Date().toISOString(),
   });
-  return toLease(net, row);
+  return toLease(net, row, options.host ?? LOCAL_HOST_ID);
 }
 
 async function pickMac(conn: Db, wanted: string | undefined, randomMac: () => string): Promise<string> {
@@ -148,23 +153,30 @@ async function pickMac(conn: Db, wanted: string | undefined, randomMac: () => st
 }
 
 /** Gives a VM's address back. Idempotent: releasing twice, or a VM that never had a lease, is not an error. */
-export async function releaseLease(db: Db, network: string, vmName: string): Promise<Lease | undefined> {
+export async function releaseLease(db: Db, network: string, vmName: string, host: string = LOCAL_HOST_ID): Promise<Lease | undefined> {
   // A missing network cannot hold leases (its record cannot be deleted while it does), so there is nothing to do.
   const net = await getNetwork(db, network);
   if (!net) return undefined;
   const row = await deleteLease(db, network, vmName);
-  return row ? toLease(net, row) : undefined;
+  return row ? toLease(net, row, host) : undefined;
+}
+
+/** The host whose instance of the network a VM's tap is in: its record's (the local host before it has one). */
+async function hostOfVm(db: Db, vmName: string): Promise<string> {
+  return (await getVm(db, vmName))?.host_id ?? LOCAL_HOST_ID;
 }
 
 /** The lease a VM holds (on whichever network), or undefined. */
 export async function leaseOfVm(db: Db, vmName: string): Promise<Lease | undefined> {
   const held = (await listLeases(db)).find((l) => l.vm_name === vmName);
-  return held ? (await leasesFor(db, held.network_name)).find((l) => l.vmName === vmName) : undefined;
+  if (!held) return undefined;
+  return toLease(await requireNetwork(db, held.network_name), held, await hostOfVm(db, vmName));
 }
 
+/** A network's leases, each with its VM's host's namespace. */
 export async function leasesFor(db: Db, network: string): Promise<Lease[]> {
   const net = await requireNetwork(db, network);
-  return (await listLeases(db, network)).map((r) => toLease(net, r));
+  return Promise.all((await listLeases(db, network)).map(async (r) => toLease(net, r, await hostOfVm(db, r.vm_name))));
 }
 
 /** How many addresses of the network are still free for VMs (the gateway is never counted). */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { VmforkError } from '../errors.js';
-import { settingOnce, type Db } from '../store/index.js';
+import { LOCAL_HOST_ID, settingOnce, type Db } from '../store/index.js';
 import { assertValidName } from '../util/index.js';
 
 /** Linux IFNAMSIZ is 16 bytes including the terminating NUL: interface names have at most 15 characters. */
@@ -56,6 +56,21 @@ export async function dataDirNetnsPrefix(db: Db, env: NodeJS.ProcessEnv = proces
 
 export function netnsName(network: string, prefix: string): string {
   return `${prefix}${network}`;
+}
+
+/**
+ * The namespace of one host's instance of a network: the network's own name on the local host, `<netns>@<host>` on
+ * an agent's. On separate machines the plain name would do; on one machine (the test datacenter) namespaces are
+ * global, and distinct names keep each host's instance its own, joined to the others only by VXLAN.
+ */
+export function instanceNetns(netns: string, host: string): string {
+  return host === LOCAL_HOST_ID ? netns : `${netns}@${host}`;
+}
+
+/** The network's own namespace name, for a name instanceNetns made (gc knows an instance by its network). */
+export function baseNetnsOf(netns: string): string {
+  const at = netns.indexOf('@');
+  return at < 0 ? netns : netns.slice(0, at);
 }
 
 export function tapName(index: number): string {

@@ -3,6 +3,7 @@ import { VmforkError } from '../errors.js';
 import { ip, ipJson, isAlreadyExists, listNamespaces } from './ip.js';
 import { bridgeMac } from './mac.js';
 import { isTapName } from './names.js';
+import { createVxlan, isOurVxlan, syncVxlanPeers, vxlanProblems, vxlanReport, type VxlanReport, type VxlanSpec } from './vxlan.js';
 
 /** What the host side of one network is built from (all of it recorded in the networks table). */
 export interface HostNetworkSpec {
@@ -12,6 +13,13 @@ export interface HostNetworkSpec {
   prefix: number;
   /** Written into the bridge's alias; proves the namespace was made by this data dir. */
   ownerId: string;
+  /**
+   * The network's own namespace name when this is one host's instance of it (`<netns>@<host>`): the bridge's MAC is
+   * drawn from it, so every host's bridge is the same gateway (address and MAC) to the VMs next to it.
+   */
+  baseNetns?: string;
+  /** Set on an agent's host: the instance is joined to the other hosts' by this VXLAN. */
+  vxlan?: VxlanSpec;
 }
 
 /** What a namespace holds, compared with what vmfork would have put there. */
@@ -22,6 +30,8 @@ export interface NamespaceReport {
   /** `mac` is the bridge's own address; ensureNamespace pins it (bridgeMacOf) so it never follows the taps. */
   bridge: { present: boolean; up: boolean; alias: string | undefined; addresses: string[]; mac?: string | undefined };
   taps: { name: string; up: boolean; onBridge: boolean }[];
+  /** The VXLAN device joining this host's instance of a network to the others' (src/network/vxlan.ts). */
+  vxlan?: VxlanReport;
   /** Links vmfork never creates: a veth or a moved-in NIC would be a way out of the namespace. */
   foreignLinks: string[];
   /** Routes through a gateway or a foreign link: a way out of the namespace. */
@@ -34,7 +44,7 @@ interface IpLink {
   master?: string;
   ifalias?: string;
   address?: string;
-  linkinfo?: { info_kind?: string; info_data?: { type?: string } };
+  linkinfo?: { info_kind?: string; info_data?: { type?: string; id?: number; local?: string } };
 }
 
 interface IpRoute {
@@ -50,8 +60,8 @@ export function ownerAlias(ownerId: string): string {
 }
 
 /** The address a network's bridge is pinned to. */
-export function bridgeMacOf(spec: Pick<HostNetworkSpec, 'ownerId' | 'netns'>): string {
-  return bridgeMac(`${spec.ownerId}/${spec.netns}`);
+export function bridgeMacOf(spec: Pick<HostNetworkSpec, 'ownerId' | 'netns' | 'baseNetns'>): string {
+  return bridgeMac(`${spec.ownerId}/${spec.baseNetns ?? spec.netns}`);
 }
 
 function isOurTap(l: IpLink): boolean {
@@ -76,13 +86,14 @@ export async function inspectNamespace(netns: string, bridge: string): Promise<N
     if (l.ifname === 'lo') report.loopbackUp = up;
     else if (l.ifname === bridge && l.linkinfo?.info_kind === 'bridge') report.bridge = { ...report.bridge, present: true, up, alias: l.ifalias, mac: l.address };
     else if (isOurTap(l)) report.taps.push({ name: l.ifname, up, onBridge: l.master === bridge });
+    else if (isOurVxlan(l)) report.vxlan = vxlanReport(l, bridge);
     else report.foreignLinks.push(`${l.ifname} (${l.linkinfo?.info_kind ?? 'device'})`);
   }
   if (report.bridge.present) {
     const addrs = await ipJson<{ addr_info?: { local: string; prefixlen: number }[] }>(['-n', netns, '-4', 'addr', 'show', 'dev', bridge]);
     report.bridge.addresses = addrs.flatMap((a) => (a.addr_info ?? []).map((i) => `${i.local}/${i.prefixlen}`));
   }
-  const ours = new Set(['lo', bridge, ...report.taps.map((t) => t.name)]);
+  const ours = new Set(['lo', bridge, ...report.taps.map((t) => t.name), ...(report.vxlan ? ['vmf-vx'] : [])]);
   for (const family of ['-4', '-6']) {
     for (const r of await ipJson<IpRoute>(['-n', netns, family, 'route', 'show', 'table', 'all'])) {
       const blocked = r.type === 'unreachable' || r.type === 'prohibit' || r.type === 'blackhole';
@@ -106,6 +117,7 @@ export function healthProblems(r: NamespaceReport, spec: HostNetworkSpec): strin
     if (!r.bridge.addresses.includes(`${spec.gateway}/${spec.prefix}`)) problems.push(`gateway ${spec.gateway}/${spec.prefix} is not on ${spec.bridge}`);
     if (r.bridge.mac !== undefined && r.bridge.mac !== bridgeMacOf(spec)) problems.push(`bridge ${spec.bridge} has MAC ${r.bridge.mac}, not its own ${bridgeMacOf(spec)}`);
   }
+  problems.push(...vxlanProblems(r.vxlan, spec.vxlan, ownerAlias(spec.ownerId)));
   if (r.foreignLinks.length) problems.push(`foreign links: ${r.foreignLinks.join(', ')}`);
   if (r.routesOut.length) problems.push(`routes out: ${r.routesOut.join(', ')}`);
   return problems;
@@ -171,6 +183,8 @@ export async function ensureNamespace(spec: HostNetworkSpec): Promise<{ created:
     if (!before.bridge.present) {
       await ipIdempotent(['-n', netns, 'link', 'add', bridge, 'address', bridgeMacOf(spec), 'type', 'bridge']);
       await ip(['-n', netns, 'link', 'set', bridge, 'alias', ownerAlias(spec.ownerId)]);
+      // every host's instance has the same bridge MAC, so the same IPv6 link-local address: none, or DAD fails
+      if (spec.vxlan) await ip(['-n', netns, 'link', 'set', bridge, 'addrgenmode', 'none']);
       repaired.push('bridge');
     } else if (before.bridge.mac !== bridgeMacOf(spec)) {
       // a bridge made before vmfork pinned its MAC: pinning it now flushes the namespace's neighbours once
@@ -185,6 +199,7 @@ export async function ensureNamespace(spec: HostNetworkSpec): Promise<{ created:
       await ip(['-n', netns, 'link', 'set', bridge, 'up']);
       repaired.push('bridge up');
     }
+    if (spec.vxlan) repaired.push(...(await ensureVxlan(spec, spec.vxlan, before.vxlan)));
     // nothing changed: the first inspection is the state (a fork checks its network on every call; ~5 `ip` each)
     const problems = healthProblems(created || repaired.length ? await inspectNamespace(netns, bridge) : before, spec);
     if (problems.length) throw new VmforkError('VMFORK_NETWORK_FAILED', `namespace ${netns} is not healthy after setup: ${problems.join('; ')}`, { details: { netns, problems } });
@@ -193,6 +208,31 @@ export async function ensureNamespace(spec: HostNetworkSpec): Promise<{ created:
     if (created) await deleteNamespace(netns, spec.ownerId, bridge, { emptyIsOurs: true }).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The instance's VXLAN device as `vxlan` says, and its flood list the fleet's other hosts: a device of another VNI
+ * or source (the host's address changed) is replaced. Peers are synced on every ensure, so a host that joined is
+ * flooded to from the next fork here on (and the agent's heartbeat syncs between forks).
+ */
+async function ensureVxlan(spec: HostNetworkSpec, vxlan: VxlanSpec, found: VxlanReport | undefined): Promise<string[]> {
+  const repaired: string[] = [];
+  const alias = ownerAlias(spec.ownerId);
+  if (found && (found.vni !== vxlan.vni || found.local !== vxlan.local || found.alias !== alias)) {
+    await ip(['-n', spec.netns, 'link', 'del', 'vmf-vx']);
+    found = undefined;
+  }
+  if (!found) {
+    await createVxlan(spec.netns, spec.bridge, vxlan, alias);
+    repaired.push('vxlan');
+  } else if (!found.onBridge || !found.up) {
+    await ip(['-n', spec.netns, 'link', 'set', 'vmf-vx', 'master', spec.bridge]);
+    await ip(['-n', spec.netns, 'link', 'set', 'vmf-vx', 'up']);
+    repaired.push('vxlan up');
+  }
+  const peers = await syncVxlanPeers(spec.netns, vxlan.peers);
+  if (peers.added.length || peers.removed.length) repaired.push('vxlan peers');
+  return repaired;
 }
 
 /**

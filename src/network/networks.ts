@@ -4,7 +4,11 @@ import { actorFor } from '../host/index.js';
 import type { Actor } from '../state/index.js';
 import {
   deleteNetworkRow,
+  getHost,
   getNetwork,
+  listHostRows,
+  LOCAL_HOST_ID,
+  networkVni,
   insertNetwork,
   listLeases,
   NO_OWNER,
@@ -16,14 +20,17 @@ import {
 } from '../store/index.js';
 import { gatewayOf, parseCidr } from './cidr.js';
 import { requireRoot } from './ip.js';
-import { assertValidNetworkName, BRIDGE_NAME, DEFAULT_NETWORK, dataDirNetnsPrefix, netnsName } from './names.js';
+import { assertValidNetworkName, BRIDGE_NAME, DEFAULT_NETWORK, dataDirNetnsPrefix, instanceNetns, netnsName } from './names.js';
 import { deleteNamespace, ensureNamespace, type HostNetworkSpec } from './netns.js';
+import { listenAddress } from './vxlan.js';
 
 export interface CreateNetworkOptions {
   name: string;
   cidr: string;
   /** Namespace name prefix. @default VMFORK_NETNS_PREFIX, else this data dir's own prefix (see names.ts) */
   netnsPrefix?: string;
+  /** The host whose instance is built now (this process's). @default the local host */
+  host?: string;
 }
 
 export interface CreatedNetwork {
@@ -34,6 +41,24 @@ export interface CreatedNetwork {
 
 export function hostSpec(net: NetworkRow): HostNetworkSpec {
   return { netns: net.netns, bridge: net.bridge, gateway: net.gateway, prefix: parseCidr(net.cidr).prefix, ownerId: net.owner_id };
+}
+
+/**
+ * What `host`'s instance of a network is made of. The local host's is the network's own namespace, as on one
+ * machine. An agent's host has its own namespace, the same bridge and gateway (address and MAC: the VMs next to it
+ * see one gateway wherever they run), and a VXLAN device sending to every other agent's address, under the
+ * network's VNI (drawn once, in the store).
+ */
+export async function instanceSpec(db: Db, net: NetworkRow, host: string): Promise<HostNetworkSpec> {
+  const base = hostSpec(net);
+  if (host === LOCAL_HOST_ID) return base;
+  const self = await getHost(db, host);
+  if (!self?.agent_listen) {
+    throw new VmforkError('VMFORK_HOST_NOT_FOUND', `host "${host}" has no agent address to join network "${net.name}" from`, { details: { host, network: net.name } });
+  }
+  const vni = await networkVni(db, net.name);
+  const peers = (await listHostRows(db)).filter((h) => h.id !== host && h.id !== LOCAL_HOST_ID && h.agent_listen).map((h) => listenAddress(h.agent_listen as string));
+  return { ...base, netns: instanceNetns(net.netns, host), baseNetns: net.netns, vxlan: { vni, local: listenAddress(self.agent_listen), peers: [...new Set(peers)] } };
 }
 
 /**
@@ -58,13 +83,14 @@ export async function createNetwork(db: Db, options: CreateNetworkOptions): Prom
     bridge: BRIDGE_NAME,
     gateway: gatewayOf(cidr),
     owner_id: randomUUID(),
+    vni: null,
     state: 'creating' as const,
     created_at: now,
     updated_at: now,
   };
   await insertNetwork(db, row, actor);
   try {
-    await ensureNamespace(hostSpec({ ...row, ...NO_OWNER }));
+    await ensureNamespace(await instanceSpec(db, { ...row, ...NO_OWNER }, options.host ?? LOCAL_HOST_ID));
     await transition(db, 'networks', row.name, 'creating', 'ready', actor);
   } catch (err) {
     await deleteNetworkRow(db, row.name);
@@ -78,27 +104,27 @@ export async function createNetwork(db: Db, options: CreateNetworkOptions): Prom
  * rebuild when the namespace vanished (host reboot). A network another process is still creating is built
  * alongside it (every step is idempotent); its creator moves it to ready. The fork engine calls this first.
  */
-export async function ensureNetwork(db: Db, name: string): Promise<NetworkRow> {
+export async function ensureNetwork(db: Db, name: string, host: string = LOCAL_HOST_ID): Promise<NetworkRow> {
   const net = await requireNetwork(db, name);
   if (net.state === 'deleting') {
     throw new VmforkError('VMFORK_NETWORK_NOT_FOUND', `network "${name}" is being deleted`, { details: { network: name } });
   }
   requireRoot('setting up a vmfork network');
-  await ensureNamespace(hostSpec(net));
+  await ensureNamespace(await instanceSpec(db, net, host));
   return net;
 }
 
 /** The network `vmfork fork` uses without `--network`: `default`, 10.231.0.0/24, created on first use. */
-export async function ensureDefaultNetwork(db: Db, options: { netnsPrefix?: string } = {}): Promise<NetworkRow> {
+export async function ensureDefaultNetwork(db: Db, options: { netnsPrefix?: string } = {}, host: string = LOCAL_HOST_ID): Promise<NetworkRow> {
   if (!(await getNetwork(db, DEFAULT_NETWORK.name))) {
     try {
-      return (await createNetwork(db, { ...DEFAULT_NETWORK, ...options })).network;
+      return (await createNetwork(db, { ...DEFAULT_NETWORK, ...options, host })).network;
     } catch (err) {
       // Another process created it between our check and our insert: use theirs.
       if (!(isVmforkError(err) && err.code === 'VMFORK_NETWORK_EXISTS' && (await getNetwork(db, DEFAULT_NETWORK.name)))) throw err;
     }
   }
-  return ensureNetwork(db, DEFAULT_NETWORK.name);
+  return ensureNetwork(db, DEFAULT_NETWORK.name, host);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { VmforkError } from '../errors.js';
 import type { Db } from './db.js';
-import { isUniqueViolation } from './db.js';
+import { isUniqueViolation, withWriteLock } from './db.js';
 import type { LeaseRow, NetworkRow, NewLease, NewNetwork } from './schema.js';
 import type { Actor } from '../state/index.js';
 import { ownerColumns } from './transition.js';
@@ -34,6 +34,28 @@ export async function insertNetwork(db: Db, row: Omit<NewNetwork, 'owner_pid' | 
     const what = /networks\.netns/.test((err as Error).message) ? `namespace "${row.netns}" is already used by another network` : `a network named "${row.name}" already exists`;
     throw new VmforkError('VMFORK_NETWORK_EXISTS', what, { cause: err, details: { network: row.name } });
   }
+}
+
+/** VNIs start above the small numbers other tools tend to pick by hand. */
+const FIRST_VNI = 4096;
+const MAX_VNI = 0xffffff;
+
+/**
+ * The network's VXLAN identifier, drawn on first use: the lowest above every one in use, under the store's write
+ * lock (so two hosts' agents drawing at once agree), the unique index being the last word.
+ */
+export async function networkVni(db: Db, name: string): Promise<number> {
+  const row = await requireNetwork(db, name);
+  if (row.vni !== null) return row.vni;
+  return withWriteLock(db, async (conn) => {
+    const again = await requireNetwork(conn, name);
+    if (again.vni !== null) return again.vni;
+    const top = await conn.selectFrom('networks').select((eb) => eb.fn.max('vni').as('top')).executeTakeFirst();
+    const vni = Math.max(FIRST_VNI - 1, Number(top?.top ?? 0)) + 1;
+    if (vni > MAX_VNI) throw new VmforkError('VMFORK_NETWORK_EXHAUSTED', `no VXLAN identifier left for network "${name}"`, { details: { network: name } });
+    await conn.updateTable('networks').set({ vni }).where('name', '=', name).where('vni', 'is', null).execute();
+    return vni;
+  });
 }
 
 /** Deletes the record; the leases' foreign key makes this fail while any lease remains. */

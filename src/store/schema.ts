@@ -105,6 +105,8 @@ export interface VmsTable extends OwnerColumns {
 export interface TemplatesTable extends OwnerColumns {
   name: string;
   image_name: string;
+  /** The host its files and QEMUs are on: children fork from it there (`local` on one host). */
+  host_id: ColumnType<string, string | undefined, string>;
   state: TemplateState;
   dir: string;
   /** The parent VM's parsed spec ('{}' until it is planned); children must match its device layout. */
@@ -145,6 +147,8 @@ export interface NetworksTable extends OwnerColumns {
   gateway: string;
   /** Random id written into the bridge's alias: proves a namespace on the host belongs to this data dir. */
   owner_id: string;
+  /** The VXLAN network identifier joining its hosts' bridges; null until first used on an agent's host. */
+  vni: ColumnType<number | null, number | null | undefined, number | null>;
   state: NetworkState;
   created_at: string;
   updated_at: string;

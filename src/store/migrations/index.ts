@@ -15,6 +15,7 @@ import { poolReservations } from './013-pool-reservations.js';
 import { qemuUid } from './014-qemu-uid.js';
 import { hostAgents } from './015-host-agents.js';
 import { ownerBoot } from './016-owner-boot.js';
+import { fleetPlacement } from './017-fleet-placement.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -37,6 +38,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '014-qemu-uid': qemuUid,
   '015-host-agents': hostAgents,
   '016-owner-boot': ownerBoot,
+  '017-fleet-placement': fleetPlacement,
 };
 
 export const migrationProvider: MigrationProvider = {
