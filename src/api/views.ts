@@ -63,8 +63,9 @@ export const TemplateViewSchema = z.looseObject({
 });
 export const TemplateDetailSchema = TemplateViewSchema.extend({ childNames: z.array(z.string()) });
 
+/** `hostId`: the host its files and QEMUs are on (the view's `host`), where its children fork. */
 export function templateApiView<T extends Record<string, unknown>>(view: T): T & { hostId: string } {
-  return { ...view, hostId: LOCAL_HOST_ID };
+  return { ...view, hostId: typeof view.host === 'string' ? view.host : LOCAL_HOST_ID };
 }
 
 export const NetworkViewSchema = z.object({

@@ -4,10 +4,10 @@ import { checkHostCapacity, localQemuBuild } from '../host/index.js';
 import { allocateLeaseIn, ensureNetworkNamed, freeCount } from '../network/index.js';
 import { deviceLayoutOf } from '../qemu/index.js';
 import type { Actor } from '../state/index.js';
-import { insertVm, LOCAL_HOST_ID, requireTemplate, vmNames, withWriteLock } from '../store/index.js';
-import { assertFilesIntact, readyTemplate, templateFileList, type ReadyTemplate } from '../template/index.js';
+import { insertVm, requireTemplate, vmNames, withWriteLock } from '../store/index.js';
+import { assertFilesIntact, assertTemplateHere, readyTemplate, templateFileList, type ReadyTemplate } from '../template/index.js';
 import { assertValidName } from '../util/index.js';
-import { vmPaths, type VmDeps } from '../vm/index.js';
+import { hereHost, vmPaths, type VmDeps } from '../vm/index.js';
 import { childSpec } from './child-spec.js';
 import type { ReservedChild } from './reserved.js';
 import { takeWarm, warmCandidates } from './warm-take.js';
@@ -54,6 +54,7 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
     });
   }
   const template = readyTemplate(await requireTemplate(deps.db, req.template));
+  assertTemplateHere(hereHost(deps), template.row);
   if (req.names && req.names.length !== req.count) {
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `${req.names.length} names given for ${req.count} children`, { details: { names: req.names } });
   }
@@ -64,7 +65,7 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
   // first failure in this order is reported, whichever finished first
   const [, network] = await allInOrder([
     assertMatchesTemplate(template, { cacheFile: qemuBuildCache(deps.home.run) }),
-    ensureNetworkNamed(deps.db, req.network).then(async (net) => {
+    ensureNetworkNamed(deps.db, req.network, hereHost(deps)).then(async (net) => {
       const { free, total } = await freeCount(deps.db, net);
       if (free < req.count) {
         throw new VmforkError('VMFORK_NETWORK_EXHAUSTED', `network ${net} has ${free} of ${total} addresses left, ${req.count} asked`, {
@@ -94,13 +95,13 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
         reserved.push(warm);
         continue;
       }
-      const lease = await allocateLeaseIn(conn, { network, vmName: name });
+      const lease = await allocateLeaseIn(conn, { network, vmName: name, host: hereHost(deps) });
       const paths = vmPaths(deps.home.vms, name);
       const spec = childSpec(template, name, paths, lease);
       const now = new Date().toISOString();
       await insertVm(
         conn,
-        { name, host_id: LOCAL_HOST_ID, image_name: template.record.image, template_name: template.row.name, pool_name: req.pool ?? null, state: 'creating', role: 'child', dir: paths.dir, spec_json: JSON.stringify(spec), last_error: null, created_at: now, updated_at: now },
+        { name, host_id: hereHost(deps), image_name: template.record.image, template_name: template.row.name, pool_name: req.pool ?? null, state: 'creating', role: 'child', dir: paths.dir, spec_json: JSON.stringify(spec), last_error: null, created_at: now, updated_at: now },
         actor,
       );
       reserved.push({ name, lease, paths, spec });

@@ -45,7 +45,7 @@ export async function takeWarm(conn: Db, candidates: WarmCandidate[], name: stri
     // the QEMU keeps its -name; the spec is the one it was launched with, under the child's name
     const spec = parseVmSpec({ ...decodeVmSpec(c.row.spec_json), name });
     await transition(conn, 'vms', name, 'warm', 'forking', actor, { role: 'child', pool_name: pool ?? null, spec_json: JSON.stringify(spec) });
-    const lease = await allocateLeaseIn(conn, { network: c.network, vmName: name });
+    const lease = await allocateLeaseIn(conn, { network: c.network, vmName: name, host: c.row.host_id });
     return { name, lease, paths: vmPathsIn(c.row.dir), spec, warm: { pid: c.pid, startTime: c.startTime } };
   }
   return undefined;

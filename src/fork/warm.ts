@@ -4,9 +4,9 @@ import { actorFor, checkHostCapacity } from '../host/index.js';
 import { allocateLeaseIn, ensureNetworkNamed, plugLease, type Lease } from '../network/index.js';
 import { terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import type { Actor } from '../state/index.js';
-import { getSetting, getTemplate, insertVm, LOCAL_HOST_ID, putSetting, requireTemplate, templateWarmVms, transition, withWriteLock } from '../store/index.js';
-import { readyTemplate, warmTargetKey, type ReadyTemplate } from '../template/index.js';
-import { destroyVm, reconcileVm, rollbackVm, startVmProcess, vmPaths, type VmDeps, type VmPaths } from '../vm/index.js';
+import { getSetting, getTemplate, insertVm, putSetting, requireTemplate, templateWarmVms, transition, withWriteLock } from '../store/index.js';
+import { assertTemplateHere, readyTemplate, warmTargetKey, type ReadyTemplate } from '../template/index.js';
+import { destroyVm, hereHost, reconcileVm, rollbackVm, startVmProcess, vmPaths, type VmDeps, type VmPaths } from '../vm/index.js';
 import { makeOverlays } from './child.js';
 import { childSpec } from './child-spec.js';
 import { assertMatchesTemplate } from './plan.js';
@@ -54,6 +54,7 @@ export async function warmTemplate(deps: VmDeps, template: string, options: Warm
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--count must be a whole number from 0 to ${MAX_WARM}, got ${String(options.count)}`, { details: { count: options.count } });
   }
   const t = readyTemplate(await requireTemplate(db, template));
+  assertTemplateHere(hereHost(deps), t.row);
   if (options.count !== undefined) await putSetting(db, warmTargetKey(template), String(options.count));
   const target = Number((await getSetting(db, warmTargetKey(template))) ?? '0');
   const result: WarmResult = { template, target, warm: [], launched: [], removed: [], failed: [] };
@@ -71,7 +72,7 @@ export async function warmTemplate(deps: VmDeps, template: string, options: Warm
   }
   if (target > live.length) {
     await assertMatchesTemplate(t);
-    const network = await ensureNetworkNamed(db, options.network);
+    const network = await ensureNetworkNamed(db, options.network, hereHost(deps));
     await checkHostCapacity({ dir: deps.home.root, diskBytes: (target - live.length) * 64 * 1024 ** 2, memoryMiB: 0, count: target - live.length, overheadMiB: 64 });
     const actor = await actorFor('warm');
     for (const w of await reserveWarm(deps, t, network, target, actor)) {
@@ -95,11 +96,11 @@ async function reserveWarm(deps: VmDeps, t: ReadyTemplate, network: string, targ
     const out: ReservedWarm[] = [];
     for (let i = present; i < target; i++) {
       const name = warmName(t.row.name);
-      const lease = await allocateLeaseIn(conn, { network, vmName: name });
+      const lease = await allocateLeaseIn(conn, { network, vmName: name, host: hereHost(deps) });
       const paths = vmPaths(deps.home.vms, name);
       const spec = childSpec(t, name, paths, lease);
       const now = new Date().toISOString();
-      await insertVm(conn, { name, host_id: LOCAL_HOST_ID, image_name: t.record.image, template_name: t.row.name, pool_name: null, state: 'creating', role: 'warm', dir: paths.dir, spec_json: JSON.stringify(spec), last_error: null, created_at: now, updated_at: now }, actor);
+      await insertVm(conn, { name, host_id: hereHost(deps), image_name: t.record.image, template_name: t.row.name, pool_name: null, state: 'creating', role: 'warm', dir: paths.dir, spec_json: JSON.stringify(spec), last_error: null, created_at: now, updated_at: now }, actor);
       out.push({ name, lease, paths, spec });
     }
     return out;

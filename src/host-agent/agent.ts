@@ -8,6 +8,7 @@ import { detectAccel, freeSpace, qemuProgramVersion, readHostFacts, sweepLost } 
 import { getHost, hostHeartbeat, isPostgresUrl, markHostDown, openStore, registerAgentHost, settingOnce, tryHostLock, type Db, type HostLock } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 import { JobQueue } from '../jobs/index.js';
+import { syncHostInstances } from '../network/index.js';
 import { reconcileUnknownVms } from '../vm/index.js';
 import { checkDatastoreMarkers, claimDatastores } from './datastore-marker.js';
 import { readFleetKey } from './fleet-key.js';
@@ -181,6 +182,8 @@ function running(
     }
     if (!(await hostHeartbeat(db, options.host, held.generation, await held.free()))) return 'fenced';
     await sweepLost(db, log);
+    const nets = await syncHostInstances(db, options.host).catch((err: unknown) => void log.warn({ err }, "this host's networks not synced"));
+    if (nets?.peers.length || nets?.removed.length) log.info({ host: options.host, ...nets }, "this host's instances of the fleet's networks synced");
     // back from lost (a partition, a database away): its unknown VMs are looked at again
     await reconcileUnknown(vmDeps, log);
     return undefined;

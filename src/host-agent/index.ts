@@ -5,4 +5,4 @@
  */
 export { startHostAgent, type HostAgentDeps, type RunningHostAgent } from './agent.js';
 export { HOST_AGENT_PROTOCOL, parseHostAgentOptions, type HostAgentOptions, type RawHostAgentOptions } from './options.js';
-export { listHostJobs, remoteHostOf, remoteHostOfReplica, sendHostJob } from './remote.js';
+export { collectOnHostFor, forkOnHost, listHostJobs, remoteHostOf, remoteHostOfReplica, remoteHostOfTemplate, sendHostJob } from './remote.js';

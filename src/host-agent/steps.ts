@@ -4,6 +4,8 @@ import { getVm } from '../store/index.js';
 import { bootVm, destroyVm, startVm, stopVm, vmSummary } from '../vm/index.js';
 import { exportReplica, makeReplicaHere, receiveReplicaHere, removeReplicaHere, unexportReplica } from './replica-steps.js';
 import type { StepContext } from './step-context.js';
+import { collectHere } from '../verify/index.js';
+import { createTemplateHere, execHere, forkHere, removeTemplateHere } from './vm-steps.js';
 
 /**
  * Runs one job's step on this host, with this host's data dir and name (deps.hostId). Every step may run again (the
@@ -45,6 +47,16 @@ export async function runHostStep(ctx: StepContext, job: HostJob, attempt: numbe
       await destroyVm(deps, job.name);
       return { name: job.name, destroyed: true };
     }
+    case 'template-create':
+      return createTemplateHere(ctx, job, attempt, signal);
+    case 'template-rm':
+      return removeTemplateHere(ctx, job.name, attempt);
+    case 'fork':
+      return forkHere(ctx, job, attempt, signal);
+    case 'vm-exec':
+      return execHere(ctx, job.name, job.command, job.timeoutMs);
+    case 'verify-collect':
+      return { ...(await collectHere(ctx.deps, job.names)) };
     // the replica map makes, reuses or waits for a replica by its key: a re-run finds the first run's work
     case 'replica-make':
       return makeReplicaHere(ctx, job.spec);

@@ -23,6 +23,23 @@ export const HOST_JOB = z.discriminatedUnion('op', [
   z.object({ op: z.literal('vm-stop'), name, timeoutMs: z.number().int().min(1000).max(3_600_000).optional() }),
   z.object({ op: z.literal('vm-start'), name }),
   z.object({ op: z.literal('vm-destroy'), name }),
+  // a template made on this host from an image (its network's instance here joined to the fleet's)
+  z.object({
+    op: z.literal('template-create'),
+    name,
+    image: name,
+    memory: z.string().max(16).optional(),
+    cpus: z.number().int().min(1).max(64).optional(),
+    network: name.optional(),
+    accel: z.enum(ACCEL_CHOICES as [string, ...string[]]).optional(),
+  }),
+  z.object({ op: z.literal('template-rm'), name }),
+  // children of a template on this host, under names the sender chose (a re-run finds those already forked)
+  z.object({ op: z.literal('fork'), template: name, names: z.array(name).min(1).max(1000), network: name.optional(), awaitKicks: z.boolean().optional() }),
+  // a command in a VM on this host through its guest agent (its argv sits in the job in clear, as in `ps`)
+  z.object({ op: z.literal('vm-exec'), name, command: z.array(z.string().max(4096)).min(1).max(256), timeoutMs: z.number().int().min(1000).max(3_600_000) }),
+  // `vmfork verify` of children on this host: their facts read here (guest agent, QMP, ping and ssh-keyscan)
+  z.object({ op: z.literal('verify-collect'), names: z.array(name).min(1).max(1000) }),
   // phase 1 and the replica on this host, for a pool spec (checked again by the agent, as the pool room parses it)
   z.object({ op: z.literal('replica-make'), spec: z.record(z.string(), z.unknown()) }),
   // this host's copy of another host's replica, pulled from it

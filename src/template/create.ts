@@ -6,9 +6,9 @@ import { actorFor, checkHostCapacity, detectAccel, localQemuBuild, readHostFacts
 import { attachVm, DEFAULT_NETWORK } from '../network/index.js';
 import { createOverlay, deviceLayoutHash, deviceLayoutOf, GuestAgentClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { parseVmSpec } from '../spec/index.js';
-import { getTemplate, getVm, insertTemplate, insertVm, LOCAL_HOST_ID, requireTemplate, transition, updateTemplate } from '../store/index.js';
+import { getTemplate, getVm, insertTemplate, insertVm, requireTemplate, transition, updateTemplate } from '../store/index.js';
 import { assertValidName, faultPoint, parseMemoryMiB } from '../util/index.js';
-import { checkCpus, imageBootSource, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, type VmDeps } from '../vm/index.js';
+import { checkCpus, hereHost, imageBootSource, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, type VmDeps } from '../vm/index.js';
 import { freezeParent } from './cut.js';
 import { dismantleTemplate } from './dismantle.js';
 import { newTemplateId, prepareThroughAgent, type AgentForkRecord } from './agent-prepare.js';
@@ -86,7 +86,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   signal?.throwIfAborted();
   const now = new Date().toISOString();
   const base = { name: options.name, image_name: source.image.name, dir: files.dir, last_error: null, created_at: now, updated_at: now };
-  await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null, replica_id: options.replicaId ?? null }, actor);
+  await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null, replica_id: options.replicaId ?? null, host_id: hereHost(deps) }, actor);
   let launched: LaunchedProcess | undefined;
   let agent: GuestAgentClient | undefined;
   let vfg: VmforkAgentClient | undefined;
@@ -98,7 +98,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   try {
     await mkdir(files.dir, { recursive: true });
     for (const d of sources) await createOverlay(d.path, files.diskFor(d.id), { backingFormat: d.format });
-    const lease = await attachVm(db, { network, vmName: options.name });
+    const lease = await attachVm(db, { network, vmName: options.name, host: hereHost(deps) });
     const spec = parseVmSpec({
       name: options.name,
       accel: accel.accel,
@@ -113,7 +113,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
     });
     await updateTemplate(db, options.name, { spec_json: JSON.stringify(spec) });
     // the parent is a VM record while its QEMU runs, so a crash leaves a process vmfork can find and kill
-    await insertVm(db, { ...base, host_id: LOCAL_HOST_ID, template_name: null, state: 'creating', role: 'template', spec_json: JSON.stringify(spec) }, actor);
+    await insertVm(db, { ...base, host_id: hereHost(deps), template_name: null, state: 'creating', role: 'template', spec_json: JSON.stringify(spec) }, actor);
     await transition(db, 'templates', options.name, 'creating', 'booting', actor);
     await transition(db, 'vms', options.name, 'creating', 'starting', actor);
     const t0 = performance.now();

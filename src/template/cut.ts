@@ -3,7 +3,7 @@ import { detachVm } from '../network/index.js';
 import { freezeToFile, terminateProcess, type FreezeResult, type LaunchedProcess } from '../qemu/index.js';
 import type { Actor } from '../state/index.js';
 import { deleteVm, markProcessExited, transition } from '../store/index.js';
-import type { VmDeps } from '../vm/index.js';
+import { hereHost, type VmDeps } from '../vm/index.js';
 
 /**
  * The cut: freezes the parent into its device-state file (src/qemu/freeze-resume.ts: stop, x-ignore-shared,
@@ -35,7 +35,7 @@ export async function freezeParent(deps: VmDeps, name: string, parent: ParentToF
   const cut = await cutTemplate(parent.qmpPath, parent.statePath, parent.proc);
   await markProcessExited(deps.db, name);
   await transition(deps.db, 'vms', name, 'paused', 'stopped', actor);
-  await detachVm(deps.db, parent.network, name);
+  await detachVm(deps.db, parent.network, name, hereHost(deps));
   await removeVmCgroup(deps.home.root, name);
   await deleteVm(deps.db, name);
   return cut;

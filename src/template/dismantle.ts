@@ -44,7 +44,7 @@ export async function dismantleTemplate(deps: VmDeps, row: TemplateRow, actor: A
   const stray = await stopStrayQemu(row.dir);
   if (stray !== undefined) done.push(`unrecorded parent QEMU ${stray} stopped`);
   for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === row.name)) {
-    await detachVm(deps.db, lease.network_name, row.name);
+    await detachVm(deps.db, lease.network_name, row.name, row.host_id);
     done.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap}) released`);
   }
   await removeVmCgroup(deps.home.root, row.name);

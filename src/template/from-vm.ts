@@ -7,9 +7,9 @@ import { attachVm } from '../network/index.js';
 import { deviceLayoutHash, deviceLayoutOf, GuestAgentClient, layoutDifferences, QmpClient, terminateProcess, type LaunchedProcess } from '../qemu/index.js';
 import { decodeVmSpec, parseVmSpec, type VmSpec } from '../spec/index.js';
 import type { Actor } from '../state/index.js';
-import { getTemplate, getVm, insertTemplate, insertVm, listLeases, LOCAL_HOST_ID, requireTemplate, transition, updateTemplate, type VmRow } from '../store/index.js';
+import { getTemplate, getVm, insertTemplate, insertVm, listLeases, requireTemplate, transition, updateTemplate, type VmRow } from '../store/index.js';
 import { assertValidName } from '../util/index.js';
-import { getVmReconciled, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, vmPathsIn, type VmDeps } from '../vm/index.js';
+import { getVmReconciled, hereHost, readGuestIdentity, serialTail, startVmProcess, vmChannels, vmPaths, vmPathsIn, type VmDeps } from '../vm/index.js';
 import { newTemplateId, prepareThroughAgent, type AgentForkRecord } from './agent-prepare.js';
 import { sealTemplateFiles } from './create.js';
 import { freezeParent } from './cut.js';
@@ -57,15 +57,15 @@ export async function createTemplateFromVm(deps: VmDeps, options: TemplateFromVm
   const now = new Date().toISOString();
   const base = { name: options.name, image_name: parentTemplate.row.image_name, dir: files.dir, last_error: null, created_at: now, updated_at: now };
   // the parent link is in the first row: from now on the old template cannot be removed under this one
-  await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null, replica_id: null, parent_name: parentTemplate.row.name }, actor);
+  await insertTemplate(db, { ...base, state: 'creating', spec_json: '{}', record_json: null, replica_id: null, parent_name: parentTemplate.row.name, host_id: hereHost(deps) }, actor);
   let launched: LaunchedProcess | undefined;
   let vfg: VmforkAgentClient | undefined;
   try {
     await mkdir(files.dir, { recursive: true });
-    const lease = await attachVm(db, { network, vmName: options.name });
+    const lease = await attachVm(db, { network, vmName: options.name, host: hereHost(deps) });
     const spec = parentSpec(childSpec, options.name, files, paths, lease);
     await updateTemplate(db, options.name, { spec_json: JSON.stringify(spec) });
-    await insertVm(db, { ...base, host_id: LOCAL_HOST_ID, template_name: null, state: 'creating', role: 'template', spec_json: JSON.stringify(spec) }, actor);
+    await insertVm(db, { ...base, host_id: hereHost(deps), template_name: null, state: 'creating', role: 'template', spec_json: JSON.stringify(spec) }, actor);
     await transition(db, 'templates', options.name, 'creating', 'booting', actor);
     await transition(db, 'vms', options.name, 'creating', 'starting', actor);
     const moved = await moveFromChild(deps, child, spec, files, paths, lease.netns, actor);

@@ -9,4 +9,4 @@ export { dismantleTemplate, healTemplate, warmTargetKey } from './dismantle.js';
 export { assertFilesIntact, checkFile, sealFile, templateFiles, type FileCheck, type FileRecord, type TemplateFiles } from './files.js';
 export { listTemplates, removeTemplate, showTemplate, templateView, verifyTemplate, type TemplateFileReport } from './manage.js';
 export { PREPARE_SCRIPT, prepareTemplateGuest } from './prepare.js';
-export { forkPathOf, readyTemplate, templateDisks, templateFileList, templateRecordOf, type ForkPath, type FromVmRecord, type ReadyTemplate, type TemplateRecord } from './record.js';
+export { assertTemplateHere, forkPathOf, readyTemplate, templateDisks, templateFileList, templateRecordOf, type ForkPath, type FromVmRecord, type ReadyTemplate, type TemplateRecord } from './record.js';

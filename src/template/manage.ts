@@ -2,10 +2,10 @@ import { VmforkError } from '../errors.js';
 import { actorFor, ownerAlive } from '../host/index.js';
 import { TEMPLATE_BUSY_STATES } from '../state/index.js';
 import { getSetting, listTemplates as listTemplateRows, requireTemplate, templateChildren, templatesOn, templateWarmVms, type Db, type TemplateRow } from '../store/index.js';
-import type { VmDeps } from '../vm/index.js';
+import { hereHost, type VmDeps } from '../vm/index.js';
 import { dismantleTemplate, warmTargetKey } from './dismantle.js';
 import { checkFile } from './files.js';
-import { forkPathOf, readyTemplate, templateFileList, templateRecordOf, type TemplateRecord } from './record.js';
+import { assertTemplateHere, forkPathOf, readyTemplate, templateFileList, templateRecordOf, type TemplateRecord } from './record.js';
 
 /**
  * What `template list` and `template show` print for a template (JSON fields are a contract). `forkPath` says how
@@ -19,6 +19,7 @@ export function templateView(row: TemplateRow, children: string[], warm: { count
     name: row.name,
     state: row.state,
     image: row.image_name,
+    host: row.host_id,
     parent: row.parent_name,
     children: children.length,
     forkPath: record ? forkPathOf(record) : null,
@@ -69,6 +70,7 @@ export async function showTemplate(deps: VmDeps, name: string): Promise<Record<s
  */
 export async function removeTemplate(deps: VmDeps, name: string, options: { force?: boolean } = {}): Promise<void> {
   const row = await requireTemplate(deps.db, name);
+  assertTemplateHere(hereHost(deps), row);
   const children = await templateChildren(deps.db, name);
   if (children.length) {
     throw new VmforkError('VMFORK_TEMPLATE_IN_USE', `template ${name} has ${children.length} child(ren): ${children.join(', ')}; destroy them first`, {

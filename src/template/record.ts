@@ -79,6 +79,18 @@ export function templateRecordOf(row: TemplateRow): TemplateRecord | null {
   return row.record_json ? (JSON.parse(row.record_json) as TemplateRecord) : null;
 }
 
+/**
+ * A template's files and QEMUs are on its host: children fork from it only there (another machine has neither).
+ * The CLI sends a fork of another host's template to that host's agent.
+ */
+export function assertTemplateHere(here: string, row: Pick<TemplateRow, 'name' | 'host_id'>): void {
+  if (row.host_id !== here) {
+    throw new VmforkError('VMFORK_VM_ELSEWHERE', `template ${row.name} is on host ${row.host_id}: its children fork there, on that host's agent (give the fleet's --db, and the CLI sends the fork there)`, {
+      details: { template: row.name, host: row.host_id },
+    });
+  }
+}
+
 /** A template row that is `ready`, with its parsed spec and record; otherwise VMFORK_TEMPLATE_NOT_READY. */
 export function readyTemplate(row: TemplateRow): ReadyTemplate {
   const record = templateRecordOf(row);

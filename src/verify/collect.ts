@@ -2,7 +2,7 @@ import { VmforkError, toVmforkError } from '../errors.js';
 import { GuestAgentClient } from '../qemu/index.js';
 import { currentProcess, getTemplate, requireTemplate, templateChildren, type ProcessRow, type TemplateRow, type VmRow } from '../store/index.js';
 import { templateRecordOf } from '../template/index.js';
-import { getVmReconciled, type VmDeps } from '../vm/index.js';
+import { getVmReconciled, hereHost, type VmDeps } from '../vm/index.js';
 import { readGuest } from './guest.js';
 import { netnsOfProcess, pingInNetns, queryMainMac, scanHostKeys } from './probes.js';
 import { buildReport } from './report.js';
@@ -17,6 +17,18 @@ export interface VerifyRequest {
   concurrency?: number;
   /** @default 2000 */
   maxClockOffsetMs?: number;
+  /**
+   * Collects children that run on another host of the fleet (their QEMU, guest agent socket and namespace are
+   * there): the CLI passes one that asks that host's agent (src/host-agent/). Without it, such a child is a
+   * problem of its own (VMFORK_VM_ELSEWHERE), never silently skipped.
+   */
+  collectOnHost?: (host: string, names: string[]) => Promise<HostCollection>;
+}
+
+/** What one host collected of its children (and the ones it found not running). */
+export interface HostCollection {
+  children: ChildFacts[];
+  skipped: SkippedVm[];
 }
 
 interface Target {
@@ -140,22 +152,62 @@ export async function collectChild(deps: VmDeps, target: Target): Promise<ChildF
   };
 }
 
+/** Collects these VMs, all on this host (a host's agent, for `vmfork verify` run elsewhere in the fleet). */
+export async function collectHere(deps: VmDeps, names: string[], concurrency = 4): Promise<HostCollection> {
+  const { targets, skipped } = await select(deps, { names });
+  for (const t of targets) {
+    if (t.vm.host_id !== hereHost(deps)) throw new VmforkError('VMFORK_VM_ELSEWHERE', `VM ${t.vm.name} is on host ${t.vm.host_id}, not here`, { details: { vm: t.vm.name, host: t.vm.host_id } });
+  }
+  return { children: await collectAll(deps, targets, concurrency), skipped };
+}
+
+async function collectAll(deps: VmDeps, targets: Target[], concurrency: number): Promise<ChildFacts[]> {
+  const queue = [...targets];
+  const children: ChildFacts[] = [];
+  const worker = async (): Promise<void> => {
+    for (let t = queue.shift(); t !== undefined; t = queue.shift()) children.push(await collectChild(deps, t));
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, targets.length)) }, worker));
+  return children;
+}
+
+/** A child that could not be collected at all (its host's agent failed): one error, every fact unknown. */
+function uncollected(name: string, template: string | null, err: unknown): ChildFacts {
+  const e = toVmforkError(err);
+  return {
+    name, template, netns: null, hostname: null, mac: null, qemuMac: null, ipv4: null, ipv6LinkLocal: null, ipv6Flags: [], machineId: null, bootId: null,
+    templateBootId: null, bootIdMatchesTemplate: null, reboots: null, urandom: null, clockOffsetMs: null, clockUncertaintyMs: null, sshHostKeys: [],
+    reachable: null, pingRttMs: null, collectMs: 0, sourceMs: {}, errors: [{ source: 'guest', code: e.code, message: e.message }],
+  };
+}
+
 /**
  * `vmfork verify`: selects the running VMs (others are listed as skipped with their state), collects each
- * under a concurrency limit, then compares them all. Collection failures become problems of their child.
+ * under a concurrency limit, then compares them all. Collection failures become problems of their child. Children
+ * on other hosts of the fleet are collected there by `collectOnHost`, at once with this host's, and compared with
+ * all the others: distinct across the fleet, not only per host.
  */
 export async function verifyChildren(deps: VmDeps, req: VerifyRequest): Promise<VerifyReport> {
   const t0 = performance.now();
   const concurrency = req.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new VmforkError('VMFORK_INVALID_ARGUMENT', `concurrency must be a positive integer, got ${String(req.concurrency)}`);
   const { targets, skipped } = await select(deps, req);
-  const queue = [...targets];
+  const here = hereHost(deps);
+  const elsewhere = new Map<string, Target[]>();
+  for (const t of targets.filter((x) => x.vm.host_id !== here)) elsewhere.set(t.vm.host_id, [...(elsewhere.get(t.vm.host_id) ?? []), t]);
   const children: ChildFacts[] = [];
-  const worker = async (): Promise<void> => {
-    for (let t = queue.shift(); t !== undefined; t = queue.shift()) children.push(await collectChild(deps, t));
-  };
-  const limit = Math.max(1, Math.min(concurrency, targets.length));
-  await Promise.all(Array.from({ length: limit }, worker));
+  const remote = [...elsewhere].map(async ([host, ts]) => {
+    try {
+      if (!req.collectOnHost) throw new VmforkError('VMFORK_VM_ELSEWHERE', `on host ${host}: verify it from there, or with the fleet's --db`, { details: { host } });
+      const got = await req.collectOnHost(host, ts.map((t) => t.vm.name));
+      children.push(...got.children);
+      skipped.push(...got.skipped);
+    } catch (err) {
+      children.push(...ts.map((t) => uncollected(t.vm.name, t.vm.template_name ?? null, err)));
+    }
+  });
+  const [local] = await Promise.all([collectAll(deps, targets.filter((x) => x.vm.host_id === here), concurrency), ...remote]);
+  children.push(...local);
   children.sort((a, b) => a.name.localeCompare(b.name));
   return buildReport({
     template: req.template ?? null,

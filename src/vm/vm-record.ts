@@ -6,7 +6,7 @@ import { detachVm } from '../network/index.js';
 import type { Actor } from '../state/index.js';
 import { currentProcess, deleteVm, getVm, listLeases, markProcessExited, transition, type VmRow } from '../store/index.js';
 import { removePromotedDisks } from './promote-files.js';
-import type { VmDeps } from './vm-deps.js';
+import { hereHost, type VmDeps } from './vm-deps.js';
 import { claimVm, describeBusy } from './vm-owner.js';
 
 /** What a teardown found and removed, for the messages of destroy and heal. */
@@ -31,7 +31,7 @@ export async function teardownVm(deps: VmDeps, vm: Pick<VmRow, 'name' | 'dir'>, 
   // empty now that its QEMU is gone; one still busy is gc's to remove later
   await removeVmCgroup(deps.home.root, vm.name);
   for (const lease of (await listLeases(deps.db)).filter((l) => l.vm_name === vm.name)) {
-    await detachVm(deps.db, lease.network_name, vm.name);
+    await detachVm(deps.db, lease.network_name, vm.name, hereHost(deps));
     out.released.push(`${lease.ip} on ${lease.network_name} (tap ${lease.tap})`);
   }
   await rm(vm.dir, { recursive: true, force: true });

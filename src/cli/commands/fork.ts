@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { forkChildren } from '../../fork/index.js';
+import { forkOnHost, remoteHostOfTemplate } from '../../host-agent/index.js';
+import type { VmDeps } from '../../vm/index.js';
 import { action } from '../action.js';
 import { runDetached } from '../background.js';
 import { positiveInt } from '../parse.js';
@@ -20,6 +22,9 @@ export function registerForkCommands(program: Command): void {
       action(async (ctx, template: string, opts: { count: string; name?: string; network?: string; concurrency?: string; waitKicks?: boolean; json?: boolean }) => {
         const deps = await ctx.deps();
         const count = positiveInt(opts.count, '--count');
+        // a template on another host of the fleet: its children fork there, by its agent
+        const host = await remoteHostOfTemplate(deps, template);
+        if (host) return forkThere(deps, host, template, count, opts);
         const bar = !opts.json && process.stderr.isTTY ? new SingleBar({ format: 'forking [{bar}] {value}/{total} {last}', stream: process.stderr }, Presets.shades_classic) : undefined;
         bar?.start(count, 0, { last: '' });
         const result = await forkChildren(deps, {
@@ -56,4 +61,19 @@ export function registerForkCommands(program: Command): void {
         return result.failed.length ? 1 : 0;
       }),
     );
+}
+
+async function forkThere(deps: VmDeps, host: string, template: string, count: number, opts: { name?: string; network?: string; waitKicks?: boolean; json?: boolean }): Promise<number> {
+  const r = await forkOnHost(deps, host, { template, count, namePattern: opts.name, network: opts.network, awaitKicks: opts.waitKicks });
+  if (opts.json) {
+    printJson(r);
+  } else {
+    printTable(
+      r.children.map((c) => ({ name: c.name, host, ip: c.ip, mac: c.mac, machineId: c.identity.machineId, path: c.forkPath, runningMs: c.timings.runningMs, readyMs: c.timings.readyMs })),
+      ['name', 'host', 'ip', 'mac', 'machineId', 'path', 'runningMs', 'readyMs'],
+    );
+    process.stdout.write(`${r.children.length} forked on host ${host} in ${(r.wallMs / 1000).toFixed(2)} s on network ${r.network}${r.already.length ? ` (${r.already.length} already forked)` : ''}\n`);
+    for (const f of r.failed) process.stderr.write(`error ${f.error.code}: ${f.error.message}\n`);
+  }
+  return r.failed.length ? 1 : 0;
 }

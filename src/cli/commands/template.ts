@@ -8,6 +8,7 @@ import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
 import { accelOption } from './vm.js';
+import { remoteHostOfTemplate, sendHostJob } from '../../host-agent/index.js';
 
 export function registerTemplateCommands(program: Command): void {
   const tpl = program.command('template').description('templates ("forked state"): a parent VM booted once, prepared and frozen; children fork from it');
@@ -21,12 +22,24 @@ export function registerTemplateCommands(program: Command): void {
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--network <name>', 'network whose bridge the parent NIC sits on while it boots (no address is configured)', 'default')
     .addOption(accelOption())
+    .option('--host <name>', "make it on this host of the fleet: its agent boots, prepares and freezes it there, and children of it fork there (needs the fleet's --db)")
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, name: string, opts: { image?: string; fromVm?: string; memory: string; cpus: string; network: string; accel: string; json?: boolean }) => {
+      action(async (ctx, name: string, opts: { image?: string; fromVm?: string; memory: string; cpus: string; network: string; accel: string; host?: string; json?: boolean }) => {
         const deps = await ctx.deps();
         if ((opts.image === undefined) === (opts.fromVm === undefined)) {
           throw new VmforkError('VMFORK_INVALID_ARGUMENT', 'give exactly one of --image (boot an image) and --from-vm (freeze a running child)');
+        }
+        if (opts.host !== undefined) {
+          if (opts.image === undefined) throw new VmforkError('VMFORK_INVALID_ARGUMENT', '--host makes a template from --image (--from-vm freezes a child where it runs)', { details: { field: 'host' } });
+          process.stderr.write(`creating template ${name} on host ${opts.host}: cold boot of ${opts.image}, prepare, freeze…
+`);
+          const job = { op: 'template-create' as const, name, image: opts.image, memory: opts.memory, cpus: positiveInt(opts.cpus, '--cpus'), network: opts.network, accel: parseAccelChoice(opts.accel) };
+          const r = await sendHostJob(deps, opts.host, job);
+          if (opts.json) return printJson(r);
+          process.stdout.write(`template ${name}: ready on host ${opts.host}${typeof r.coldBootSeconds === 'number' ? ` (cold boot ${r.coldBootSeconds.toFixed(1)} s, cut ${String(r.cutMs)} ms)` : ''}
+`);
+          return;
         }
         let record;
         if (opts.fromVm !== undefined) {
@@ -65,7 +78,7 @@ export function registerTemplateCommands(program: Command): void {
       action(async (ctx, opts: { json?: boolean }) => {
         const rows = await listTemplates(await ctx.deps());
         if (opts.json) return printJson(rows.map(({ record: _record, ...rest }) => rest));
-        printTable(rows, ['name', 'state', 'image', 'parent', 'forkPath', 'children', 'warm', 'memoryMiB', 'accel', 'coldBootSeconds']);
+        printTable(rows, ['name', 'state', 'image', 'host', 'parent', 'forkPath', 'children', 'warm', 'memoryMiB', 'accel', 'coldBootSeconds']);
       }),
     );
 
@@ -122,7 +135,10 @@ export function registerTemplateCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (ctx, name: string, opts: { force?: boolean; json?: boolean }) => {
-        await removeTemplate(await ctx.deps(), name, { force: Boolean(opts.force) });
+        const deps = await ctx.deps();
+        const host = await remoteHostOfTemplate(deps, name);
+        if (host) await sendHostJob(deps, host, { op: 'template-rm', name });
+        else await removeTemplate(deps, name, { force: Boolean(opts.force) });
         if (opts.json) return printJson({ name, removed: true });
         process.stdout.write(`template ${name}: removed\n`);
       }),

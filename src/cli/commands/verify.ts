@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { TABLE_COLUMNS, summaryLines, tableRows, verifyChildren } from '../../verify/index.js';
+import { collectOnHostFor } from '../../host-agent/index.js';
 import { action } from '../action.js';
 import { positiveInt } from '../parse.js';
 import { printJson, printTable } from '../output.js';
@@ -15,7 +16,9 @@ export function registerVerifyCommands(program: Command): void {
     .action(
       action(async (ctx, names: string[], opts: { template?: string; concurrency: string; maxClockOffset: string; json?: boolean }) => {
         const deps = await ctx.deps();
+        const collectOnHost = collectOnHostFor(deps);
         const report = await verifyChildren(deps, {
+          ...(collectOnHost ? { collectOnHost } : {}),
           ...(opts.template ? { template: opts.template } : {}),
           names,
           concurrency: positiveInt(opts.concurrency, '--concurrency'),

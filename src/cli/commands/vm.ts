@@ -156,9 +156,22 @@ export function registerVmCommands(program: Command): void {
     .action(
       action(async (ctx, name: string, command: string[], opts: { timeout: string; json?: boolean }) => {
         const [path, ...args] = command;
-        const agent = await connectAgent(await ctx.deps(), name);
+        const deps = await ctx.deps();
+        const timeoutMs = positiveInt(opts.timeout, '--timeout') * 1000;
+        const host = await remoteHostOf(deps, name);
+        if (host) {
+          // the VM's guest agent socket is on its host: the command runs there, its output comes back in the answer
+          const r = await sendHostJob(deps, host, { op: 'vm-exec', name, command, timeoutMs });
+          if (opts.json) printJson({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, truncated: r.truncated });
+          else {
+            process.stdout.write(String(r.stdout));
+            process.stderr.write(String(r.stderr));
+          }
+          return Number(r.exitCode);
+        }
+        const agent = await connectAgent(deps, name);
         try {
-          const r = await agent.exec(path ?? '', args, { timeoutMs: positiveInt(opts.timeout, '--timeout') * 1000 });
+          const r = await agent.exec(path ?? '', args, { timeoutMs });
           if (opts.json) {
             printJson({ exitCode: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString(), truncated: r.truncated });
           } else {
