@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { VmforkError } from '../errors.js';
 import { PoolDetailSchema, PoolSpecInputSchema, PoolSummarySchema, ResizeRequestSchema } from '../pool/index.js';
-import { remoteHostOfReplica, sendHostJob } from '../host-agent/index.js';
+import { remoteHostOf, remoteHostOfReplica, sendHostJob } from '../host-agent/index.js';
 import { ReplicaViewSchema } from '../replica/index.js';
 import { TaskAcceptedSchema } from '../task/index.js';
 import { destroyVm, getVmReconciled, listVmSummaries, showVm, type VmDeps } from '../vm/index.js';
@@ -53,7 +53,12 @@ export function provisionRoutes(deps: VmDeps, provision: ProvisionService | unde
       method: 'DELETE', path: '/v1/vms/{name}', operationId: 'destroyVm', tag: 'vms', summary: 'Destroy a VM: its QEMU, taps, addresses, files and record',
       params: NameParams, status: 200, response: z.object({ name: z.string(), destroyed: z.literal(true), killedPid: z.number().int().optional(), released: z.array(z.string()) }),
       responseName: 'VmDestroyed', errors: [404, 409],
-      handler: async ({ params }) => ({ ...(await destroyVm(deps, params.name)), destroyed: true as const }),
+      handler: async ({ params }) => {
+        // a VM on another host of the fleet: its QEMU, taps and files are there, and its agent destroys it
+        const host = await remoteHostOf(deps, params.name);
+        if (host) return (await sendHostJob(deps, host, { op: 'vm-destroy', name: params.name })) as { name: string; destroyed: true; killedPid?: number; released: string[] };
+        return { ...(await destroyVm(deps, params.name)), destroyed: true as const };
+      },
     }),
     defineRoute({
       method: 'POST', path: '/v1/pools', operationId: 'createPool', tag: 'pools', summary: 'Create a pool from its spec: answers 202 with the task that provisions it',

@@ -8,11 +8,13 @@ import { detectAccel, freeSpace, qemuProgramVersion, readHostFacts, sweepLost } 
 import { getHost, hostHeartbeat, isPostgresUrl, markHostDown, openStore, registerAgentHost, settingOnce, tryHostLock, type Db, type HostLock } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 import { JobQueue } from '../jobs/index.js';
+import { endStaleExports } from '../qemu/index.js';
 import { syncHostInstances } from '../network/index.js';
 import { reconcileUnknownVms } from '../vm/index.js';
 import { checkDatastoreMarkers, claimDatastores } from './datastore-marker.js';
 import { readFleetKey } from './fleet-key.js';
 import { startJobWorker, type JobWorker } from './job-worker.js';
+import { nbdDir } from './replica-steps.js';
 import { Slots, type StepContext } from './step-context.js';
 import { HOST_AGENT_PROTOCOL, type HostAgentOptions } from './options.js';
 
@@ -150,6 +152,8 @@ async function takeJobs(ctx: StepContext, say: HostAgentDeps['say'], generation:
     say?.(healedLine(h));
   }
   for (const r of await reconcileUnknown(deps, deps.log)) say?.(`VM ${r.name} was unknown while the host was lost: ${r.state}`);
+  const ended = await endStaleExports(nbdDir(ctx));
+  if (ended) say?.(`${ended} replica export${ended === 1 ? '' : 's'} left by a predecessor that died: ended`);
   const left = await queue.failLeftActive(host, `the agent of ${host} that took it died (generation ${generation - 1} or earlier); run again`);
   if (left.length) {
     deps.log.warn({ host, jobs: left }, 'jobs taken by a predecessor that died: failed, to be run again');

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { VmforkError } from '../errors.js';
 import { runOnHost } from '../jobs/index.js';
 import { parsePoolSpec } from '../pool/index.js';
@@ -43,7 +44,7 @@ export async function exportReplica(ctx: StepContext, id: string, exportId: stri
   }
   const known = ctx.exports.get(exportId);
   if (known) return { host: ctx.listenHost, disks: known.disks.map((d) => ({ id: d.name, port: d.port })) };
-  const pskDir = await writePskDir(exportKey(key, exportId));
+  const pskDir = await writePskDir(exportKey(key, exportId), nbdDir(ctx));
   const disks: NbdExport[] = [];
   try {
     for (const d of replicaDisks(row)) disks.push(await startNbdExport({ file: d.path, host: ctx.listenHost, name: d.id, pskDir }));
@@ -56,6 +57,11 @@ export async function exportReplica(ctx: StepContext, id: string, exportId: stri
   timer.unref();
   ctx.exports.set(exportId, { disks, pskDir, timer });
   return { host: ctx.listenHost, disks: disks.map((d) => ({ id: d.name, port: d.port })) };
+}
+
+/** Where this agent keeps its exports' and pulls' keys: its own data dir, so a successor finds what it left. */
+export function nbdDir(ctx: Pick<StepContext, 'deps'>): string {
+  return join(ctx.deps.home.run, 'nbd');
 }
 
 export async function unexportReplica(ctx: StepContext, exportId: string): Promise<Record<string, unknown>> {
@@ -97,7 +103,7 @@ export async function receiveReplicaHere(ctx: StepContext, id: string, datastore
     const { replica, reused } = await receiveReplica(ctx.deps, source, datastore, async (wanted) => {
       const exportId = randomUUID();
       const served = (await runOnHost(ctx.queue, ctx.deps.db, source.host_id, { op: 'replica-export', replica: id, exportId })) as { host: string; disks: { id: string; port: number }[] };
-      const pskDir = await writePskDir(exportKey(key, exportId));
+      const pskDir = await writePskDir(exportKey(key, exportId), nbdDir(ctx));
       try {
         for (const w of wanted) {
           const port = served.disks.find((d) => d.id === w.disk.id)?.port;

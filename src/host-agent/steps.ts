@@ -43,9 +43,8 @@ export async function runHostStep(ctx: StepContext, job: HostJob, attempt: numbe
       return { ...vmSummary(r.vm), bootId: r.identity.bootId, hostname: r.identity.hostname, secondsToAgent: Math.round(r.secondsToAgent * 1000) / 1000 };
     }
     case 'vm-destroy': {
-      if (attempt > 0 && !(await getVm(deps.db, job.name))) return { name: job.name, destroyed: true };
-      await destroyVm(deps, job.name);
-      return { name: job.name, destroyed: true };
+      if (attempt > 0 && !(await getVm(deps.db, job.name))) return { name: job.name, destroyed: true, released: [] };
+      return { ...(await destroyVm(deps, job.name)), destroyed: true };
     }
     case 'template-create':
       return createTemplateHere(ctx, job, attempt, signal);

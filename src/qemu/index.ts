@@ -13,4 +13,4 @@ export { freezeToFile, resumeFromFile, type FreezeResult, type ResumeMarks } fro
 export { INCOMING_STATE_FD, loadState, saveState, type StateIoOptions, type StateSink } from './migration-state.js';
 export { connectUnixSocket, type ProtocolLogger } from './json-line-stream.js';
 export { JunkGuard, type JunkOptions } from './junk-guard.js';
-export { pullNbd, removePskDir, startNbdExport, writePskDir, type NbdExport } from './nbd.js';
+export { endStaleExports, pullNbd, removePskDir, startNbdExport, writePskDir, type NbdExport } from './nbd.js';

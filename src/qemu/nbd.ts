@@ -1,8 +1,7 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { VmforkError } from '../errors.js';
-import { QEMU_IMG_BINARY, readStartTime, runQemuTool } from '../host/index.js';
+import { processesWithArg, QEMU_IMG_BINARY, readStartTime, runQemuTool } from '../host/index.js';
 import { freePort } from '../util/index.js';
 import { terminateProcess } from './qemu-process.js';
 
@@ -15,10 +14,14 @@ const QEMU_NBD_BINARY = 'qemu-nbd';
 const PSK_USER = 'vmfork';
 const CREDS = 'vmfork-psk';
 
-/** A private directory holding the key in QEMU's `keys.psk` format; removed with `rm`. */
-export async function writePskDir(keyHex: string): Promise<string> {
+/**
+ * A private directory under `parent` (the agent's own, in its data dir's run directory) holding the key in QEMU's
+ * `keys.psk` format, and an export's pid files; removed with removePskDir.
+ */
+export async function writePskDir(keyHex: string, parent: string): Promise<string> {
   if (!/^[0-9a-f]{32,}$/.test(keyHex)) throw new VmforkError('VMFORK_INTERNAL', 'a TLS pre-shared key is at least 16 bytes of hex');
-  const dir = await mkdtemp(join(tmpdir(), 'vmfork-psk-'));
+  await mkdir(parent, { recursive: true, mode: 0o700 });
+  const dir = await mkdtemp(join(parent, 'psk-'));
   await writeFile(join(dir, 'keys.psk'), `${PSK_USER}:${keyHex}\n`, { mode: 0o600 });
   return dir;
 }
@@ -43,7 +46,7 @@ export async function startNbdExport(options: { file: string; host: string; name
   await runQemuTool(QEMU_NBD_BINARY, [
     '--read-only', '--format', 'raw', '--shared', '1', '--persistent', '--fork', '--pid-file', pidfile,
     '--export-name', options.name, '--bind', options.host, '--port', String(port),
-    '--object', `tls-creds-psk,id=${CREDS},endpoint=server,dir=${options.pskDir}`, '--tls-creds', CREDS,
+    '--object', serverCredsArg(options.pskDir), '--tls-creds', CREDS,
     resolve(options.file),
   ], { errorCode: 'VMFORK_QEMU_IMG_FAILED', timeoutMs: 30_000 });
   const pid = Number((await readFile(pidfile, 'utf8')).trim());
@@ -73,4 +76,27 @@ export async function pullNbd(options: { host: string; port: number; name: strin
 
 export async function removePskDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/** The argument that names an export's key directory on its qemu-nbd's command line. */
+function serverCredsArg(pskDir: string): string {
+  return `tls-creds-psk,id=${CREDS},endpoint=server,dir=${pskDir}`;
+}
+
+/**
+ * Ends what a dead agent left under `parent`: each key directory's qemu-nbd processes (found by the directory on
+ * their command line, so another agent's exports, under another parent, are never touched) and the directory.
+ * Their 15-minute deadline was a timer in the agent that died. Returns how many exports were ended.
+ */
+export async function endStaleExports(parent: string): Promise<number> {
+  let ended = 0;
+  for (const entry of await readdir(parent).catch(() => [] as string[])) {
+    const dir = join(parent, entry);
+    for (const p of await processesWithArg(serverCredsArg(dir))) {
+      await terminateProcess(p.pid, p.startTime, { graceMs: 2_000 });
+      ended += 1;
+    }
+    await removePskDir(dir);
+  }
+  return ended;
 }
