@@ -12,7 +12,7 @@ import type { StepContext } from './step-context.js';
 /** An export nobody pulled by then is ended: a puller that died must not leave a server behind. */
 const EXPORT_LIFE_MS = 15 * 60_000;
 
-function reporter(ctx: StepContext, what: string): StepReporter {
+export function reporter(ctx: StepContext, what: string): StepReporter {
   return {
     step: (name) => void ctx.deps.log.info({ host: ctx.deps.hostId, what }, name),
     event: (kind, message) => void ctx.deps.log.info({ host: ctx.deps.hostId, what, kind }, message),

@@ -4,6 +4,7 @@ import { getVm } from '../store/index.js';
 import { bootVm, destroyVm, startVm, stopVm, vmSummary } from '../vm/index.js';
 import { exportReplica, makeReplicaHere, receiveReplicaHere, removeReplicaHere, unexportReplica } from './replica-steps.js';
 import type { StepContext } from './step-context.js';
+import { convergePoolHere } from './pool-steps.js';
 import { collectHere } from '../verify/index.js';
 import { createTemplateHere, execHere, forkHere, removeTemplateHere } from './vm-steps.js';
 
@@ -54,6 +55,8 @@ export async function runHostStep(ctx: StepContext, job: HostJob, attempt: numbe
       return forkHere(ctx, job, attempt, signal);
     case 'vm-exec':
       return execHere(ctx, job.name, job.command, job.timeoutMs);
+    case 'pool-host-converge':
+      return convergePoolHere(ctx, job.pool, job.names, signal);
     case 'verify-collect':
       return { ...(await collectHere(ctx.deps, job.names)) };
     // the replica map makes, reuses or waits for a replica by its key: a re-run finds the first run's work

@@ -40,6 +40,8 @@ export const HOST_JOB = z.discriminatedUnion('op', [
   z.object({ op: z.literal('vm-exec'), name, command: z.array(z.string().max(4096)).min(1).max(256), timeoutMs: z.number().int().min(1000).max(3_600_000) }),
   // `vmfork verify` of children on this host: their facts read here (guest agent, QMP, ping and ssh-keyscan)
   z.object({ op: z.literal('verify-collect'), names: z.array(name).min(1).max(1000) }),
+  // a placed pool's part on this host: its replica here (received before), its template, these children forked
+  z.object({ op: z.literal('pool-host-converge'), pool: name, names: z.array(name).min(1).max(1000) }),
   // phase 1 and the replica on this host, for a pool spec (checked again by the agent, as the pool room parses it)
   z.object({ op: z.literal('replica-make'), spec: z.record(z.string(), z.unknown()) }),
   // this host's copy of another host's replica, pulled from it

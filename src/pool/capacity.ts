@@ -7,6 +7,7 @@ import { childShape as poolShape } from '../replica/index.js';
 import type { PoolSpec } from './spec.js';
 import { invalidSpec, poolChildNames } from './spec.js';
 import { checkPoolRefs } from './refs.js';
+import { hostRooms, placementHosts, planPlacement } from './placement.js';
 import { childDiskBytes, diskCommitments, diskOvercommit, replicaBytes as replicaSize } from './disk-budget.js';
 import { hostBoundProblems, localHostLimits, type HostLimits } from './host-bounds.js';
 import { OVERHEAD_MIB, pendingOfOthers, poolGrowth, type Pending, type PoolCapacityAsk } from './pending.js';
@@ -106,11 +107,30 @@ async function checkMemory(spec: PoolSpec, want: PoolCapacityAsk, needsTemplate:
  * its new child names are free, and the capacity check. Call it inside the transaction that accepts the work.
  */
 export async function checkPoolFits(db: Db, spec: PoolSpec, host: HostProbe = LOCAL_HOST): Promise<void> {
+  if (spec.placement) return checkPlacedFits(db, spec);
   await checkSpecBounds(db, spec, host);
   const others = new Set((await listVms(db)).filter((v) => v.pool_name !== spec.name).map((v) => v.name));
   const clash = poolChildNames(spec).slice(0, spec.size.max).find((n) => others.has(n));
   if (clash) throw fieldError('VMFORK_VM_EXISTS', 'naming', `child name "${clash}" is already a VM of this data dir`);
   await checkPoolCapacity(db, spec, undefined, host);
+}
+
+/**
+ * checkPoolFits of a pool placed over hosts: what it names exists (its hosts, each with the datastore), its new
+ * names are free in the fleet, the network has their addresses, and the hosts' room (as their agents reported it)
+ * holds every child it would add (placement.ts), with a template's parent beside them on each host.
+ */
+async function checkPlacedFits(db: Db, spec: PoolSpec): Promise<void> {
+  await checkPoolRefs(db, spec);
+  const hosts = await placementHosts(db, spec);
+  const vms = await listVms(db);
+  const clash = poolChildNames(spec).slice(0, spec.size.max).find((n) => vms.some((v) => v.name === n && v.pool_name !== spec.name));
+  if (clash) throw fieldError('VMFORK_VM_EXISTS', 'naming', `child name "${clash}" is already a VM of this fleet`);
+  const want = await poolGrowth(db, spec);
+  await checkAddresses(db, spec, want, await pendingOfOthers(db, spec));
+  const has = new Set(vms.filter((v) => v.pool_name === spec.name).map((v) => v.name));
+  const missing = poolChildNames(spec).slice(0, spec.size.max).filter((n) => !has.has(n));
+  planPlacement(missing, await hostRooms(db, spec, hosts, () => true), spec.placement?.strategy ?? 'spread');
 }
 
 /**

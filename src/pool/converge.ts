@@ -7,6 +7,8 @@ import { MAX_FORK_COUNT } from '../fork/index.js';
 import { parsePoolSpec, poolChildNames, type PoolSpec } from './spec.js';
 import type { TaskContext } from '../task/index.js';
 import { REAL_PARTS, type PoolForked, type PoolParts } from './parts.js';
+import { convergePlaced } from './placed.js';
+import type { ConvergeResult } from './converge-result.js';
 import { faultPoint } from '../util/index.js';
 
 /** The spec a pool row holds (parsed when it was accepted; read back through the same schema). */
@@ -34,21 +36,7 @@ export function targetActive(spec: PoolSpec, claimed: number): number {
   return Math.min(spec.size.max, Math.max(spec.size.min, claimed + spec.size.spares));
 }
 
-export interface ConvergeResult {
-  replica: string;
-  replicaReused: boolean;
-  /** Reboots phase 1 went through when the replica was made (by this task or the one that made it). */
-  phase1Reboots: number | null;
-  template: string;
-  forked: string[];
-  /** Milliseconds from the start of each forked child's fork to ready (identity and phase 2 done). */
-  readyMs: Record<string, number>;
-  registered: string[];
-  removed: string[];
-  failed: { name: string; code: string; message: string }[];
-  /** Wall time of each step of this converge, in ms (the replica's is ~0 when it was reused). */
-  ms: { replica: number; template: number; children: number };
-}
+export type { ConvergeResult } from './converge-result.js';
 
 /**
  * Brings a pool to its spec, from wherever it is — a new pool, a resize, or a task run again after the server died:
@@ -61,33 +49,14 @@ export interface ConvergeResult {
  */
 export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext, parts: PoolParts = REAL_PARTS): Promise<ConvergeResult> {
   const actor = await actorFor('pool');
-  let pool = await requirePool(deps.db, name);
+  const pool = await requirePool(deps.db, name);
   if (pool.state !== 'provisioning') await transition(deps.db, 'pools', name, pool.state, 'provisioning', actor, { task_id: ctx.id, last_error: null });
   else await updatePool(deps.db, name, { task_id: ctx.id });
   const spec = poolSpecOf(pool);
   try {
-    const t0 = performance.now();
-    await ctx.step('replica', 2);
-    const report = { step: (n: string, p?: number) => ctx.step(n, p), event: (k: string, m: string, d?: Record<string, unknown>) => ctx.event(k, m, d), signal: ctx.signal };
-    const { replica, reused } = await parts.ensureReplica(deps, spec, report);
+    // placed over the fleet's hosts: each host's part by its agent (placed.ts); then the same verdict as here
+    const out = spec.placement ? await convergePlaced(deps, spec, ctx) : await convergeHere(deps, spec, ctx, parts);
     ctx.signal.throwIfAborted();
-    await updatePool(deps.db, name, { replica_id: replica.id });
-    faultPoint('converge.replica-linked');
-    const t1 = performance.now();
-    await ctx.step('template', 55);
-    const template = await parts.ensureReplicaTemplate(deps, replica, spec, report);
-    ctx.signal.throwIfAborted();
-    await updatePool(deps.db, name, { template_name: template.row.name });
-    faultPoint('converge.template-linked');
-    const t2 = performance.now();
-    await ctx.step('children', 65);
-    const result = await convergeChildren(deps, spec, template.row.name, ctx, parts);
-    // a cancel between children: those made stay (a resize) or go (a create, below); the half-made one was rolled back
-    ctx.signal.throwIfAborted();
-    const ms = { replica: Math.round(t1 - t0), template: Math.round(t2 - t1), children: Math.round(performance.now() - t2) };
-    const phase1 = replica.phase1_json ? (JSON.parse(replica.phase1_json) as { reboots?: number }) : {};
-    const out: ConvergeResult = { replica: replica.id, replicaReused: reused, phase1Reboots: phase1.reboots ?? null, template: template.row.name, ...result, ms };
-    pool = await requirePool(deps.db, name);
     if (out.failed.length) {
       const first = out.failed[0];
       const why = `${out.failed.length} child(ren) failed; first ${first?.name}: ${first?.message ?? ''}`;
@@ -111,6 +80,32 @@ export async function convergePool(deps: VmDeps, name: string, ctx: TaskContext,
     if (now?.state === 'provisioning') await transition(deps.db, 'pools', name, 'provisioning', 'failed', actor, { last_error: (err as Error).message.split('\n')[0] ?? null });
     throw err;
   }
+}
+
+/** Replica, template and children on this host (the server's own): steps 1 to 3 of convergePool. */
+async function convergeHere(deps: VmDeps, spec: PoolSpec, ctx: TaskContext, parts: PoolParts): Promise<ConvergeResult> {
+  const name = spec.name;
+  const t0 = performance.now();
+  await ctx.step('replica', 2);
+  const report = { step: (n: string, p?: number) => ctx.step(n, p), event: (k: string, m: string, d?: Record<string, unknown>) => ctx.event(k, m, d), signal: ctx.signal };
+  const { replica, reused } = await parts.ensureReplica(deps, spec, report);
+  ctx.signal.throwIfAborted();
+  await updatePool(deps.db, name, { replica_id: replica.id });
+  faultPoint('converge.replica-linked');
+  const t1 = performance.now();
+  await ctx.step('template', 55);
+  const template = await parts.ensureReplicaTemplate(deps, replica, spec, report);
+  ctx.signal.throwIfAborted();
+  await updatePool(deps.db, name, { template_name: template.row.name });
+  faultPoint('converge.template-linked');
+  const t2 = performance.now();
+  await ctx.step('children', 65);
+  const result = await convergeChildren(deps, spec, template.row.name, ctx, parts);
+  // a cancel between children: those made stay (a resize) or go (a create, below); the half-made one was rolled back
+  ctx.signal.throwIfAborted();
+  const ms = { replica: Math.round(t1 - t0), template: Math.round(t2 - t1), children: Math.round(performance.now() - t2) };
+  const phase1 = replica.phase1_json ? (JSON.parse(replica.phase1_json) as { reboots?: number }) : {};
+  return { replica: replica.id, replicaReused: reused, phase1Reboots: phase1.reboots ?? null, template: template.row.name, ...result, ms };
 }
 
 /**

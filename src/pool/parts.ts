@@ -5,8 +5,9 @@ import { applyIdentity } from '../identity/index.js';
 import { leaseOfVm } from '../network/index.js';
 import { ensureReplica, ensureReplicaTemplate, removeReplicaAndTemplates, type ReplicaSpec, type StepReporter } from '../replica/index.js';
 import type { ReplicaRow, VmRow } from '../store/index.js';
-import { connectAgent, destroyVm, resumeVm, startVm, stopVm, suspendVm, vmPaths, type VmDeps } from '../vm/index.js';
+import { connectAgent, resumeVm, startVm, stopVm, suspendVm, vmPaths, type VmDeps } from '../vm/index.js';
 import type { SessionSource } from './claim-watch.js';
+import { destroyAnywhere } from './placed.js';
 
 /** What the pool layer reads of a forked child: its name and how long it took. */
 export type PoolForked = Pick<ForkedChild, 'name' | 'timings'>;
@@ -52,7 +53,8 @@ export const REAL_PARTS: PoolParts = {
   ensureReplicaTemplate,
   forkChildren,
   forkRegistered,
-  destroyVm,
+  // a placed pool's child on another host is destroyed by that host's agent
+  destroyVm: (deps, name) => destroyAnywhere(deps, name),
   bootStopped: async (deps, vm) => {
     await startVm(deps, vm.name, { allowChild: true });
     if (vm.role === 'child') await restoreAddresses(deps, vm);

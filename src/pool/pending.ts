@@ -4,9 +4,10 @@ import { isMade, targetActive } from './converge.js';
 import { acceptedMax, liveReservedMax } from './disk-budget.js';
 import type { PoolSpec } from './spec.js';
 import { parsePoolSpec, poolChildNames } from './spec.js';
+import { OVERHEAD_MIB } from './spec-limits.js';
 
-/** QEMU's own memory per running VM. */
-export const OVERHEAD_MIB = 64;
+export { OVERHEAD_MIB };
+
 
 /** What an operation on a pool adds to the host, in children. */
 export interface PoolCapacityAsk {

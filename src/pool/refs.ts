@@ -13,7 +13,8 @@ export async function checkPoolRefs(db: Db, spec: PoolSpec): Promise<void> {
   const checks: [string, () => Promise<unknown>][] = [
     ['image', () => requireImage(db, spec.image)],
     ['network', () => (spec.network === DEFAULT_NETWORK.name ? Promise.resolve() : requireNetwork(db, spec.network))],
-    ['datastore', () => requireDatastore(db, spec.datastore)],
+    // a placed pool's datastore is on each of its hosts (placement.ts checks them), not on this one
+    ...(spec.placement ? [] : ([['datastore', () => requireDatastore(db, spec.datastore)]] as [string, () => Promise<unknown>][])),
   ];
   for (const [field, check] of checks) {
     try {

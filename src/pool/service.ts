@@ -35,11 +35,15 @@ function summary(row: PoolRow, counts: Record<string, number>): PoolSummary {
   };
 }
 
-async function countsOf(deps: VmDeps, pool: string): Promise<{ counts: Record<string, number>; vms: { name: string; state: VmState }[] }> {
-  const vms = (await poolVms(deps.db, pool)).map((v) => ({ name: v.name, state: v.state }));
+async function countsOf(deps: VmDeps, pool: string): Promise<{ counts: Record<string, number>; vms: { name: string; state: VmState; host: string }[]; hosts: Record<string, number> }> {
+  const vms = (await poolVms(deps.db, pool)).map((v) => ({ name: v.name, state: v.state, host: v.host_id }));
   const counts: Record<string, number> = {};
-  for (const v of vms) counts[v.state] = (counts[v.state] ?? 0) + 1;
-  return { counts, vms };
+  const hosts: Record<string, number> = {};
+  for (const v of vms) {
+    counts[v.state] = (counts[v.state] ?? 0) + 1;
+    hosts[v.host] = (hosts[v.host] ?? 0) + 1;
+  }
+  return { counts, vms, hosts };
 }
 
 /**
@@ -110,10 +114,10 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
 
     async getPool(name: string): Promise<PoolDetail> {
       const row = await requirePool(deps.db, name);
-      const { counts, vms } = await countsOf(deps, name);
+      const { counts, vms, hosts } = await countsOf(deps, name);
       const templates: Record<string, number> = {};
       for (const v of await poolVms(deps.db, name)) if (v.template_name) templates[v.template_name] = (templates[v.template_name] ?? 0) + 1;
-      return { ...summary(row, counts), spec: poolSpecOf(row), vms, replica: row.replica_id, lastTaskId: row.task_id, template: row.template_name, templates, push: pushOf(row) };
+      return { ...summary(row, counts), spec: poolSpecOf(row), vms, hosts, replica: row.replica_id, lastTaskId: row.task_id, template: row.template_name, templates, push: pushOf(row) };
     },
 
     /**

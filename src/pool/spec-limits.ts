@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** QEMU's own memory per running VM, as the capacity checks count it. */
+export const OVERHEAD_MIB = 64;
+
 /**
  * The static bounds of a pool spec: each is in the schema (so OpenAPI shows it as minimum/maximum/maxLength) and
  * each error names its bound (`size.max: at most 10000`). Bounds that depend on the host (memory ≤ its RAM, cpus ≤

@@ -75,6 +75,9 @@ export const PerChildHookSchema = z.strictObject({
   timeoutSeconds: timeoutSeconds.optional(),
 });
 
+/** spread: children evenly over the hosts (most room first); pack: each host filled before the next. */
+export const PLACEMENT_STRATEGIES = ['spread', 'pack'] as const;
+
 export const PoolSpecInputSchema = z
   .strictObject({
     name: labelSchema,
@@ -130,6 +133,13 @@ export const PoolSpecInputSchema = z
       .optional(),
     memory: sizeSchema(64 * 1024 * 1024, MAX_MEMORY_BYTES).optional(),
     cpus: wholeNumber(1, MAX_CPUS).optional(),
+    placement: z
+      .strictObject({
+        hosts: z.array(labelSchema).min(1, { error: 'at least 1 host' }).max(1000, { error: 'at most 1000 hosts' }).optional(),
+        strategy: z.enum(PLACEMENT_STRATEGIES, { error: `must be one of ${PLACEMENT_STRATEGIES.join(', ')}` }).optional(),
+      })
+      .optional()
+      .describe("the fleet's hosts the children go to (default: every host with an agent), spread evenly or packed onto as few as fit (docs/placement.md)"),
   })
   .describe('A pool of desktops: the image, its size, naming, disks and customization (docs/api.md)');
 

@@ -4,7 +4,7 @@ import { VmforkError } from '../errors.js';
 import { DEFAULT_NETWORK } from '../network/index.js';
 import { parseNamePattern, parseSize, patternNames } from '../util/index.js';
 import { sizeText } from './spec-limits.js';
-import { MIN_DISK_BYTES, PoolSpecInputSchema, type PoolSpecInput, type PROVISIONING_MODES, type ReleaseTrigger } from './spec-schema.js';
+import { MIN_DISK_BYTES, PoolSpecInputSchema, type PLACEMENT_STRATEGIES, type PoolSpecInput, type PROVISIONING_MODES, type ReleaseTrigger } from './spec-schema.js';
 
 /** A validated pool spec with every default applied and every size in its canonical form (`256M`). */
 export interface PoolSpec {
@@ -29,6 +29,8 @@ export interface PoolSpec {
   access?: { sshAuthorizedKeys: string[] };
   memory?: string;
   cpus?: number;
+  /** Over the fleet's hosts (src/pool/placement.ts); absent: every child on the server's own host. */
+  placement?: { hosts?: string[]; strategy: (typeof PLACEMENT_STRATEGIES)[number] };
 }
 
 /** One thing wrong with a spec: the field path (`size.max`, `naming.names[2]`; '' for the whole spec) and why. */
@@ -87,6 +89,7 @@ export function applyPoolDefaults(input: PoolSpecInput): PoolSpec {
   if (input.access) spec.access = { sshAuthorizedKeys: [...input.access.sshAuthorizedKeys] };
   if (input.memory !== undefined) spec.memory = canonicalSize(input.memory);
   if (input.cpus !== undefined) spec.cpus = input.cpus;
+  if (input.placement) spec.placement = { ...(input.placement.hosts ? { hosts: [...new Set(input.placement.hosts)] } : {}), strategy: input.placement.strategy ?? 'spread' };
   return spec;
 }
 
@@ -98,6 +101,10 @@ export function poolSpecProblems(spec: PoolSpec, input: PoolSpecInput): SpecProb
   if (spares > max) out.push({ path: 'size.spares', message: `must be ≤ size.max (${max})` });
   if (spec.size.warm > 0 && spec.provisioning !== 'on-demand') out.push({ path: 'size.warm', message: 'warm processes wait for registered children: only an on-demand pool has them' });
   if (spec.size.warm > max) out.push({ path: 'size.warm', message: `must be ≤ size.max (${max})` });
+  if (spec.placement && spec.provisioning !== 'up-front') {
+    out.push({ path: 'placement', message: 'a pool placed over hosts is provisioned up-front (on-demand children are not placed over hosts yet)' });
+  }
+  if (spec.placement && spec.persistent) out.push({ path: 'placement', message: 'a pool placed over hosts is not persistent (its children are rebuilt elsewhere when a host is lost)' });
   if (input.naming?.pattern !== undefined && input.naming.names !== undefined) {
     out.push({ path: 'naming', message: 'give either naming.pattern or naming.names, not both' });
   }

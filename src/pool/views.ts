@@ -30,7 +30,9 @@ export type PoolSummary = z.infer<typeof PoolSummarySchema>;
 export const PoolDetailSchema = PoolSummarySchema.extend({
   /** The spec as accepted, every default applied. */
   spec: PoolSpecInputSchema,
-  vms: z.array(z.object({ name: z.string(), state: z.enum(VM_STATES) })),
+  vms: z.array(z.object({ name: z.string(), state: z.enum(VM_STATES), host: z.string() })),
+  /** Children per host (a pool placed over the fleet's hosts has them on several; one host's pool on `local`). */
+  hosts: z.record(z.string(), z.number().int().min(0)),
   /** The replica its children fork from, once phase 1 and the copy are done. */
   replica: z.string().nullable(),
   /** The last task run on the pool (create, resize, remove). */

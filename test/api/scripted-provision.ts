@@ -56,14 +56,14 @@ export class ScriptedProvision implements ProvisionService {
     this.pools.set(spec.name, {
       name: spec.name, state: 'provisioning', image: spec.image, provisioning: spec.provisioning, persistent: spec.persistent, size: spec.size,
       hostId: 'local', datastore: spec.datastore, counts: { running: names.length }, createdAt: new Date().toISOString(),
-      spec, vms: names.map((n) => ({ name: n, state: 'running' })), replica: null, lastTaskId: taskId, template: null, templates: {}, push: null,
+      spec, vms: names.map((n) => ({ name: n, state: 'running', host: 'local' })), hosts: { local: names.length }, replica: null, lastTaskId: taskId, template: null, templates: {}, push: null,
     });
     return { taskId, pool: spec.name };
   }
 
   listPools(): Promise<PoolDetail[]> {
     this.calls.push('listPools');
-    return Promise.resolve([...this.pools.values()].map(({ spec: _s, vms: _v, replica: _r, lastTaskId: _l, template: _t, templates: _ts, push: _p, ...summary }) => summary as PoolDetail));
+    return Promise.resolve([...this.pools.values()].map(({ spec: _s, vms: _v, replica: _r, lastTaskId: _l, template: _t, templates: _ts, push: _p, hosts: _h, ...summary }) => summary as PoolDetail));
   }
 
   getPool(name: string): Promise<PoolDetail> {

@@ -70,11 +70,12 @@ export function registerPoolCommands(program: Command): void {
           `datastore:    ${p.datastore} on host ${p.hostId}`,
           `replica:      ${p.replica ?? '-'}`,
           `children:     ${counts(p.counts)}`,
+          `hosts:        ${Object.entries(p.hosts).map(([h, n]) => `${h} ${n}`).join(', ') || '-'}`,
           `last task:    ${p.lastTaskId ?? '-'}`,
           '',
         ];
         process.stdout.write(lines.join('\n'));
-        if (p.vms.length) printTable(p.vms, ['name', 'state']);
+        if (p.vms.length) printTable(p.vms, ['name', 'state', 'host']);
       }),
     );
 

@@ -1,0 +1,24 @@
+/** What a converge answers (its task's result), on one host or over the fleet's hosts. */
+export interface ConvergeResult {
+  replica: string;
+  replicaReused: boolean;
+  /** Reboots phase 1 went through when the replica was made (by this task or the one that made it). */
+  phase1Reboots: number | null;
+  template: string;
+  forked: string[];
+  /** Milliseconds from the start of each forked child's fork to ready (identity and phase 2 done). */
+  readyMs: Record<string, number>;
+  registered: string[];
+  removed: string[];
+  failed: { name: string; code: string; message: string }[];
+  /** Wall time of each step of this converge, in ms (the replica's is ~0 when it was reused). */
+  ms: { replica: number; template: number; children: number };
+}
+
+/** A converge of a pool placed over hosts (placed.ts) also says where its children are and what it copied. */
+export interface PlacedResult extends ConvergeResult {
+  /** The pool's children per host once converged, and the replica each host forked them from. */
+  hosts: Record<string, { children: number; replica: string | null }>;
+  /** Replica copies made by this converge (host → seconds), run at once. */
+  copies: Record<string, number>;
+}

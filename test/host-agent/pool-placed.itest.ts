@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { waitUntil } from '../../src/util/index.js';
+import { isRoot } from '../network/itest-helpers.js';
+import { TEST_HOOKS } from '../fixtures/ladder.js';
+import { startDatacenter, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
+import { withTempDir } from '../helpers/temp-dir.js';
+
+const skip = isRoot() ? false : 'needs root (network namespaces, PostgreSQL as its user, QEMU)';
+const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
+const LONG_MS = 15 * 60_000;
+
+async function json<T>(dc: TestDatacenter, host: TestHost, args: string[]): Promise<T> {
+  const r = await dc.cli(host, [...args, '--json'], { timeoutMs: LONG_MS });
+  assert.equal(r.code, 0, `vmfork ${args.join(' ')}: ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+interface PoolJson {
+  state: string;
+  hosts: Record<string, number>;
+  vms: { name: string; state: string; host: string }[];
+  replica: string | null;
+}
+interface ReplicaJson {
+  id: string;
+  hostId: string;
+  state: string;
+  copiedFrom?: { replica: string; host: string } | null;
+}
+
+test('a pool placed over three hosts (spread): phase 1 once, one replica copy per other host, each host forks its children from its own template; children unique across hosts (vmfork verify); an unknown host refused; pool rm removes them from every host', { skip },
+  withTempDir('vmfork-placed-', async (root) => {
+    const dc = await startDatacenter(root, ['h1', 'h2', 'h3']);
+    const prefixBefore = process.env.VMFORK_NETNS_PREFIX;
+    process.env.VMFORK_NETNS_PREFIX = dc.prefix;
+    let problems: string[] = [];
+    const servers: ReturnType<typeof spawn>[] = [];
+    try {
+      const [h1] = dc.hosts as [TestHost, TestHost, TestHost];
+      const keyText = randomBytes(32).toString('hex');
+      for (const h of dc.hosts) {
+        writeFileSync(join(h.home, '..', 'fleet.key'), keyText, { mode: 0o600 });
+        await dc.startAgent(h, ['--heartbeat-seconds', '0.5', '--lost-after-seconds', '5', '--fleet-key-file', join(h.home, '..', 'fleet.key')]);
+      }
+      const server = spawn('nsenter', [`--net=/run/netns/${h1.netns}`, '--', process.execPath, CLI, '--home', h1.home, '--db', dc.db, 'serve', '--listen', '127.0.0.1:8470'], { stdio: 'ignore' });
+      servers.push(server);
+      await waitUntil(async () => (await dc.cli(h1, ['pool', 'list', '--json'])).code === 0 || undefined, { deadlineMs: 60_000, everyMs: 250, what: 'the server on h1 to answer' });
+      const built = await dc.cli(h1, ['image', 'build', '--name', 'default', '--hooks', TEST_HOOKS], { timeoutMs: 1_800_000 });
+      assert.equal(built.code, 0, built.stderr);
+      assert.equal((await dc.cli(h1, ['network', 'create', 'fleet', '--cidr', '10.78.0.0/24'])).code, 0);
+      const spec = (placement: Record<string, unknown>): string => {
+        const file = join(root, `desk-${randomBytes(3).toString('hex')}.json`);
+        writeFileSync(file, JSON.stringify({ name: 'desk', image: 'default', datastore: 'main', network: 'fleet', size: { max: 3 }, naming: { pattern: 'desk-{n}' }, disks: { disposable: '64M', swap: '16M' }, memory: '384M', placement }));
+        return file;
+      };
+
+      // bad input, refused before anything is made
+      const unknown = await dc.cli(h1, ['pool', 'create', '-f', spec({ hosts: ['h1', 'h9'] })]);
+      assert.notEqual(unknown.code, 0);
+      assert.match(unknown.stderr, /VMFORK_HOST_NOT_FOUND/);
+      assert.match(unknown.stderr, /h9/);
+      assert.equal((await dc.cli(h1, ['pool', 'show', 'desk'])).code, 1, 'no pool was made');
+
+      const created = await dc.cli(h1, ['pool', 'create', '-f', spec({ hosts: ['h1', 'h2', 'h3'], strategy: 'spread' }), '--wait'], { timeoutMs: LONG_MS });
+      assert.equal(created.code, 0, created.stderr + created.stdout);
+      const pool = await json<PoolJson>(dc, h1, ['pool', 'show', 'desk']);
+      assert.equal(pool.state, 'ready');
+      assert.deepEqual(pool.hosts, { h1: 1, h2: 1, h3: 1 }, 'spread: one child per host');
+      assert.deepEqual(pool.vms.map((v) => v.state), ['running', 'running', 'running']);
+
+      // phase 1 once: one replica made, the two others copies of it
+      const map = (await json<ReplicaJson[]>(dc, h1, ['replica', 'list'])).filter((r) => r.state === 'ready');
+      const made = map.filter((r) => !r.copiedFrom);
+      assert.equal(made.length, 1, `one replica made by phase 1: ${JSON.stringify(map)}`);
+      assert.deepEqual(map.filter((r) => r.copiedFrom).map((r) => [r.hostId, r.copiedFrom?.replica]).sort(), [...dc.hosts.map((h) => h.name).filter((h) => h !== made[0]?.hostId).map((h) => [h, made[0]?.id])].sort());
+
+      // distinct machines across the three hosts, each collected on its own host
+      const verified = await dc.cli(h1, ['verify', ...pool.vms.map((v) => v.name), '--json'], { timeoutMs: 300_000 });
+      const report = JSON.parse(verified.stdout) as { ok: boolean; children: { name: string; reachable: boolean | null }[]; problems: unknown[]; collisions: unknown[] };
+      assert.equal(verified.code, 0, `verify: ${JSON.stringify(report.problems)} ${JSON.stringify(report.collisions)}`);
+      assert.equal(report.children.length, 3);
+      assert.ok(report.children.every((c) => c.reachable === true));
+
+      const removed = await dc.cli(h1, ['pool', 'rm', 'desk', '--wait'], { timeoutMs: LONG_MS });
+      assert.equal(removed.code, 0, removed.stderr + removed.stdout);
+      const vms = await json<{ name: string }[]>(dc, h1, ['vm', 'list']);
+      assert.deepEqual(vms.filter((v) => v.name.startsWith('desk-')), [], 'no child left on any host');
+    } finally {
+      for (const s of servers) {
+        s.kill('SIGTERM');
+        await new Promise((resolve) => (s.exitCode !== null ? resolve(undefined) : s.once('exit', resolve)));
+      }
+      if (prefixBefore === undefined) delete process.env.VMFORK_NETNS_PREFIX;
+      else process.env.VMFORK_NETNS_PREFIX = prefixBefore;
+      problems = await dc.close();
+    }
+    assert.deepEqual(problems, []);
+  }),
+);
