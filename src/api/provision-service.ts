@@ -32,6 +32,8 @@ export interface ProvisionService {
   listClaims(pool?: string): Promise<ClaimView[]>;
   /** The server's claim clock (TTLs, releases a crash cut off); the server stops it when it closes. */
   startClaimSweeper?(everyMs?: number): { stop(): void };
+  /** Queues a converge of each placed pool that has a child on a lost host not yet replaced; the pools queued. */
+  rebuildLostCapacity?(): Promise<string[]>;
   /** Checkpoints a running VM (issue 12 item 7): a task in its queue; the label is fixed when it is accepted. */
   checkpointVm(vm: string, request: { label?: string; memory?: boolean }): Promise<TaskAccepted & { label: string }>;
   /** Reverts a VM to one of its checkpoints, without a boot: a task. VMFORK_CHECKPOINT_NOT_FOUND for an unknown label. */

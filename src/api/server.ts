@@ -76,7 +76,8 @@ async function startLocked(deps: VmDeps, options: StartServerOptions, host: stri
   const sweeper = options.provision?.startClaimSweeper?.();
   // on a shared PostgreSQL store, events of tasks other servers run reach this one's followers at once
   const listener = listenForTaskEvents(deps.db);
-  const hostSweep = startLostHostSweep(deps.db, deps.log);
+  // placed pools rebuild what a lost host held on the other hosts: checked after each sweep (one converge queued)
+  const hostSweep = startLostHostSweep(deps.db, deps.log, undefined, () => options.provision?.rebuildLostCapacity?.() ?? Promise.resolve());
   return {
     url,
     tokenPath,

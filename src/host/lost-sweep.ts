@@ -26,12 +26,15 @@ export async function sweepLost(db: Db, log: Logger): Promise<string[]> {
 /**
  * A server on a shared PostgreSQL store also finds lost hosts, so a fleet whose agents all died is still seen to be
  * lost (docs/hosts.md). Nothing on SQLite: there are no agents' hosts there. A failed sweep (the database away for a
- * moment) is tried again at the next tick.
+ * moment) is tried again at the next tick. `afterEach` runs after each sweep: the server's rebuild of placed pools'
+ * lost capacity (src/pool/, docs/placement.md).
  */
-export function startLostHostSweep(db: Db, log: Logger, everyMs = LOST_SWEEP_MS): { stop(): void } | undefined {
+export function startLostHostSweep(db: Db, log: Logger, everyMs = LOST_SWEEP_MS, afterEach?: () => Promise<unknown>): { stop(): void } | undefined {
   if (dialectOf(db) !== 'postgres') return undefined;
   const timer = setInterval(() => {
-    sweepLost(db, log).catch((err: unknown) => log.warn({ err }, 'lost-host sweep failed'));
+    sweepLost(db, log)
+      .then(() => afterEach?.())
+      .catch((err: unknown) => log.warn({ err }, 'lost-host sweep failed'));
   }, everyMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };

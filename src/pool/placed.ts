@@ -1,6 +1,6 @@
 import { VmforkError } from '../errors.js';
 import { JobQueue, runOnHost, type HostJob } from '../jobs/index.js';
-import { findReplica, getReplica, getVm, poolVms, requirePool, updatePool, type Db, type ReplicaRow } from '../store/index.js';
+import { findReplica, getReplica, getVm, listHostRows, poolVms, requirePool, updatePool, vmNames, type Db, type ReplicaRow, type VmRow } from '../store/index.js';
 import type { TaskContext } from '../task/index.js';
 import { destroyVm, hereHost, type VmDeps } from '../vm/index.js';
 import { planPlacement, hostRooms, placementHosts } from './placement.js';
@@ -44,6 +44,29 @@ async function replicaOn(db: Db, source: ReplicaRow, host: string): Promise<Repl
 }
 
 /**
+ * A placed pool's children sorted for a converge. Live ones (not on a lost host, not replaced) are kept up to `max`
+ * in naming order; the rest of them are extra. Those on a lost host (unknown, not yet replaced) are lost. The names
+ * of the children to make are the first of the pool's names that no VM of the fleet has (a replaced child keeps
+ * its name until its host destroys it, so its replacement takes a new one).
+ */
+async function sortChildren(db: Db, spec: PoolSpec): Promise<{ kept: VmRow[]; lost: VmRow[]; extra: VmRow[]; missing: string[] }> {
+  const all = await poolVms(db, spec.name);
+  const lostHosts = new Set((await listHostRows(db)).filter((h) => h.state === 'lost').map((h) => h.id));
+  const fenced = all.filter((v) => v.replaced_by !== null);
+  const lost = all.filter((v) => v.replaced_by === null && v.state === 'unknown' && lostHosts.has(v.host_id));
+  const live = all.filter((v) => v.replaced_by === null && !lost.includes(v));
+  const want = spec.size.max + fenced.length + lost.length;
+  // a names list may hold fewer: then only its names, and a lost child with none left for it stays unreplaced
+  const names = 'names' in spec.naming ? spec.naming.names.slice(0, want) : poolChildNames(spec, want);
+  const rank = (n: string): number => (names.includes(n) ? names.indexOf(n) : Number.MAX_SAFE_INTEGER);
+  const ordered = [...live].sort((a, b) => rank(a.name) - rank(b.name));
+  const kept = ordered.slice(0, spec.size.max);
+  const taken = await vmNames(db);
+  const missing = names.filter((n) => !taken.has(n)).slice(0, Math.max(0, spec.size.max - kept.length));
+  return { kept, lost, extra: ordered.slice(spec.size.max), missing };
+}
+
+/**
  * Converges a pool placed over hosts (docs/placement.md), each host's work done by its agent:
  * 1. children past `max` destroyed where they are;
  * 2. the missing children placed (placement.ts), counted against each host's room;
@@ -56,17 +79,21 @@ async function replicaOn(db: Db, source: ReplicaRow, host: string): Promise<Repl
 export async function convergePlaced(deps: VmDeps, spec: PoolSpec, ctx: TaskContext): Promise<PlacedResult> {
   return withFleetQueue(deps, async (queue) => {
     const t0 = performance.now();
-    const names = poolChildNames(spec).slice(0, spec.size.max);
-    const wanted = new Set(names);
+    const { lost, extra, missing } = await sortChildren(deps.db, spec);
     const removed: string[] = [];
-    for (const vm of (await poolVms(deps.db, spec.name)).filter((v) => !wanted.has(v.name))) {
+    for (const vm of extra) {
       await destroyAnywhere(deps, vm.name, queue);
       removed.push(vm.name);
       await ctx.child(vm.name, { state: 'removed', percent: 100 });
     }
-    const children = await poolVms(deps.db, spec.name);
-    const has = new Set(children.map((v) => v.name));
-    const missing = names.filter((n) => !has.has(n));
+    // each child of a lost host is replaced under a new name and address (it may still run there, cut off): the
+    // mark fences it, and its host's agent destroys it when the host is back (src/vm/unknown.ts)
+    for (const [i, vm] of lost.entries()) {
+      const by = missing[i];
+      if (!by) break;
+      await deps.db.updateTable('vms').set({ replaced_by: by }).where('name', '=', vm.name).where('replaced_by', 'is', null).execute();
+      await ctx.event('host-lost', `${vm.name} on lost host ${vm.host_id} is replaced by ${by}; its agent destroys it when the host is back`, { vm: vm.name, host: vm.host_id, replacedBy: by });
+    }
     const pool = await requirePool(deps.db, spec.name);
     let source = pool.replica_id ? await getReplica(deps.db, pool.replica_id) : undefined;
     if (source?.state !== 'ready') source = undefined;

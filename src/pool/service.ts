@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
-import { getPool, insertPool, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, putPoolReservation, requirePool, requireVm, setPoolReservationTask, updatePool, withWriteLock, type PoolRow } from '../store/index.js';
+import { getPool, insertPool, listHostRows, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, putPoolReservation, requirePool, requireVm, setPoolReservationTask, updatePool, withWriteLock, type PoolRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
 import { createClaimService } from './claim-service.js';
 import { pushOf } from './push.js';
@@ -106,6 +106,25 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
       const task = await run('pool-create', spec.name, spec.name, { pool: spec.name });
       await updatePool(deps.db, spec.name, { task_id: task.taskId });
       return { ...task, pool: spec.name };
+    },
+
+    /**
+     * Placed pools rebuild a lost host's children on the others (docs/placement.md): a converge is queued for each
+     * pool with a child on a lost host that none has replaced yet, unless one is already waiting in its queue.
+     */
+    async rebuildLostCapacity(): Promise<string[]> {
+      const lostHosts = new Set((await listHostRows(deps.db)).filter((h) => h.state === 'lost').map((h) => h.id));
+      if (!lostHosts.size) return [];
+      const queued: string[] = [];
+      for (const row of await listPoolRows(deps.db)) {
+        if (!poolSpecOf(row).placement || row.state === 'deleting') continue;
+        const vms = await poolVms(deps.db, row.name);
+        if (!vms.some((v) => v.replaced_by === null && v.state === 'unknown' && lostHosts.has(v.host_id))) continue;
+        if ((await liveQueueTasks(deps.db, row.name)).some((t) => t.state === 'queued' && (t.kind === 'pool-converge' || t.kind === 'pool-remove'))) continue;
+        await run('pool-converge', row.name, row.name, { pool: row.name, why: 'host lost' });
+        queued.push(row.name);
+      }
+      return queued;
     },
 
     async listPools(): Promise<PoolSummary[]> {

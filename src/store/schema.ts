@@ -99,6 +99,8 @@ export interface VmsTable extends OwnerColumns {
   claim_expires_at: string | null;
   /** The uid its QEMU runs as (src/config/qemu-user.ts); null until its first confined launch. Unique. */
   qemu_uid: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Set on a placed pool's child whose host was lost: the child that replaced it (its host's agent destroys it). */
+  replaced_by: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** A frozen template ("forked state"): see src/template/. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { waitUntil } from '../../src/util/index.js';
 import { isRoot } from '../network/itest-helpers.js';
 import { TEST_HOOKS } from '../fixtures/ladder.js';
-import { startDatacenter, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
+import { startDatacenter, type RunningAgent, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, PostgreSQL as its user, QEMU)';
@@ -33,7 +33,7 @@ interface ReplicaJson {
   copiedFrom?: { replica: string; host: string } | null;
 }
 
-test('a pool placed over three hosts (spread): phase 1 once, one replica copy per other host, each host forks its children from its own template; children unique across hosts (vmfork verify); an unknown host refused; pool rm removes them from every host', { skip },
+test("a pool placed over three hosts (spread): phase 1 once, one replica copy per other host, each host forks its children from its own template; children unique across hosts (vmfork verify); an unknown host refused; h2's agent killed: its child replaced on another host under a new name, and destroyed by h2's agent when it is back; pool rm removes them from every host", { skip },
   withTempDir('vmfork-placed-', async (root) => {
     const dc = await startDatacenter(root, ['h1', 'h2', 'h3']);
     const prefixBefore = process.env.VMFORK_NETNS_PREFIX;
@@ -41,11 +41,13 @@ test('a pool placed over three hosts (spread): phase 1 once, one replica copy pe
     let problems: string[] = [];
     const servers: ReturnType<typeof spawn>[] = [];
     try {
-      const [h1] = dc.hosts as [TestHost, TestHost, TestHost];
+      const [h1, h2] = dc.hosts as [TestHost, TestHost, TestHost];
       const keyText = randomBytes(32).toString('hex');
+      const agentArgs = (h: TestHost): string[] => ['--heartbeat-seconds', '0.5', '--lost-after-seconds', '5', '--fleet-key-file', join(h.home, '..', 'fleet.key')];
+      const agents = new Map<string, RunningAgent>();
       for (const h of dc.hosts) {
         writeFileSync(join(h.home, '..', 'fleet.key'), keyText, { mode: 0o600 });
-        await dc.startAgent(h, ['--heartbeat-seconds', '0.5', '--lost-after-seconds', '5', '--fleet-key-file', join(h.home, '..', 'fleet.key')]);
+        agents.set(h.name, await dc.startAgent(h, agentArgs(h)));
       }
       const server = spawn('nsenter', [`--net=/run/netns/${h1.netns}`, '--', process.execPath, CLI, '--home', h1.home, '--db', dc.db, 'serve', '--listen', '127.0.0.1:8470'], { stdio: 'ignore' });
       servers.push(server);
@@ -85,6 +87,36 @@ test('a pool placed over three hosts (spread): phase 1 once, one replica copy pe
       assert.equal(verified.code, 0, `verify: ${JSON.stringify(report.problems)} ${JSON.stringify(report.collisions)}`);
       assert.equal(report.children.length, 3);
       assert.ok(report.children.every((c) => c.reachable === true));
+
+      // h2's agent killed: h2 is lost, its child unknown; the server queues a converge that replaces it on another
+      // host under a new name and address (the old one may still run, cut off), and fences the old record
+      const onH2 = pool.vms.find((v) => v.host === 'h2')?.name as string;
+      const h2Agent = agents.get('h2') as RunningAgent;
+      h2Agent.child.kill('SIGKILL');
+      await h2Agent.exited;
+      const rebuilt = await waitUntil(
+        async () => {
+          const p = await json<PoolJson>(dc, h1, ['pool', 'show', 'desk']);
+          const running = p.vms.filter((v) => v.state === 'running');
+          return p.state === 'ready' && running.length === 3 && running.every((v) => v.host !== 'h2') ? p : undefined;
+        },
+        { deadlineMs: LONG_MS, everyMs: 500, what: "the pool to rebuild h2's child on the other hosts" },
+      );
+      assert.deepEqual(rebuilt.vms.find((v) => v.name === onH2), { name: onH2, state: 'unknown', host: 'h2' }, 'the lost child is kept, fenced, until its host is back');
+      const replacement = rebuilt.vms.find((v) => !pool.vms.some((o) => o.name === v.name))?.name as string;
+      assert.ok(replacement && replacement !== onH2, `a new name for the replacement: ${JSON.stringify(rebuilt.vms)}`);
+      const again = await dc.cli(h1, ['verify', ...rebuilt.vms.filter((v) => v.state === 'running').map((v) => v.name), '--json'], { timeoutMs: 300_000 });
+      assert.equal(again.code, 0, again.stdout);
+
+      // h2's agent back: the child replaced meanwhile is destroyed there, not revived (its QEMU had run on)
+      const back = await dc.startAgent(h2, agentArgs(h2));
+      await waitUntil(async () => ((await json<PoolJson>(dc, h1, ['pool', 'show', 'desk'])).vms.some((v) => v.name === onH2) ? undefined : true), {
+        deadlineMs: 120_000,
+        everyMs: 500,
+        what: `h2's agent to destroy ${onH2}, replaced while h2 was lost`,
+      });
+      assert.match(back.output(), new RegExp(`VM ${onH2} was unknown while the host was lost: destroyed`));
+      assert.deepEqual((await json<PoolJson>(dc, h1, ['pool', 'show', 'desk'])).hosts, Object.fromEntries(Object.entries(rebuilt.hosts).filter(([h]) => h !== 'h2')));
 
       const removed = await dc.cli(h1, ['pool', 'rm', 'desk', '--wait'], { timeoutMs: LONG_MS });
       assert.equal(removed.code, 0, removed.stderr + removed.stdout);
