@@ -1,7 +1,7 @@
 import { VmforkError } from '../errors.js';
 import { parseListen as parseListenAddress } from '../util/index.js';
 import { startGcTimer } from '../gc/index.js';
-import { listenForTaskEvents, recoverTasks, type RecoveredTask } from '../task/index.js';
+import { holdServerLock, listenForTaskEvents, recoverTasks, type RecoveredTask } from '../task/index.js';
 import { registerLocalHost, startLostHostSweep } from '../host/index.js';
 import { listVmsReconciled, type VmDeps } from '../vm/index.js';
 import { buildApp } from './app.js';
@@ -53,16 +53,22 @@ export async function startServer(deps: VmDeps, options: StartServerOptions = {}
   }
 }
 
+/** How often a server on a shared store looks for tasks whose server died. */
+const TASK_RECOVERY_MS = 5_000;
+
 async function startLocked(deps: VmDeps, options: StartServerOptions, host: string, port: number, lock: ServerLock): Promise<RunningServer> {
   await registerLocalHost(deps);
   const { token, path: tokenPath } = await ensureApiToken(deps.home);
   const vms = await listVmsReconciled(deps);
+  // held before anything is run: other servers on the store judge this one's tasks by it (task/owner-lock.ts)
+  const serverLock = await holdServerLock(deps.db, deps.log);
   const recovered = options.provision ? await recoverTasks(deps, options.provision.runners) : [];
   const app = buildApp({ deps, provision: options.provision, token });
   try {
     await app.listen({ host, port });
   } catch (err) {
     await app.close();
+    await serverLock?.stop();
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err, details: { host, port } });
   }
   const address = app.server.address();
@@ -77,6 +83,10 @@ async function startLocked(deps: VmDeps, options: StartServerOptions, host: stri
   // on a shared PostgreSQL store, events of tasks other servers run reach this one's followers at once
   const listener = listenForTaskEvents(deps.db);
   // placed pools rebuild what a lost host held on the other hosts: checked after each sweep (one converge queued)
+  // several servers on one PostgreSQL store: the tasks of one that died are resumed by another, not only at a start
+  const provision = options.provision;
+  const taskSweep = serverLock && provision ? setInterval(() => void recoverTasks(deps, provision.runners).catch((err: unknown) => deps.log.warn({ err }, 'task recovery failed')), TASK_RECOVERY_MS) : undefined;
+  taskSweep?.unref();
   const hostSweep = startLostHostSweep(deps.db, deps.log, undefined, () => options.provision?.rebuildLostCapacity?.() ?? Promise.resolve());
   return {
     url,
@@ -86,9 +96,11 @@ async function startLocked(deps: VmDeps, options: StartServerOptions, host: stri
     close: async () => {
       await listener?.close();
       hostSweep?.stop();
+      if (taskSweep) clearInterval(taskSweep);
       sweeper?.stop();
       await gc.stop();
       await app.close();
+      await serverLock?.stop();
       await lock.release();
     },
   };

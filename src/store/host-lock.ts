@@ -18,11 +18,35 @@ export interface HostLock {
  * PostgreSQL only: host agents share one database (docs/hosts.md).
  */
 export async function tryHostLock(db: Db, hostId: string): Promise<HostLock | undefined> {
+  return trySessionLock(db, `vmfork-host:${hostId}`, 'host agents share a PostgreSQL store: give --db postgres://… (docs/hosts.md)');
+}
+
+/** The store's pg pool, or `refusal` when the store is not PostgreSQL. */
+function pgPool(db: Db, refusal: string): NonNullable<ReturnType<typeof storePools.get>> {
   const pool = storePools.get(db);
-  if (!pool) {
-    throw new VmforkError('VMFORK_INVALID_ARGUMENT', 'host agents share a PostgreSQL store: give --db postgres://… (docs/hosts.md)');
+  if (!pool) throw new VmforkError('VMFORK_INVALID_ARGUMENT', refusal);
+  return pool;
+}
+
+/**
+ * True when no session holds the advisory lock `key` (its holder died, or never was): checked by taking it for a
+ * moment on a connection of its own, and giving it back at once.
+ */
+export async function sessionLockFree(db: Db, key: string): Promise<boolean> {
+  const client = await pgPool(db, 'session locks need a PostgreSQL store').connect();
+  try {
+    const r = await client.query<{ got: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as got', [key]);
+    if (r.rows[0]?.got !== true) return false;
+    await client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+    return true;
+  } finally {
+    client.release();
   }
-  const client = await pool.connect();
+}
+
+/** A session advisory lock `key` held on a connection of its own (see tryHostLock); undefined when another holds it. */
+export async function trySessionLock(db: Db, key: string, refusal = 'session locks need a PostgreSQL store'): Promise<HostLock | undefined> {
+  const client = await pgPool(db, refusal).connect();
   let held = false;
   let done = false;
   const lost = (): void => {
@@ -33,7 +57,6 @@ export async function tryHostLock(db: Db, hostId: string): Promise<HostLock | un
   };
   client.on('error', lost);
   client.on('end', lost);
-  const key = `vmfork-host:${hostId}`;
   try {
     const r = await client.query<{ held: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as held', [key]);
     held = r.rows[0]?.held === true;

@@ -21,5 +21,5 @@ export * from './checkpoints-repo.js';
 export * from './claims-repo.js';
 export * from './reservations-repo.js';
 export * from './hosts-repo.js';
-export { tryHostLock, type HostLock } from './host-lock.js';
+export { sessionLockFree, tryHostLock, trySessionLock, type HostLock } from './host-lock.js';
 export { listenTaskEvents, notifyTaskEvent, type StoreListener } from './notify.js';

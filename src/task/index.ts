@@ -7,5 +7,6 @@ export { vmLock } from './queue.js';
 export { listenForTaskEvents } from './bus.js';
 export { followTask, getTaskView, listTaskViews, waitForTask } from './follow.js';
 export { recoverTasks, type RecoveredTask } from './recovery.js';
+export { holdServerLock, taskOwnerAlive } from './owner-lock.js';
 export type { TaskContext, TaskDeps, TaskRunners } from './types.js';
 export { TaskAcceptedSchema, TaskEventSchema, TaskViewSchema, type TaskAccepted, type TaskEvent, type TaskView } from './views.js';

@@ -1,7 +1,8 @@
-import { actorFor, ownerAlive } from '../host/index.js';
+import { actorFor } from '../host/index.js';
 import { requireTask, takeOver, transition, transitionalRows } from '../store/index.js';
 import { driveTask, recordTaskEvent } from './engine.js';
 import type { TaskDeps, TaskRunners } from './types.js';
+import { taskOwnerAlive } from './owner-lock.js';
 
 /** One task found left live by a server that died, and what was done with it. */
 export interface RecoveredTask {
@@ -25,7 +26,7 @@ export async function recoverTasks(deps: TaskDeps, runners: TaskRunners): Promis
   const out: RecoveredTask[] = [];
   const actor = await actorFor('task');
   for (const left of await transitionalRows(deps.db, 'tasks')) {
-    if (await ownerAlive({ pid: left.owner_pid, startTime: left.owner_start_time, boot: left.owner_boot })) continue;
+    if (await taskOwnerAlive(deps.db, { pid: left.owner_pid, startTime: left.owner_start_time, boot: left.owner_boot })) continue;
     if (!(await takeOver(deps.db, 'tasks', left.name, left.state, left, actor))) continue;
     const row = await requireTask(deps.db, left.name);
     const base = { id: row.id, kind: row.kind, target: row.target, state: left.state, deadOwnerPid: left.owner_pid };
