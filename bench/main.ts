@@ -16,6 +16,9 @@ import { renderProvisionMarkdown } from './provision-report.js';
 import { parseScaleArgs, SCALE_USAGE } from './scale-args.js';
 import { runScaleBench } from './scale-bench.js';
 import { renderScaleMarkdown } from './scale-report.js';
+import { HOSTS_USAGE, parseHostsArgs } from './hosts-args.js';
+import { runHostsBench } from './hosts-bench.js';
+import { renderHostsMarkdown } from './hosts-report.js';
 
 // dist/bench/main.js → <repo>/bench/results: results are committed next to the bench sources, not under dist/
 const DEFAULT_OUT = resolve(import.meta.dirname, '..', '..', 'bench', 'results');
@@ -37,6 +40,7 @@ const BENCHMARKS = {
   provision: { usage: PROVISION_USAGE, parse: parseProvisionArgs, run: runProvisionBench, render: renderProvisionMarkdown },
   lifecycle: { usage: LIFECYCLE_USAGE, parse: parseLifecycleArgs, run: runLifecycleBench, render: renderLifecycleMarkdown },
   scale: { usage: SCALE_USAGE, parse: parseScaleArgs, run: runScaleBench, render: renderScaleMarkdown },
+  hosts: { usage: HOSTS_USAGE, parse: parseHostsArgs, run: runHostsBench, render: renderHostsMarkdown },
 } as const;
 
 async function runBenchmark<O extends { outDir: string }, R extends { startedAt: string; error?: string }>(name: string, b: Benchmark<O, R>, argv: readonly string[]): Promise<number> {
@@ -69,6 +73,8 @@ async function main(argv: readonly string[]): Promise<number> {
   if (benchmark === 'lifecycle') return runBenchmark(benchmark, BENCHMARKS.lifecycle, rest);
   // `scale`: one pool grown to 100 children, idle CPU, memory and API latency at each size (issue 13)
   if (benchmark === 'scale') return runBenchmark(benchmark, BENCHMARKS.scale, rest);
+  // `hosts`: a pool on one test host, then spread over three (issue 14)
+  if (benchmark === 'hosts') return runBenchmark(benchmark, BENCHMARKS.hosts, rest);
   process.stderr.write(`${benchmark ? `unknown benchmark "${benchmark}"\n` : ''}${USAGE}\n`);
   return 2;
 }

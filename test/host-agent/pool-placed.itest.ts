@@ -1,24 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitUntil } from '../../src/util/index.js';
 import { isRoot } from '../network/itest-helpers.js';
 import { TEST_HOOKS } from '../fixtures/ladder.js';
-import { startDatacenter, type RunningAgent, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
+import { cliJson, startDatacenter, startFleetServer, type RunningAgent, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, PostgreSQL as its user, QEMU)';
-const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const LONG_MS = 15 * 60_000;
 
-async function json<T>(dc: TestDatacenter, host: TestHost, args: string[]): Promise<T> {
-  const r = await dc.cli(host, [...args, '--json'], { timeoutMs: LONG_MS });
-  assert.equal(r.code, 0, `vmfork ${args.join(' ')}: ${r.stderr}${r.stdout}`);
-  return JSON.parse(r.stdout) as T;
-}
+const json = <T>(dc: TestDatacenter, host: TestHost, args: string[]): Promise<T> => cliJson<T>(dc, host, args, LONG_MS);
 
 interface PoolJson {
   state: string;
@@ -39,7 +33,7 @@ test("a pool placed over three hosts (spread): phase 1 once, one replica copy pe
     const prefixBefore = process.env.VMFORK_NETNS_PREFIX;
     process.env.VMFORK_NETNS_PREFIX = dc.prefix;
     let problems: string[] = [];
-    const servers: ReturnType<typeof spawn>[] = [];
+    const servers: ReturnType<typeof startFleetServer>[] = [];
     try {
       const [h1, h2] = dc.hosts as [TestHost, TestHost, TestHost];
       const keyText = randomBytes(32).toString('hex');
@@ -49,8 +43,7 @@ test("a pool placed over three hosts (spread): phase 1 once, one replica copy pe
         writeFileSync(join(h.home, '..', 'fleet.key'), keyText, { mode: 0o600 });
         agents.set(h.name, await dc.startAgent(h, agentArgs(h)));
       }
-      const server = spawn('nsenter', [`--net=/run/netns/${h1.netns}`, '--', process.execPath, CLI, '--home', h1.home, '--db', dc.db, 'serve', '--listen', '127.0.0.1:8470'], { stdio: 'ignore' });
-      servers.push(server);
+      servers.push(startFleetServer(dc, h1));
       await waitUntil(async () => (await dc.cli(h1, ['pool', 'list', '--json'])).code === 0 || undefined, { deadlineMs: 60_000, everyMs: 250, what: 'the server on h1 to answer' });
       const built = await dc.cli(h1, ['image', 'build', '--name', 'default', '--hooks', TEST_HOOKS], { timeoutMs: 1_800_000 });
       assert.equal(built.code, 0, built.stderr);
@@ -124,8 +117,8 @@ test("a pool placed over three hosts (spread): phase 1 once, one replica copy pe
       assert.deepEqual(vms.filter((v) => v.name.startsWith('desk-')), [], 'no child left on any host');
     } finally {
       for (const s of servers) {
-        s.kill('SIGTERM');
-        await new Promise((resolve) => (s.exitCode !== null ? resolve(undefined) : s.once('exit', resolve)));
+        s.child.kill('SIGTERM');
+        await s.exited;
       }
       if (prefixBefore === undefined) delete process.env.VMFORK_NETNS_PREFIX;
       else process.env.VMFORK_NETNS_PREFIX = prefixBefore;

@@ -1,29 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitUntil } from '../../src/util/index.js';
 import { isRoot } from '../network/itest-helpers.js';
 import { TEST_HOOKS } from '../fixtures/ladder.js';
-import { startDatacenter, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
+import { cliJson, startDatacenter, startFleetServer, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, PostgreSQL as its user, QEMU)';
-const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const LONG_MS = 15 * 60_000;
 
-async function json<T>(dc: TestDatacenter, host: TestHost, args: string[]): Promise<T> {
-  const r = await dc.cli(host, [...args, '--json'], { timeoutMs: LONG_MS });
-  assert.equal(r.code, 0, `vmfork ${args.join(' ')}: ${r.stderr}${r.stdout}`);
-  return JSON.parse(r.stdout) as T;
-}
-
-function startServer(dc: TestDatacenter, host: TestHost): { child: ChildProcess; exited: Promise<unknown> } {
-  const child = spawn('nsenter', [`--net=/run/netns/${host.netns}`, '--', process.execPath, CLI, '--home', host.home, '--db', dc.db, 'serve', '--listen', '127.0.0.1:8470'], { stdio: 'ignore' });
-  return { child, exited: new Promise((resolve) => child.once('exit', resolve)) };
-}
+const json = <T>(dc: TestDatacenter, host: TestHost, args: string[]): Promise<T> => cliJson<T>(dc, host, args, LONG_MS);
 
 test('two API servers on one store: the one that accepted a pool is kill -9ed mid-task, the other resumes the task and the pool becomes ready; its progress is followed through the other server', { skip },
   withTempDir('vmfork-servers-', async (root) => {
@@ -39,8 +29,8 @@ test('two API servers on one store: the one that accepted a pool is kill -9ed mi
         writeFileSync(join(h.home, '..', 'fleet.key'), keyText, { mode: 0o600 });
         await dc.startAgent(h, ['--heartbeat-seconds', '0.5', '--lost-after-seconds', '5', '--fleet-key-file', join(h.home, '..', 'fleet.key')]);
       }
-      const a = startServer(dc, h1);
-      const b = startServer(dc, h2);
+      const a = startFleetServer(dc, h1);
+      const b = startFleetServer(dc, h2);
       servers.push(a, b);
       for (const h of [h1, h2]) await waitUntil(async () => (await dc.cli(h, ['pool', 'list', '--json'])).code === 0 || undefined, { deadlineMs: 60_000, everyMs: 250, what: `the server on ${h.name} to answer` });
       const built = await dc.cli(h1, ['image', 'build', '--name', 'default', '--hooks', TEST_HOOKS], { timeoutMs: 1_800_000 });
