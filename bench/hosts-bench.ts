@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmforkError } from '../src/errors.js';
 import { percentile, run } from '../src/util/index.js';
-import { cliJson, startDatacenter, startFleetServer, type TestDatacenter, type TestHost } from '../test/fixtures/test-hosts.js';
+import { cliJson, startDatacenter, type TestDatacenter, type TestHost } from '../test/fixtures/test-hosts.js';
 import { TEST_HOOKS } from '../test/fixtures/ladder.js';
 import type { HostsBenchOptions } from './hosts-args.js';
 import { readLoadAvg, readMachineFacts, type LoadAvg, type MachineFacts } from './machine-facts.js';
@@ -98,13 +98,10 @@ async function apiLatency(host: TestHost, calls: number): Promise<ApiLatency> {
 export async function runHostsBench(opts: HostsBenchOptions, progress: (m: string) => void): Promise<HostsBenchResult> {
   const root = mkdtempSync(join(tmpdir(), 'vmfork-bench-hosts-'));
   const result: HostsBenchResult = { startedAt: new Date().toISOString(), options: opts, machine: await readMachineFacts(root), load: { start: await readLoadAvg(), end: await readLoadAvg() } };
-  const prefixBefore = process.env.VMFORK_NETNS_PREFIX;
   let dc: TestDatacenter | undefined;
-  const servers: ReturnType<typeof startFleetServer>[] = [];
   try {
     progress('test datacenter: PostgreSQL and three hosts');
     dc = await startDatacenter(root, ['h1', 'h2', 'h3']);
-    process.env.VMFORK_NETNS_PREFIX = dc.prefix;
     const [h1, h2] = dc.hosts as [TestHost, TestHost, TestHost];
     const key = randomBytes(32).toString('hex');
     for (const h of dc.hosts) {
@@ -114,7 +111,7 @@ export async function runHostsBench(opts: HostsBenchOptions, progress: (m: strin
       mkdirSync(solo, { recursive: true });
       await dc.startAgent(h, ['--heartbeat-seconds', '1', '--lost-after-seconds', '30', '--fleet-key-file', join(h.home, '..', 'fleet.key'), ...(h.name === 'h1' ? ['--datastore', `solo=${solo}`] : [])]);
     }
-    servers.push(startFleetServer(dc, h1));
+    dc.startServer(h1);
     for (let i = 0; (await dc.cli(h1, ['pool', 'list', '--json'])).code !== 0; i++) {
       if (i > 240) throw fail('the server on h1 never answered');
       await new Promise((resolve) => setTimeout(resolve, 250));
@@ -130,7 +127,7 @@ export async function runHostsBench(opts: HostsBenchOptions, progress: (m: strin
     if (rm.code !== 0) throw fail(`pool rm one: ${rm.stderr}`);
 
     progress(`three hosts: a pool of ${opts.children} spread over h1, h2, h3`);
-    servers.push(startFleetServer(dc, h2));
+    dc.startServer(h2);
     result.threeHosts = await poolRun(dc, h1, root, 'three', 'main', ['h1', 'h2', 'h3'], opts);
     result.apiTwoServers = await Promise.all([apiLatency(h1, opts.apiCalls), apiLatency(h2, opts.apiCalls)]);
     const one = result.oneHost;
@@ -149,12 +146,6 @@ export async function runHostsBench(opts: HostsBenchOptions, progress: (m: strin
     result.error = err instanceof Error ? err.message : String(err);
     progress(`failed: ${result.error}`);
   } finally {
-    for (const s of servers) {
-      s.child.kill('SIGTERM');
-      await s.exited;
-    }
-    if (prefixBefore === undefined) delete process.env.VMFORK_NETNS_PREFIX;
-    else process.env.VMFORK_NETNS_PREFIX = prefixBefore;
     const left = dc ? await dc.close() : [];
     if (left.length) result.error = `${result.error ? `${result.error}; ` : ''}left behind: ${left.join(', ')}`;
     rmSync(root, { recursive: true, force: true });

@@ -34,9 +34,6 @@ type Child = { name: string; ip: string; mac: string; identity: { machineId: str
 test('one network across hosts: each host has its own instance of it, joined by VXLAN over the datacenter; a child on h1 pings a child on h2; addresses and MACs drawn once for the fleet; the instances go with the network', { skip },
   withTempDir('vmfork-span-', async (root) => {
     const dc = await startDatacenter(root, ['h1', 'h2']);
-    // every namespace this test makes carries the datacenter's prefix, so its teardown finds any left over
-    const prefixBefore = process.env.VMFORK_NETNS_PREFIX;
-    process.env.VMFORK_NETNS_PREFIX = dc.prefix;
     let problems: string[] = [];
     try {
       const [h1, h2] = dc.hosts as [TestHost, TestHost];
@@ -108,8 +105,6 @@ test('one network across hosts: each host has its own instance of it, joined by 
         what: "the agents to remove their hosts' instances of the removed network",
       });
     } finally {
-      if (prefixBefore === undefined) delete process.env.VMFORK_NETNS_PREFIX;
-      else process.env.VMFORK_NETNS_PREFIX = prefixBefore;
       problems = await dc.close();
     }
     assert.deepEqual(problems, []);

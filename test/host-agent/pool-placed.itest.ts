@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { waitUntil } from '../../src/util/index.js';
 import { isRoot } from '../network/itest-helpers.js';
 import { TEST_HOOKS } from '../fixtures/ladder.js';
-import { cliJson, startDatacenter, startFleetServer, type RunningAgent, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
+import { cliJson, startDatacenter, type RunningAgent, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, PostgreSQL as its user, QEMU)';
@@ -30,10 +30,7 @@ interface ReplicaJson {
 test("a pool placed over three hosts (spread): phase 1 once, one replica copy per other host, each host forks its children from its own template; children unique across hosts (vmfork verify); an unknown host refused; h2's agent killed: its child replaced on another host under a new name, and destroyed by h2's agent when it is back; pool rm removes them from every host", { skip },
   withTempDir('vmfork-placed-', async (root) => {
     const dc = await startDatacenter(root, ['h1', 'h2', 'h3']);
-    const prefixBefore = process.env.VMFORK_NETNS_PREFIX;
-    process.env.VMFORK_NETNS_PREFIX = dc.prefix;
     let problems: string[] = [];
-    const servers: ReturnType<typeof startFleetServer>[] = [];
     try {
       const [h1, h2] = dc.hosts as [TestHost, TestHost, TestHost];
       const keyText = randomBytes(32).toString('hex');
@@ -43,7 +40,7 @@ test("a pool placed over three hosts (spread): phase 1 once, one replica copy pe
         writeFileSync(join(h.home, '..', 'fleet.key'), keyText, { mode: 0o600 });
         agents.set(h.name, await dc.startAgent(h, agentArgs(h)));
       }
-      servers.push(startFleetServer(dc, h1));
+      dc.startServer(h1);
       await waitUntil(async () => (await dc.cli(h1, ['pool', 'list', '--json'])).code === 0 || undefined, { deadlineMs: 60_000, everyMs: 250, what: 'the server on h1 to answer' });
       const built = await dc.cli(h1, ['image', 'build', '--name', 'default', '--hooks', TEST_HOOKS], { timeoutMs: 1_800_000 });
       assert.equal(built.code, 0, built.stderr);
@@ -116,12 +113,6 @@ test("a pool placed over three hosts (spread): phase 1 once, one replica copy pe
       const vms = await json<{ name: string }[]>(dc, h1, ['vm', 'list']);
       assert.deepEqual(vms.filter((v) => v.name.startsWith('desk-')), [], 'no child left on any host');
     } finally {
-      for (const s of servers) {
-        s.child.kill('SIGTERM');
-        await s.exited;
-      }
-      if (prefixBefore === undefined) delete process.env.VMFORK_NETNS_PREFIX;
-      else process.env.VMFORK_NETNS_PREFIX = prefixBefore;
       problems = await dc.close();
     }
     assert.deepEqual(problems, []);

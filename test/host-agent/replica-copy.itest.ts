@@ -1,12 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256File, waitUntil } from '../../src/util/index.js';
 import { isRoot } from '../network/itest-helpers.js';
-import { CLI, TEST_HOOKS } from '../fixtures/ladder.js';
+import { TEST_HOOKS } from '../fixtures/ladder.js';
 import { startDatacenter, type TestDatacenter, type TestHost } from '../fixtures/test-hosts.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
@@ -53,7 +52,6 @@ test("a replica made once on h1 (phase 1 there) is copied to h2 and h3 by their 
   withTempDir('vmfork-replicas-', async (root) => {
     const dc = await startDatacenter(root, ['h1', 'h2', 'h3']);
     let problems: string[] = [];
-    const servers: ReturnType<typeof spawn>[] = [];
     try {
       const [h1, h2, h3] = dc.hosts as [TestHost, TestHost, TestHost];
       const keyText = randomBytes(32).toString('hex');
@@ -62,8 +60,7 @@ test("a replica made once on h1 (phase 1 there) is copied to h2 and h3 by their 
         await dc.startAgent(h, ['--heartbeat-seconds', '0.5', '--lost-after-seconds', '3', '--fleet-key-file', join(h.home, '..', 'fleet.key'), '--max-copies', '1']);
       }
       // a server on the fleet's store, in h1: `replica list` reads the map through it
-      const server = spawn('ip', ['netns', 'exec', h1.netns, process.execPath, CLI, '--home', h1.home, '--db', dc.db, 'serve', '--listen', '127.0.0.1:8470'], { stdio: 'ignore' });
-      servers.push(server);
+      dc.startServer(h1);
       await waitUntil(async () => (await dc.cli(h1, ['replica', 'list', '--json'])).code === 0 || undefined, { deadlineMs: 60_000, everyMs: 250, what: 'the server on h1 to answer' });
       const built = await dc.cli(h1, ['image', 'build', '--name', 'default', '--hooks', TEST_HOOKS], { timeoutMs: 1_800_000 });
       assert.equal(built.code, 0, built.stderr);
@@ -117,10 +114,6 @@ test("a replica made once on h1 (phase 1 there) is copied to h2 and h3 by their 
       const after = (await replicas(dc, h1)).map((r) => r.hostId).sort();
       assert.deepEqual(after, ['h1', 'h2']);
     } finally {
-      for (const s of servers) {
-        s.kill('SIGTERM');
-        if (s.exitCode === null) await new Promise((resolve) => s.once('exit', resolve));
-      }
       problems = await dc.close();
     }
     assert.deepEqual(problems, [], 'the datacenter left nothing behind');
