@@ -30,7 +30,7 @@ async function qemuOf(vm: string): Promise<{ pid: number; startTime: number }> {
 }
 
 async function poolVms(pool: string): Promise<{ name: string; state: string }[]> {
-  return (await fx.api<{ vms: { name: string; state: string }[] }>('GET', `/v1/pools/${pool}`)).body.vms;
+  return (await fx.api<{ vms: { name: string; state: string }[] }>('GET', `/v1/pools/${pool}`)).body.vms.map((v) => ({ name: v.name, state: v.state }));
 }
 
 interface Claim {
