@@ -18,7 +18,7 @@ import {
 } from '../../src/agent/index.js';
 import { field } from '../../src/agent/codec.js';
 import type { VmforkError } from '../../src/errors.js';
-import { waitUntil } from '../../src/util/index.js';
+import { hostNowNs, waitUntil } from '../../src/util/index.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 const isCode = (code: string) => (err: VmforkError): boolean => err.code === code;
@@ -68,7 +68,8 @@ test('fields: groups nest, a field running past its payload is refused', () => {
 });
 
 test('CONFIG carries every field once, ipv4 only when given, and a fresh host clock', () => {
-  const before = BigInt(Date.now()) * 1_000_000n;
+  // the encoder's clock (hostNowNs: timeOrigin + the monotonic clock) may trail Date.now() by a few ms: read the same one
+  const before = hostNowNs();
   const frame = encodeHostMessage(9, {
     type: 'config',
     templateId: 't',
