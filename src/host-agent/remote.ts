@@ -29,12 +29,7 @@ export async function remoteHostOfReplica(deps: VmDeps, id: string): Promise<str
  */
 async function withQueue<T>(deps: VmDeps, refusal: () => VmforkError, fn: (queue: JobQueue) => Promise<T>): Promise<T> {
   if (!isPostgresUrl(deps.home.db)) throw refusal();
-  const queue = await JobQueue.open(deps.home.db, deps.log);
-  try {
-    return await fn(queue);
-  } finally {
-    await queue.stop();
-  }
+  return JobQueue.using(deps.home.db, deps.log, fn);
 }
 
 /** A host's jobs, newest first (`vmfork host jobs`). */

@@ -62,6 +62,16 @@ export class JobQueue {
     private readonly log: Logger,
   ) {}
 
+  /** The queue for one call (a CLI command, a pool operation), stopped after it. */
+  static async using<T>(url: string, log: Logger, fn: (queue: JobQueue) => Promise<T>): Promise<T> {
+    const queue = await JobQueue.open(url, log);
+    try {
+      return await fn(queue);
+    } finally {
+      await queue.stop();
+    }
+  }
+
   static async open(url: string, log: Logger, options: JobQueueOptions = {}): Promise<JobQueue> {
     const boss = new PgBoss({ connectionString: url, schema: JOB_SCHEMA, max: 4, supervise: options.supervise ?? false, schedule: false, application_name: 'vmfork-jobs' });
     // a database restart is survived by every pool connection being made again; pg-boss reports it as an error event

@@ -1,6 +1,6 @@
 import { VmforkError } from '../errors.js';
 import { JobQueue, runOnHost, type HostJob } from '../jobs/index.js';
-import { findReplica, getReplica, getVm, listHostRows, poolVms, requirePool, updatePool, vmNames, type Db, type ReplicaRow, type VmRow } from '../store/index.js';
+import { findReplica, getReplica, getVm, listHostRows, markVmReplaced, poolVms, requirePool, updatePool, vmNames, type Db, type ReplicaRow, type VmRow } from '../store/index.js';
 import type { TaskContext } from '../task/index.js';
 import { destroyVm, hereHost, type VmDeps } from '../vm/index.js';
 import { planPlacement, hostRooms, placementHosts } from './placement.js';
@@ -19,13 +19,8 @@ export interface HostConverged {
 
 
 /** The fleet's queue for one pool operation (the server's store is the fleet's PostgreSQL). */
-export async function withFleetQueue<T>(deps: VmDeps, fn: (queue: JobQueue) => Promise<T>): Promise<T> {
-  const queue = await JobQueue.open(deps.home.db, deps.log);
-  try {
-    return await fn(queue);
-  } finally {
-    await queue.stop();
-  }
+function withFleetQueue<T>(deps: VmDeps, fn: (queue: JobQueue) => Promise<T>): Promise<T> {
+  return JobQueue.using(deps.home.db, deps.log, fn);
 }
 
 /** Destroys a VM wherever it is: here, or by its host's agent. */
@@ -49,7 +44,7 @@ async function replicaOn(db: Db, source: ReplicaRow, host: string): Promise<Repl
  * of the children to make are the first of the pool's names that no VM of the fleet has (a replaced child keeps
  * its name until its host destroys it, so its replacement takes a new one).
  */
-async function sortChildren(db: Db, spec: PoolSpec): Promise<{ kept: VmRow[]; lost: VmRow[]; extra: VmRow[]; missing: string[] }> {
+async function sortChildren(db: Db, spec: PoolSpec): Promise<{ lost: VmRow[]; extra: VmRow[]; missing: string[] }> {
   const all = await poolVms(db, spec.name);
   const lostHosts = new Set((await listHostRows(db)).filter((h) => h.state === 'lost').map((h) => h.id));
   const fenced = all.filter((v) => v.replaced_by !== null);
@@ -63,7 +58,7 @@ async function sortChildren(db: Db, spec: PoolSpec): Promise<{ kept: VmRow[]; lo
   const kept = ordered.slice(0, spec.size.max);
   const taken = await vmNames(db);
   const missing = names.filter((n) => !taken.has(n)).slice(0, Math.max(0, spec.size.max - kept.length));
-  return { kept, lost, extra: ordered.slice(spec.size.max), missing };
+  return { lost, extra: ordered.slice(spec.size.max), missing };
 }
 
 /**
@@ -91,7 +86,7 @@ export async function convergePlaced(deps: VmDeps, spec: PoolSpec, ctx: TaskCont
     for (const [i, vm] of lost.entries()) {
       const by = missing[i];
       if (!by) break;
-      await deps.db.updateTable('vms').set({ replaced_by: by }).where('name', '=', vm.name).where('replaced_by', 'is', null).execute();
+      await markVmReplaced(deps.db, vm.name, by);
       await ctx.event('host-lost', `${vm.name} on lost host ${vm.host_id} is replaced by ${by}; its agent destroys it when the host is back`, { vm: vm.name, host: vm.host_id, replacedBy: by });
     }
     const pool = await requirePool(deps.db, spec.name);

@@ -90,6 +90,11 @@ export async function updateVm(db: Db, name: string, update: Omit<VmUpdate, 'nam
     .execute();
 }
 
+/** Fences a placed pool's child on a lost host: `by` replaced it (once: a second converge leaves the first mark). */
+export async function markVmReplaced(db: Db, name: string, by: string): Promise<void> {
+  await db.updateTable('vms').set({ replaced_by: by }).where('name', '=', name).where('replaced_by', 'is', null).execute();
+}
+
 export async function deleteVm(db: Db, name: string): Promise<void> {
   await db.deleteFrom('vms').where('name', '=', name).execute();
 }
