@@ -19,6 +19,8 @@ import { renderScaleMarkdown } from './scale-report.js';
 import { HOSTS_USAGE, parseHostsArgs } from './hosts-args.js';
 import { runHostsBench } from './hosts-bench.js';
 import { renderHostsMarkdown } from './hosts-report.js';
+import { LAZY_USAGE, parseLazyArgs } from './lazy-args.js';
+import { renderLazyMarkdown, runLazyBench } from './lazy-bench.js';
 
 // dist/bench/main.js → <repo>/bench/results: results are committed next to the bench sources, not under dist/
 const DEFAULT_OUT = resolve(import.meta.dirname, '..', '..', 'bench', 'results');
@@ -41,6 +43,7 @@ const BENCHMARKS = {
   lifecycle: { usage: LIFECYCLE_USAGE, parse: parseLifecycleArgs, run: runLifecycleBench, render: renderLifecycleMarkdown },
   scale: { usage: SCALE_USAGE, parse: parseScaleArgs, run: runScaleBench, render: renderScaleMarkdown },
   hosts: { usage: HOSTS_USAGE, parse: parseHostsArgs, run: runHostsBench, render: renderHostsMarkdown },
+  lazy: { usage: LAZY_USAGE, parse: parseLazyArgs, run: runLazyBench, render: renderLazyMarkdown },
 } as const;
 
 async function runBenchmark<O extends { outDir: string }, R extends { startedAt: string; error?: string }>(name: string, b: Benchmark<O, R>, argv: readonly string[]): Promise<number> {
@@ -75,6 +78,8 @@ async function main(argv: readonly string[]): Promise<number> {
   if (benchmark === 'scale') return runBenchmark(benchmark, BENCHMARKS.scale, rest);
   // `hosts`: a pool on one test host, then spread over three (issue 14)
   if (benchmark === 'hosts') return runBenchmark(benchmark, BENCHMARKS.hosts, rest);
+  // `lazy`: a new host's first child with the replica copied first, and lazily (issue 14 item 8)
+  if (benchmark === 'lazy') return runBenchmark(benchmark, BENCHMARKS.lazy, rest);
   process.stderr.write(`${benchmark ? `unknown benchmark "${benchmark}"\n` : ''}${USAGE}\n`);
   return 2;
 }

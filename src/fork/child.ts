@@ -1,9 +1,10 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { withContext } from '../errors.js';
 import { renameVmCgroupOf } from '../host/index.js';
 import type { IdentityReport } from '../identity/index.js';
 import { plugLease } from '../network/index.js';
-import { createOverlay, resumeFromFile, type GuestAgentClient, type LaunchedProcess } from '../qemu/index.js';
+import { createOverlay, receivePostcopy, resumeFromFile, type GuestAgentClient, type LaunchedProcess } from '../qemu/index.js';
+import { VmforkError, withContext } from '../errors.js';
+import type { Duplex } from 'node:stream';
 import type { Actor } from '../state/index.js';
 import { transition } from '../store/index.js';
 import { forkPathOf, templateDisks, type ForkPath, type ReadyTemplate } from '../template/index.js';
@@ -75,12 +76,31 @@ export interface ForkChildOptions {
    * connection (which skips it). @default true
    */
   awaitKicks?: boolean;
+  /**
+   * A lazy child (src/fork/lazy.ts): its overlays are made over the source host's disks (read through local NBD
+   * relays) and its state arrives by postcopy from the source host's memory server instead of a local file.
+   */
+  lazy?: LazySource;
+}
+
+/** Where a lazy child's disks and memory come from: another host, reached through this host's agent. */
+export interface LazySource {
+  /** Per template disk id, the backing file name its overlay reads through (`nbd+unix:///…`). */
+  backing: Record<string, string>;
+  /** A stream to the source's memory server, joined to the child's incoming socket. */
+  connect(): Promise<Duplex>;
 }
 
 /** The overlays of a reserved child, one per template disk, made before it is forked, registered or warmed. */
-export async function makeOverlays(t: ReadyTemplate, child: ReservedChild): Promise<void> {
+export async function makeOverlays(t: ReadyTemplate, child: ReservedChild, lazy?: LazySource): Promise<void> {
   await mkdir(child.paths.dir, { recursive: true });
-  for (const { id, file } of templateDisks(t.record)) await createOverlay(file.path, diskFile(child.paths.dir, id), { backingFormat: 'qcow2' });
+  for (const { id, file } of templateDisks(t.record)) {
+    const backing = lazy?.backing[id];
+    if (lazy && !backing) throw new VmforkError('VMFORK_FORK_FAILED', `lazy child ${child.name}: no source for disk ${id}`, { details: { child: child.name, disk: id } });
+    // over NBD: a raw view of the source's chain, copied on read, in an image without subclusters (QEMU 7.2 asserts)
+    if (backing) await createOverlay(backing, diskFile(child.paths.dir, id), { backingFormat: 'raw', subclusters: false });
+    else await createOverlay(file.path, diskFile(child.paths.dir, id), { backingFormat: 'qcow2' });
+  }
 }
 
 /**
@@ -118,7 +138,7 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
   const launch = async (): Promise<LaunchedProcess> => {
     await plugLease(lease);
     if (!options.registered) {
-      await makeOverlays(t, child);
+      await makeOverlays(t, child, options.lazy);
       await transition(db, 'vms', name, 'creating', 'forking', actor);
     }
     return startVmProcess(deps, name, spec, paths, { netns: lease.netns });
@@ -133,7 +153,10 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
     step();
     timings.qmpMs = ms();
     channels = await ChildChannels.beforeCont(t, spec);
-    await resumeFromFile(paths.qmp, { loaded: () => (timings.loadedMs = ms()), running: () => (timings.runningMs = ms()) });
+    if (options.lazy) {
+      const lazy = options.lazy;
+      await receivePostcopy(paths.qmp, () => lazy.connect(), { running: () => (timings.loadedMs = timings.runningMs = ms()) });
+    } else await resumeFromFile(paths.qmp, { loaded: () => (timings.loadedMs = ms()), running: () => (timings.runningMs = ms()) });
     await channels.greet(t);
     timings.agentMs = ms();
     faultPoint('fork.resumed');

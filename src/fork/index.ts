@@ -11,3 +11,6 @@ export { refreshChild, resetDisks, type RefreshOptions } from './refresh.js';
 export { MAX_WARM, warmName, warmTemplate, type WarmOptions, type WarmResult } from './warm.js';
 export { childSpec } from './child-spec.js';
 export { assertMatchesTemplate, childNames, explicitNames, MAX_FORK_COUNT, planFork, type ForkPlan, type ForkRequest, type ReservedChild } from './plan.js';
+export { type LazySource } from './child.js';
+export { forkLazy, settleLazy, type LazyForkRequest, type SettledLazy } from './lazy.js';
+export { startMemoryServer, type MemoryServer } from './serve.js';

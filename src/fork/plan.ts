@@ -27,6 +27,11 @@ export interface ForkRequest {
   pool?: string;
   /** Take the template's warm processes when there are (only migrate-incoming + cont left per child). @default true */
   useWarm?: boolean;
+  /**
+   * Lazy children (src/fork/lazy.ts): the template is another host's, its files are read from there; only its
+   * record and this host's QEMU build are checked, no warm process is taken.
+   */
+  lazy?: boolean;
 }
 
 export interface ForkPlan {
@@ -54,7 +59,7 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
     });
   }
   const template = readyTemplate(await requireTemplate(deps.db, req.template));
-  assertTemplateHere(hereHost(deps), template.row);
+  if (!req.lazy) assertTemplateHere(hereHost(deps), template.row);
   if (req.names && req.names.length !== req.count) {
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `${req.names.length} names given for ${req.count} children`, { details: { names: req.names } });
   }
@@ -79,13 +84,14 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
     checkHostCapacity({
       dir: deps.home.root,
       diskBytes: req.count * 64 * 1024 ** 2,
-      memoryMiB: Math.ceil(template.record.memoryMiB / 4),
+      // a lazy child's RAM is its own (the stream fills it), not copy-on-write over this host's file
+      memoryMiB: req.lazy ? template.record.memoryMiB : Math.ceil(template.record.memoryMiB / 4),
       count: req.count,
       overheadMiB: 64,
     }),
-    assertFilesIntact(req.template, templateFileList(template.record)),
+    req.lazy ? Promise.resolve() : assertFilesIntact(req.template, templateFileList(template.record)),
   ]);
-  const candidates = req.useWarm === false ? [] : await warmCandidates(deps, template, network);
+  const candidates = req.useWarm === false || req.lazy ? [] : await warmCandidates(deps, template, network);
   const children = await withWriteLock(deps.db, async (conn) => {
     const names = pick(await vmNames(conn));
     const reserved: ReservedChild[] = [];
@@ -97,7 +103,7 @@ export async function planFork(deps: VmDeps, req: ForkRequest, actor: Actor): Pr
       }
       const lease = await allocateLeaseIn(conn, { network, vmName: name, host: hereHost(deps) });
       const paths = vmPaths(deps.home.vms, name);
-      const spec = childSpec(template, name, paths, lease);
+      const spec = childSpec(template, name, paths, lease, { lazy: req.lazy === true });
       const now = new Date().toISOString();
       await insertVm(
         conn,

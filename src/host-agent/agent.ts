@@ -126,6 +126,7 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
       fleetKey,
       copies: new Slots(options.maxCopies),
       exports: new Map(),
+      serves: new Map(),
     };
     const worker = await takeJobs(ctx, deps.say, generation);
     return running(ctx.deps, options, { lock: lock as HostLock, server, url, generation, free, queue, worker });

@@ -1,9 +1,11 @@
 import { poolCustomizer } from '../customize/index.js';
-import { forkChildren } from '../fork/index.js';
+import { forkChildren, type ChildCustomizer } from '../fork/index.js';
+import { lazyChildHere, type LazyChild } from './lazy-steps.js';
 import { parsePoolSpec } from '../pool/index.js';
 import { ensureReplica, ensureReplicaTemplate } from '../replica/index.js';
 import { poolVms, requirePool } from '../store/index.js';
-import { reporter } from './replica-steps.js';
+import { destroyVm } from '../vm/index.js';
+import { receiveReplicaHere, reporter } from './replica-steps.js';
 import type { StepContext } from './step-context.js';
 
 /**
@@ -12,19 +14,31 @@ import type { StepContext } from './step-context.js';
  * with the pool's phase 2. Run again, each finds its own work: the replica and template by key and name, and the
  * children already running here are not forked again.
  */
-export async function convergePoolHere(ctx: StepContext, pool: string, names: string[], signal: AbortSignal): Promise<Record<string, unknown>> {
+export async function convergePoolHere(ctx: StepContext, pool: string, names: string[], signal: AbortSignal, lazyFrom?: { host: string; replica: string }): Promise<Record<string, unknown>> {
   const { deps } = ctx;
+  const t0 = performance.now();
   const spec = parsePoolSpec(JSON.parse((await requirePool(deps.db, pool)).spec_json));
-  const { replica } = await ensureReplica(deps, spec, reporter(ctx, 'pool-host-converge'));
-  const template = await ensureReplicaTemplate(deps, replica, spec, reporter(ctx, 'pool-host-converge'));
+  const customize = poolCustomizer(spec);
   const running = new Set((await poolVms(deps.db, pool)).filter((v) => v.host_id === deps.hostId && v.state === 'running').map((v) => v.name));
   const todo = names.filter((n) => !running.has(n));
   const readyMs: Record<string, number> = {};
   const forked = names.filter((n) => running.has(n));
   const failed: { name: string; code: string; message: string }[] = [];
+  // no replica here yet: the first child starts at once from the source's template, the copy follows (item 8)
+  const lazy = lazyFrom && todo.length && !running.size ? await lazyFirst(ctx, { pool, name: todo[0] as string, lazyFrom, signal, ...(customize ? { customize } : {}) }) : undefined;
+  if (lazy?.child) {
+    forked.push(lazy.child.child.name);
+    readyMs[lazy.child.child.name] = Math.round(lazy.child.child.timings.customizedMs ?? lazy.child.child.timings.readyMs);
+    todo.shift();
+  }
+  const firstMs = lazy?.child ? Math.round(performance.now() - t0) : undefined;
+  if (lazyFrom) await receiveReplicaHere(ctx, lazyFrom.replica, spec.datastore);
+  const { replica } = await ensureReplica(deps, spec, reporter(ctx, 'pool-host-converge'));
+  const template = await ensureReplicaTemplate(deps, replica, spec, reporter(ctx, 'pool-host-converge'));
+  let firstAt: number | undefined;
   if (todo.length) {
-    const customize = poolCustomizer(spec);
     const r = await forkChildren(deps, {
+      onChild: (c) => void ('timings' in c && (firstAt ??= Math.round(performance.now() - t0))),
       template: template.row.name,
       count: todo.length,
       names: todo,
@@ -41,5 +55,37 @@ export async function convergePoolHere(ctx: StepContext, pool: string, names: st
     for (const f of r.failed) failed.push({ name: f.name, code: f.error.code, message: f.error.message.split('\n')[0] ?? '' });
     for (const s of r.skipped) failed.push({ name: s, code: 'VMFORK_FORK_FAILED', message: 'not forked: an earlier child failed (stopOnError)' });
   }
-  return { host: deps.hostId, replica: replica.id, template: template.row.name, forked, readyMs, failed };
+  const settled = lazy?.child ? await settleOrDrop(ctx, lazy.child, forked, failed) : undefined;
+  const lazyOut = lazy ? { ...(lazy.child ? { name: lazy.child.child.name, fromHost: lazy.child.fromHost, firstReadyMs: firstMs, settled } : {}), ...(lazy.skipped ? { skipped: lazy.skipped } : {}) } : undefined;
+  return { host: deps.hostId, replica: replica.id, template: template.row.name, forked, readyMs, failed, ...(lazyOut ? { lazy: lazyOut } : {}), firstReadyMs: firstMs ?? firstAt ?? null };
+}
+
+/**
+ * Waits for the lazy child to hold all its memory and disks. One whose source failed first cannot go on (its pages
+ * or blocks are gone with the source): it is destroyed and reported failed, and the pool's next converge forks it
+ * again here, from this host's own replica.
+ */
+async function settleOrDrop(ctx: StepContext, lazy: LazyChild, forked: string[], failed: { name: string; code: string; message: string }[]): Promise<Record<string, unknown>> {
+  try {
+    return { ...(await lazy.settled) };
+  } catch (err) {
+    const name = lazy.child.name;
+    ctx.deps.log.error({ err, child: name }, 'lazy child lost its source before it stood alone: destroyed');
+    await destroyVm(ctx.deps, name).catch((e: unknown) => ctx.deps.log.warn({ err: e, child: name }, 'could not destroy the lazy child'));
+    forked.splice(forked.indexOf(name), 1);
+    const message = `lazy child lost its source (${lazy.fromHost}) before it stood alone, destroyed: ${(err as Error).message.split('\n')[0] ?? ''}`;
+    failed.push({ name, code: 'VMFORK_FORK_FAILED', message });
+    return { error: message };
+  }
+}
+
+/** The lazy first child, or why there is none (then it is forked with the others, after the copy). */
+async function lazyFirst(ctx: StepContext, o: { pool: string; name: string; lazyFrom: { host: string; replica: string }; signal: AbortSignal; customize?: ChildCustomizer }): Promise<{ child?: LazyChild; skipped?: string }> {
+  try {
+    return { child: await lazyChildHere(ctx, { pool: o.pool, name: o.name, sourceHost: o.lazyFrom.host, replica: o.lazyFrom.replica, signal: o.signal, ...(o.customize ? { customize: o.customize } : {}) }) };
+  } catch (err) {
+    if (o.signal.aborted) throw err;
+    ctx.deps.log.warn({ err, child: o.name }, 'lazy child not made: it is forked after the replica copy');
+    return { skipped: (err as Error).message.split('\n')[0] ?? 'failed' };
+  }
 }

@@ -19,7 +19,7 @@ export function reporter(ctx: StepContext, what: string): StepReporter {
   };
 }
 
-function needFleetKey(ctx: StepContext): Buffer {
+export function needFleetKey(ctx: StepContext): Buffer {
   if (!ctx.fleetKey) {
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `host ${ctx.deps.hostId}'s agent has no --fleet-key-file: replicas are copied between hosts only under the fleet's key (docs/jobs.md)`, {
       details: { host: ctx.deps.hostId, field: 'fleet-key-file' },

@@ -1,6 +1,8 @@
 import type { JobQueue } from '../jobs/index.js';
 import type { NbdExport } from '../qemu/index.js';
 import type { VmDeps } from '../vm/index.js';
+import type { MemoryServer } from '../fork/index.js';
+import type { PskListener } from './psk-link.js';
 
 /** A counting semaphore: at most `max` holders at once, the others wait in order. */
 export class Slots {
@@ -26,6 +28,16 @@ export class Slots {
   }
 }
 
+/** What a host serves for one lazy child elsewhere: the memory server, its disks' exports, the link's listener. */
+export interface Serving {
+  server: MemoryServer;
+  disks: NbdExport[];
+  listener: PskListener;
+  pskDir: string;
+  timer: NodeJS.Timeout;
+  answer: Record<string, unknown>;
+}
+
 /** What a host's steps run with: this host's data dir and name, the queue (to ask other hosts), its key and limits. */
 export interface StepContext {
   deps: VmDeps & { hostId: string };
@@ -38,4 +50,6 @@ export interface StepContext {
   copies: Slots;
   /** Exports this host serves, by export id, each ended by its puller or by its deadline. */
   exports: Map<string, { disks: NbdExport[]; pskDir: string; timer: NodeJS.Timeout }>;
+  /** What this host serves to lazy children elsewhere, by serve id (src/host-agent/lazy-steps.ts). */
+  serves: Map<string, Serving>;
 }

@@ -5,6 +5,7 @@ import { bootVm, destroyVm, startVm, stopVm, vmSummary } from '../vm/index.js';
 import { exportReplica, makeReplicaHere, receiveReplicaHere, removeReplicaHere, unexportReplica } from './replica-steps.js';
 import type { StepContext } from './step-context.js';
 import { convergePoolHere } from './pool-steps.js';
+import { serveTemplate, unserveTemplate } from './lazy-steps.js';
 import { collectHere } from '../verify/index.js';
 import { createTemplateHere, execHere, forkHere, removeTemplateHere } from './vm-steps.js';
 
@@ -56,7 +57,11 @@ export async function runHostStep(ctx: StepContext, job: HostJob, attempt: numbe
     case 'vm-exec':
       return execHere(ctx, job.name, job.command, job.timeoutMs);
     case 'pool-host-converge':
-      return convergePoolHere(ctx, job.pool, job.names, signal);
+      return convergePoolHere(ctx, job.pool, job.names, signal, job.lazyFrom);
+    case 'template-serve':
+      return serveTemplate(ctx, job.pool, job.replica, job.serveId);
+    case 'template-unserve':
+      return unserveTemplate(ctx, job.serveId);
     case 'verify-collect':
       return { ...(await collectHere(ctx.deps, job.names)) };
     // the replica map makes, reuses or waits for a replica by its key: a re-run finds the first run's work

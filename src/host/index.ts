@@ -12,3 +12,4 @@ export { localQemuBuild, parseQ35Alias, readQemuBuild, type QemuBuild, type Qemu
 export { actorFor, currentOwner, machineBoot, ownerAlive } from './self.js';
 export { datastorePath, DEFAULT_DATASTORE, DatastoreViewSchema, HostViewSchema, listHosts, registerLocalHost, requireDatastore, type HostView } from './datastores.js';
 export { LOST_SWEEP_MS, startLostHostSweep, sweepLost } from './lost-sweep.js';
+export { postcopyReady } from './postcopy.js';

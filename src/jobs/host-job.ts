@@ -41,7 +41,16 @@ export const HOST_JOB = z.discriminatedUnion('op', [
   // `vmfork verify` of children on this host: their facts read here (guest agent, QMP, ping and ssh-keyscan)
   z.object({ op: z.literal('verify-collect'), names: z.array(name).min(1).max(1000) }),
   // a placed pool's part on this host: its replica here (received before), its template, these children forked
-  z.object({ op: z.literal('pool-host-converge'), pool: name, names: z.array(name).min(1).max(1000) }),
+  // (lazyFrom: the first child forked lazily from that host's template, then the replica copied from it here)
+  z.object({
+    op: z.literal('pool-host-converge'),
+    pool: name,
+    names: z.array(name).min(1).max(1000),
+    lazyFrom: z.object({ host: name, replica: replicaId }).optional(),
+  }),
+  // the pool's template here served to one lazy child on another host: memory by postcopy, disks over NBD
+  z.object({ op: z.literal('template-serve'), pool: name, replica: replicaId, serveId: z.string().uuid() }),
+  z.object({ op: z.literal('template-unserve'), serveId: z.string().uuid() }),
   // phase 1 and the replica on this host, for a pool spec (checked again by the agent, as the pool room parses it)
   z.object({ op: z.literal('replica-make'), spec: z.record(z.string(), z.unknown()) }),
   // this host's copy of another host's replica, pulled from it

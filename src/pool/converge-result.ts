@@ -21,4 +21,9 @@ export interface PlacedResult extends ConvergeResult {
   hosts: Record<string, { children: number; replica: string | null }>;
   /** Replica copies made by this converge (host → seconds), run at once. */
   copies: Record<string, number>;
+  /**
+   * Per host that got children: from the start of its part (its replica copy, when it needed one) to its first
+   * ready child, in ms; `lazy` when that child came from another host's template (docs/lazy-replicas.md).
+   */
+  firstReady: Record<string, { ms: number | null; lazy: boolean; fromHost?: string; skipped?: string; settled?: Record<string, unknown> }>;
 }

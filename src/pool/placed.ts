@@ -15,6 +15,10 @@ export interface HostConverged {
   forked: string[];
   readyMs: Record<string, number>;
   failed: { name: string; code: string; message: string }[];
+  /** From the start of this host's part to its first ready child (ms); null when none was forked. */
+  firstReadyMs?: number | null;
+  /** The lazy first child (issue 14 item 8), or why there was none. */
+  lazy?: { name?: string; fromHost?: string; firstReadyMs?: number; settled?: Record<string, unknown>; skipped?: string };
 }
 
 
@@ -119,8 +123,10 @@ export async function convergePlaced(deps: VmDeps, spec: PoolSpec, ctx: TaskCont
     await updatePool(deps.db, spec.name, { replica_id: source.id });
     const copies: Record<string, number> = {};
     const src = source;
+    // lazy: a host without the replica gets its first child from the source's template at once, and the copy after
+    const lazyHosts = new Set(spec.placement?.lazyReplica ? [...byHost.keys()].filter((h) => !withReplica.has(h)) : []);
     await Promise.all(
-      [...byHost.keys()].filter((h) => !withReplica.has(h)).map(async (h) => {
+      [...byHost.keys()].filter((h) => !withReplica.has(h) && !lazyHosts.has(h)).map(async (h) => {
         await ctx.event('replica', `copying replica ${src.id} from ${src.host_id} to ${h}`);
         const r = (await runOnHost(queue, deps.db, h, { op: 'replica-receive', replica: src.id, datastore: spec.datastore }, { signal: ctx.signal })) as { seconds?: number };
         copies[h] = r.seconds ?? 0;
@@ -133,7 +139,9 @@ export async function convergePlaced(deps: VmDeps, spec: PoolSpec, ctx: TaskCont
       [...byHost].map(async ([h, hostNames]) => {
         for (const n of hostNames) await ctx.child(n, { state: 'forking', percent: 10 });
         try {
-          return (await runOnHost(queue, deps.db, h, { op: 'pool-host-converge', pool: spec.name, names: hostNames }, { signal: ctx.signal })) as unknown as HostConverged;
+          const lazyFrom = lazyHosts.has(h) ? { host: src.host_id, replica: src.id } : undefined;
+          if (lazyFrom) await ctx.event('replica', `host ${h}: first child ${hostNames[0] ?? ''} lazily from ${src.host_id}, then the copy of replica ${src.id}`, { host: h, lazyFrom: src.host_id });
+          return (await runOnHost(queue, deps.db, h, { op: 'pool-host-converge', pool: spec.name, names: hostNames, ...(lazyFrom ? { lazyFrom } : {}) }, { signal: ctx.signal })) as unknown as HostConverged;
         } catch (err) {
           const e = err as VmforkError;
           return { host: h, replica: '', template: '', forked: [], readyMs: {}, failed: hostNames.map((name) => ({ name, code: e.code ?? 'VMFORK_FORK_FAILED', message: e.message.split('\n')[0] ?? '' })) };
@@ -154,8 +162,12 @@ export async function convergePlaced(deps: VmDeps, spec: PoolSpec, ctx: TaskCont
       ms: { replica: Math.round(tCopies - t0), template: 0, children: Math.round(performance.now() - tCopies) },
       hosts: {},
       copies,
+      firstReady: {},
     };
     for (const a of answers) {
+      const copyMs = Math.round((copies[a.host] ?? 0) * 1000);
+      const first = a.firstReadyMs === undefined || a.firstReadyMs === null ? null : a.firstReadyMs + copyMs;
+      if (a.forked.length) out.firstReady[a.host] = { ms: first, lazy: Boolean(a.lazy?.name), ...(a.lazy?.fromHost ? { fromHost: a.lazy.fromHost } : {}), ...(a.lazy?.skipped ? { skipped: a.lazy.skipped } : {}), ...(a.lazy?.settled ? { settled: a.lazy.settled } : {}) };
       out.forked.push(...a.forked);
       Object.assign(out.readyMs, a.readyMs);
       out.failed.push(...a.failed);

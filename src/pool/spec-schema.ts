@@ -137,6 +137,10 @@ export const PoolSpecInputSchema = z
       .strictObject({
         hosts: z.array(labelSchema).min(1, { error: 'at least 1 host' }).max(1000, { error: 'at most 1000 hosts' }).optional(),
         strategy: z.enum(PLACEMENT_STRATEGIES, { error: `must be one of ${PLACEMENT_STRATEGIES.join(', ')}` }).optional(),
+        lazyReplica: z
+          .boolean()
+          .optional()
+          .describe("the first child on a host without the replica starts at once from another host's template (memory by postcopy, disks over NBD) while the copy runs (docs/lazy-replicas.md)"),
       })
       .optional()
       .describe("the fleet's hosts the children go to (default: every host with an agent), spread evenly or packed onto as few as fit (docs/placement.md)"),

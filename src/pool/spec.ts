@@ -30,7 +30,7 @@ export interface PoolSpec {
   memory?: string;
   cpus?: number;
   /** Over the fleet's hosts (src/pool/placement.ts); absent: every child on the server's own host. */
-  placement?: { hosts?: string[]; strategy: (typeof PLACEMENT_STRATEGIES)[number] };
+  placement?: { hosts?: string[]; strategy: (typeof PLACEMENT_STRATEGIES)[number]; lazyReplica?: true };
 }
 
 /** One thing wrong with a spec: the field path (`size.max`, `naming.names[2]`; '' for the whole spec) and why. */
@@ -89,7 +89,13 @@ export function applyPoolDefaults(input: PoolSpecInput): PoolSpec {
   if (input.access) spec.access = { sshAuthorizedKeys: [...input.access.sshAuthorizedKeys] };
   if (input.memory !== undefined) spec.memory = canonicalSize(input.memory);
   if (input.cpus !== undefined) spec.cpus = input.cpus;
-  if (input.placement) spec.placement = { ...(input.placement.hosts ? { hosts: [...new Set(input.placement.hosts)] } : {}), strategy: input.placement.strategy ?? 'spread' };
+  if (input.placement) {
+    spec.placement = {
+      ...(input.placement.hosts ? { hosts: [...new Set(input.placement.hosts)] } : {}),
+      strategy: input.placement.strategy ?? 'spread',
+      ...(input.placement.lazyReplica ? { lazyReplica: true as const } : {}),
+    };
+  }
   return spec;
 }
 

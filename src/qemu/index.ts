@@ -13,4 +13,5 @@ export { freezeToFile, resumeFromFile, type FreezeResult, type ResumeMarks } fro
 export { INCOMING_STATE_FD, loadState, saveState, type StateIoOptions, type StateSink } from './migration-state.js';
 export { connectUnixSocket, type ProtocolLogger } from './json-line-stream.js';
 export { JunkGuard, type JunkOptions } from './junk-guard.js';
-export { endStaleExports, pullNbd, removePskDir, startNbdExport, writePskDir, type NbdExport } from './nbd.js';
+export { endStaleExports, pullNbd, relayBacking, removePskDir, startNbdExport, startNbdRelay, writePskDir, type NbdExport, type NbdRelay } from './nbd.js';
+export { loadForServing, receivePostcopy, sendPostcopy, splice, waitPostcopyDone, type PostcopyMarks } from './postcopy.js';

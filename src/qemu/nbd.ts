@@ -40,27 +40,55 @@ export interface NbdExport {
  * Exports `file` read-only on `host` (an address of this machine) under `name`, for clients holding the key in
  * `pskDir`. `--fork` returns once the socket listens; the process serves until `stop()` (the caller bounds its life).
  */
-export async function startNbdExport(options: { file: string; host: string; name: string; pskDir: string }): Promise<NbdExport> {
+export async function startNbdExport(options: { file: string; host: string; name: string; pskDir: string; format?: 'raw' | 'qcow2' }): Promise<NbdExport> {
   const port = await freePort(options.host);
   const pidfile = join(options.pskDir, `${options.name}.pid`);
+  // raw: the file as itself (a replica copy); qcow2: what a guest sees through it and its backing chain (a lazy disk)
   await runQemuTool(QEMU_NBD_BINARY, [
-    '--read-only', '--format', 'raw', '--shared', '1', '--persistent', '--fork', '--pid-file', pidfile,
+    '--read-only', '--format', options.format ?? 'raw', '--shared', '1', '--persistent', '--fork', '--pid-file', pidfile,
     '--export-name', options.name, '--bind', options.host, '--port', String(port),
     '--object', serverCredsArg(options.pskDir), '--tls-creds', CREDS,
     resolve(options.file),
   ], { errorCode: 'VMFORK_QEMU_IMG_FAILED', timeoutMs: 30_000 });
+  const { pid, stop } = await forkedProcess(pidfile, options.name);
+  return { host: options.host, port, name: options.name, pid, stop };
+}
+
+async function forkedProcess(pidfile: string, what: string): Promise<{ pid: number; stop: () => Promise<void> }> {
   const pid = Number((await readFile(pidfile, 'utf8')).trim());
   const startTime = await readStartTime(pid);
-  if (!startTime) throw new VmforkError('VMFORK_QEMU_IMG_FAILED', `qemu-nbd for ${options.name} exited at once`);
-  return {
-    host: options.host,
-    port,
-    name: options.name,
-    pid,
-    stop: async () => {
-      await terminateProcess(pid, startTime, { graceMs: 2_000 });
-    },
-  };
+  if (!startTime) throw new VmforkError('VMFORK_QEMU_IMG_FAILED', `qemu-nbd for ${what} exited at once`);
+  return { pid, stop: () => terminateProcess(pid, startTime, { graceMs: 2_000 }).then(() => undefined) };
+}
+
+export interface NbdRelay {
+  /** The unix socket a local QEMU reads the remote export through (`nbd+unix:///<name>?socket=<path>`). */
+  socket: string;
+  name: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * A local qemu-nbd that reads another host's export (client side of TLS-PSK, keys in `pskDir`) and serves it,
+ * read-only, on a unix socket: a VM's QEMU runs in a network namespace with no route to the other host, and holds
+ * no key. The socket goes in the VM's own directory, which its QEMU's uid is given before QEMU starts.
+ */
+export async function startNbdRelay(options: { host: string; port: number; name: string; pskDir: string; socket: string }): Promise<NbdRelay> {
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const pidfile = join(options.pskDir, `relay-${options.name}.pid`);
+  await runQemuTool(QEMU_NBD_BINARY, [
+    '--read-only', '--shared', '4', '--persistent', '--fork', '--pid-file', pidfile,
+    '--export-name', options.name, '--socket', resolve(options.socket),
+    '--object', clientCredsArg(options.pskDir), '--image-opts', `driver=nbd,host=${host},port=${options.port},export=${options.name},tls-creds=${CREDS}`,
+  ], { errorCode: 'VMFORK_QEMU_IMG_FAILED', timeoutMs: 30_000 });
+  const { pid, stop } = await forkedProcess(pidfile, `the relay of ${options.name}`);
+  return { socket: resolve(options.socket), name: options.name, pid, stop };
+}
+
+/** The backing file name of an image read through a relay. */
+export function relayBacking(relay: Pick<NbdRelay, 'socket' | 'name'>): string {
+  return `nbd+unix:///${relay.name}?socket=${relay.socket}`;
 }
 
 /** Copies an NBD export into `target` (raw bytes: for an exported qcow2 file, that file). */
@@ -68,7 +96,7 @@ export async function pullNbd(options: { host: string; port: number; name: strin
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   await runQemuTool(QEMU_IMG_BINARY, [
     'convert', '-q', '-O', 'raw',
-    '--object', `tls-creds-psk,id=${CREDS},endpoint=client,dir=${options.pskDir},username=${PSK_USER}`,
+    '--object', clientCredsArg(options.pskDir),
     '--image-opts', `driver=nbd,host=${host},port=${options.port},export=${options.name},tls-creds=${CREDS}`,
     resolve(options.target),
   ], { errorCode: 'VMFORK_QEMU_IMG_FAILED', timeoutMs: 60 * 60_000 });
@@ -83,8 +111,13 @@ function serverCredsArg(pskDir: string): string {
   return `tls-creds-psk,id=${CREDS},endpoint=server,dir=${pskDir}`;
 }
 
+/** The same for the client side (a pull, a relay). */
+function clientCredsArg(pskDir: string): string {
+  return `tls-creds-psk,id=${CREDS},endpoint=client,dir=${pskDir},username=${PSK_USER}`;
+}
+
 /**
- * Ends what a dead agent left under `parent`: each key directory's qemu-nbd processes (found by the directory on
+ * Ends what a dead agent left under `parent`: each key directory's qemu-nbd processes, exports and relays (found by the directory on
  * their command line, so another agent's exports, under another parent, are never touched) and the directory.
  * Their 15-minute deadline was a timer in the agent that died. Returns how many exports were ended.
  */
@@ -92,7 +125,7 @@ export async function endStaleExports(parent: string): Promise<number> {
   let ended = 0;
   for (const entry of await readdir(parent).catch(() => [] as string[])) {
     const dir = join(parent, entry);
-    for (const p of await processesWithArg(serverCredsArg(dir))) {
+    for (const p of [...(await processesWithArg(serverCredsArg(dir))), ...(await processesWithArg(clientCredsArg(dir)))]) {
       await terminateProcess(p.pid, p.startTime, { graceMs: 2_000 });
       ended += 1;
     }

@@ -32,12 +32,14 @@ export function buildQemuArgv(spec: VmSpec): string[] {
   const mem = spec.memory;
   const argv: string[] = ['-name', spec.name, '-nodefaults', '-no-user-config', '-display', 'none'];
 
-  argv.push('-machine', mem.kind === 'file' ? `${spec.machine},memory-backend=mem` : spec.machine);
+  argv.push('-machine', mem.kind === 'anonymous' ? spec.machine : `${spec.machine},memory-backend=mem`);
   argv.push('-accel', spec.accel === 'tcg' && spec.tbSizeMiB !== undefined ? `tcg,tb-size=${spec.tbSizeMiB}` : spec.accel);
   argv.push('-cpu', spec.cpuModel, '-smp', String(spec.cpus), '-m', `${spec.memoryMiB}M`);
   if (mem.kind === 'file') {
     const share = mem.share ? 'on' : 'off';
     argv.push('-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOptionValue(mem.path)},share=${share}`);
+  } else if (mem.kind === 'ram') {
+    argv.push('-object', `memory-backend-ram,id=mem,size=${spec.memoryMiB}M`);
   }
   if (spec.uuid) argv.push('-uuid', spec.uuid);
   if (spec.kernel) {
@@ -48,7 +50,8 @@ export function buildQemuArgv(spec: VmSpec): string[] {
 
   for (const d of spec.disks) {
     const ro = d.readOnly ? ',readonly=on' : '';
-    argv.push('-drive', `if=none,id=${d.id},file=${escapeOptionValue(d.path)},format=${d.format},cache=${d.cache}${ro}`);
+    const cor = d.copyOnRead ? ',copy-on-read=on' : '';
+    argv.push('-drive', `if=none,id=${d.id},file=${escapeOptionValue(d.path)},format=${d.format},cache=${d.cache}${ro}${cor}`);
     argv.push('-device', `virtio-blk-pci,drive=${d.id},id=${d.id}-blk${d.serial ? `,serial=${d.serial}` : ''}`);
   }
   // user-mode NICs get restrict=on: the guest reaches neither the host nor any other address

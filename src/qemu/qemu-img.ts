@@ -55,8 +55,11 @@ async function qemuImg(args: string[], timeoutMs = 10 * 60_000): Promise<RunResu
  * subclusters: a guest's small scattered writes (a forked child writes ~45 of them while taking its identity)
  * then allocate 2 KiB each instead of copying up a whole 64 KiB cluster from the backing file.
  */
-export async function createOverlay(backing: string, path: string, options: { backingFormat: ImageFormat }): Promise<void> {
-  await qemuImg(['create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', '-F', options.backingFormat, '-b', resolve(backing), resolve(path)]);
+export async function createOverlay(backing: string, path: string, options: { backingFormat: ImageFormat; subclusters?: boolean }): Promise<void> {
+  // a backing read over NBD is named by its URL (`nbd+unix:///…`), not a path; copy-on-read wants no subclusters
+  const from = backing.includes('://') ? backing : resolve(backing);
+  const opts = options.subclusters === false ? [] : ['-o', 'extended_l2=on'];
+  await qemuImg(['create', '-q', '-f', 'qcow2', ...opts, '-F', options.backingFormat, '-b', from, resolve(path)]);
 }
 
 /** Creates an empty image of `sizeBytes` (sparse for raw, metadata-only for qcow2). */

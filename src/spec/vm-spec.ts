@@ -40,6 +40,11 @@ const memoryBacking = z.discriminatedUnion('kind', [
    * stream can skip it (x-ignore-shared); a child maps the same file `share: false` (MAP_PRIVATE, copy-on-write).
    */
   z.strictObject({ kind: z.literal('file'), path: absPath, share: z.boolean() }),
+  /**
+   * Anonymous RAM under the backend id a template's file has (`mem`): a child whose memory arrives by postcopy
+   * migration (src/qemu/postcopy.ts) — the RAM block keeps the template's name, and userfaultfd serves its pages.
+   */
+  z.strictObject({ kind: z.literal('ram') }),
 ]);
 
 const diskSpec = z.strictObject({
@@ -51,6 +56,11 @@ const diskSpec = z.strictObject({
   cache: z.enum(['writeback', 'writethrough', 'none', 'directsync', 'unsafe']).default('writeback'),
   /** virtio-blk serial: the guest finds the disk as /dev/disk/by-id/virtio-<serial> whatever its PCI slot. */
   serial: z.string().regex(/^[a-z0-9-]{1,20}$/, 'must be 1-20 of [a-z0-9-]').optional(),
+  /**
+   * Copy what is read from the backing file into this image (a lazy child's disk over NBD: what the guest reads
+   * once is local from then on). Guest-invisible; the image must not have subclusters (QEMU 7.2 asserts).
+   */
+  copyOnRead: z.boolean().optional(),
 });
 
 const nicSpec = z.strictObject({

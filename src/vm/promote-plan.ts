@@ -38,6 +38,12 @@ export interface PromoteRequest {
   datastore?: string;
   /** Cap on each block job's speed, MiB/s; none: as fast as the host allows. */
   rateMiBs?: number;
+  /**
+   * Mirror even a top a stream could fill: a lazy child's disk over NBD (src/fork/lazy.ts), where a stream's one
+   * request at a time pays the network's round trip for every chunk, zeros included; a mirror keeps several in
+   * flight and skips what the export's block status says is zero.
+   */
+  mirror?: boolean;
 }
 
 export interface PromotePlan {
@@ -110,7 +116,7 @@ export async function planPromote(deps: VmDeps, name: string, request: PromoteRe
   // QEMU 7.2's block-stream copies on read, and its copy-on-read asserts (`skip_bytes < pnum`, block/io.c) on a top
   // image with subclusters partly allocated — it killed a child's QEMU here. A mirror reads no such path: a top with
   // subclusters is mirrored into a new image beside it and the drive pivots onto that.
-  const mode = store || disks.some((d) => d.chain[0]?.subclusters) ? 'mirror' : 'stream';
+  const mode = store || request.mirror || disks.some((d) => d.chain[0]?.subclusters) ? 'mirror' : 'stream';
   for (const d of disks) d.needBytes = bytesToMove(d.chain, mode);
   if (!disks.length) throw new VmforkError('VMFORK_VM_FULL_CLONE', `VM ${name}'s disks have no backing file: it is a full clone already`, { details: { vm: name } });
   const needBytes = disks.reduce((sum, d) => sum + d.needBytes, 0);

@@ -84,7 +84,7 @@ test("a job taken by an agent that died is failed by its successor and waits for
 test("a step's error comes back to the sender with its code; a job of an op the agent does not know is answered VMFORK_HOST_PROTOCOL", { skip }, async () => {
   const f = await fleet(['a']);
   const home = await testHomeLayout(f.dir);
-  const worker = startJobWorker({ deps: { db: f.db, home: { ...home, db: f.url }, log, hostId: 'a' }, queue: f.queue, listenHost: '127.0.0.1', fleetKey: undefined, copies: new Slots(1), exports: new Map() });
+  const worker = startJobWorker({ deps: { db: f.db, home: { ...home, db: f.url }, log, hostId: 'a' }, queue: f.queue, listenHost: '127.0.0.1', fleetKey: undefined, copies: new Slots(1), exports: new Map(), serves: new Map() });
   try {
     assert.equal(await codeOf(runOnHost(f.queue, f.db, 'a', { op: 'vm-destroy', name: 'nosuch' })), 'VMFORK_VM_NOT_FOUND');
     const raw = await f.queue.boss.send(hostQueue('a'), { op: 'vm-teleport', name: 'x' });

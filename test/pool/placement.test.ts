@@ -48,6 +48,10 @@ test('a placement spec: strategy spread by default, hosts deduplicated; up-front
   assert.throws(() => parsePoolSpec({ ...BASE, provisioning: 'on-demand', placement: {} }), /placement: a pool placed over hosts is provisioned up-front/);
   assert.throws(() => parsePoolSpec({ ...BASE, persistent: true, placement: {} }), /placement: a pool placed over hosts is not persistent/);
   assert.equal(parsePoolSpec(BASE).placement, undefined);
+  // lazy replicas: recorded only when asked for, a boolean
+  assert.deepEqual(parsePoolSpec({ ...BASE, placement: { lazyReplica: true } }).placement, { strategy: 'spread', lazyReplica: true });
+  assert.deepEqual(parsePoolSpec({ ...BASE, placement: { lazyReplica: false } }).placement, { strategy: 'spread' });
+  assert.throws(() => parsePoolSpec({ ...BASE, placement: { lazyReplica: 'yes' } }), /placement\.lazyReplica/);
 });
 
 test("placement hosts: the named ones (an unknown one refused, naming it), else every agent's; each must have the pool's datastore", async () => {

@@ -126,6 +126,16 @@ test('child argv: private mapping of the same RAM file, no kernel, -incoming def
   ]);
 });
 
+test('lazy child argv: anonymous RAM under the template file\'s backend id, disks copied on read; the same device layout but for the RAM\'s kind', () => {
+  const lazy: VmSpecInput = { ...child, memory: { kind: 'ram' }, disks: [{ id: 'disk0', path: `${VM}/c1/disk.qcow2`, format: 'qcow2', copyOnRead: true }] };
+  const argv = buildQemuArgv(lazy);
+  assert.deepEqual(argv.slice(argv.indexOf('-machine'), argv.indexOf('-machine') + 2), ['-machine', 'q35,memory-backend=mem']);
+  assert.ok(argv.includes('memory-backend-ram,id=mem,size=512M'));
+  assert.ok(!argv.some((a) => a.startsWith('memory-backend-file')));
+  assert.ok(argv.includes(`if=none,id=disk0,file=${VM}/c1/disk.qcow2,format=qcow2,cache=writeback,copy-on-read=on`));
+  assert.deepEqual(layoutDifferences(child, lazy), ['memoryKind: "file" ≠ "ram"'], 'copy-on-read is not guest-visible; the RAM kind is all that differs');
+});
+
 test('KVM gets -accel kvm and -cpu host; read-only disks say so', () => {
   const argv = buildQemuArgv({ ...coldBoot, accel: 'kvm', tbSizeMiB: undefined, disks: [{ id: 'seed', path: '/img/seed.raw', format: 'raw', readOnly: true, cache: 'none' }] });
   assert.deepEqual(argv.slice(argv.indexOf('-accel'), argv.indexOf('-accel') + 4), ['-accel', 'kvm', '-cpu', 'host']);
