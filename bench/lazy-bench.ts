@@ -23,7 +23,7 @@ export interface LazyRun {
   firstReadyMs: number;
   /** Copy first: the replica copy's share of it. */
   copyMs?: number;
-  /** Lazy: the child's fork → ready, and the time until all its memory, then all its disk, were its own. */
+  /** Lazy: the child's fork → ready, and, counted from ready, the time until all its memory, then all its disk, were its own. */
   forkToReadyMs?: number;
   memoryMs?: number;
   disksMs?: number;
@@ -138,7 +138,7 @@ export function renderLazyMarkdown(r: LazyBenchResult): string {
     `${r.machine.nproc} CPUs, ${r.machine.accel} (${r.machine.accelReason}); QEMU ${r.machine.qemuVersion}; vmfork ${r.machine.revision}; load ${r.load.start.one} at start, ${r.load.end.one} at end.`,
     `A pool of 2 (${r.options.memory}) spread over test hosts h1 and h2; h1 holds the replica and its template, h2 starts without them. Figure: from the start of h2's part to its first ready child. Both test hosts share this machine's cores and its loopback: a real network makes the copy slower and the lazy start's gain larger.`,
     '',
-    '| run | way | first child on h2 ready | of which the copy | lazy: fork → ready | lazy: all memory in | lazy: disk streamed |',
+    '| run | way | first child on h2 ready | of which the copy | lazy: fork → ready | lazy: all its memory in (after ready) | lazy: all its disk its own (after ready, mirror) |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...r.runs.map((x, i) => `| ${i + 1} | ${x.mode === 'copy' ? 'copy first' : 'lazy'} | ${s(x.firstReadyMs)} | ${s(x.copyMs)} | ${s(x.forkToReadyMs)} | ${s(x.memoryMs)} | ${s(x.disksMs)} |`),
     '',

@@ -110,6 +110,7 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
       pid: process.pid,
       listen: url,
       cpus: availableParallelism(),
+      cpuAllocationRatio: options.cpuAllocationRatio,
       memoryBytes: totalmem(),
       accel: accel.accel,
       accelWhy: accel.reason,

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { VmforkError } from '../errors.js';
 import { assertValidName, parseListen } from '../util/index.js';
+import { DEFAULT_CPU_ALLOCATION_RATIO } from '../host/index.js';
 
 /** The protocol between host agents and the rest of the fleet (the store's host rows, later its job queue). */
 export const HOST_AGENT_PROTOCOL = 1;
@@ -16,6 +17,8 @@ export interface HostAgentOptions {
   fleetKeyFile?: string;
   /** Replica copies received at once. @default 2 */
   maxCopies: number;
+  /** vCPUs placement lets run per CPU of this host (Nova's cpu_allocation_ratio). */
+  cpuAllocationRatio: number;
 }
 
 export interface RawHostAgentOptions {
@@ -26,6 +29,7 @@ export interface RawHostAgentOptions {
   lostAfterSeconds?: string;
   fleetKeyFile?: string;
   maxCopies?: string;
+  cpuAllocationRatio?: string;
 }
 
 function seconds(value: string | undefined, fallback: number, field: string, min: number, max: number): number {
@@ -77,5 +81,9 @@ export function parseHostAgentOptions(raw: RawHostAgentOptions): HostAgentOption
   if (raw.fleetKeyFile !== undefined && !isAbsolute(raw.fleetKeyFile)) {
     throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--fleet-key-file must be an absolute path, got "${raw.fleetKeyFile}"`, { details: { field: 'fleet-key-file' } });
   }
-  return { host: raw.host, listen, datastores, heartbeatMs, lostAfterMs, maxCopies, ...(raw.fleetKeyFile ? { fleetKeyFile: raw.fleetKeyFile } : {}) };
+  const cpuAllocationRatio = raw.cpuAllocationRatio === undefined ? DEFAULT_CPU_ALLOCATION_RATIO : Number(raw.cpuAllocationRatio);
+  if (!Number.isFinite(cpuAllocationRatio) || cpuAllocationRatio <= 0 || cpuAllocationRatio > 128) {
+    throw new VmforkError('VMFORK_INVALID_ARGUMENT', `--cpu-allocation-ratio must be a number above 0 and at most 128, got "${raw.cpuAllocationRatio}"`, { details: { field: 'cpu-allocation-ratio' } });
+  }
+  return { host: raw.host, listen, datastores, heartbeatMs, lostAfterMs, maxCopies, cpuAllocationRatio, ...(raw.fleetKeyFile ? { fleetKeyFile: raw.fleetKeyFile } : {}) };
 }

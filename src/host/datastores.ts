@@ -9,6 +9,8 @@ import { HOST_STATES } from '../state/index.js';
 import { ensureDatastore, getDatastore, listDatastores, listHostRows, LOCAL_HOST_ID, upsertHost, type DatastoreRow, type Db, type HostRow } from '../store/index.js';
 
 export const DEFAULT_DATASTORE = 'default';
+/** vCPUs placed children may have per host CPU unless its agent says otherwise (Nova's default allocation ratio). */
+export const DEFAULT_CPU_ALLOCATION_RATIO = 16;
 
 export const DatastoreViewSchema = z.object({ name: z.string(), path: z.string(), freeBytes: z.number().int().min(0) });
 export const HostViewSchema = z.object({
@@ -29,6 +31,8 @@ export const HostViewSchema = z.object({
       generation: z.number().int(),
       heartbeatAt: z.string().nullable(),
       cpus: z.number().int(),
+      /** vCPUs placement lets run per host CPU on it. */
+      cpuAllocationRatio: z.number(),
       memoryBytes: z.number().int(),
       accel: z.string(),
       accelWhy: z.string(),
@@ -73,6 +77,7 @@ function agentView(h: HostRow): HostView['agent'] {
     generation: h.generation,
     heartbeatAt: h.heartbeat_at,
     cpus: h.cpus ?? 0,
+    cpuAllocationRatio: h.cpu_allocation_ratio ?? DEFAULT_CPU_ALLOCATION_RATIO,
     memoryBytes: h.memory_bytes ?? 0,
     accel: h.accel ?? '',
     accelWhy: h.accel_why ?? '',

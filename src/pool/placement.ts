@@ -1,5 +1,6 @@
 import { VmforkError, withContext } from '../errors.js';
 import { childShape } from '../replica/index.js';
+import { DEFAULT_CPU_ALLOCATION_RATIO } from '../host/index.js';
 import { getDatastore, listHostRows, listVms, LOCAL_HOST_ID, type Db, type HostRow } from '../store/index.js';
 import { childDiskBytes } from './disk-budget.js';
 import { OVERHEAD_MIB } from './spec-limits.js';
@@ -17,6 +18,8 @@ export interface HostRoom {
   host: string;
   room: number;
   current: number;
+  /** What bounds the room: the host's memory, its vCPUs or its datastore's free space (absent: not up). */
+  by?: 'memory' | 'cpu' | 'disk';
 }
 
 /** The share of a host's memory children may take: the rest is its own (the agent, the page cache). */
@@ -49,9 +52,11 @@ export async function placementHosts(db: Db, spec: PoolSpec): Promise<HostRow[]>
 
 /** How many more children of `spec` each up host holds, with its children of the pool so far. */
 export async function hostRooms(db: Db, spec: PoolSpec, hosts: readonly HostRow[], needsTemplate: (host: string) => boolean): Promise<HostRoom[]> {
-  const { memoryMiB } = childShape(spec);
+  const { memoryMiB, cpus } = childShape(spec);
   const perChildMiB = Math.ceil(memoryMiB / 4) + OVERHEAD_MIB;
   const wholeMiB = memoryMiB + OVERHEAD_MIB;
+  // a lazy first child's RAM is all its own (postcopy fills it), not copy-on-write over the host's template file
+  const lazyExtraMiB = spec.placement?.lazyReplica ? memoryMiB - Math.ceil(memoryMiB / 4) : 0;
   const perChildDisk = await childDiskBytes(db, spec);
   const vms = await listVms(db);
   const out: HostRoom[] = [];
@@ -62,23 +67,38 @@ export async function hostRooms(db: Db, spec: PoolSpec, hosts: readonly HostRow[
       out.push({ host: h.id, room: 0, current });
       continue;
     }
-    const heldMiB = mine.reduce((sum, v) => sum + (v.role === 'child' ? Math.ceil(specMiB(v.spec_json) / 4) + OVERHEAD_MIB : specMiB(v.spec_json) + OVERHEAD_MIB), 0);
-    const freeMiB = Math.floor(((h.memory_bytes ?? 0) / 2 ** 20) * MEMORY_SHARE) - heldMiB - (needsTemplate(h.id) ? wholeMiB : 0);
+    const held = mine.map((v) => held_(v.spec_json, v.role));
+    const heldMiB = held.reduce((sum, x) => sum + x.mib, 0);
+    const fresh = needsTemplate(h.id);
+    const freeMiB = Math.floor(((h.memory_bytes ?? 0) / 2 ** 20) * MEMORY_SHARE) - heldMiB - (fresh ? wholeMiB + lazyExtraMiB : 0);
     const byMemory = Math.max(0, Math.floor(freeMiB / perChildMiB));
+    // CPU: the host's CPUs times its agent's allocation ratio, less the vCPUs of what runs there (a template's parent
+    // included while it boots); cgroups weigh each VM 100 per vCPU, so vCPUs are the weight placement counts
+    const vcpus = h.cpus === null ? Number.POSITIVE_INFINITY : Math.floor(h.cpus * (h.cpu_allocation_ratio ?? DEFAULT_CPU_ALLOCATION_RATIO));
+    const freeVcpus = vcpus - held.reduce((sum, x) => sum + x.cpus, 0) - (fresh ? cpus : 0);
+    const byCpu = Math.max(0, Math.floor(freeVcpus / Math.max(1, cpus)));
     const free = (await getDatastore(db, h.id, spec.datastore))?.free_bytes;
     const byDisk = free === null || free === undefined ? byMemory : Math.max(0, Math.floor(free / Math.max(1, perChildDisk)));
-    out.push({ host: h.id, room: Math.min(byMemory, byDisk), current });
+    const room = Math.min(byMemory, byCpu, byDisk);
+    out.push({ host: h.id, room, current, by: room === byMemory ? 'memory' : room === byCpu ? 'cpu' : 'disk' });
   }
   return out;
 }
 
-function specMiB(specJson: string): number {
+/**
+ * What a VM recorded on a host holds of it: a forked child a quarter of its RAM (copy-on-write over its template's
+ * file) unless its RAM is its own (a lazy child), anything else all of it; QEMU's overhead each; its vCPUs.
+ */
+function held_(specJson: string, role: string): { mib: number; cpus: number } {
+  let s: { memoryMiB?: unknown; cpus?: unknown; memory?: { kind?: unknown } } = {};
   try {
-    const m = (JSON.parse(specJson) as { memoryMiB?: unknown }).memoryMiB;
-    return typeof m === 'number' ? m : 512;
+    s = JSON.parse(specJson) as typeof s;
   } catch {
-    return 512;
+    // an unreadable spec counts as a default VM
   }
+  const mib = typeof s.memoryMiB === 'number' ? s.memoryMiB : 512;
+  const shared = role === 'child' && s.memory?.kind === 'file';
+  return { mib: (shared ? Math.ceil(mib / 4) : mib) + OVERHEAD_MIB, cpus: typeof s.cpus === 'number' ? s.cpus : 1 };
 }
 
 /**
@@ -89,7 +109,7 @@ function specMiB(specJson: string): number {
 export function planPlacement(names: readonly string[], hosts: readonly HostRoom[], strategy: 'spread' | 'pack'): Map<string, string> {
   const total = hosts.reduce((s, h) => s + h.room, 0);
   if (total < names.length) {
-    const figures = hosts.map((h) => `${h.host}: room for ${h.room}`).join(', ');
+    const figures = hosts.map((h) => `${h.host}: room for ${h.room}${h.by ? ` (by ${h.by})` : ''}`).join(', ');
     throw placementError(`${names.length} children to place, the hosts hold ${total} more (${figures})`, { asked: names.length, fit: total, hosts: hosts.map((h) => ({ ...h })) }, 'VMFORK_INSUFFICIENT_MEMORY');
   }
   const state = hosts.map((h) => ({ ...h }));

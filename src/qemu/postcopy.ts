@@ -60,8 +60,10 @@ export async function sendPostcopy(qmpPath: string, peer: Duplex, options: { tim
   const sock = join(dir, `postcopy-${randomBytes(4).toString('hex')}.sock`);
   const server = createServer();
   let joined: Promise<void> | undefined;
+  let qemuEnd: Socket | undefined;
   server.once('connection', (conn: Socket) => {
     server.close();
+    qemuEnd = conn;
     joined = splice(conn, peer);
   });
   await new Promise<void>((resolve, reject) => {
@@ -78,7 +80,9 @@ export async function sendPostcopy(qmpPath: string, peer: Duplex, options: { tim
   } finally {
     qmp.close();
     server.close();
+    // both ends: the stream is over (or failed) whatever the far side still holds open
     peer.destroy();
+    qemuEnd?.destroy();
     await joined?.catch(() => undefined);
     await rm(sock, { force: true });
   }
@@ -135,11 +139,25 @@ export async function receivePostcopy(qmpPath: string, connect_: () => Promise<D
   }
 }
 
-/** Destination side: waits until every page has arrived (the incoming migration `completed`). */
+/**
+ * Destination side: waits until every page has arrived (the incoming migration `completed`). The stream broken
+ * first (its source or either agent gone) leaves QEMU `postcopy-paused`, the guest stalled on its missing pages:
+ * that is an error at once, not a wait (vmfork does not resume a postcopy; the caller destroys the child).
+ */
 export async function waitPostcopyDone(qmpPath: string, options: { timeoutMs?: number } = {}): Promise<void> {
   const qmp = await QmpClient.connect(qmpPath, { connectTimeoutMs: 10_000 });
   try {
-    await qmp.waitForMigration({ timeoutMs: options.timeoutMs ?? 10 * 60_000, pollMs: 100 });
+    await waitUntil(
+      async () => {
+        const m = await qmp.queryMigrate();
+        if (m.status === 'completed') return true;
+        if (m.status === 'postcopy-paused' || m.status === 'failed' || m.status === 'cancelled') {
+          throw new VmforkError('VMFORK_QMP_ERROR', `the child's memory stream broke before its last page (${m.status}): its source is gone`, { details: { status: m.status } });
+        }
+        return undefined;
+      },
+      { deadlineMs: options.timeoutMs ?? 10 * 60_000, everyMs: 100, what: "the child's last page" },
+    );
   } finally {
     qmp.close();
   }

@@ -25,6 +25,7 @@ export interface AgentHostFacts {
   pid: number;
   listen: string;
   cpus: number;
+  cpuAllocationRatio: number;
   memoryBytes: number;
   accel: string;
   accelWhy: string;
@@ -49,6 +50,7 @@ export async function registerAgentHost(db: Db, facts: AgentHostFacts): Promise<
       agent_pid: facts.pid,
       agent_listen: facts.listen,
       cpus: facts.cpus,
+      cpu_allocation_ratio: facts.cpuAllocationRatio,
       memory_bytes: facts.memoryBytes,
       accel: facts.accel,
       accel_why: facts.accelWhy,

@@ -41,6 +41,8 @@ export interface HostsTable {
   agent_pid: number | null;
   agent_listen: string | null;
   cpus: number | null;
+  /** vCPUs its agent lets run per host CPU (`--cpu-allocation-ratio`); null: the default. */
+  cpu_allocation_ratio: number | null;
   memory_bytes: number | null;
   accel: string | null;
   accel_why: string | null;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { socketPair } from '../helpers/socket-pair.js';
 import type { TLSSocket } from 'node:tls';
 import { dialPsk, listenPsk } from '../../src/host-agent/psk-link.js';
 import { splice } from '../../src/qemu/postcopy.js';
@@ -27,17 +28,6 @@ test('an agents\' TLS-PSK link: a peer with the key gets a link both ways; a pee
     listener.close();
   }
 });
-
-/** Two connected TCP sockets on loopback. */
-async function socketPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
-  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
-  const other = await accepted;
-  server.close();
-  return [client, other];
-}
 
 const next = (s: Socket): Promise<string> => new Promise((resolve) => s.once('data', (d: Buffer) => resolve(d.toString())));
 

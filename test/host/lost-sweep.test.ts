@@ -24,7 +24,7 @@ test("a lost host's running, paused and warm VMs become unknown (others and othe
     const db = await openStore(home.db);
     try {
       for (const id of ['a', 'b']) {
-        await registerAgentHost(db, { id, hostname: 'test', protocol: 1, pid: process.pid, listen: 'http://127.0.0.1:1', cpus: 2, memoryBytes: 1 << 30, accel: 'tcg', accelWhy: 'test', qemuVersion: '7.2', lostAfterMs: 600, datastores: [] });
+        await registerAgentHost(db, { id, hostname: 'test', protocol: 1, pid: process.pid, listen: 'http://127.0.0.1:1', cpus: 2, cpuAllocationRatio: 16, memoryBytes: 1 << 30, accel: 'tcg', accelWhy: 'test', qemuVersion: '7.2', lostAfterMs: 600, datastores: [] });
       }
       await vm(db, 'a-run', 'a', 'running');
       await vm(db, 'a-pause', 'a', 'paused');

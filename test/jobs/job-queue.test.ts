@@ -28,7 +28,7 @@ async function fleet(hosts: readonly string[]): Promise<Fleet> {
   const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
   for (const id of hosts) {
-    await registerAgentHost(db, { id, hostname: 'test', protocol: 1, pid: process.pid, listen: 'http://127.0.0.1:1', cpus: 2, memoryBytes: 1 << 30, accel: 'tcg', accelWhy: 'test', qemuVersion: '7.2', lostAfterMs: 3000, datastores: [] });
+    await registerAgentHost(db, { id, hostname: 'test', protocol: 1, pid: process.pid, listen: 'http://127.0.0.1:1', cpus: 2, cpuAllocationRatio: 16, memoryBytes: 1 << 30, accel: 'tcg', accelWhy: 'test', qemuVersion: '7.2', lostAfterMs: 3000, datastores: [] });
   }
   const queue = await JobQueue.open(home.db, log);
   return {

@@ -9,9 +9,9 @@ import { testActor } from '../helpers/actor.js';
 
 const BASE = { name: 'desk', image: 'default', datastore: 'main', size: { max: 4 }, disks: { disposable: '64M' }, memory: '512M' };
 
-async function agentHost(db: Db, id: string, memoryGiB: number, free: number | null = 100 * 2 ** 30): Promise<void> {
+async function agentHost(db: Db, id: string, memoryGiB: number, free: number | null = 100 * 2 ** 30, cpu: { cpus: number; ratio: number | null } = { cpus: 8, ratio: null }): Promise<void> {
   await upsertHost(db, id, id);
-  await db.updateTable('hosts').set({ agent_listen: `http://10.0.0.${id.slice(1)}:8471`, memory_bytes: memoryGiB * 2 ** 30 }).where('id', '=', id).execute();
+  await db.updateTable('hosts').set({ agent_listen: `http://10.0.0.${id.slice(1)}:8471`, memory_bytes: memoryGiB * 2 ** 30, cpus: cpu.cpus, cpu_allocation_ratio: cpu.ratio }).where('id', '=', id).execute();
   await ensureDatastore(db, { host_id: id, name: 'main', path: `/srv/${id}`, created_at: new Date().toISOString() });
   await db.updateTable('datastores').set({ free_bytes: free }).where('host_id', '=', id).execute();
 }
@@ -85,9 +85,33 @@ test("a host's room: its reported memory (90 %) less what its VMs hold and a tem
   const rooms = await hostRooms(db, spec, hosts, (h) => h === 'h1');
   // 4 GiB × 0.9 = 3686 MiB; h1 also holds a parent (512 + 64); a child is 512/4 + 64 = 192 MiB
   assert.deepEqual(rooms, [
-    { host: 'h1', room: Math.floor((3686 - 576) / 192), current: 0 },
-    { host: 'h2', room: 2, current: 0 },
+    { host: 'h1', room: Math.floor((3686 - 576) / 192), current: 0, by: 'memory' },
+    { host: 'h2', room: 2, current: 0, by: 'disk' },
     { host: 'h3', room: 0, current: 0 },
   ]);
+  await db.destroy();
+});
+
+test("a host's room in vCPUs: its CPUs times its agent's allocation ratio (16 by default) less its VMs' vCPUs and a template's parent; a lazy pool's first child holds all its RAM", async () => {
+  const db = await openTestStore();
+  const now = new Date().toISOString();
+  await insertImage(db, { name: 'default', source: 'imported', state: 'ready', disk_path: '/x', kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 2 ** 30, file_size: 1, created_at: now }, await testActor('image-import'));
+  await agentHost(db, 'h1', 64, undefined, { cpus: 2, ratio: 1.5 });
+  await agentHost(db, 'h2', 64, undefined, { cpus: 1, ratio: null });
+  const spec = parsePoolSpec({ ...BASE, placement: {} });
+  const hosts = await placementHosts(db, spec);
+  // h1: 2 × 1.5 = 3 vCPUs, less the parent's 1: 2 children; h2: 1 × 16 = 16, no parent: 16
+  assert.deepEqual(await hostRooms(db, spec, hosts, (h) => h === 'h1'), [
+    { host: 'h1', room: 2, current: 0, by: 'cpu' },
+    { host: 'h2', room: 16, current: 0, by: 'cpu' },
+  ]);
+  assert.throws(() => planPlacement(['a', 'b', 'c'], [{ host: 'h1', room: 2, current: 0, by: 'cpu' }], 'spread'), /h1: room for 2 \(by cpu\)/);
+  // lazy: a host without the replica also holds its first child's whole RAM (512 − 128 MiB more than a child)
+  await agentHost(db, 'h1', 2, undefined, { cpus: 64, ratio: null });
+  const lazy = parsePoolSpec({ ...BASE, placement: { lazyReplica: true } });
+  const roomOf = async (p: typeof spec): Promise<number | undefined> => (await hostRooms(db, p, await placementHosts(db, p), () => true))[0]?.room;
+  // 2 GiB × 0.9 = 1843 MiB, less the parent's 576: 6 children; lazily, less 384 more for the first child's own RAM: 4
+  assert.equal(await roomOf(spec), 6);
+  assert.equal(await roomOf(lazy), 4);
   await db.destroy();
 });

@@ -19,6 +19,7 @@ export function registerHostAgentCommand(program: Command): void {
     .option('--lost-after-seconds <s>', 'a host whose heartbeats stopped this long is lost (default 3 heartbeats)')
     .option('--fleet-key-file <path>', "the fleet's secret key (the same 0600 file on every host; e.g. openssl rand -hex 32): replica copies between hosts are keyed by it")
     .option('--max-copies <n>', 'replica copies this host receives at once', '2')
+    .option('--cpu-allocation-ratio <r>', 'vCPUs placed children may have per CPU of this host (Nova\'s cpu_allocation_ratio)', '16')
     .action(
       action(async (ctx, raw: RawHostAgentOptions) => {
         const options = parseHostAgentOptions(raw);

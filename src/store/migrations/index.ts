@@ -16,6 +16,7 @@ import { qemuUid } from './014-qemu-uid.js';
 import { hostAgents } from './015-host-agents.js';
 import { ownerBoot } from './016-owner-boot.js';
 import { fleetPlacement } from './017-fleet-placement.js';
+import { cpuRatio } from './018-cpu-ratio.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -39,6 +40,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '015-host-agents': hostAgents,
   '016-owner-boot': ownerBoot,
   '017-fleet-placement': fleetPlacement,
+  '018-cpu-ratio': cpuRatio,
 };
 
 export const migrationProvider: MigrationProvider = {
