@@ -1,9 +1,10 @@
 import { poolCustomizer } from '../customize/index.js';
-import { forkChildren, type ChildCustomizer } from '../fork/index.js';
+import { forkChildren, refreshChild, type ChildCustomizer } from '../fork/index.js';
+import { VmforkError } from '../errors.js';
 import { lazyChildHere, type LazyChild } from './lazy-steps.js';
 import { parsePoolSpec } from '../pool/index.js';
 import { ensureReplica, ensureReplicaTemplate } from '../replica/index.js';
-import { poolVms, requirePool } from '../store/index.js';
+import { getVm, poolVms, requirePool } from '../store/index.js';
 import { destroyVm } from '../vm/index.js';
 import { receiveReplicaHere, reporter } from './replica-steps.js';
 import type { StepContext } from './step-context.js';
@@ -58,6 +59,26 @@ export async function convergePoolHere(ctx: StepContext, pool: string, names: st
   const settled = lazy?.child ? await settleOrDrop(ctx, lazy.child, forked, failed) : undefined;
   const lazyOut = lazy ? { ...(lazy.child ? { name: lazy.child.child.name, fromHost: lazy.child.fromHost, firstReadyMs: firstMs, settled } : {}), ...(lazy.skipped ? { skipped: lazy.skipped } : {}) } : undefined;
   return { host: deps.hostId, replica: replica.id, template: template.row.name, forked, readyMs, failed, ...(lazyOut ? { lazy: lazyOut } : {}), firstReadyMs: firstMs ?? firstAt ?? null };
+}
+
+/**
+ * A placed pool's child on this host refreshed after its claim was released (src/pool/runners.ts): forked again,
+ * under its name and address, from this host's template of the pool's replica (found by key and name, as a
+ * converge finds them), with the pool's phase 2. The refresh is a compare-and-set from `running`; an agent that
+ * dies in it leaves a row the next one rolls back, and the pool's converge makes the child again.
+ */
+export async function refreshPoolChildHere(ctx: StepContext, pool: string, name: string, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const { deps } = ctx;
+  const spec = parsePoolSpec(JSON.parse((await requirePool(deps.db, pool)).spec_json));
+  const vm = await getVm(deps.db, name);
+  if (!vm || vm.host_id !== deps.hostId || vm.pool_name !== pool) {
+    throw new VmforkError('VMFORK_VM_NOT_FOUND', `host ${deps.hostId} has no child ${name} of pool ${pool}`, { details: { vm: name, pool, host: deps.hostId } });
+  }
+  const { replica } = await ensureReplica(deps, spec, reporter(ctx, 'pool-child-refresh'));
+  const template = await ensureReplicaTemplate(deps, replica, spec, reporter(ctx, 'pool-child-refresh'));
+  const customize = poolCustomizer(spec);
+  const child = await refreshChild(deps, name, template.row.name, { signal, ...(customize ? { customize } : {}) });
+  return { name, host: deps.hostId, template: template.row.name, readyMs: Math.round(child.timings.customizedMs ?? child.timings.readyMs) };
 }
 
 /**

@@ -4,7 +4,7 @@ import { getVm } from '../store/index.js';
 import { bootVm, destroyVm, startVm, stopVm, vmSummary } from '../vm/index.js';
 import { exportReplica, makeReplicaHere, receiveReplicaHere, removeReplicaHere, unexportReplica } from './replica-steps.js';
 import type { StepContext } from './step-context.js';
-import { convergePoolHere } from './pool-steps.js';
+import { convergePoolHere, refreshPoolChildHere } from './pool-steps.js';
 import { serveTemplate, unserveTemplate } from './lazy-steps.js';
 import { collectHere } from '../verify/index.js';
 import { createTemplateHere, execHere, forkHere, removeTemplateHere } from './vm-steps.js';
@@ -58,6 +58,8 @@ export async function runHostStep(ctx: StepContext, job: HostJob, attempt: numbe
       return execHere(ctx, job.name, job.command, job.timeoutMs);
     case 'pool-host-converge':
       return convergePoolHere(ctx, job.pool, job.names, signal, job.lazyFrom);
+    case 'pool-child-refresh':
+      return refreshPoolChildHere(ctx, job.pool, job.name, signal);
     case 'template-serve':
       return serveTemplate(ctx, job.pool, job.replica, job.serveId);
     case 'template-unserve':

@@ -48,6 +48,8 @@ export const HOST_JOB = z.discriminatedUnion('op', [
     names: z.array(name).min(1).max(1000),
     lazyFrom: z.object({ host: name, replica: replicaId }).optional(),
   }),
+  // a placed pool's child on this host refreshed (its claim released): forked again from this host's template
+  z.object({ op: z.literal('pool-child-refresh'), pool: name, name }),
   // the pool's template here served to one lazy child on another host: memory by postcopy, disks over NBD
   z.object({ op: z.literal('template-serve'), pool: name, replica: replicaId, serveId: z.string().uuid() }),
   z.object({ op: z.literal('template-unserve'), serveId: z.string().uuid() }),

@@ -36,6 +36,19 @@ export async function destroyAnywhere(deps: VmDeps, name: string, queue?: JobQue
   return queue ? runOnHost(queue, deps.db, vm.host_id, job) : withFleetQueue(deps, (q) => runOnHost(q, deps.db, vm.host_id, job));
 }
 
+/** One job on a VM's own host, by its agent (a VM of another host of the fleet: power and the like). */
+export async function onItsHost(deps: VmDeps, vm: VmRow, job: HostJob): Promise<unknown> {
+  return withFleetQueue(deps, (q) => runOnHost(q, deps.db, vm.host_id, job));
+}
+
+/**
+ * Refreshes a placed pool's child on another host (its claim released): that host's agent forks it again from its
+ * own template of the pool's replica (a `pool-child-refresh` job).
+ */
+export async function refreshElsewhere(deps: VmDeps, vm: VmRow, pool: string, signal?: AbortSignal): Promise<unknown> {
+  return withFleetQueue(deps, (q) => runOnHost(q, deps.db, vm.host_id, { op: 'pool-child-refresh', pool, name: vm.name }, signal ? { signal } : {}));
+}
+
 /** The pool's replica on `host` (same image version, phase-1 digest and datastore as `source`), ready. */
 async function replicaOn(db: Db, source: ReplicaRow, host: string): Promise<ReplicaRow | undefined> {
   const row = await findReplica(db, { image_version: source.image_version, phase1_digest: source.phase1_digest, host_id: host, datastore: source.datastore });

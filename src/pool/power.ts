@@ -1,7 +1,8 @@
 import { VmforkError } from '../errors.js';
 import type { ChildProgressState } from '../state/index.js';
 import { requirePool, requireVm, setVmClaimed } from '../store/index.js';
-import type { VmDeps } from '../vm/index.js';
+import { hereHost, type VmDeps } from '../vm/index.js';
+import { destroyAnywhere, onItsHost } from './placed.js';
 import { poolCustomizer } from '../customize/index.js';
 import { poolSpecOf } from './converge.js';
 import { REAL_PARTS, type PoolParts } from './parts.js';
@@ -44,6 +45,11 @@ export async function powerOn(deps: VmDeps, name: string, parts: PoolParts = REA
   if (vm.role === 'child' && !vm.pool_name) {
     throw new VmforkError('VMFORK_VM_STATE', `${name} is a forked child outside any pool; destroy it and fork a new one`, { details: { vm: name } });
   }
+  // a VM outside any pool on another host of the fleet: started by its agent
+  if (!vm.pool_name && vm.host_id !== hereHost(deps)) {
+    await onItsHost(deps, vm, { op: 'vm-start', name });
+    return { vm: name, state: 'running', action: 'booted' };
+  }
   // a suspended persistent child resumes where it was; one whose state is gone or damaged boots, and says so
   const resumed = vm.pool_name && vm.state === 'stopped' ? await parts.resumeVm(deps, name) : undefined;
   if (!resumed?.resumed) await parts.bootStopped(deps, await requireVm(deps.db, name));
@@ -62,13 +68,16 @@ export async function powerOff(deps: VmDeps, name: string, parts: PoolParts = RE
   const vm = await requireVm(deps.db, name);
   const spec = vm.pool_name ? poolSpecOf(await requirePool(deps.db, vm.pool_name)) : undefined;
   if (spec && !spec.persistent) {
-    await parts.destroyVm(deps, name);
+    // a placed pool's child on another host is destroyed there by its agent; the converge places its successor
+    if (vm.host_id !== hereHost(deps)) await destroyAnywhere(deps, name);
+    else await parts.destroyVm(deps, name);
     return { vm: name, state: 'destroyed', action: 'refreshed' };
   }
   if (vm.state === 'stopped' || vm.state === 'registered') return { vm: name, state: vm.state, action: 'unchanged' };
   // a persistent pool child keeps its machine state: suspended to its own file, resumed at power-on without a boot
   const suspend = spec?.persistent === true && vm.state === 'running';
   if (suspend) await parts.suspendVm(deps, name);
+  else if (vm.host_id !== hereHost(deps)) await onItsHost(deps, vm, { op: 'vm-stop', name });
   else await parts.stopVm(deps, name);
   if (vm.pool_name) await setVmClaimed(deps.db, name, false);
   return { vm: name, state: 'stopped', action: suspend ? 'suspended' : 'stopped' };

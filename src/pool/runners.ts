@@ -3,7 +3,8 @@ import { DISPOSABLE_DISK, poolCustomizer } from '../customize/index.js';
 import { VmforkError } from '../errors.js';
 import { deletePoolRow, getPool, getVm, moveClaim, poolVms, requirePool, requireVm, transition, updatePool } from '../store/index.js';
 import type { Enqueued, TaskContext, TaskRunners } from '../task/index.js';
-import type { VmDeps } from '../vm/index.js';
+import { hereHost, type VmDeps } from '../vm/index.js';
+import { refreshElsewhere } from './placed.js';
 import { claimView } from './claims.js';
 import { advancePush, runPush } from './push.js';
 import { convergePool, poolSpecOf } from './converge.js';
@@ -137,6 +138,8 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
             action = 'disposable reset, booted';
           } else {
             if (row.state === 'registered') await parts.forkRegistered(deps, vm, opts);
+            // a placed pool's child on another host is forked again there, by its agent, from that host's template
+            else if (row.host_id !== hereHost(deps)) await refreshElsewhere(deps, row, pool.name, ctx.signal);
             else await parts.refreshChild(deps, vm, pool.template_name, opts);
             action = 'refreshed';
           }

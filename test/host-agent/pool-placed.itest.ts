@@ -27,7 +27,7 @@ interface ReplicaJson {
   copiedFrom?: { replica: string; host: string } | null;
 }
 
-test("a pool placed over three hosts (spread): phase 1 once, one replica copy per other host, each host forks its children from its own template; children unique across hosts (vmfork verify); an unknown host refused; h2's agent killed: its child replaced on another host under a new name, and destroyed by h2's agent when it is back; pool rm removes them from every host", { skip },
+test("a pool placed over three hosts (spread): phase 1 once, one replica copy per other host, each host forks its children from its own template; children unique across hosts (vmfork verify); an unknown host refused; h2's agent killed: its child replaced on another host under a new name, and destroyed by h2's agent when it is back; a child on another host claimed and released: refreshed there by its agent, then powered off: destroyed there and made again; pool rm removes them from every host", { skip },
   withTempDir('vmfork-placed-', async (root) => {
     const dc = await startDatacenter(root, ['h1', 'h2', 'h3']);
     let problems: string[] = [];
@@ -107,6 +107,41 @@ test("a pool placed over three hosts (spread): phase 1 once, one replica copy pe
       });
       assert.match(back.output(), new RegExp(`VM ${onH2} was unknown while the host was lost: destroyed`));
       assert.deepEqual((await json<PoolJson>(dc, h1, ['pool', 'show', 'desk'])).hosts, Object.fromEntries(Object.entries(rebuilt.hosts).filter(([h]) => h !== 'h2')));
+
+      // a child on another host than the server's, claimed then released: refreshed there by its agent (same name
+      // and host, a new machine), a ready spare again
+      let other: { vm: string; host?: string } | undefined;
+      for (let i = 0; i < 3 && !other; i++) {
+        const c = await json<{ vm: string }>(dc, h1, ['pool', 'claim', 'desk', '--json']);
+        const host = (await json<PoolJson>(dc, h1, ['pool', 'show', 'desk'])).vms.find((v) => v.name === c.vm)?.host;
+        if (host !== 'h1') other = { vm: c.vm, host };
+      }
+      assert.ok(other, 'a claimed child on h3');
+      const machineId = async (vm: string): Promise<string> => {
+        const r = await dc.cli(h1, ['vm', 'exec', vm, '--', 'cat', '/etc/machine-id'], { timeoutMs: 300_000 });
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout.trim();
+      };
+      const before = await machineId(other.vm);
+      const released = await dc.cli(h1, ['vm', 'release', other.vm, '--wait'], { timeoutMs: LONG_MS });
+      assert.equal(released.code, 0, released.stderr + released.stdout);
+      const after = await json<PoolJson>(dc, h1, ['pool', 'show', 'desk']);
+      assert.deepEqual(after.vms.find((v) => v.name === other?.vm), { name: other.vm, state: 'running', host: other.host }, 'refreshed where it was');
+      const now = await machineId(other.vm);
+      assert.ok(/^[0-9a-f]{32}$/.test(now) && now !== before, `a new machine after the refresh: ${before} → ${now}`);
+      // powered off through the server (REST): a non-persistent pool's child is destroyed on its host by its agent
+      // (the patent's reset at power-off), and the pool's converge makes it again by the placement rule
+      const namesBefore = (await json<PoolJson>(dc, h1, ['pool', 'show', 'desk'])).vms.map((v) => v.name);
+      const off = await dc.cli(h1, ['vm', 'power-off', other.vm, '--wait'], { timeoutMs: LONG_MS });
+      assert.equal(off.code, 0, off.stderr + off.stdout);
+      // (under the pool's first free name, which may be another one: h2's fenced child freed its name)
+      const offName = other.vm;
+      const remade = await waitUntil(async () => {
+        const p = await json<PoolJson>(dc, h1, ['pool', 'show', 'desk']);
+        return p.state === 'ready' && p.vms.length === 3 && p.vms.every((v) => v.state === 'running') ? p : undefined;
+      }, { deadlineMs: LONG_MS, everyMs: 500, what: `a child made again after ${offName}'s power-off` });
+      const fresh = remade.vms.find((v) => !namesBefore.includes(v.name));
+      if (!fresh) assert.notEqual(await machineId(offName), now, `${offName} is a new machine, or another name took its place: ${JSON.stringify(remade.vms)}`);
 
       const removed = await dc.cli(h1, ['pool', 'rm', 'desk', '--wait'], { timeoutMs: LONG_MS });
       assert.equal(removed.code, 0, removed.stderr + removed.stdout);
