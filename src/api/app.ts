@@ -1,10 +1,11 @@
+import fastifyCookie from '@fastify/cookie';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { invalidSpec } from '../pool/index.js';
 import { TaskEventSchema } from '../task/index.js';
 import type { VmDeps } from '../vm/index.js';
-import { checkBearer } from './auth.js';
+import { tokenMatches } from './auth.js';
 import { frameworkErrorReply, installErrorReplies } from './error-reply.js';
 import { buildOpenApi } from './openapi.js';
 import type { ProvisionService } from './provision-service.js';
@@ -16,19 +17,29 @@ import { gcRoutes } from './routes-gc.js';
 import { provisionRoutes } from './routes-provision.js';
 import { resourceRoutes } from './routes-resources.js';
 import { taskRoutes } from './routes-tasks.js';
+import { eventRoutes } from './routes-events.js';
+import { sessionRoutes } from './routes-session.js';
+import { authenticate, sessionCheck } from './session.js';
+import { registerMetrics } from '../metrics/index.js';
+import { defaultWebRoot, registerConsolePages, registerVmStreams } from '../web/index.js';
 
 export interface AppOptions {
   deps: VmDeps;
   /** The provisioning engine; without it pool, replica and power routes answer 501 VMFORK_NOT_SUPPORTED. */
   provision?: ProvisionService | undefined;
-  /** The bearer token every route but /healthz requires (see ensureApiToken). */
+  /** The bearer token every route but the public ones requires (see ensureApiToken); the console trades it for a session. */
   token: string;
+  /** The scrape token (`<home>/metrics-token`): it may read GET /metrics and nothing else. */
+  metricsToken?: string;
+  /** The built console (index.html + assets/). @default `<package>/dist/web` (defaultWebRoot) */
+  webRoot?: string;
 }
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
 
 /** Every route of the API, in the order OpenAPI lists them. */
-export function apiRoutes(options: Omit<AppOptions, 'token'>): AnyRoute[] {
+export function apiRoutes(options: Omit<AppOptions, 'token'> & { token?: string }): AnyRoute[] {
+  const { token } = options;
   const routes: AnyRoute[] = [
     defineRoute({
       method: 'GET', path: '/healthz', operationId: 'health', tag: 'meta', summary: 'Liveness: no token needed', auth: false,
@@ -41,6 +52,8 @@ export function apiRoutes(options: Omit<AppOptions, 'token'>): AnyRoute[] {
     ...promoteRoutes(options.deps, options.provision),
     ...claimRoutes(options.deps, options.provision),
     ...taskRoutes(options.deps),
+    ...sessionRoutes(options.deps, (given) => token !== undefined && tokenMatches(given, token)),
+    ...eventRoutes(options.deps, options.provision),
     ...gcRoutes(options.deps),
   ];
   const openapi = defineRoute({
@@ -53,9 +66,10 @@ export function apiRoutes(options: Omit<AppOptions, 'token'>): AnyRoute[] {
 }
 
 /**
- * The API as a Fastify app, not listening (tests drive it with `inject`, `startServer` listens). Every route but
- * /healthz needs the bearer token; every error answers `{ error: { code, message, details } }` with the status of
- * its code in the registry.
+ * The API as a Fastify app, not listening (tests drive it with `inject`, `startServer` listens), with the web
+ * console's pages. Every route but the public ones (/healthz, POST /v1/session, /login, /assets/*) needs the bearer
+ * token or a session cookie; every API error answers `{ error: { code, message, details } }` with the status of its
+ * code in the registry.
  */
 export function buildApp(options: AppOptions): FastifyInstance {
   // our pino logger (its redaction keeps tokens out; Fastify's request log has no headers); Fastify's typings pin their own pino
@@ -72,10 +86,18 @@ export function buildApp(options: AppOptions): FastifyInstance {
       done(invalidSpec([{ path: '', message: `not valid YAML: ${(err as Error).message.split('\n')[0]}` }], 'request body'));
     }
   });
+  // cookies are parsed before the auth hook below reads the session's (plugins and hooks keep their order)
+  void app.register(fastifyCookie, { hook: 'onRequest' });
+  app.decorateRequest('vmforkSession', null);
+  // the bearer token, or the console's session cookie with its CSRF rules (src/api/session.ts)
   app.addHook('onRequest', async (req) => {
     if ((req.routeOptions.config as { auth?: boolean } | undefined)?.auth === false) return;
-    checkBearer(req, options.token);
+    await authenticate(req, { db: options.deps.db, token: options.token });
   });
   for (const route of apiRoutes(options)) registerRoute(app, route);
+  // GET /metrics checks its own callers (it also takes the scrape token); the VMs' WebSockets go through the hook above
+  registerMetrics(app, { deps: options.deps, token: options.token, scrapeToken: options.metricsToken, sessionValid: sessionCheck(options.deps.db) });
+  registerVmStreams(app, options.deps);
+  registerConsolePages(app, { webRoot: options.webRoot ?? defaultWebRoot() });
   return app;
 }

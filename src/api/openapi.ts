@@ -14,8 +14,8 @@ export const ErrorBodySchema = z.object({
 type JsonSchema = Record<string, unknown>;
 const STATUS_TEXT: Record<number, string> = {
   400: 'Invalid input: `error.details.problems` names every field at fault; nothing was created',
-  401: 'No bearer token',
-  403: 'Wrong bearer token',
+  401: 'No bearer token nor session cookie (VMFORK_AUTH_REQUIRED), or a session that is no more (VMFORK_SESSION_INVALID)',
+  403: 'Wrong bearer token (VMFORK_AUTH_INVALID), or a cookie request without its CSRF header or from another origin (VMFORK_CSRF)',
   404: 'Not found',
   409: 'Conflict with the current state',
   500: 'Internal error',
@@ -61,8 +61,10 @@ export function buildOpenApi(routes: readonly AnyRoute[], extra: Record<string, 
     const errors = new Set([...(r.errors ?? []), 500, ...(r.auth === false ? [] : [401, 403]), 400]);
     const ok =
       r.response === 'event-stream'
-        ? { description: 'Server-sent events: `id` is the event number, `event` its kind, `data` a TaskEvent (JSON)', content: { 'text/event-stream': { schema: { type: 'string' } } } }
-        : { description: r.summary, content: { 'application/json': { schema: ref(responses, r.response, r.responseName ?? `${r.operationId}Response`) } } };
+        ? { description: r.events ?? 'Server-sent events: `id` is the event number, `event` its kind, `data` a TaskEvent (JSON)', content: { 'text/event-stream': { schema: { type: 'string' } } } }
+        : r.response === 'no-content'
+          ? { description: r.summary }
+          : { description: r.summary, content: { 'application/json': { schema: ref(responses, r.response, r.responseName ?? `${r.operationId}Response`) } } };
     const op: JsonSchema = {
       operationId: r.operationId,
       summary: r.summary,
@@ -86,8 +88,15 @@ export function buildOpenApi(routes: readonly AnyRoute[], extra: Record<string, 
     openapi: '3.1.0',
     info: { title: 'vmfork API', version, description: 'Pools of customized VMs forked from a frozen template (docs/api.md)' },
     servers: [{ url: '/' }],
-    security: [{ bearer: [] }],
+    // either one: a script sends the bearer token, the web console its session cookie (with X-Vmfork-Csrf on unsafe methods)
+    security: [{ bearer: [] }, { session: [] }],
     paths,
-    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The token in <home>/api-token' } } },
+    components: {
+      schemas,
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'The token in <home>/api-token' },
+        session: { type: 'apiKey', in: 'cookie', name: 'vmfork_session', description: 'The web console\'s session (POST /v1/session); unsafe methods also send X-Vmfork-Csrf' },
+      },
+    },
   };
 }

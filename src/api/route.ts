@@ -22,10 +22,12 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   /** The request body's component name in OpenAPI. @default `${operationId}Request` */
   bodyName?: string;
   /** The success status. */
-  status: 200 | 202;
-  /** Its body: a schema (registered under `responseName` in OpenAPI), or a server-sent event stream. */
-  response: z.ZodType | 'event-stream';
+  status: 200 | 202 | 204;
+  /** Its body: a schema (registered under `responseName` in OpenAPI), a server-sent event stream, or none (204). */
+  response: z.ZodType | 'event-stream' | 'no-content';
   responseName?: string;
+  /** An event stream's events, as OpenAPI describes the answer. @default the task events of a followed task */
+  events?: string;
   /** Error statuses worth documenting besides 401, 403 and 500 (400 is on every route: each refuses an unknown query parameter). */
   errors?: number[];
   handler(input: { params: z.output<P>; query: z.output<Q>; body: z.output<B> }, req: FastifyRequest, reply: FastifyReply): Promise<unknown>;
@@ -65,6 +67,7 @@ export function registerRoute(app: FastifyInstance, route: AnyRoute): void {
       if (problems.length) throw invalidSpec(problems, `${route.method} ${route.path}`);
       const out = await route.handler({ params, query, body }, req, reply);
       if (route.response === 'event-stream') return reply;
+      if (route.response === 'no-content') return reply.status(204).send();
       return reply.status(route.status).send(out);
     },
   });

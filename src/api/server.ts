@@ -3,6 +3,7 @@ import { parseListen as parseListenAddress } from '../util/index.js';
 import { startGcTimer } from '../gc/index.js';
 import { holdServerLock, listenForTaskEvents, recoverTasks, type RecoveredTask } from '../task/index.js';
 import { registerLocalHost, startLostHostSweep } from '../host/index.js';
+import { ensureMetricsToken } from '../metrics/index.js';
 import { listVmsReconciled, type VmDeps } from '../vm/index.js';
 import { buildApp } from './app.js';
 import { ensureApiToken } from './auth.js';
@@ -29,6 +30,8 @@ export const GC_INTERVAL_MS = 60 * 60_000;
 export interface RunningServer {
   url: string;
   tokenPath: string;
+  /** `<home>/metrics-token`: the scrape token a Prometheus reads GET /metrics with (docs/metrics.md). */
+  metricsTokenPath: string;
   /** VMs found running (re-adopted) and tasks a dead server left, as this start found them. */
   adopted: number;
   recovered: RecoveredTask[];
@@ -59,11 +62,12 @@ const TASK_RECOVERY_MS = 5_000;
 async function startLocked(deps: VmDeps, options: StartServerOptions, host: string, port: number, lock: ServerLock): Promise<RunningServer> {
   await registerLocalHost(deps);
   const { token, path: tokenPath } = await ensureApiToken(deps.home);
+  const { token: metricsToken, path: metricsTokenPath } = await ensureMetricsToken(deps.home);
   const vms = await listVmsReconciled(deps);
   // held before anything is run: other servers on the store judge this one's tasks by it (task/owner-lock.ts)
   const serverLock = await holdServerLock(deps.db, deps.log);
   const recovered = options.provision ? await recoverTasks(deps, options.provision.runners) : [];
-  const app = buildApp({ deps, provision: options.provision, token });
+  const app = buildApp({ deps, provision: options.provision, token, metricsToken });
   try {
     await app.listen({ host, port });
   } catch (err) {
@@ -91,6 +95,7 @@ async function startLocked(deps: VmDeps, options: StartServerOptions, host: stri
   return {
     url,
     tokenPath,
+    metricsTokenPath,
     adopted: vms.filter((v) => v.state === 'running' || v.state === 'paused').length,
     recovered,
     close: async () => {

@@ -5,10 +5,13 @@ import { showTemplate } from '../template/index.js';
 import { verifyChildren } from '../verify/index.js';
 import type { VmDeps } from '../vm/index.js';
 
+/** The demo pool's name: its console page is `/pools/demo`, which `serve --demo` prints. */
+export const DEMO_POOL = 'demo';
+
 /** The main job's pool (`npm start`): 5 persistent desktops with user-data and disposable disks, no hooks. */
 export function demoPoolSpec(image = 'default'): PoolSpec {
   return parsePoolSpec({
-    name: 'demo',
+    name: DEMO_POOL,
     image,
     provisioning: 'up-front',
     persistent: true,

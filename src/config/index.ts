@@ -5,6 +5,7 @@ export {
   applyProcessUmask,
   applySharedMode,
   ensurePrivateDir,
+  ensureTokenFile,
   GUEST_ROOTFS_UMASK,
   PRIVATE_DIR_MODE,
   PRIVATE_FILE_MODE,

@@ -1,5 +1,7 @@
 import { chmodSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
-import { chmod, chown, open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, open, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { qemuConfinement } from './qemu-user.js';
 import { VmforkError } from '../errors.js';
 
@@ -118,4 +120,23 @@ export async function readTokenFile(path: string, uid: number = process.getuid?.
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * A bearer token kept in a file of the data dir (the API token, the metrics scrape token): read from `path`, or made
+ * (32 random bytes) and written with mode 0600 at the first start. The file is created exclusively (O_EXCL: a
+ * symlink planted at the path is not followed), so two servers starting at once agree on one token; an existing one
+ * is read through readTokenFile's checks, never tightened or followed, because a token someone else could have read
+ * or planted is not a secret any more. `what` names it in the error of a file that holds no usable token.
+ */
+export async function ensureTokenFile(path: string, what: string): Promise<{ token: string; path: string }> {
+  ensurePrivateDir(dirname(path));
+  try {
+    await writeFile(path, `${randomBytes(32).toString('base64url')}\n`, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const token = await readTokenFile(path);
+  if (token.length < 16) throw new VmforkError('VMFORK_INTERNAL', `the ${what} file ${path} holds no usable token; remove it and restart the server`);
+  return { token, path };
 }

@@ -29,8 +29,9 @@ export function childSpec(t: ReadyTemplate, name: string, paths: VmPaths, lease:
     // an overlay per template disk, named by device id in the child's directory
     disks: base.disks.map((d) => ({ ...d, path: diskFile(paths.dir, d.id), ...(lazy ? { copyOnRead: true } : {}) })),
     nics: base.nics.map((n) => ({ id: n.id, mac: lease.mac, backend: { kind: 'tap' as const, ifname: lease.tap } })),
-    // a new vmgenid guid makes the guest kernel reseed its CRNG on resume; vmfork-guest's port if the template has it
-    ...vmChannels(paths, { vmforkAgent: base.vmforkAgentSocket !== undefined }),
+    // a new vmgenid guid makes the guest kernel reseed its CRNG on resume; vmfork-guest's port if the template has
+    // it; the template's VGA device (guest-visible) with the child's own VNC socket if it has one
+    ...vmChannels(paths, { vmforkAgent: base.vmforkAgentSocket !== undefined, screen: base.vga }),
     incoming: 'defer',
     ...(lazy ? {} : { incomingState: t.record.files.state.path }),
   });

@@ -182,7 +182,9 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
     const [extra, report] = await Promise.all([customized(), kicked()]);
     faultPoint('fork.customized');
     const facts = { machineId: identity.machineId, sshHostKeyFingerprints: report.sshHostKeyFingerprints, ip: lease.ip, mac: lease.mac, bootId: report.guest.bootId };
-    await transition(db, 'vms', name, 'forking', 'running', actor, { facts_json: JSON.stringify(facts), ...(extra.secretHash ? { secret_hash: extra.secretHash } : {}) });
+    // when and how fast this fork made it ready, whatever ran it (a converge, a claim, a refresh; any host): the console shows both
+    const readyMs = Math.round(timings.customizedMs ?? timings.readyMs ?? ms());
+    await transition(db, 'vms', name, 'forking', 'running', actor, { facts_json: JSON.stringify(facts), forked_at: new Date().toISOString(), ready_ms: readyMs, ...(extra.secretHash ? { secret_hash: extra.secretHash } : {}) });
     const forkPath = forkPathOf(t.record);
     const where = { name, ip: lease.ip, mac: lease.mac, tap: lease.tap, netns: lease.netns, pid };
     return { ...where, forkPath, fromWarm: child.warm !== undefined, timings: timings as ForkTimings, identity: { machineId: identity.machineId, report } };

@@ -68,7 +68,7 @@ export interface ScannedNamespace {
 }
 
 /** Socket and pidfile names a VM directory holds while its QEMU runs. */
-export const RUNTIME_FILES = ['qmp.sock', 'qga.sock', 'vfg.sock', 'tty.sock', 'qemu.pid'] as const;
+export const RUNTIME_FILES = ['qmp.sock', 'qga.sock', 'vfg.sock', 'tty.sock', 'con.sock', 'vnc.sock', 'qemu.pid'] as const;
 
 export interface ScannedVm extends RuntimeFiles {
   name: string;

@@ -32,6 +32,7 @@ export async function runHostStep(ctx: StepContext, job: HostJob, attempt: numbe
         ...(job.memory ? { memory: job.memory } : {}),
         ...(job.cpus ? { cpus: job.cpus } : {}),
         ...(job.accel ? { accel: job.accel as 'auto' | 'kvm' | 'tcg' } : {}),
+        ...(job.screen ? { screen: true } : {}),
         signal,
       });
       return { ...r, host: deps.hostId };

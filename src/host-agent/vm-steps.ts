@@ -9,7 +9,7 @@ const EXEC_OUTPUT_MAX = 256 * 1024;
 
 export async function createTemplateHere(
   ctx: StepContext,
-  job: { name: string; image: string; memory?: string | undefined; cpus?: number | undefined; network?: string | undefined; accel?: string | undefined },
+  job: { name: string; image: string; memory?: string | undefined; cpus?: number | undefined; network?: string | undefined; accel?: string | undefined; screen?: boolean | undefined },
   attempt: number,
   signal: AbortSignal,
 ): Promise<Record<string, unknown>> {
@@ -22,6 +22,7 @@ export async function createTemplateHere(
     ...(job.cpus ? { cpus: job.cpus } : {}),
     ...(job.network ? { network: job.network } : {}),
     ...(job.accel ? { accel: job.accel as 'auto' | 'kvm' | 'tcg' } : {}),
+    ...(job.screen ? { screen: true } : {}),
     signal,
   });
   return { name: job.name, host: ctx.deps.hostId, state: 'ready', accel: record.accel, forkPath: record.forkPath, coldBootSeconds: record.coldBootSeconds, cutMs: record.cutMs };

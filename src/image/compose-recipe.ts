@@ -1,5 +1,6 @@
 import { defaultGuestAgentDir, GUEST_AGENT_PACKAGES, guestAgentRecipe } from './guest-agent.js';
 import { hooksRecipe } from './hooks.js';
+import { SERIAL_CONSOLE_DROPIN } from './guest-config.js';
 import { BASE_RECIPE, type ImageRecipe } from './recipe.js';
 
 export interface RecipeOptions {
@@ -9,6 +10,8 @@ export interface RecipeOptions {
   guestAgentDir?: string;
   /** `image build --hooks DIR` */
   hooksDir?: string;
+  /** A root shell on the serial console (SERIAL_CONSOLE_DROPIN); `image build --no-serial-autologin`. @default true */
+  serialAutologin?: boolean;
 }
 
 /**
@@ -22,5 +25,6 @@ export async function imageRecipe(options: RecipeOptions = {}): Promise<ImageRec
     recipe.packages = [...new Set([...recipe.packages, ...GUEST_AGENT_PACKAGES])].sort();
   }
   if (options.hooksDir !== undefined) recipe.hooks = await hooksRecipe(options.hooksDir);
+  if (options.serialAutologin === false) delete recipe.guestFiles[SERIAL_CONSOLE_DROPIN];
   return recipe;
 }

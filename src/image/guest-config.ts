@@ -12,6 +12,9 @@ export const TEMPLATE_HOSTNAME = 'vmfork-template';
  */
 export const DEFAULT_CMDLINE = 'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet tsc=reliable nowatchdog psi=0';
 
+/** The serial getty's drop-in that gives the console a root shell; `image build --no-serial-autologin` leaves it out. */
+export const SERIAL_CONSOLE_DROPIN = '/etc/systemd/system/serial-getty@ttyS0.service.d/10-vmfork-console.conf';
+
 /**
  * Files written verbatim into the rootfs. They are part of the recipe hash, so editing one rebuilds the image.
  * There is deliberately no network configuration: minbase installs no DHCP client and systemd-networkd stays
@@ -38,6 +41,18 @@ export const GUEST_FILES: Readonly<Record<string, string>> = {
   // kernel fold that sleep into other wakeups, or end it up to 0.5 s late; qemu-ga's answers are not slowed once a
   // host is connected (it then blocks in poll), only its first one may be by up to the slack.
   '/etc/systemd/system/qemu-guest-agent.service.d/10-vmfork-idle.conf': '[Service]\nTimerSlackNSec=500ms\n',
+  // The web console (docs/console.md): the serial port runs a root shell instead of a login prompt, so an operator
+  // can type `hostname` in a child's console. No password exists to type (root is locked), and whoever reaches the
+  // console went through the API's token, which already runs commands as root (`vm exec`). Not `agetty --autologin`:
+  // its `login -f` opens a logind session that never ends, which would hold every claim released on logoff; a shell
+  // started by agetty opens none. `image build --no-serial-autologin` keeps the login prompt.
+  [SERIAL_CONSOLE_DROPIN]:
+    '[Service]\nEnvironment=HOME=/root\nExecStart=\nExecStart=-/sbin/agetty --skip-login --noissue --noclear --login-program /bin/bash --login-options=-l --keep-baud 115200,57600,38400,9600 - $TERM\n',
+  // The screen (docs/console.md): a login prompt on tty1, only in a VM with a display. vmfork adds console=tty0 to
+  // the kernel command line exactly when it gives a VM a VGA device, so every other VM (no display: tty1 is the
+  // dummy console) starts no getty there and its boot is as before. A pool's template shows the prompt at its
+  // cut, so each child's screen has it from its first frame.
+  '/etc/systemd/system/getty@tty1.service.d/10-vmfork-screen.conf': '[Unit]\nConditionKernelCommandLine=console=tty0\n',
   // kcompactd wakes every 500 ms for proactive compaction; 0 leaves compaction to allocations that need it
   '/etc/sysctl.d/60-vmfork-idle.conf': 'vm.compaction_proactiveness = 0\n',
   // keep later `apt-get install`s in the guest as slim as the image
@@ -52,11 +67,10 @@ export const ENABLED_UNITS: Readonly<Record<string, string>> = {
 
 /**
  * Units whose enablement debootstrap left behind and that a template must not have: the timers would fire in all
- * children at the same moment (and apt has no network), tty1 has no display under -display none, and
+ * children at the same moment (and apt has no network), and
  * e2scrub_reap (LVM snapshot cleanup; there is no LVM) took 10 s of a 20 s TCG boot.
  */
 export const DISABLED_UNITS = [
-  'getty.target.wants/getty@tty1.service',
   'multi-user.target.wants/e2scrub_reap.service',
   'timers.target.wants/apt-daily.timer',
   'timers.target.wants/apt-daily-upgrade.timer',

@@ -19,6 +19,7 @@ export const HOST_JOB = z.discriminatedUnion('op', [
     memory: z.string().max(16).optional(),
     cpus: z.number().int().min(1).max(64).optional(),
     accel: z.enum(ACCEL_CHOICES as [string, ...string[]]).optional(),
+    screen: z.boolean().optional(),
   }),
   z.object({ op: z.literal('vm-stop'), name, timeoutMs: z.number().int().min(1000).max(3_600_000).optional() }),
   z.object({ op: z.literal('vm-start'), name }),
@@ -32,6 +33,7 @@ export const HOST_JOB = z.discriminatedUnion('op', [
     cpus: z.number().int().min(1).max(64).optional(),
     network: name.optional(),
     accel: z.enum(ACCEL_CHOICES as [string, ...string[]]).optional(),
+    screen: z.boolean().optional(),
   }),
   z.object({ op: z.literal('template-rm'), name }),
   // children of a template on this host, under names the sender chose (a re-run finds those already forked)

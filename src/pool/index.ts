@@ -5,7 +5,7 @@
  */
 export { invalidSpec, parsePoolSpec, parsePoolSpecText, zodProblems, type PoolSpec, type SpecProblem } from './spec.js';
 export { labelSchema, PoolSpecInputSchema } from './spec-schema.js';
-export { PoolDetailSchema, PoolSummarySchema, ResizeRequestSchema, type PoolDetail, type PoolSummary, type ResizeRequest } from './views.js';
+export { PoolDetailSchema, PoolSummarySchema, ResizeRequestSchema, type PoolChild, type PoolDetail, type PoolSummary, type PoolTask, type ResizeRequest } from './views.js';
 export type { ConvergeResult } from './converge.js';
 export { createProvisionService } from './service.js';
 export { DEFAULT_DISK_OVERCOMMIT, diskOvercommit, setDiskOvercommit } from './disk-budget.js';
@@ -13,3 +13,4 @@ export { PUSH_MODES, PushViewSchema, type PushMode, type PushView } from './push
 export { ClaimRequestSchema, ClaimResultSchema, ClaimViewSchema, MAX_CLAIM_WAIT_SECONDS, MAX_TTL_SECONDS, type ClaimRequest, type ClaimResult, type ClaimView } from './claims.js';
 export { CHECKPOINT_TASKS, CheckpointViewSchema, type CheckpointRequest, type CheckpointView } from './checkpoint-service.js';
 export { PROMOTE_TASKS } from './promote-service.js';
+export { MEMORY_SHARE, vmHolds } from './placement.js';

@@ -23,7 +23,7 @@ export interface HostRoom {
 }
 
 /** The share of a host's memory children may take: the rest is its own (the agent, the page cache). */
-const MEMORY_SHARE = 0.9;
+export const MEMORY_SHARE = 0.9;
 
 function placementError(message: string, details: Record<string, unknown>, code: 'VMFORK_HOST_NOT_FOUND' | 'VMFORK_HOST_STATE' | 'VMFORK_INSUFFICIENT_MEMORY' = 'VMFORK_HOST_NOT_FOUND'): VmforkError {
   const e = new VmforkError(code, message, { details });
@@ -67,7 +67,7 @@ export async function hostRooms(db: Db, spec: PoolSpec, hosts: readonly HostRow[
       out.push({ host: h.id, room: 0, current });
       continue;
     }
-    const held = mine.map((v) => held_(v.spec_json, v.role));
+    const held = mine.map((v) => vmHolds(v.spec_json, v.role));
     const heldMiB = held.reduce((sum, x) => sum + x.mib, 0);
     const fresh = needsTemplate(h.id);
     const freeMiB = Math.floor(((h.memory_bytes ?? 0) / 2 ** 20) * MEMORY_SHARE) - heldMiB - (fresh ? wholeMiB + lazyExtraMiB : 0);
@@ -89,7 +89,7 @@ export async function hostRooms(db: Db, spec: PoolSpec, hosts: readonly HostRow[
  * What a VM recorded on a host holds of it: a forked child a quarter of its RAM (copy-on-write over its template's
  * file) unless its RAM is its own (a lazy child), anything else all of it; QEMU's overhead each; its vCPUs.
  */
-function held_(specJson: string, role: string): { mib: number; cpus: number } {
+export function vmHolds(specJson: string, role: string): { mib: number; cpus: number } {
   let s: { memoryMiB?: unknown; cpus?: unknown; memory?: { kind?: unknown } } = {};
   try {
     s = JSON.parse(specJson) as typeof s;

@@ -46,6 +46,8 @@ export function pushProblems(old: PoolSpec, next: PoolSpec): { path: string; mes
   differ('name', old.name, next.name);
   differ('memory', childShape(old).memoryMiB, childShape(next).memoryMiB);
   differ('cpus', childShape(old).cpus, childShape(next).cpus);
+  // a screen's VGA device is part of the machine a child loads
+  differ('screen', old.screen === true, next.screen === true);
   differ('persistent', old.persistent, next.persistent);
   differ('disks.userData', old.disks.userData !== undefined, next.disks.userData !== undefined);
   differ('network', old.network, next.network);

@@ -1,12 +1,11 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
-import { getPool, insertPool, listHostRows, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, putPoolReservation, requirePool, requireVm, setPoolReservationTask, updatePool, withWriteLock, type PoolRow } from '../store/index.js';
+import { getPool, insertPool, listHostRows, listLeases, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, putPoolReservation, requirePool, requireVm, setPoolReservationTask, updatePool, withWriteLock, type PoolRow, type VmRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
 import { createClaimService } from './claim-service.js';
 import { pushOf } from './push.js';
 import { createPushService } from './push-service.js';
-import type { VmState } from '../state/index.js';
 import type { VmDeps } from '../vm/index.js';
 import { checkPoolCapacity, checkPoolFits } from './capacity.js';
 import { createCheckpointService } from './checkpoint-service.js';
@@ -15,11 +14,12 @@ import { poolSpecOf } from './converge.js';
 import { REAL_PARTS, type PoolParts } from './parts.js';
 import { POOL_TASKS, poolRunners, type PoolTaskKind } from './runners.js';
 import { parsePoolSpec } from './spec.js';
-import type { PoolDetail, PoolSummary } from './views.js';
+import { lastPoolTask } from './last-task.js';
+import type { PoolChild, PoolDetail, PoolSummary, PoolTask } from './views.js';
 
 export { POOL_TASKS };
 
-function summary(row: PoolRow, counts: Record<string, number>): PoolSummary {
+function summary(row: PoolRow, counts: Record<string, number>, lastTask: PoolTask | null): PoolSummary {
   const spec = poolSpecOf(row);
   return {
     name: row.name,
@@ -32,18 +32,34 @@ function summary(row: PoolRow, counts: Record<string, number>): PoolSummary {
     datastore: spec.datastore,
     counts,
     createdAt: row.created_at,
+    replica: row.replica_id,
+    lastTask,
   };
 }
 
-async function countsOf(deps: VmDeps, pool: string): Promise<{ counts: Record<string, number>; vms: { name: string; state: VmState; host: string }[]; hosts: Record<string, number> }> {
-  const vms = (await poolVms(deps.db, pool)).map((v) => ({ name: v.name, state: v.state, host: v.host_id }));
+function countsOf(vms: readonly VmRow[]): { counts: Record<string, number>; hosts: Record<string, number> } {
   const counts: Record<string, number> = {};
   const hosts: Record<string, number> = {};
   for (const v of vms) {
     counts[v.state] = (counts[v.state] ?? 0) + 1;
-    hosts[v.host] = (hosts[v.host] ?? 0) + 1;
+    hosts[v.host_id] = (hosts[v.host_id] ?? 0) + 1;
   }
-  return { counts, vms, hosts };
+  return { counts, hosts };
+}
+
+/** A child as the pool's detail lists it; `ip` from its lease. Reboots are not recorded anywhere yet: null. */
+function childView(v: VmRow, ip: string | undefined): PoolChild {
+  return {
+    name: v.name,
+    state: v.state,
+    host: v.host_id,
+    ip: ip ?? null,
+    claimedBy: v.claimed_by,
+    claimedAt: v.claimed_at,
+    secondsToReady: v.ready_ms === null ? null : v.ready_ms / 1000,
+    reboots: null,
+    createdAt: v.forked_at ?? v.created_at,
+  };
 }
 
 /**
@@ -128,15 +144,21 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
     },
 
     async listPools(): Promise<PoolSummary[]> {
-      return Promise.all((await listPoolRows(deps.db)).map(async (r) => summary(r, (await countsOf(deps, r.name)).counts)));
+      return Promise.all((await listPoolRows(deps.db)).map(async (r) => summary(r, countsOf(await poolVms(deps.db, r.name)).counts, await lastPoolTask(deps.db, r.name))));
     },
 
     async getPool(name: string): Promise<PoolDetail> {
       const row = await requirePool(deps.db, name);
-      const { counts, vms, hosts } = await countsOf(deps, name);
+      const rows = await poolVms(deps.db, name);
+      const { counts, hosts } = countsOf(rows);
       const templates: Record<string, number> = {};
-      for (const v of await poolVms(deps.db, name)) if (v.template_name) templates[v.template_name] = (templates[v.template_name] ?? 0) + 1;
-      return { ...summary(row, counts), spec: poolSpecOf(row), vms, hosts, replica: row.replica_id, lastTaskId: row.task_id, template: row.template_name, templates, push: pushOf(row) };
+      for (const v of rows) if (v.template_name) templates[v.template_name] = (templates[v.template_name] ?? 0) + 1;
+      const members = new Set(rows.map((v) => v.name));
+      const spec = poolSpecOf(row);
+      const ips = new Map((await listLeases(deps.db, spec.network)).filter((l) => members.has(l.vm_name)).map((l) => [l.vm_name, l.ip]));
+      const vms = rows.map((v) => childView(v, ips.get(v.name)));
+      const lastTask = await lastPoolTask(deps.db, name);
+      return { ...summary(row, counts, lastTask), spec, vms, hosts, lastTaskId: row.task_id, template: row.template_name, templates, push: pushOf(row) };
     },
 
     /**

@@ -133,6 +133,10 @@ export const PoolSpecInputSchema = z
       .optional(),
     memory: sizeSchema(64 * 1024 * 1024, MAX_MEMORY_BYTES).optional(),
     cpus: wholeNumber(1, MAX_CPUS).optional(),
+    screen: z
+      .boolean({ error: typeError('must be true or false') })
+      .optional()
+      .describe('a VGA screen in every child, viewed in the web console over VNC (default false; its own template: docs/console.md)'),
     placement: z
       .strictObject({
         hosts: z.array(labelSchema).min(1, { error: 'at least 1 host' }).max(1000, { error: 'at most 1000 hosts' }).optional(),

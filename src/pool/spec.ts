@@ -29,6 +29,8 @@ export interface PoolSpec {
   access?: { sshAuthorizedKeys: string[] };
   memory?: string;
   cpus?: number;
+  /** Children with a VGA screen (served over VNC); absent when false, so specs without it keep their JSON. */
+  screen?: true;
   /** Over the fleet's hosts (src/pool/placement.ts); absent: every child on the server's own host. */
   placement?: { hosts?: string[]; strategy: (typeof PLACEMENT_STRATEGIES)[number]; lazyReplica?: true };
 }
@@ -89,6 +91,7 @@ export function applyPoolDefaults(input: PoolSpecInput): PoolSpec {
   if (input.access) spec.access = { sshAuthorizedKeys: [...input.access.sshAuthorizedKeys] };
   if (input.memory !== undefined) spec.memory = canonicalSize(input.memory);
   if (input.cpus !== undefined) spec.cpus = input.cpus;
+  if (input.screen === true) spec.screen = true;
   if (input.placement) {
     spec.placement = {
       ...(input.placement.hosts ? { hosts: [...new Set(input.placement.hosts)] } : {}),

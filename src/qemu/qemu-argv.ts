@@ -70,12 +70,16 @@ export function buildQemuArgv(spec: VmSpec): string[] {
     argv.push('-device', `virtserialport,bus=vserial0.0,chardev=vfg0,name=${VMFORK_AGENT_PORT},id=vfg0-port`);
   }
   if (spec.vmgenid) argv.push('-device', `vmgenid,guid=${spec.vmgenid},id=vmgenid0`);
+  // the last device: every other one keeps the PCI slot it has in a VM without a screen
+  if (spec.vga) argv.push('-device', `VGA,vgamem_mb=${spec.vga.memMiB},id=vga0`);
 
   // -qmp's "unix:" form is parsed as an option string (commas escaped); "-serial file:" takes the rest verbatim
   argv.push('-qmp', `unix:${escapeOptionValue(spec.qmpSocket)},server=on,wait=off`);
   // a socket read by the VM's capped logger (src/vm/serial-logger.ts says why); `file:` only for older specs
   if (spec.serialSocket) argv.push('-chardev', `socket,id=serial0,path=${escapeOptionValue(spec.serialSocket)},server=on,wait=off`, '-serial', 'chardev:serial0');
   else if (spec.serialLog) argv.push('-serial', `file:${spec.serialLog}`);
+  // beside `-display none` (no local window): force-shared, so no viewer can ask QEMU to drop the others
+  if (spec.vncSocket) argv.push('-vnc', `unix:${escapeOptionValue(spec.vncSocket)},share=force-shared`);
   if (spec.pidfile) argv.push('-pidfile', spec.pidfile);
   if (spec.incoming) argv.push('-incoming', spec.incoming);
   if (spec.noShutdown) argv.push('-no-shutdown');
@@ -85,7 +89,8 @@ export function buildQemuArgv(spec: VmSpec): string[] {
 /**
  * What a child must share with its template: machine, accelerator, CPU model and count, RAM size and kind, and
  * every device with its id, position and guest-visible settings. Per-VM values — MAC, paths, vmgenid guid, SMBIOS
- * uuid, share flag, kernel, tb-size, incoming — are left out. Equal layouts mean the child's device state fits.
+ * uuid, share flag, kernel, tb-size, incoming, the VNC socket — are left out. Equal layouts mean the child's device
+ * state fits.
  */
 export interface DeviceLayout {
   layout: number;
@@ -102,6 +107,8 @@ export interface DeviceLayout {
   vmforkAgent?: true;
   vmgenid: boolean;
   serial: boolean;
+  /** The VGA device's memory in MiB; present only in layouts that have one, so older templates' layouts still match. */
+  vga?: number;
 }
 
 export function deviceLayout(s: VmSpec): DeviceLayout {
@@ -121,6 +128,7 @@ export function deviceLayout(s: VmSpec): DeviceLayout {
     ...(s.vmforkAgentSocket !== undefined ? { vmforkAgent: true as const } : {}),
     vmgenid: s.vmgenid !== undefined,
     serial: s.serialLog !== undefined,
+    ...(s.vga !== undefined ? { vga: s.vga.memMiB } : {}),
   };
 }
 

@@ -17,6 +17,8 @@ export interface ReplicaSpec {
   access?: { sshAuthorizedKeys: string[] };
   memory?: string;
   cpus?: number;
+  /** Children with a VGA device: a template of their own (the device is part of what a child loads). */
+  screen?: boolean;
 }
 
 /**
@@ -43,8 +45,12 @@ export function childShape(spec: Pick<ReplicaSpec, 'memory' | 'cpus'>): { memory
   return { memoryMiB: parseMemoryMiB(spec.memory ?? '512M'), cpus: spec.cpus ?? 1 };
 }
 
-/** The template made from a replica for one memory size and CPU count: every pool of that shape shares it. */
-export function replicaTemplateName(replicaId: string, spec: Pick<ReplicaSpec, 'memory' | 'cpus'>): string {
+/**
+ * The template made from a replica for one memory size, CPU count and screen: every pool of that shape shares it. A
+ * screen's VGA device is guest-visible, so pools with one get a template of their own (`-vga`), and a pool without
+ * one keeps the name (and template) it always had.
+ */
+export function replicaTemplateName(replicaId: string, spec: Pick<ReplicaSpec, 'memory' | 'cpus' | 'screen'>): string {
   const { memoryMiB, cpus } = childShape(spec);
-  return `rt-${replicaId}-${memoryMiB}m${cpus}c`;
+  return `rt-${replicaId}-${memoryMiB}m${cpus}c${spec.screen === true ? '-vga' : ''}`;
 }

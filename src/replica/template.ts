@@ -1,4 +1,4 @@
-import { isVmforkError } from '../errors.js';
+import { isVmforkError, VmforkError } from '../errors.js';
 import { getTemplate, setTemplateReplica, type ReplicaRow } from '../store/index.js';
 import { createTemplate, readyTemplate, type ReadyTemplate } from '../template/index.js';
 import { waitUntil } from '../util/index.js';
@@ -23,7 +23,14 @@ export async function ensureReplicaTemplate(deps: VmDeps, replica: ReplicaRow, s
     if (row?.state === 'ready') {
       // a template made before the link existed (or by a process that died right after the cut) is linked now
       if (row.replica_id !== replica.id) await setTemplateReplica(deps.db, name, replica.id);
-      return readyTemplate(row);
+      const ready = readyTemplate(row);
+      // the name says it; the device decides: a child must have a screen exactly when the pool asks for one
+      if ((ready.spec.vga !== undefined) !== (spec.screen === true)) {
+        throw new VmforkError('VMFORK_TEMPLATE_MISMATCH', `template ${name} ${spec.screen === true ? 'has no' : 'has a'} VGA device, the pool's children ${spec.screen === true ? 'need one' : 'must not'}`, {
+          details: { template: name, screen: spec.screen === true },
+        });
+      }
+      return ready;
     }
     if (row) {
       // another task is freezing it, or its creator died (then it is rolled back and made again here)
@@ -32,7 +39,7 @@ export async function ensureReplicaTemplate(deps: VmDeps, replica: ReplicaRow, s
     }
     report.signal?.throwIfAborted();
     try {
-      await report.event('template', `freezing replica ${replica.id} into template ${name} (${memoryMiB} MiB, ${cpus} vCPU)`);
+      await report.event('template', `freezing replica ${replica.id} into template ${name} (${memoryMiB} MiB, ${cpus} vCPU${spec.screen === true ? ', a screen' : ''})`);
       const record = await createTemplate(deps, {
         name,
         image: spec.image,
@@ -40,6 +47,7 @@ export async function ensureReplicaTemplate(deps: VmDeps, replica: ReplicaRow, s
         cpus,
         network: spec.network,
         replicaId: replica.id,
+        ...(spec.screen === true ? { screen: true } : {}),
         sourceDisks: replicaDisks(replica).map((d) => ({ id: d.id, path: d.path, format: 'qcow2' as const })),
         signal: report.signal,
       });

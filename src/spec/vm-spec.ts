@@ -81,7 +81,7 @@ const kernelBoot = z.strictObject({
 });
 
 /** Ids the argv builder uses for its own objects; a disk or NIC may not take them. */
-export const RESERVED_DEVICE_IDS = ['mem', 'vserial0', 'agent0', 'vfg0', 'vmgenid0', 'qmp0', 'serial0'] as const;
+export const RESERVED_DEVICE_IDS = ['mem', 'vserial0', 'agent0', 'vfg0', 'vmgenid0', 'qmp0', 'serial0', 'vga0'] as const;
 
 export const vmSpecSchema = z
   .strictObject({
@@ -116,6 +116,17 @@ export const vmSpecSchema = z
     /** QEMU serves the serial port on this unix socket; the serial logger copies it into `serialLog`. */
     serialSocket: absPath.optional(),
     pidfile: absPath.optional(),
+    /**
+     * A VGA display device with this much video memory (MiB; QEMU takes 1 to 256 and rounds up to a power of 2).
+     * Guest-visible: part of the device layout, so a child has it exactly when its template has. Absent: no display
+     * device at all (`-nodefaults`), the command line of every VM made before screens existed.
+     */
+    vga: z.strictObject({ memMiB: z.number().int().min(1).max(256) }).optional(),
+    /**
+     * QEMU serves the VGA screen over VNC on this unix socket (no VNC auth: the socket's mode and the API's session
+     * are the guard; docs/console.md). Not guest-visible: a child may listen where its template did not.
+     */
+    vncSocket: absPath.optional(),
     /** VM generation id: a new one per child makes the guest reseed its RNG after a fork. */
     vmgenid: guid.optional(),
     /** SMBIOS system UUID. */
@@ -136,6 +147,9 @@ export const vmSpecSchema = z
     }
     if (s.tbSizeMiB !== undefined && s.accel !== 'tcg') {
       ctx.addIssue({ code: 'custom', path: ['tbSizeMiB'], message: 'the translation cache size only applies to accel tcg' });
+    }
+    if (s.vncSocket !== undefined && s.vga === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['vncSocket'], message: 'a VNC server needs a display: give vga too' });
     }
     const seen = new Set<string>(RESERVED_DEVICE_IDS);
     for (const [list, items] of [['disks', s.disks], ['nics', s.nics]] as const) {

@@ -21,5 +21,7 @@ export * from './checkpoints-repo.js';
 export * from './claims-repo.js';
 export * from './reservations-repo.js';
 export * from './hosts-repo.js';
+export * from './sessions-repo.js';
+export * from './metrics-repo.js';
 export { sessionLockFree, tryHostLock, trySessionLock, type HostLock } from './host-lock.js';
 export { listenTaskEvents, notifyTaskEvent, type StoreListener } from './notify.js';

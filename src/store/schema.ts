@@ -20,6 +20,7 @@ export interface Database {
   pools: PoolsTable;
   replicas: ReplicasTable;
   pool_reservations: PoolReservationsTable;
+  sessions: SessionsTable;
 }
 
 /** Who is moving a row through a transitional state: the process (pid + start time) and its operation. */
@@ -103,6 +104,10 @@ export interface VmsTable extends OwnerColumns {
   qemu_uid: ColumnType<number | null, number | null | undefined, number | null>;
   /** Set on a placed pool's child whose host was lost: the child that replaced it (its host's agent destroys it). */
   replaced_by: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When its last fork made it ready (a refresh forks it again); null until its first fork (registered, warm). */
+  forked_at: string | null;
+  /** Milliseconds of that fork, from its start to ready (identity and the pool's phase 2 done). */
+  ready_ms: number | null;
 }
 
 /** A frozen template ("forked state"): see src/template/. */
@@ -298,3 +303,16 @@ export interface PoolReservationsTable {
   created_at: string;
 }
 export type PoolReservationRow = Selectable<PoolReservationsTable>;
+
+/**
+ * A web console session (src/api/session.ts). Keyed by the sha256 of the cookie's value: the value itself, the
+ * only thing that authenticates, is never stored, so reading this table gives no session away.
+ */
+export interface SessionsTable {
+  id_hash: string;
+  created_at: string;
+  expires_at: string;
+  /** Set at logout: the same cookie is refused from then on, by every server on the store. */
+  revoked_at: string | null;
+}
+export type SessionRow = Selectable<SessionsTable>;

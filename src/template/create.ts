@@ -42,6 +42,12 @@ export interface CreateTemplateOptions {
   /** The replica whose disks these are (a pool's template): recorded with the template from its first row. */
   replicaId?: string;
   /**
+   * A VGA device (guest-visible: every child of the template has it too, and can serve it over VNC) and the parent's
+   * VNC socket; the parent boots with `console=tty0` ahead of ttyS0, so the screen shows the kernel's messages.
+   * @default false
+   */
+  screen?: boolean;
+  /**
    * A cancelled task: checked between the steps; once it aborts, the parent's QEMU is stopped at once, so the wait in
    * progress (agent, prepare, cut) ends within moments, and the half-made template is rolled back as after a failure.
    */
@@ -69,7 +75,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
   assertValidName(options.name, 'template');
   const memoryMiB = parseMemoryMiB(options.memory ?? '512M');
   const cpus = checkCpus(options.cpus);
-  const source = await imageBootSource(db, options.image);
+  const source = await imageBootSource(db, options.image, { screen: options.screen === true });
   if (await getTemplate(db, options.name)) throw new VmforkError('VMFORK_TEMPLATE_EXISTS', `a template named "${options.name}" already exists`, { details: { template: options.name } });
   if (await getVm(db, options.name)) throw new VmforkError('VMFORK_VM_EXISTS', `a VM named "${options.name}" already exists; a template's parent takes its name`, { details: { vm: options.name } });
   const accel = detectAccel(await readHostFacts(), options.accel ?? 'auto');
@@ -109,7 +115,7 @@ export async function createTemplate(deps: VmDeps, options: CreateTemplateOption
       ...source.kernel,
       disks: sources.map((d) => ({ id: d.id, path: files.diskFor(d.id), format: 'qcow2' as const })),
       nics: [{ id: 'net0', mac: lease.mac, backend: { kind: 'tap', ifname: lease.tap } }],
-      ...vmChannels(paths, { vmforkAgent: viaAgent }),
+      ...vmChannels(paths, { vmforkAgent: viaAgent, screen: options.screen === true }),
     });
     await updateTemplate(db, options.name, { spec_json: JSON.stringify(spec) });
     // the parent is a VM record while its QEMU runs, so a crash leaves a process vmfork can find and kill

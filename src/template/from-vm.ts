@@ -137,7 +137,7 @@ function parentSpec(child: VmSpec, name: string, files: TemplateFiles, paths: Re
     memory: { kind: 'file', path: files.ram, share: true },
     disks: child.disks.map((d) => ({ ...d, path: files.diskFor(d.id) })),
     nics: child.nics.map((n) => ({ id: n.id, mac: lease.mac, backend: { kind: 'tap' as const, ifname: lease.tap } })),
-    ...vmChannels(paths, { vmforkAgent: child.vmforkAgentSocket !== undefined }),
+    ...vmChannels(paths, { vmforkAgent: child.vmforkAgentSocket !== undefined, screen: child.vga }),
     incoming: 'defer',
   });
   const diffs = layoutDifferences(child, spec);

@@ -12,3 +12,4 @@ export { formatBytes, parseMemoryMiB, parseSize } from './size.js';
 export { describe, percentile, roundStats, type Stats } from './stats.js';
 export { waitUntil, type WaitOptions } from './wait-until.js';
 export { freePort, parseListen } from './listen.js';
+export { secretEquals } from './secret-equal.js';

@@ -17,6 +17,15 @@ export const REDACT_PATHS = [
   '*.secret',
   'headers.authorization',
   '*.headers.authorization',
+  // the web console's session: its cookie, the CSRF token derived from it (src/api/session.ts), and their answers
+  'csrf',
+  '*.csrf',
+  'headers.cookie',
+  '*.headers.cookie',
+  'headers["x-vmfork-csrf"]',
+  '*.headers["x-vmfork-csrf"]',
+  'headers["set-cookie"]',
+  '*.headers["set-cookie"]',
 ];
 
 /** A pino logger writing JSON lines to `<logs>/vmfork.log` (stderr stays for humans). */

@@ -34,6 +34,8 @@ export interface BootOptions {
   role?: 'vm' | 'clone';
   /** QEMU stays up (paused) when the guest powers off, so the guest can be started again in place. */
   noShutdown?: boolean;
+  /** A VGA screen served over VNC on the VM's screen socket (docs/console.md). @default false */
+  screen?: boolean;
   /** A cancelled task: the boot stops waiting for the agent at once and the VM is rolled back as after a failure. */
   signal?: AbortSignal;
 }
@@ -140,7 +142,7 @@ async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
   assertValidName(name, 'VM');
   const memoryMiB = parseMemoryMiB(options.memory ?? '512M');
   const cpus = checkCpus(options.cpus);
-  const source = await imageBootSource(deps.db, options.image);
+  const source = await imageBootSource(deps.db, options.image, { screen: options.screen === true });
   const accel = detectAccel(await readHostFacts(), options.accel ?? 'auto');
   const paths = vmPaths(deps.home.vms, name);
   const dataBytes = (options.dataDisks ?? []).reduce((sum, d) => sum + d.sizeBytes, 0);
@@ -154,7 +156,7 @@ async function planBoot(deps: VmDeps, options: BootOptions): Promise<BootPlan> {
     disks: [{ id: 'disk0', path: paths.disk, format: 'qcow2' }, ...(options.dataDisks ?? []).map((d) => ({ id: d.id, path: diskFile(paths.dir, d.id), format: 'qcow2' as const, serial: d.id }))],
     // user-mode networking with restrict=on: the NIC exists (same layout as forked VMs) but reaches nothing
     nics: [{ id: 'net0', mac: randomLocalMac(), backend: { kind: 'user' } }],
-    ...vmChannels(paths),
+    ...vmChannels(paths, { screen: options.screen === true }),
     ...(options.noShutdown ? { noShutdown: true } : {}),
   });
   return { name, accel, spec, source };

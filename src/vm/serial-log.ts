@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 const TAIL_BYTES = 16 * 1024;
@@ -19,7 +20,8 @@ export async function serialTail(path: string, lines = 25): Promise<string> {
 async function lastBytes(path: string, max: number): Promise<Buffer> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    // the VM's directory is its QEMU's uid's: a link planted there must not show a host file in an error message
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     const { size } = await fh.stat();
     const len = Math.min(size, max);
     const buf = Buffer.alloc(len);

@@ -64,7 +64,7 @@ export async function startVm(deps: VmDeps, name: string, options: { agentTimeou
 async function coldChildSpec(deps: VmDeps, vm: VmRow): Promise<VmSpec> {
   const forked = decodeVmSpec(vm.spec_json);
   if (!vm.image_name) throw new VmforkError('VMFORK_VM_STATE', `child ${vm.name} records no image to take a kernel from`, { details: { vm: vm.name } });
-  const source = await imageBootSource(deps.db, vm.image_name);
+  const source = await imageBootSource(deps.db, vm.image_name, { screen: forked.vga !== undefined });
   const { incoming: _incoming, incomingState: _incomingState, memory: _memory, kernel: _kernel, ...rest } = forked;
   return parseVmSpec({ ...rest, memory: { kind: 'anonymous' }, ...source.kernel });
 }

@@ -13,6 +13,13 @@ export interface VmPaths {
   serialLog: string;
   /** QEMU's serial port, read by the serial logger into serialLog. */
   serialSocket: string;
+  /**
+   * The serial logger's console hub (src/vm/serial-logger.ts): vmfork's own uid, 0600, so a confined QEMU cannot
+   * connect to it; every web console viewer reads the port's output and writes keystrokes through it.
+   */
+  consoleSocket: string;
+  /** QEMU's VNC server of a VM with a screen (`-vnc unix:`), proxied by the web console. */
+  screenSocket: string;
   stderrLog: string;
   pidfile: string;
 }
@@ -46,10 +53,12 @@ export function vmPathsIn(dir: string): VmPaths {
     serialLog: join(dir, 'serial.log'),
     // as short as the other sockets' names: the longest path a data dir allows stays the same
     serialSocket: join(dir, 'tty.sock'),
+    consoleSocket: join(dir, 'con.sock'),
+    screenSocket: join(dir, 'vnc.sock'),
     stderrLog: join(dir, 'qemu.stderr.log'),
     pidfile: join(dir, 'qemu.pid'),
   };
-  for (const sock of [paths.qmp, paths.agent, paths.guest, paths.serialSocket]) {
+  for (const sock of [paths.qmp, paths.agent, paths.guest, paths.serialSocket, paths.consoleSocket, paths.screenSocket]) {
     if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) {
       throw new VmforkError('VMFORK_INVALID_ARGUMENT', `socket path ${sock} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter --home`, {
         details: { path: sock },
@@ -61,6 +70,8 @@ export function vmPathsIn(dir: string): VmPaths {
 
 export interface VmChannels {
   agentSocket: string;
+  vga?: { memMiB: number };
+  vncSocket?: string;
   vmforkAgentSocket?: string;
   qmpSocket: string;
   serialLog: string;
@@ -71,14 +82,26 @@ export interface VmChannels {
 }
 
 /**
+ * VGA memory of a VM with a screen (QEMU's default is 16 MiB). Text mode needs 32 KiB of it, the built image has no
+ * DRM driver (drivers/gpu is pruned), and 1024x768 at 32 bits still fits in 4 MiB for a guest that adds one. Pages
+ * never drawn cost nothing: not in a child's memory, a few bytes each in a template's state. Guest-visible: a
+ * template records it in its layout, and its children have the same.
+ */
+export const SCREEN_VGA_MEM_MIB = 4;
+
+/**
  * The per-VM part of a spec every kind of VM has: its control channels and log files, plus a fresh vmgenid guid
  * (a child's guest reseeds its CRNG when it changes) and SMBIOS uuid. `vmforkAgent`: also vmfork-guest's port
- * (templates of images that carry the agent, and their children).
+ * (templates of images that carry the agent, and their children). `screen`: a VGA device of `memMiB` (true:
+ * SCREEN_VGA_MEM_MIB) and QEMU's VNC server on the VM's screen socket; without it the spec has neither key, so a
+ * VM without a screen has the command line it always had.
  */
-export function vmChannels(paths: VmPaths, options: { vmforkAgent?: boolean } = {}): VmChannels {
+export function vmChannels(paths: VmPaths, options: { vmforkAgent?: boolean; screen?: boolean | { memMiB: number } | undefined } = {}): VmChannels {
+  const screen = options.screen === true ? { memMiB: SCREEN_VGA_MEM_MIB } : options.screen || undefined;
   return {
     agentSocket: paths.agent,
     ...(options.vmforkAgent ? { vmforkAgentSocket: paths.guest } : {}),
+    ...(screen ? { vga: { memMiB: screen.memMiB }, vncSocket: paths.screenSocket } : {}),
     qmpSocket: paths.qmp,
     serialLog: paths.serialLog,
     serialSocket: paths.serialSocket,

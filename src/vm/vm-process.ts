@@ -26,8 +26,8 @@ export async function startVmProcess(deps: VmDeps, name: string, spec: VmSpec, p
       started_at: new Date().toISOString(),
       exited_at: null,
     });
-    // with QEMU, not once it greets: a booting guest writes its first lines at once
-    if (spec.serialSocket && spec.serialLog) await startSerialLogger({ socket: spec.serialSocket, log: spec.serialLog, qemuPid: p.pid, logger: deps.log });
+    // with QEMU, not once it greets: a booting guest writes its first lines at once (and a viewer may watch them)
+    if (spec.serialSocket && spec.serialLog) await startSerialLogger({ socket: spec.serialSocket, log: spec.serialLog, console: paths.consoleSocket, qemuPid: p.pid, logger: deps.log });
   };
   const cgroup = { scope: deps.home.root, vm: name, shape: spec };
   const launched = await launchQemu({

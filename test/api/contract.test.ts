@@ -46,6 +46,8 @@ const EXPECTED: Record<string, { values: readonly string[]; subset?: true }> = {
   'PoolList[].state': { values: POOL_STATES },
   'PoolDetail.state': { values: POOL_STATES },
   'PoolDetail.vms[].state': { values: VM_STATES },
+  'PoolList[].lastTask.state': { values: TASK_STATES },
+  'PoolDetail.lastTask.state': { values: TASK_STATES },
   'ReplicaList[].state': { values: REPLICA_STATES },
   'Task.state': { values: TASK_STATES },
   'Task.children.*.state': { values: CHILD_PROGRESS_STATES },

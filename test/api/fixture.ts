@@ -29,8 +29,11 @@ export interface ApiFixture {
   close(): Promise<void>;
 }
 
-/** provision: the scripted stand-in (default), the real engine (no VM is made unless a test creates a pool), or none. */
-export async function apiFixture(options: { provision?: boolean | 'engine' } = {}): Promise<ApiFixture> {
+/**
+ * provision: the scripted stand-in (default), the real engine (no VM is made unless a test creates a pool), or none.
+ * webRoot: the built console the pages serve (default: the package's, absent in a test build).
+ */
+export async function apiFixture(options: { provision?: boolean | 'engine'; webRoot?: string } = {}): Promise<ApiFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'vmfork-api-'));
   const home = await testHomeLayout(dir);
   const db = await openStore(home.db);
@@ -38,7 +41,7 @@ export async function apiFixture(options: { provision?: boolean | 'engine' } = {
   await registerLocalHost(deps);
   const { token, path: tokenPath } = await ensureApiToken(home);
   const provision = options.provision === false || options.provision === 'engine' ? undefined : new ScriptedProvision(deps);
-  const app = buildApp({ deps, provision: options.provision === 'engine' ? createProvisionService(deps) : provision, token });
+  const app = buildApp({ deps, provision: options.provision === 'engine' ? createProvisionService(deps) : provision, token, ...(options.webRoot ? { webRoot: options.webRoot } : {}) });
   const checker = await OpenApiChecker.load(app, token);
   return {
     dir, deps, token, tokenPath, app, checker, provision,

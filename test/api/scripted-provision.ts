@@ -53,17 +53,20 @@ export class ScriptedProvision implements ProvisionService {
     this.calls.push(`createPool ${spec.name}`);
     const names = poolChildNames(spec);
     const taskId = await this.run('pool-create', spec.name, { pool: spec.name, children: names });
+    const now = new Date().toISOString();
     this.pools.set(spec.name, {
       name: spec.name, state: 'provisioning', image: spec.image, provisioning: spec.provisioning, persistent: spec.persistent, size: spec.size,
-      hostId: 'local', datastore: spec.datastore, counts: { running: names.length }, createdAt: new Date().toISOString(),
-      spec, vms: names.map((n) => ({ name: n, state: 'running', host: 'local' })), hosts: { local: names.length }, replica: null, lastTaskId: taskId, template: null, templates: {}, push: null,
+      hostId: 'local', datastore: spec.datastore, counts: { running: names.length }, createdAt: now,
+      lastTask: { id: taskId, kind: 'pool-create', state: 'queued', percent: 0, step: null },
+      spec, hosts: { local: names.length }, replica: null, lastTaskId: taskId, template: null, templates: {}, push: null,
+      vms: names.map((n, i) => ({ name: n, state: 'running', host: 'local', ip: `10.0.0.${i + 10}`, claimedBy: null, claimedAt: null, secondsToReady: 0.5, reboots: null, createdAt: now })),
     });
     return { taskId, pool: spec.name };
   }
 
   listPools(): Promise<PoolDetail[]> {
     this.calls.push('listPools');
-    return Promise.resolve([...this.pools.values()].map(({ spec: _s, vms: _v, replica: _r, lastTaskId: _l, template: _t, templates: _ts, push: _p, hosts: _h, ...summary }) => summary as PoolDetail));
+    return Promise.resolve([...this.pools.values()].map(({ spec: _s, vms: _v, lastTaskId: _l, template: _t, templates: _ts, push: _p, hosts: _h, ...summary }) => summary as PoolDetail));
   }
 
   getPool(name: string): Promise<PoolDetail> {

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { applyGuestConfig, applyHygiene, DEFAULT_CMDLINE, lockRootPassword } from '../../src/image/guest-config.js';
+import { imageRecipe } from '../../src/image/compose-recipe.js';
+import { applyGuestConfig, applyHygiene, DEFAULT_CMDLINE, lockRootPassword, SERIAL_CONSOLE_DROPIN } from '../../src/image/guest-config.js';
+import { BASE_RECIPE, recipeHash } from '../../src/image/recipe.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 /** A rootfs shaped like debootstrap leaves it, as far as hygiene and configuration touch it. */
@@ -80,4 +82,18 @@ test('guest config: hostname, fstab on /dev/vda, no resolver, initramfs list, ss
   assert.ok(!existsSync(join(root, 'etc/systemd/system/timers.target.wants/apt-daily.timer')));
   assert.ok(!existsSync(join(root, 'etc/network/interfaces')), 'no network configuration: the template gets no IP');
   assert.match(DEFAULT_CMDLINE, /root=\/dev\/vda .*console=ttyS0 .*net\.ifnames=0/);
+}));
+
+test('the serial console runs a root shell without a login session; --no-serial-autologin is the recipe without it, hash for hash', withTempDir('vmfork-console-', async (root) => {
+  fakeRootfs(root);
+  await applyGuestConfig(root);
+  const dropIn = readFileSync(join(root, 'etc/systemd/system/serial-getty@ttyS0.service.d/10-vmfork-console.conf'), 'utf8');
+  assert.match(dropIn, /^ExecStart=$/m, "the stock agetty's login prompt is replaced");
+  assert.match(dropIn, /^ExecStart=-\/sbin\/agetty --skip-login .*--login-program \/bin\/bash --login-options=-l .* - \$TERM$/m);
+  assert.doesNotMatch(dropIn, /autologin|login -f/, 'no logind session: it would hold claims released on logoff');
+  const without = await imageRecipe({ guestAgent: false, serialAutologin: false });
+  assert.equal(without.guestFiles[SERIAL_CONSOLE_DROPIN], undefined);
+  assert.ok(BASE_RECIPE.guestFiles[SERIAL_CONSOLE_DROPIN], 'on by default');
+  const { [SERIAL_CONSOLE_DROPIN]: _dropIn, ...others } = BASE_RECIPE.guestFiles;
+  assert.equal(recipeHash(without), recipeHash({ ...BASE_RECIPE, guestFiles: others }));
 }));

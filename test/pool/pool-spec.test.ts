@@ -9,7 +9,9 @@ import {
   type PoolSpec,
 } from '../../src/pool/spec.js';
 import { PoolSpecInputSchema } from '../../src/pool/spec-schema.js';
+import { pushProblems } from '../../src/pool/push.js';
 import { phase1Digest } from '../../src/replica/index.js';
+import { replicaTemplateName } from '../../src/replica/spec.js';
 import { problems } from './spec-problems.js';
 
 const ISSUE_EXAMPLE = `
@@ -147,4 +149,19 @@ test('canonicalSize picks the largest exact binary unit', () => {
   assert.equal(canonicalSize('2048M'), '2G');
   assert.equal(canonicalSize('1536K'), '1536K');
   assert.equal(canonicalSize('100B'), '100B');
+});
+
+test('screen: a boolean, absent unless true (a spec without it keeps its JSON); its own template name; never pushed', () => {
+  const plain = parsePoolSpec(MINIMAL);
+  assert.equal('screen' in plain, false);
+  assert.deepEqual(parsePoolSpec({ ...MINIMAL, screen: false }), plain, 'false is the default, and leaves no key');
+  const withScreen = parsePoolSpec({ ...MINIMAL, screen: true });
+  assert.equal(withScreen.screen, true);
+  rejects({ ...MINIMAL, screen: 'yes' }, 'screen', /true or false/);
+  // the replica (disks, phase 1) is shared; the template is not: the VGA device is in the machine a child loads
+  assert.equal(phase1Digest(withScreen, 'img-v1'), phase1Digest(plain, 'img-v1'));
+  assert.equal(replicaTemplateName('0123456789ab', plain), 'rt-0123456789ab-512m1c');
+  assert.equal(replicaTemplateName('0123456789ab', withScreen), 'rt-0123456789ab-512m1c-vga');
+  assert.deepEqual(pushProblems(plain, withScreen).map((p) => p.path), ['screen']);
+  assert.deepEqual(pushProblems(withScreen, withScreen), []);
 });

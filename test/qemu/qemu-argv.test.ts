@@ -244,3 +244,26 @@ test('serialSocket: the serial port on a socket chardev for the capped logger; t
   assert.deepEqual(layoutDifferences(template, { ...child, serialSocket: `${VM}/c1/serial.sock` }), []);
   assert.throws(() => buildQemuArgv({ ...coldBoot, disks: [{ id: 'serial0', path: `${VM}/web1/disk.qcow2`, format: 'qcow2' }] }), /serial0/);
 });
+
+test('a screen: a VGA device last among the devices (guest-visible, in the layout) and VNC on a unix socket (not); none without', () => {
+  const withScreen: VmSpecInput = { ...template, vga: { memMiB: 4 }, vncSocket: `${VM}/t1/vnc.sock` };
+  const argv = buildQemuArgv(withScreen);
+  const plain = buildQemuArgv(template);
+  const vga = argv.indexOf('VGA,vgamem_mb=4,id=vga0');
+  assert.equal(argv[vga - 1], '-device');
+  assert.equal(argv.lastIndexOf('-device'), vga - 1, 'the last device: every other keeps its PCI slot');
+  assert.equal(argv[argv.indexOf('-vnc') + 1], `unix:${VM}/t1/vnc.sock,share=force-shared`);
+  const stripped = argv.filter((a, i) => !(a === '-vnc' || argv[i - 1] === '-vnc' || a.startsWith('VGA,') || (a === '-device' && argv[i + 1]?.startsWith('VGA,'))));
+  assert.deepEqual(stripped, plain, 'the screen adds those two options and changes nothing else');
+  // without a screen the command line and the layout are those of every VM before screens, key for key
+  assert.ok(!plain.includes('-vnc') && !plain.some((a) => a.startsWith('VGA')));
+  assert.doesNotMatch(deviceLayoutOf(template), /vga/);
+  assert.match(deviceLayoutOf(withScreen), /"serial":true,"vga":4\}$/);
+  // the device must be in template and child alike; the VNC socket is the child's own business
+  assert.deepEqual(layoutDifferences(withScreen, { ...child, vga: { memMiB: 4 } }), []);
+  assert.deepEqual(layoutDifferences(withScreen, { ...child, vga: { memMiB: 4 }, vncSocket: `${VM}/c1/vnc.sock` }), []);
+  assert.deepEqual(layoutDifferences(withScreen, child), ['vga: 4 ≠ undefined']);
+  assert.deepEqual(layoutDifferences(template, { ...child, vga: { memMiB: 4 } }), ['vga: undefined ≠ 4']);
+  assert.throws(() => parseVmSpec({ ...template, vncSocket: `${VM}/t1/vnc.sock` }), /vncSocket: a VNC server needs a display/);
+  assert.throws(() => buildQemuArgv({ ...coldBoot, disks: [{ id: 'vga0', path: `${VM}/web1/disk.qcow2`, format: 'qcow2' }] }), /vga0/);
+});

@@ -52,13 +52,14 @@ export function registerImageCommands(program: Command): void {
     .option('--mirror <url>', "Debian mirror (default: the host's apt source serving the suite)")
     .option('--hooks <dir>', 'copy this directory (common/, per-child/ scripts) to /usr/local/lib/vmfork/ in the image')
     .option('--no-guest-agent', 'leave vmfork-guest out (its forks use the identity script through qemu-ga)')
+    .option('--no-serial-autologin', 'keep a login prompt on the serial console instead of a root shell (docs/console.md)')
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, opts: { name: string; mirror?: string; hooks?: string; guestAgent: boolean; json?: boolean }) => {
+      action(async (ctx, opts: { name: string; mirror?: string; hooks?: string; guestAgent: boolean; serialAutologin: boolean; json?: boolean }) => {
         const db = await ctx.db();
         // validate the name and read the trees (agent sources, hooks) before minutes of work
         const sources = opts.hooks ? { hooksDir: opts.hooks } : {};
-        const recipe = await imageRecipe({ guestAgent: opts.guestAgent, ...sources });
+        const recipe = await imageRecipe({ guestAgent: opts.guestAgent, serialAutologin: opts.serialAutologin, ...sources });
         await checkBuiltName(db, opts.name, recipeHash(recipe));
         const built = await buildImage({
           imagesDir: ctx.home.images,

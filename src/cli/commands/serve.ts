@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_LISTEN, startServer } from '../../api/index.js';
 import { createProvisionService, setDiskOvercommit } from '../../pool/index.js';
-import { demoPoolSpec, runDemoPool } from '../demo-pool.js';
+import { DEMO_POOL, demoPoolSpec, runDemoPool } from '../demo-pool.js';
 import { drainTasks } from '../../task/index.js';
 import type { VmDeps } from '../../vm/index.js';
 import { printTable } from '../output.js';
@@ -41,7 +41,11 @@ export function registerServeCommands(program: Command): void {
         const provision = createProvisionService(deps);
         const server = await startServer(deps, { listen: opts.listen, provision });
         const store = isPostgresUrl(ctx.home.db) ? `PostgreSQL ${redactUrl(ctx.home.db)}` : ctx.home.db;
-        process.stdout.write(`vmfork: serving ${server.url}\n  token: ${server.tokenPath}\n  store: ${store}\n  ${server.adopted} running VM(s) re-adopted\n`);
+        // the console's address with the demo pool's page, and where the token is: never the token itself
+        const consoleUrl = `${server.url}/${opts.demo ? `pools/${DEMO_POOL}` : ''}`;
+        process.stdout.write(
+          `vmfork: serving ${server.url}\n  token: ${server.tokenPath}\n  console: ${consoleUrl}  (log in with the token in ${server.tokenPath})\n  store: ${store}\n  ${server.adopted} running VM(s) re-adopted\n`,
+        );
         if (opts.demo) {
           try {
             await showDemo(deps, provision, opts.demoImage);

@@ -22,10 +22,11 @@ export function registerTemplateCommands(program: Command): void {
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--network <name>', 'network whose bridge the parent NIC sits on while it boots (no address is configured)', 'default')
     .addOption(accelOption())
+    .option('--screen', 'give it (and so every child of it) a VGA screen, served over VNC to the web console (docs/console.md)')
     .option('--host <name>', "make it on this host of the fleet: its agent boots, prepares and freezes it there, and children of it fork there (needs the fleet's --db)")
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, name: string, opts: { image?: string; fromVm?: string; memory: string; cpus: string; network: string; accel: string; host?: string; json?: boolean }) => {
+      action(async (ctx, name: string, opts: { image?: string; fromVm?: string; memory: string; cpus: string; network: string; accel: string; screen?: boolean; host?: string; json?: boolean }) => {
         const deps = await ctx.deps();
         if ((opts.image === undefined) === (opts.fromVm === undefined)) {
           throw new VmforkError('VMFORK_INVALID_ARGUMENT', 'give exactly one of --image (boot an image) and --from-vm (freeze a running child)');
@@ -34,7 +35,7 @@ export function registerTemplateCommands(program: Command): void {
           if (opts.image === undefined) throw new VmforkError('VMFORK_INVALID_ARGUMENT', '--host makes a template from --image (--from-vm freezes a child where it runs)', { details: { field: 'host' } });
           process.stderr.write(`creating template ${name} on host ${opts.host}: cold boot of ${opts.image}, prepare, freeze…
 `);
-          const job = { op: 'template-create' as const, name, image: opts.image, memory: opts.memory, cpus: positiveInt(opts.cpus, '--cpus'), network: opts.network, accel: parseAccelChoice(opts.accel) };
+          const job = { op: 'template-create' as const, name, image: opts.image, memory: opts.memory, cpus: positiveInt(opts.cpus, '--cpus'), network: opts.network, accel: parseAccelChoice(opts.accel), ...(opts.screen ? { screen: true } : {}) };
           const r = await sendHostJob(deps, opts.host, job);
           if (opts.json) return printJson(r);
           process.stdout.write(`template ${name}: ready on host ${opts.host}${typeof r.coldBootSeconds === 'number' ? ` (cold boot ${r.coldBootSeconds.toFixed(1)} s, cut ${String(r.cutMs)} ms)` : ''}
@@ -54,6 +55,7 @@ export function registerTemplateCommands(program: Command): void {
             cpus: positiveInt(opts.cpus, '--cpus'),
             network: opts.network,
             accel: parseAccelChoice(opts.accel),
+            ...(opts.screen ? { screen: true } : {}),
           });
         }
         const { agent: _agent, ...shown } = record;

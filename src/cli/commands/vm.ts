@@ -28,14 +28,23 @@ export function registerVmCommands(program: Command): void {
     .option('--memory <size>', 'guest RAM, e.g. 512M or 1G', '512M')
     .option('--cpus <n>', 'virtual CPUs', '1')
     .addOption(accelOption())
+    .option('--screen', 'give it a screen: a VGA device, served over VNC to the web console (docs/console.md)')
     .option('--host <name>', "boot it on this host of the fleet: its agent runs the boot (needs the fleet's --db; see vmfork host list)")
     .option('--json', 'print JSON')
     .action(
-      action(async (ctx, opts: { image: string; name?: string; memory: string; cpus: string; accel: string; host?: string; json?: boolean }) => {
+      action(async (ctx, opts: { image: string; name?: string; memory: string; cpus: string; accel: string; screen?: boolean; host?: string; json?: boolean }) => {
         if (opts.host) {
           // named here, not by the agent: a boot the queue runs again (its agent died) finds its VM by this name
           const name = opts.name ?? `vm-${randomBytes(3).toString('hex')}`;
-          const r = await sendHostJob(await ctx.deps(), opts.host, { op: 'vm-boot', image: opts.image, name, memory: opts.memory, cpus: positiveInt(opts.cpus, '--cpus'), accel: parseAccelChoice(opts.accel) });
+          const r = await sendHostJob(await ctx.deps(), opts.host, {
+            op: 'vm-boot',
+            image: opts.image,
+            name,
+            memory: opts.memory,
+            cpus: positiveInt(opts.cpus, '--cpus'),
+            accel: parseAccelChoice(opts.accel),
+            ...(opts.screen ? { screen: true } : {}),
+          });
           if (opts.json) return printJson(r);
           process.stdout.write(`${name}: running on host ${opts.host}${typeof r.secondsToAgent === 'number' ? ` (agent answered after ${r.secondsToAgent.toFixed(1)} s)` : ''}\n`);
           return;
@@ -46,6 +55,7 @@ export function registerVmCommands(program: Command): void {
           memory: opts.memory,
           cpus: positiveInt(opts.cpus, '--cpus'),
           accel: parseAccelChoice(opts.accel),
+          ...(opts.screen ? { screen: true } : {}),
         });
         if (opts.json) return printJson(r);
         process.stdout.write(

@@ -17,6 +17,8 @@ import { hostAgents } from './015-host-agents.js';
 import { ownerBoot } from './016-owner-boot.js';
 import { fleetPlacement } from './017-fleet-placement.js';
 import { cpuRatio } from './018-cpu-ratio.js';
+import { sessions } from './019-sessions.js';
+import { forkTimings } from './020-fork-timings.js';
 
 /**
  * Migrations live in code (not discovered on disk) so the compiled package carries them. Names sort in apply
@@ -41,6 +43,8 @@ export const MIGRATIONS: Record<string, Migration> = {
   '016-owner-boot': ownerBoot,
   '017-fleet-placement': fleetPlacement,
   '018-cpu-ratio': cpuRatio,
+  '019-sessions': sessions,
+  '020-fork-timings': forkTimings,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
@@ -67,7 +67,10 @@ export async function fuzzFixture(options: { patienceMs?: number } = {}): Promis
   await insertNetwork(db, { name: DEFAULT_NETWORK.name, cidr: DEFAULT_NETWORK.cidr, netns: `vmfork-fuzz-absent-${process.pid}`, bridge: 'br-fuzz', gateway: '10.231.0.1', owner_id: 'fuzz', state: 'ready', created_at: now, updated_at: now }, await actorFor('network-create'));
   const { token } = await ensureApiToken(home);
   const parts = new ScriptedParts();
-  const app = buildApp({ deps, provision: createProvisionService(deps, parts), token });
+  // a built console (a stand-in index.html): a stray path that normalizes to a page ('/v1/%2e%2e/' is '/') gets it
+  const webRoot = await mkdtemp(join(tmpdir(), 'vmfork-fuzz-web-'));
+  await writeFile(join(webRoot, 'index.html'), '<!doctype html><title>vmfork</title>');
+  const app = buildApp({ deps, provision: createProvisionService(deps, parts), token, webRoot });
   const checker = await OpenApiChecker.load(app, token);
   const reader = new Database(home.db, { readonly: true, fileMustExist: true });
   const tables = (reader.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
@@ -110,6 +113,7 @@ export async function fuzzFixture(options: { patienceMs?: number } = {}): Promis
       await app.close();
       await db.destroy();
       await rm(dir, { recursive: true, force: true });
+      await rm(webRoot, { recursive: true, force: true });
     },
   };
 }

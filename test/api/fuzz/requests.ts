@@ -29,9 +29,28 @@ export type Doc = {
   components: { schemas: Record<string, JsonSchema> };
 };
 
+/**
+ * Streams whose valid request never answers to the end: `inject` would wait on it for ever. Their refusals are
+ * tested where the stream is (test/api/events.test.ts).
+ */
+const ENDLESS = new Set(['/v1/events']);
+
+/**
+ * Whether a request reaches an endless stream. `inject` resolves dot segments as a URL does, `%2e%2e` included (a
+ * server on a socket gets the raw path), so a mutated `/v1/tasks/%2e%2e/events` lands on `/v1/events`.
+ */
+export function reachesEndlessStream(method: string, url: string): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  try {
+    return ENDLESS.has(new URL(url, 'http://fuzz.invalid').pathname.replace(/\/+$/, ''));
+  } catch {
+    return false;
+  }
+}
+
 export function routesOf(doc: Doc): FuzzRoute[] {
   return Object.entries(doc.paths).flatMap(([path, ops]) =>
-    Object.entries(ops).map(([method, op]) => {
+    Object.entries(ops).filter(([method]) => !reachesEndlessStream(method.toUpperCase(), path)).map(([method, op]) => {
       const body = op.requestBody?.content['application/json']?.schema;
       return { method: method.toUpperCase(), path, params: op.parameters ?? [], body, yaml: body?.$ref === '#/components/schemas/PoolSpec' };
     }),
