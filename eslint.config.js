@@ -4,12 +4,15 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'src/web/static/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'src/web/static/**', 'web/generated/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } } },
+  // build scripts run under Node
+  { files: ['scripts/**/*.mjs'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
   {
-    files: ['**/*.ts'],
+    // web/**/*.tsx: the console (Preact), type-checked with web/tsconfig.json (the nearest to each file)
+    files: ['**/*.ts', 'web/**/*.tsx'],
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },

@@ -43,9 +43,11 @@ if [[ ! -f node_modules/.vmfork-lock-hash || "$(cat node_modules/.vmfork-lock-ha
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_hash" >node_modules/.vmfork-lock-hash
 else
-  # npm ci's `prepare` builds both; without it, both must run: `vmfork` runs the bundle, not tsc's output
+  # npm ci's `prepare` builds all three; without it, each must run: `vmfork` runs the bundle, not tsc's output, and
+  # `vmfork serve` serves the console from dist/web
   npx tsc -p tsconfig.json
   node scripts/bundle-cli.mjs
+  node scripts/build-web.mjs
 fi
 
 # `vmfork …` in the README needs the command on PATH. A link another clone made is repointed to this one; a real

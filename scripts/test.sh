@@ -3,8 +3,10 @@
 # the guest image build and the integration tests against real QEMU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# the tests' own servers come from Debian's packages too: PostgreSQL for the store's second dialect
-VMFORK_EXTRA_APT="${VMFORK_EXTRA_APT:-} postgresql-15" bash scripts/ensure-deps.sh
+# the tests' own servers come from Debian's packages too: PostgreSQL for the store's second dialect, Chromium for
+# the console walk (test/web/console-walk.itest.ts drives it with playwright-core: no browser download), Prometheus
+# to scrape GET /metrics as a real one does (test/helpers/prometheus.ts)
+VMFORK_EXTRA_APT="${VMFORK_EXTRA_APT:-} postgresql-15 chromium prometheus" bash scripts/ensure-deps.sh
 echo "==> lint"
 npx eslint .
 echo "==> architecture (folder cycles, imports only through index.ts)"
@@ -12,6 +14,7 @@ npm run --silent depcheck
 echo "==> typecheck + build"
 npx tsc -p tsconfig.json
 node scripts/bundle-cli.mjs
+node scripts/build-web.mjs
 echo "==> unit tests"
 bash scripts/run-tests.sh unit
 echo "==> unit tests again on PostgreSQL (every store a test opens is a database on a real server)"
