@@ -1,10 +1,12 @@
 import { mkdir } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
+import { detectAccel, readHostFacts } from './accel.js';
 import { freeSpace } from './disk-space.js';
+import { qemuProgramVersion } from './qemu-binary.js';
 import { HOST_STATES } from '../state/index.js';
 import { ensureDatastore, getDatastore, listDatastores, listHostRows, LOCAL_HOST_ID, upsertHost, type DatastoreRow, type Db, type HostRow } from '../store/index.js';
 
@@ -13,6 +15,16 @@ export const DEFAULT_DATASTORE = 'default';
 export const DEFAULT_CPU_ALLOCATION_RATIO = 16;
 
 export const DatastoreViewSchema = z.object({ name: z.string(), path: z.string(), freeBytes: z.number().int().min(0) });
+/** A host's machine as an agent reports it at its start (host-agent/agent.ts) and the server reads its own. */
+const MachineSchema = z.object({
+  cpus: z.number().int(),
+  /** vCPUs placement lets run per host CPU on it. */
+  cpuAllocationRatio: z.number(),
+  memoryBytes: z.number().int(),
+  accel: z.string(),
+  accelWhy: z.string(),
+  qemuVersion: z.string(),
+});
 export const HostViewSchema = z.object({
   id: z.string(),
   hostname: z.string(),
@@ -30,17 +42,28 @@ export const HostViewSchema = z.object({
       listen: z.string(),
       generation: z.number().int(),
       heartbeatAt: z.string().nullable(),
-      cpus: z.number().int(),
-      /** vCPUs placement lets run per host CPU on it. */
-      cpuAllocationRatio: z.number(),
-      memoryBytes: z.number().int(),
-      accel: z.string(),
-      accelWhy: z.string(),
-      qemuVersion: z.string(),
+      ...MachineSchema.shape,
     })
     .nullable(),
+  /**
+   * What the host is, for a person reading it (the console's hosts page): its agent's report, or for the local host
+   * this server's own reading of its machine (read once per process). Null for an agent host that never reported.
+   */
+  machine: MachineSchema.nullable(),
 });
 export type HostView = z.infer<typeof HostViewSchema>;
+type Machine = z.infer<typeof MachineSchema>;
+
+let localMachine: Promise<Machine> | undefined;
+
+/** This host as the server sees it: the same facts an agent reports at its start (host-agent/agent.ts). */
+function readLocalMachine(): Promise<Machine> {
+  localMachine ??= Promise.all([readHostFacts(), qemuProgramVersion().catch(() => undefined)]).then(([facts, qemu]) => {
+    const accel = detectAccel(facts);
+    return { cpus: cpus().length, cpuAllocationRatio: DEFAULT_CPU_ALLOCATION_RATIO, memoryBytes: totalmem(), accel: accel.accel, accelWhy: accel.reason, qemuVersion: qemu?.version ?? '' };
+  });
+  return localMachine;
+}
 
 interface HostDeps {
   db: Db;
@@ -85,6 +108,12 @@ function agentView(h: HostRow): HostView['agent'] {
   };
 }
 
+async function machineOf(h: HostRow): Promise<HostView['machine']> {
+  const a = agentView(h);
+  if (a) return MachineSchema.parse(a); // the agent's report less its process fields (z.object strips them)
+  return h.id === LOCAL_HOST_ID ? readLocalMachine() : null;
+}
+
 /** Every host with its datastores and their free space. */
 export async function listHosts(deps: HostDeps): Promise<HostView[]> {
   const [hosts, stores] = await Promise.all([listHostRows(deps.db), listDatastores(deps.db)]);
@@ -97,6 +126,7 @@ export async function listHosts(deps: HostDeps): Promise<HostView[]> {
       datastores: await Promise.all(stores.filter((d) => d.host_id === h.id).map((d) => datastoreView(d, h.id === LOCAL_HOST_ID))),
       state: h.state,
       agent: agentView(h),
+      machine: await machineOf(h),
     })),
   );
 }

@@ -1,8 +1,9 @@
 import { VmforkError } from '../errors.js';
 import { actorFor } from '../host/index.js';
 import { listReplicaViews, removeReplicaAndTemplates, type ReplicaView } from '../replica/index.js';
-import { getPool, insertPool, listHostRows, listLeases, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, putPoolReservation, requirePool, requireVm, setPoolReservationTask, updatePool, withWriteLock, type PoolRow, type VmRow } from '../store/index.js';
+import { getPool, getTemplate, insertPool, listHostRows, listLeases, listPoolRows, liveQueueTasks, LOCAL_HOST_ID, poolVms, putPoolReservation, requirePool, requireVm, setPoolReservationTask, updatePool, withWriteLock, type Db, type PoolRow, type VmRow } from '../store/index.js';
 import { cancelTask, enqueueTask, vmLock, type Enqueued, type TaskRunners } from '../task/index.js';
+import { templateRecordOf } from '../template/index.js';
 import { createClaimService } from './claim-service.js';
 import { pushOf } from './push.js';
 import { createPushService } from './push-service.js';
@@ -47,8 +48,29 @@ function countsOf(vms: readonly VmRow[]): { counts: Record<string, number>; host
   return { counts, hosts };
 }
 
-/** A child as the pool's detail lists it; `ip` from its lease. Reboots are not recorded anywhere yet: null. */
-function childView(v: VmRow, ip: string | undefined): PoolChild {
+/**
+ * Reboots on a child's way to ready, from its fork's own identity report (facts_json): 0 when the guest's boot_id at
+ * ready was its template's — it resumed, it never booted; null when either boot_id is unknown (a child made before
+ * the report recorded it, a template without a record). A differing boot_id counts as null too: it proves a boot but
+ * not how many. Reboots after ready are not watched (verify reads the guest's boot_id now).
+ */
+function rebootsOf(v: VmRow, templateBootIds: ReadonlyMap<string, string | null>): number | null {
+  const bootId = v.facts_json ? (JSON.parse(v.facts_json) as { bootId?: string }).bootId?.toLowerCase() : undefined;
+  const templateBootId = v.template_name ? templateBootIds.get(v.template_name) : undefined;
+  return bootId && templateBootId && bootId === templateBootId ? 0 : null;
+}
+
+async function templateBootIds(db: Db, names: Iterable<string>): Promise<Map<string, string | null>> {
+  const ids = new Map<string, string | null>();
+  for (const name of names) {
+    const row = await getTemplate(db, name);
+    ids.set(name, (row ? templateRecordOf(row)?.bootId?.toLowerCase() : undefined) ?? null);
+  }
+  return ids;
+}
+
+/** A child as the pool's detail lists it; `ip` from its lease. */
+function childView(v: VmRow, ip: string | undefined, bootIds: ReadonlyMap<string, string | null>): PoolChild {
   return {
     name: v.name,
     state: v.state,
@@ -57,7 +79,7 @@ function childView(v: VmRow, ip: string | undefined): PoolChild {
     claimedBy: v.claimed_by,
     claimedAt: v.claimed_at,
     secondsToReady: v.ready_ms === null ? null : v.ready_ms / 1000,
-    reboots: null,
+    reboots: rebootsOf(v, bootIds),
     createdAt: v.forked_at ?? v.created_at,
   };
 }
@@ -156,7 +178,8 @@ export function createProvisionService(deps: VmDeps, parts: PoolParts = REAL_PAR
       const members = new Set(rows.map((v) => v.name));
       const spec = poolSpecOf(row);
       const ips = new Map((await listLeases(deps.db, spec.network)).filter((l) => members.has(l.vm_name)).map((l) => [l.vm_name, l.ip]));
-      const vms = rows.map((v) => childView(v, ips.get(v.name)));
+      const bootIds = await templateBootIds(deps.db, Object.keys(templates));
+      const vms = rows.map((v) => childView(v, ips.get(v.name), bootIds));
       const lastTask = await lastPoolTask(deps.db, name);
       return { ...summary(row, counts, lastTask), spec, vms, hosts, lastTaskId: row.task_id, template: row.template_name, templates, push: pushOf(row) };
     },

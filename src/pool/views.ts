@@ -53,7 +53,7 @@ export const PoolChildSchema = z.object({
   claimedAt: z.string().nullable(),
   /** Fork → ready of its last fork, identity and the pool's phase 2 included; null before its first (or if unrecorded). */
   secondsToReady: z.number().min(0).nullable(),
-  /** Guest reboots since its fork; null: not measured. */
+  /** Reboots on its way to ready, from its fork's identity report: 0 when its boot_id was its template's; null: unknown. */
   reboots: z.number().int().min(0).nullable(),
   /** When its last fork made it ready (a refresh forks it again, so this changes); before a first fork, when it was registered. */
   createdAt: z.string(),

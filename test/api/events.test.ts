@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { actorFor } from '../../src/host/index.js';
 import { DEFAULT_NETWORK } from '../../src/network/index.js';
 import { parsePoolSpec } from '../../src/pool/index.js';
-import { deletePoolRow, insertLease, insertNetwork, insertPool, insertTask, insertVm, LOCAL_HOST_ID, updateVm } from '../../src/store/index.js';
+import { deletePoolRow, insertLease, insertNetwork, insertPool, insertTask, insertTemplate, insertVm, LOCAL_HOST_ID, updateVm } from '../../src/store/index.js';
 import type { TaskState } from '../../src/state/index.js';
 import { waitUntil } from '../../src/util/index.js';
 import { addImage, apiFixture, type ApiFixture } from './fixture.js';
@@ -159,7 +159,9 @@ test('the engine\'s views: a pool\'s last task (running first, else the next, el
     await insertLease(db, { network_name: DEFAULT_NETWORK.name, ip: `10.231.0.${i + 10}`, vm_name: name, mac: `52:54:00:00:00:0${i}`, tap: `tap${i}`, allocated_at: now });
   }
   const forkedAt = new Date(Date.now() + 1000).toISOString();
-  await updateVm(db, 'desk-1', { claim_state: 'claimed', claimed_by: 'ada', claimed_at: now, forked_at: forkedAt, ready_ms: 1234 });
+  // desk-1's fork found its template's boot_id in the guest (it resumed, never booted): 0 reboots; desk-2 has no report
+  await insertTemplate(db, { name: 'rt-desk', image_name: 'default', state: 'ready', dir: '/nonexistent/rt-desk', spec_json: '{}', record_json: JSON.stringify({ bootId: 'B00T' }), replica_id: null, parent_name: null, last_error: null, created_at: now, updated_at: now }, await actorFor('template-create'));
+  await updateVm(db, 'desk-1', { claim_state: 'claimed', claimed_by: 'ada', claimed_at: now, forked_at: forkedAt, ready_ms: 1234, template_name: 'rt-desk', facts_json: JSON.stringify({ bootId: 'b00t' }) });
 
   const summary = async (): Promise<unknown> => ((await f.call({ method: 'GET', url: '/v1/pools' })).json() as { lastTask: unknown }[])[0]?.lastTask;
   assert.equal(await summary(), null, 'no task yet');
@@ -179,7 +181,7 @@ test('the engine\'s views: a pool\'s last task (running first, else the next, el
   const detail = (await f.call({ method: 'GET', url: '/v1/pools/desk' })).json() as { lastTask: { id: string }; vms: Record<string, unknown>[] };
   assert.equal(detail.lastTask.id, 't-running');
   assert.deepEqual(detail.vms, [
-    { name: 'desk-1', state: 'running', host: LOCAL_HOST_ID, ip: '10.231.0.10', claimedBy: 'ada', claimedAt: now, secondsToReady: 1.234, reboots: null, createdAt: forkedAt },
+    { name: 'desk-1', state: 'running', host: LOCAL_HOST_ID, ip: '10.231.0.10', claimedBy: 'ada', claimedAt: now, secondsToReady: 1.234, reboots: 0, createdAt: forkedAt },
     { name: 'desk-2', state: 'registered', host: LOCAL_HOST_ID, ip: '10.231.0.11', claimedBy: null, claimedAt: null, secondsToReady: null, reboots: null, createdAt: now },
   ]);
 

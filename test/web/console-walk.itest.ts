@@ -251,6 +251,8 @@ async function walk(t: { diagnostic(message: string): void }, s: Served, tab: Br
 
   // g. released: refreshed (forked again: a new "Forked at"), ready and unclaimed
   await openPool(page);
+  // the fork's own report: the child resumed, it never booted (its boot_id is its template's)
+  assert.equal((await (await childCell(page, VM, 'Reboots')).innerText()).trim(), '0', 'the child reached ready with 0 reboots');
   const forkedAt = (await (await childCell(page, VM, 'Forked at')).innerText()).trim();
   assert.ok(forkedAt, 'the row shows when the child was forked');
   await page.getByRole('button', { name: `Release ${VM}` }).click();
@@ -268,6 +270,14 @@ async function walk(t: { diagnostic(message: string): void }, s: Served, tab: Br
   } finally {
     await prometheus.stop();
   }
+
+  // the hosts page: this server's host with its machine and the accelerator it chose, and why (TCG here: PVM)
+  await page.getByRole('link', { name: 'Hosts', exact: true }).click();
+  const hostRow = page.getByRole('table', { name: 'Hosts' }).getByRole('row').filter({ hasText: '(this server)' });
+  // by cell: a row's text runs its cells together ("24 GiBtcg"), so no word boundary is seen in it
+  await hostRow.getByRole('cell', { name: /^(tcg|kvm)$/ }).waitFor({ timeout: UI_MS });
+  await hostRow.getByRole('cell', { name: /^\d+ CPUs × \d+ = \d+$/ }).waitFor({ timeout: UI_MS });
+  await tab.screenshot('hosts');
 
   // i. logged out: the old cookie opens nothing any more (it opened both before)
   const cookie = (await tab.context.cookies()).find((c) => c.name === 'vmfork_session');

@@ -44,6 +44,7 @@ function HostTable({ hosts }: { hosts: Host[] }): JSX.Element {
     >
       {hosts.map((h) => {
         const a = h.agent;
+        const m = h.machine;
         return (
           <tr key={h.id} data-state={h.state}>
             <th scope="row">
@@ -54,11 +55,11 @@ function HostTable({ hosts }: { hosts: Host[] }): JSX.Element {
             <td>
               <span class={`state ${h.state}`}>{h.state}</span>
             </td>
-            <td>{a ? `${a.cpus} CPUs × ${a.cpuAllocationRatio} = ${Math.floor(a.cpus * a.cpuAllocationRatio)}` : '—'}</td>
-            <td>{a ? bytes(a.memoryBytes) : '—'}</td>
-            <td>{a ? a.accel : '—'}</td>
-            <td>{a ? orDash(a.accelWhy) : '—'}</td>
-            <td>{a ? a.qemuVersion : '—'}</td>
+            <td>{m ? `${m.cpus} CPUs × ${m.cpuAllocationRatio} = ${Math.floor(m.cpus * m.cpuAllocationRatio)}` : '—'}</td>
+            <td>{m ? bytes(m.memoryBytes) : '—'}</td>
+            <td>{m ? m.accel : '—'}</td>
+            <td>{m ? orDash(m.accelWhy) : '—'}</td>
+            <td>{m ? orDash(m.qemuVersion) : '—'}</td>
             <td>{a ? `${a.listen} (pid ${a.pid}, generation ${a.generation})` : 'none'}</td>
             <td>{a ? time(a.heartbeatAt) : '—'}</td>
           </tr>
