@@ -202,7 +202,13 @@ vmTest('a VM booted with a screen: two console viewers, `hostname` typed in one 
   const cmdline = await guestShell(th.db, name, 'cat /proc/cmdline');
   assert.match(cmdline.out, /console=tty0 console=ttyS0/, 'the kernel writes to the screen too, /dev/console stays the serial port');
   // the console's root shell runs on ttyS0 without a login session: a claim released on logoff never waits for it
-  assert.equal((await guestShell(th.db, name, 'ps -o comm= -t ttyS0')).out, 'bash');
+  // the agent answers as soon as it starts, which can be before systemd reaches serial-getty on a loaded host: wait
+  // for what runs on ttyS0 to settle, and then it must be a bare bash
+  let onTty = '';
+  await waitUntil(async () => {
+    onTty = (await guestShell(th.db, name, 'ps -o comm= -t ttyS0')).out;
+    return onTty === 'bash' || undefined;
+  }, { deadlineMs: 90_000, everyMs: 250, what: 'bash on ttyS0' }).catch(() => assert.fail(`ttyS0 runs ${JSON.stringify(onTty)}, not bash`));
   assert.equal((await guestShell(th.db, name, 'loginctl list-sessions --no-legend | wc -l')).out, '0');
   const hostname = `scr-${randomBytes(4).toString('hex')}`;
   assert.equal((await guestShell(th.db, name, `hostname ${hostname}`)).code, 0);
