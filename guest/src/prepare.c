@@ -5,12 +5,15 @@
  * sshd stops so no child ever serves a template key, per-machine files a child must not inherit are removed,
  * and sync puts the guest's dirty data on the template disk.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -92,6 +95,68 @@ static void step_boot(struct wbuf *w)
 	step_end(&s);
 }
 
+/*
+ * udevd keeps its workers (each a forked udevd) for 3 s after its queue empties, then kills them. A cut inside that
+ * window freezes live workers into the template, and every child pays for killing and reaping them, in the middle
+ * of its identity steps: measured under TCG, ten workers left made each child's identity ~300 ms slower. So the
+ * cut waits for udev's queue to settle and its idle workers to go. Bounded: after UDEV_IDLE_S it cuts anyway and
+ * says how many were left (a slow template is better than none).
+ */
+#define UDEV_IDLE_S 15
+#define UDEV_SETTLE_S "30"
+#define UDEV_WORKER "(udev-worker)"
+
+static int udev_workers(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	char path[64], comm[64];
+	int n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.20s/comm", e->d_name);
+		if (read_first(path, comm, sizeof(comm)) == 0 && strcmp(comm, UDEV_WORKER) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000L + (t.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+static void step_udev(struct wbuf *w)
+{
+	const char *argv[] = { "/usr/bin/timeout", UDEV_SETTLE_S, "udevadm", "settle", NULL };
+	char out[256] = "";
+	struct step s;
+	struct timespec t0;
+	step_begin(&s, w, "udev-idle");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* in test mode (no --systemctl) there is no guest udev: the host's workers are not ours to wait for */
+	if (systemctl_in_step(&s, argv, out, sizeof(out)) < 0)
+		goto end;
+	int n = udev_workers();
+	while (n > 0 && ms_since(&t0) < UDEV_IDLE_S * 1000L) {
+		struct timespec tick = { 0, 100 * 1000000L };
+		nanosleep(&tick, NULL);
+		n = udev_workers();
+	}
+	fact(&s, "workers_left", "%d", n);
+	fact(&s, "waited_ms", "%ld", ms_since(&t0));
+	if (n > 0)
+		step_note(&s, "%d udev worker(s) still there after %d s: every child will reap them", n, UDEV_IDLE_S);
+end:
+	step_end(&s);
+}
+
 /* Judged by the outcome (no sshd listener left), not by systemctl's exit code: ssh.socket may not exist. */
 static void step_sshd(struct wbuf *w)
 {
@@ -136,6 +201,8 @@ void run_prepare(struct wbuf *w, const struct prepare_req *req)
 	}
 	step_sshd(w);
 	step_files(w);
+	/* last before sync: the steps above may still have queued a uevent */
+	step_udev(w);
 	step_begin(&s, w, "sync");
 	sync();
 	step_end(&s);
