@@ -79,7 +79,7 @@ export function defineMetrics(): VmforkMetrics {
     qemuProcesses: gauge('vmfork_qemu_processes', 'QEMU processes recorded as running, per host', ['host']),
     qemuResident: gauge('vmfork_qemu_resident_bytes', "Resident memory (VmRSS) of a VM's QEMU on this server's host", ['vm']),
     qemuPss: gauge('vmfork_qemu_pss_bytes', "Proportional set size of a VM's QEMU on this server's host (shared template pages split between children)", ['vm']),
-    forkReady: histogram('vmfork_fork_ready_seconds', 'Seconds from the start of a child fork to the ready child, per pool task that forked it', ['pool'], FORK_BUCKETS),
+    forkReady: histogram('vmfork_fork_ready_seconds', 'Seconds from the start of a child\'s fork to the ready child (identity and phase 2 done), per pool (empty: outside any pool)', ['pool'], FORK_BUCKETS),
     claim: histogram('vmfork_claim_seconds', 'Seconds to answer a claim served by this process (outcome: claimed, refused, failed)', ['pool', 'outcome'], CLAIM_BUCKETS),
     phase1: histogram('vmfork_phase1_seconds', 'Seconds of phase 1 (customization with reboots) of a replica made on a host', ['host'], PHASE1_BUCKETS),
     replicaCopy: histogram('vmfork_replica_copy_seconds', 'Seconds of the full copy that made a replica on a host', ['host'], COPY_BUCKETS),

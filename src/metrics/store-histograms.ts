@@ -1,11 +1,8 @@
 import { z } from 'zod';
-import { replicasReadySince, tasksEndedSince, type Db } from '../store/index.js';
+import { replicasReadySince, tasksEndedSince, vmsForkedSince, type Db } from '../store/index.js';
 import type { VmforkMetrics } from './definitions.js';
 import { EndedSince } from './ended-since.js';
 import { storedJson } from './stored-json.js';
-
-/** A converge's result (pool/converge-result.ts): ms from each forked child's fork start to ready. */
-const ForkResult = z.looseObject({ readyMs: z.record(z.string(), z.number().min(0)) });
 
 /** A replica's phase1_json (replica/map.ts Phase1Record; a copy pulled from another host adds `copiedFrom`). */
 const Phase1 = z.looseObject({
@@ -14,10 +11,11 @@ const Phase1 = z.looseObject({
   copiedFrom: z.unknown().optional(),
 });
 
-/** The histograms fed from the store's rows: tasks that ended and replicas made, each observed once by this process. */
+/** The histograms fed from the store's rows: tasks that ended, children forked and replicas made, each observed once by this process. */
 export class StoreHistograms {
   private readonly tasks: EndedSince;
   private readonly replicas: EndedSince;
+  private readonly forks: EndedSince;
 
   constructor(
     private readonly db: Db,
@@ -26,11 +24,13 @@ export class StoreHistograms {
   ) {
     this.tasks = new EndedSince(startMs);
     this.replicas = new EndedSince(startMs);
+    this.forks = new EndedSince(startMs);
   }
 
   async collect(): Promise<void> {
     await this.observeTasks();
     await this.observeReplicas();
+    await this.observeForks();
   }
 
   private async observeTasks(): Promise<void> {
@@ -39,9 +39,15 @@ export class StoreHistograms {
     for (const t of this.tasks.fresh(rows, (r) => r.id, (r) => r.updated_at, now)) {
       const seconds = (Date.parse(t.updated_at) - Date.parse(t.created_at)) / 1000;
       if (seconds >= 0) this.m.taskDuration.observe({ kind: t.kind, state: t.state }, seconds);
-      // a pool task that forked children (create, converge, resize, update) says how long each took to be ready
-      const result = t.state === 'succeeded' ? storedJson(ForkResult, t.result_json) : undefined;
-      for (const ms of Object.values(result?.readyMs ?? {})) this.m.forkReady.observe({ pool: t.target }, ms / 1000);
+    }
+  }
+
+  /** Each fork that made a child ready, whatever ran it: a refresh forks the same VM again, at a new `forked_at`. */
+  private async observeForks(): Promise<void> {
+    const now = Date.now();
+    const rows = await vmsForkedSince(this.db, this.forks.since());
+    for (const v of this.forks.fresh(rows, (r) => `${r.name}@${r.forked_at}`, (r) => r.forked_at, now)) {
+      this.m.forkReady.observe({ pool: v.pool_name ?? '' }, v.ready_ms / 1000);
     }
   }
 

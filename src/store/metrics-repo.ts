@@ -46,6 +46,21 @@ export async function tasksEndedSince(db: Db, since: string): Promise<{ id: stri
     .execute();
 }
 
+/**
+ * VMs whose last fork made them ready at or after `since` (an ISO instant), oldest first: every fork writes both
+ * columns when its child turns running (a converge, a claim, a refresh; any host).
+ */
+export async function vmsForkedSince(db: Db, since: string): Promise<{ name: string; pool_name: string | null; forked_at: string; ready_ms: number }[]> {
+  const rows = await db
+    .selectFrom('vms')
+    .select(['name', 'pool_name', 'forked_at', 'ready_ms'])
+    .where('forked_at', '>=', since)
+    .where('ready_ms', 'is not', null)
+    .orderBy('forked_at')
+    .execute();
+  return rows.map((r) => ({ name: r.name, pool_name: r.pool_name, forked_at: r.forked_at ?? since, ready_ms: Number(r.ready_ms) }));
+}
+
 /** Ready replicas whose row last changed at or after `since`, oldest first. */
 export async function replicasReadySince(db: Db, since: string): Promise<{ id: string; host_id: string; phase1_json: string | null; updated_at: string }[]> {
   return db.selectFrom('replicas').select(['id', 'host_id', 'phase1_json', 'updated_at']).where('state', '=', 'ready').where('updated_at', '>=', since).orderBy('updated_at').execute();

@@ -40,6 +40,8 @@ export interface MetricsFixture {
   addVm(name: string, state: VmState, opts?: { pool?: string | null; host?: string; cpus?: number }): Promise<void>;
   /** Records a task that ended now, queued `seconds` earlier (now: after the metrics' start). */
   addTask(id: string, kind: string, state: TaskState, seconds: number, result?: Record<string, unknown>, endedAt?: Date): Promise<void>;
+  /** Records a fork of a VM that made it ready at `at` (now: after the metrics' start) in `readyMs`, as src/fork/child.ts does. */
+  markForked(name: string, readyMs: number, at?: Date): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,9 @@ export async function metricsFixture(options: { sessionValid?: SessionCheck; cla
     const created = new Date(endedAt.getTime() - seconds * 1000).toISOString();
     await insertTask(db, { id, kind, target: 'p1', state, step: null, percent: 100, progress_json: '{}', input_json: '{}', result_json: result ? JSON.stringify(result) : null, last_error: null, host_id: LOCAL_HOST_ID, queue: 'p1', lock: 'pool', queued_behind: null, created_at: created, updated_at: endedAt.toISOString() }, await testActor('pool'));
   };
+  const markForked: MetricsFixture['markForked'] = async (name, readyMs, at = new Date()) => {
+    await db.updateTable('vms').set({ forked_at: at.toISOString(), ready_ms: readyMs }).where('name', '=', name).execute();
+  };
 
   await insertImage(db, { name: 'default', source: 'imported', state: 'ready', disk_path: join(home.images, 'default', 'disk.qcow2'), kernel_path: null, initrd_path: null, manifest_path: null, recipe_hash: null, virtual_size: 1 << 30, file_size: 1 << 20, created_at: now() }, await testActor('image-import'));
   const spec = parsePoolSpec({ name: 'p1', image: 'default', provisioning: 'on-demand', size: { max: 8, min: 2, spares: 1 }, naming: { pattern: 'p1-{n}' }, disks: { disposable: '128M' } });
@@ -81,7 +86,8 @@ export async function metricsFixture(options: { sessionValid?: SessionCheck; cla
   await addVm('h2-vm', 'running', { pool: null, host: 'h2', cpus: 2 });
   // a replica made before the metrics started: its history is not replayed
   await insertReplica(db, { id: 'r-old', image_name: 'default', image_version: 'v0', phase1_digest: 'd', host_id: LOCAL_HOST_ID, datastore: 'default', state: 'ready', dir: '/r-old', disks_json: '[]', phase1_json: JSON.stringify({ reboots: 1, ms: { total: 1000 }, copyMs: 1000 }), last_error: null, created_at: '2020-01-01T00:00:00.000Z', updated_at: '2020-01-01T00:00:00.000Z' }, await testActor('replica-create'));
-  await addTask('t-old', 'pool-create', 'succeeded', 10, { readyMs: { 'p1-1': 99_000 } }, new Date('2020-01-01T00:00:00.000Z'));
+  await addTask('t-old', 'pool-create', 'succeeded', 10, undefined, new Date('2020-01-01T00:00:00.000Z'));
+  await markForked('p1-2', 99_000, new Date('2020-01-01T00:00:00.000Z'));
 
   const app = Fastify();
   registerMetrics(app, { deps, token, scrapeToken, ...(options.sessionValid ? { sessionValid: options.sessionValid } : {}) });
@@ -90,7 +96,7 @@ export async function metricsFixture(options: { sessionValid?: SessionCheck; cla
     app.post('/v1/pools/:name/claim', async (req, reply) => reply.status(claimRoute((req.params as { name: string }).name)).send({}));
   }
   return {
-    dir, deps, token, scrapeToken, scrapeTokenPath, app, addVm, addTask,
+    dir, deps, token, scrapeToken, scrapeTokenPath, app, addVm, addTask, markForked,
     close: async () => {
       await app.close();
       await db.destroy();

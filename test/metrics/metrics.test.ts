@@ -123,7 +123,9 @@ test('the hosts: memory and vCPUs as placement counts them, datastores, QEMU pro
 }));
 
 test('the histograms: what ended after the start is observed once, the older history never', withFixture(async (f) => {
-  await f.addTask('t-1', 'pool-create', 'succeeded', 5, { readyMs: { 'p1-1': 1500, 'p1-3': 2500 } });
+  await f.addTask('t-1', 'pool-create', 'succeeded', 5);
+  await f.markForked('p1-1', 1500);
+  await f.markForked('p1-3', 2500);
   await insertReplica(f.deps.db, { id: 'r1', image_name: 'default', image_version: 'v1', phase1_digest: 'd', host_id: LOCAL_HOST_ID, datastore: 'default', state: 'ready', dir: '/r1', disks_json: '[]', phase1_json: JSON.stringify({ reboots: 1, mounts: {}, ms: { total: 90_000 }, copyMs: 12_000 }), last_error: null, created_at: new Date().toISOString(), updated_at: new Date().toISOString() }, await testActor('replica-create'));
   // a copy pulled from another host: its phase 1 ran there, only its copy counts here
   await insertReplica(f.deps.db, { id: 'r2', image_name: 'default', image_version: 'v1', phase1_digest: 'd', host_id: 'h2', datastore: 'default', state: 'ready', dir: '/r2', disks_json: '[]', phase1_json: JSON.stringify({ reboots: 1, mounts: {}, ms: { total: 90_000 }, copyMs: 30_000, copiedFrom: { replica: 'r1', host: LOCAL_HOST_ID } }), last_error: null, created_at: new Date().toISOString(), updated_at: new Date().toISOString() }, await testActor('replica-create'));
@@ -148,6 +150,15 @@ test('the histograms: what ended after the start is observed once, the older his
   assert.equal(sample(s, 'vmfork_task_duration_seconds_count', { kind: 'pool-create', state: 'failed' }), 1);
   assert.equal(sample(s, 'vmfork_fork_ready_seconds_count', { pool: 'p1' }), 2);
   assert.equal(sample(s, 'vmfork_phase1_seconds_count', { host: LOCAL_HOST_ID }), 1);
+  // a refresh forks p1-1 again (a new forked_at), and a VM outside any pool is forked: each fork is observed once
+  await f.markForked('p1-1', 500);
+  await f.markForked('h2-vm', 700);
+  s = await scrape(f.app, f.token);
+  assert.equal(sample(s, 'vmfork_fork_ready_seconds_count', { pool: 'p1' }), 3);
+  assert.equal(sample(s, 'vmfork_fork_ready_seconds_sum', { pool: 'p1' }), 4.5);
+  assert.equal(sample(s, 'vmfork_fork_ready_seconds_count', { pool: '' }), 1);
+  s = await scrape(f.app, f.token);
+  assert.equal(sample(s, 'vmfork_fork_ready_seconds_count', { pool: 'p1' }), 3);
   // a task that ended a little before the last scrape but was committed after it (a writer's clock, a long
   // transaction) is still found, once
   await f.addTask('t-late', 'pool-resize', 'succeeded', 1, undefined, beforeSecond);
