@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { vmScreenSocket, type VmDeps } from '../vm/index.js';
-import type { SocketOf } from './console-stream.js';
 import { RfbInputFilter } from './rfb-input-filter.js';
 import { bridgeToUnix } from './unix-bridge.js';
+import { vmSocketRoute } from './vm-socket-route.js';
 
 /**
  * `GET /v1/vms/{name}/screen[?control=1]`: the VM's screen as raw RFB (VNC) in binary WebSocket frames, relayed to
@@ -13,24 +13,20 @@ import { bridgeToUnix } from './unix-bridge.js';
  * for the console; 409 VMFORK_VM_STATE also for a VM without a screen.
  */
 export function registerScreenStream(app: FastifyInstance, deps: VmDeps): void {
-  const sockets: SocketOf = new WeakMap();
-  app.get<{ Params: { name: string }; Querystring: { control?: string } }>('/v1/vms/:name/screen', {
-    websocket: true,
-    preHandler: async (req) => {
-      sockets.set(req, await vmScreenSocket(deps, req.params.name));
+  vmSocketRoute<{ control?: string }>(app, {
+    url: '/v1/vms/:name/screen',
+    resolve: (vm) => vmScreenSocket(deps, vm),
+    connect: (ws, req, path) => {
+      const vm = req.params.name;
+      const control = req.query.control === '1';
+      const filter = control ? undefined : new RfbInputFilter();
+      // who took control of a guest's screen, and what a viewer's filter dropped, are in the log
+      req.log.info({ vm, stream: 'screen', control }, control ? 'screen viewer connected in control (its keys and pointer reach the guest)' : 'screen viewer connected (view only)');
+      bridgeToUnix(ws, {
+        path,
+        ...(filter ? { inbound: (bytes: Buffer) => filter.push(bytes) } : {}),
+        onEnd: (why) => req.log.info({ vm, stream: 'screen', control, why, ...(filter ? { dropped: filter.dropped } : {}) }, 'screen viewer gone'),
+      });
     },
-  }, (ws, req) => {
-    const path = sockets.get(req);
-    if (!path) return ws.close(1011, 'no screen socket');
-    const vm = req.params.name;
-    const control = req.query.control === '1';
-    const filter = control ? undefined : new RfbInputFilter();
-    // who took control of a guest's screen, and what a viewer's filter dropped, are in the log
-    req.log.info({ vm, stream: 'screen', control }, control ? 'screen viewer connected in control (its keys and pointer reach the guest)' : 'screen viewer connected (view only)');
-    bridgeToUnix(ws, {
-      path,
-      ...(filter ? { inbound: (bytes: Buffer) => filter.push(bytes) } : {}),
-      onEnd: (why) => req.log.info({ vm, stream: 'screen', control, why, ...(filter ? { dropped: filter.dropped } : {}) }, 'screen viewer gone'),
-    });
   });
 }
