@@ -1,10 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { availableParallelism, hostname, totalmem } from 'node:os';
+import { hostname } from 'node:os';
 import type { HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
 import { healedLine, healInterrupted } from '../heal/index.js';
-import { detectAccel, freeSpace, qemuProgramVersion, readHostFacts, sweepLost } from '../host/index.js';
+import { freeSpace, readMachine, sweepLost } from '../host/index.js';
 import { getHost, hostHeartbeat, isPostgresUrl, markHostDown, openStore, registerAgentHost, settingOnce, tryHostLock, type Db, type HostLock } from '../store/index.js';
 import type { Logger } from '../util/index.js';
 import { JobQueue } from '../jobs/index.js';
@@ -89,8 +89,7 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
     if (!lock) await refuseTaken(db, options.host);
     await checkDatastoreMarkers(options.host, options.datastores);
     const fleetKey = options.fleetKeyFile ? await readFleetKey(options.fleetKeyFile) : undefined;
-    const [facts, qemu] = await Promise.all([readHostFacts(), qemuProgramVersion().catch(() => undefined)]);
-    const accel = detectAccel(facts);
+    const machine = await readMachine(options.cpuAllocationRatio);
     // answers from the first request on: 503 until the host is registered, then its status
     let generation = 0;
     server = createServer((req, res) => {
@@ -109,12 +108,7 @@ export async function startHostAgent(deps: HostAgentDeps, options: HostAgentOpti
       protocol: HOST_AGENT_PROTOCOL,
       pid: process.pid,
       listen: url,
-      cpus: availableParallelism(),
-      cpuAllocationRatio: options.cpuAllocationRatio,
-      memoryBytes: totalmem(),
-      accel: accel.accel,
-      accelWhy: accel.reason,
-      qemuVersion: qemu?.build ?? 'not installed',
+      ...machine,
       lostAfterMs: options.lostAfterMs,
       datastores: options.datastores.map((d) => ({ ...d, freeBytes: freeNow[d.name] ?? 0 })),
     });

@@ -1,30 +1,17 @@
 import { mkdir } from 'node:fs/promises';
-import { cpus, hostname, totalmem } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { HomeLayout } from '../config/index.js';
 import { VmforkError } from '../errors.js';
-import { detectAccel, readHostFacts } from './accel.js';
 import { freeSpace } from './disk-space.js';
-import { qemuProgramVersion } from './qemu-binary.js';
+import { DEFAULT_CPU_ALLOCATION_RATIO, MachineSchema, readMachine, type Machine } from './machine.js';
 import { HOST_STATES } from '../state/index.js';
 import { ensureDatastore, getDatastore, listDatastores, listHostRows, LOCAL_HOST_ID, upsertHost, type DatastoreRow, type Db, type HostRow } from '../store/index.js';
 
 export const DEFAULT_DATASTORE = 'default';
-/** vCPUs placed children may have per host CPU unless its agent says otherwise (Nova's default allocation ratio). */
-export const DEFAULT_CPU_ALLOCATION_RATIO = 16;
 
 export const DatastoreViewSchema = z.object({ name: z.string(), path: z.string(), freeBytes: z.number().int().min(0) });
-/** A host's machine as an agent reports it at its start (host-agent/agent.ts) and the server reads its own. */
-const MachineSchema = z.object({
-  cpus: z.number().int(),
-  /** vCPUs placement lets run per host CPU on it. */
-  cpuAllocationRatio: z.number(),
-  memoryBytes: z.number().int(),
-  accel: z.string(),
-  accelWhy: z.string(),
-  qemuVersion: z.string(),
-});
 export const HostViewSchema = z.object({
   id: z.string(),
   hostname: z.string(),
@@ -52,16 +39,11 @@ export const HostViewSchema = z.object({
   machine: MachineSchema.nullable(),
 });
 export type HostView = z.infer<typeof HostViewSchema>;
-type Machine = z.infer<typeof MachineSchema>;
-
 let localMachine: Promise<Machine> | undefined;
 
-/** This host as the server sees it: the same facts an agent reports at its start (host-agent/agent.ts). */
+/** This host as the server sees it: read once per process, as an agent reads its own at its start. */
 function readLocalMachine(): Promise<Machine> {
-  localMachine ??= Promise.all([readHostFacts(), qemuProgramVersion().catch(() => undefined)]).then(([facts, qemu]) => {
-    const accel = detectAccel(facts);
-    return { cpus: cpus().length, cpuAllocationRatio: DEFAULT_CPU_ALLOCATION_RATIO, memoryBytes: totalmem(), accel: accel.accel, accelWhy: accel.reason, qemuVersion: qemu?.version ?? '' };
-  });
+  localMachine ??= readMachine();
   return localMachine;
 }
 

@@ -10,6 +10,7 @@ export { isSameProcess, processesWithArg, readProcStat, readStartTime, waitForEx
 export { QEMU_IMG_BINARY, QEMU_PACKAGES, QEMU_SYSTEM_BINARY, qemuProgramVersion, runQemuTool, type QemuVersion } from './qemu-binary.js';
 export { localQemuBuild, parseQ35Alias, readQemuBuild, type QemuBuild, type QemuBuildOptions } from './qemu-build.js';
 export { actorFor, currentOwner, machineBoot, ownerAlive } from './self.js';
-export { datastorePath, DEFAULT_CPU_ALLOCATION_RATIO, DEFAULT_DATASTORE, DatastoreViewSchema, HostViewSchema, listHosts, registerLocalHost, requireDatastore, type HostView } from './datastores.js';
+export { datastorePath, DEFAULT_DATASTORE, DatastoreViewSchema, HostViewSchema, listHosts, registerLocalHost, requireDatastore, type HostView } from './datastores.js';
 export { LOST_SWEEP_MS, startLostHostSweep, sweepLost } from './lost-sweep.js';
 export { postcopyReady } from './postcopy.js';
+export { DEFAULT_CPU_ALLOCATION_RATIO, MachineSchema, readMachine, type Machine } from './machine.js';
