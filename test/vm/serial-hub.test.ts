@@ -1,34 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, waitUntil } from '../../src/util/index.js';
 import { startSerialLogger } from '../../src/vm/index.js';
+import { fakeSerialPort, processGone as gone, sizeOf, waitProcessGone } from '../helpers/fake-serial-port.js';
 
 // The serial logger as the console hub (src/vm/serial-logger.ts) against a stand-in for QEMU's serial chardev:
 // several viewers on its console socket, the log kept and capped beside them, a viewer that stops reading dropped
 // without holding up the others. The real port is test/web/vm-streams.itest.ts's.
 
 const log = createLogger(undefined);
-
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
-}
 
 /** A viewer on the hub: everything it received, and whether the hub closed it. */
 interface Viewer {
@@ -57,15 +41,7 @@ test('viewers of the console socket: each gets the log tail then the live output
   const hub = join(dir, 'con.sock');
   const file = join(dir, 'serial.log');
   writeFileSync(file, 'left by the previous boot\n');
-  const typed: Buffer[] = [];
-  const qemu = new Promise<Socket>((resolve) => {
-    const server = createServer((s) => {
-      server.close();
-      s.on('data', (d: Buffer) => typed.push(d));
-      resolve(s);
-    });
-    server.listen(tty);
-  });
+  const { guest: qemu, typed } = fakeSerialPort(tty);
   const cap = 64 * 1024;
   const pid = await startSerialLogger({ socket: tty, log: file, console: hub, qemuPid: process.pid, maxBytes: cap, logger: log });
   assert.ok(pid);
@@ -116,7 +92,7 @@ test('viewers of the console socket: each gets the log tail then the live output
   assert.ok(readFileSync(file, 'utf8').endsWith('marker\r\n'), 'serial.log ends with the newest line');
 
   guest.end(); // QEMU exited: the hub closes its viewers, removes its socket and ends
-  await waitUntil(() => gone(pid) || undefined, { deadlineMs: 20_000, everyMs: 20, what: 'the hub to exit' });
+  await waitProcessGone(pid, 'the hub to exit');
   for (const v of [a, b]) await until('the viewer closed', () => v.ended());
   assert.equal(existsSync(hub), false, 'its socket is removed');
 });
@@ -129,19 +105,13 @@ test('a symlink planted where serial.log goes is not followed (the VM directory 
   const tty = join(dir, 'tty.sock');
   const file = join(dir, 'serial.log');
   symlinkSync(victim, file);
-  const qemu = new Promise<Socket>((resolve) => {
-    const server = createServer((s) => {
-      server.close();
-      resolve(s);
-    });
-    server.listen(tty);
-  });
+  const { guest: qemu } = fakeSerialPort(tty);
   const pid = await startSerialLogger({ socket: tty, log: file, console: join(dir, 'con.sock'), qemuPid: process.pid, logger: log });
   assert.ok(pid);
   const guest = await qemu;
   guest.on('error', () => undefined); // the logger is gone at once
   guest.write('guest bytes\n');
-  await waitUntil(() => gone(pid) || undefined, { deadlineMs: 20_000, everyMs: 20, what: 'the logger to refuse the link and exit' });
+  await waitProcessGone(pid, 'the logger to refuse the link and exit');
   guest.destroy();
   assert.equal(readFileSync(victim, 'utf8'), 'host\n');
 });

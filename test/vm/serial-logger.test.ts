@@ -1,36 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, waitUntil } from '../../src/util/index.js';
+import { createLogger } from '../../src/util/index.js';
 import { serialLogCap, serialTail, startSerialLogger } from '../../src/vm/index.js';
+import { fakeSerialPort, sizeOf, waitProcessGone as waitGone } from '../helpers/fake-serial-port.js';
 
 // The serial logger against a stand-in for QEMU's serial chardev (a unix socket server); the real thing is in
 // test/vm/serial-log.itest.ts.
 
 const log = createLogger(undefined);
-
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-const waitGone = (pid: number): Promise<unknown> => waitUntil(() => gone(pid) || undefined, { deadlineMs: 20_000, everyMs: 20, what: `logger ${pid} to exit` });
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
-}
 
 test('copies the port into serial.log, rotating at half the cap: both files within the cap, the newest line last', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vmfork-serial-'));
@@ -38,14 +19,8 @@ test('copies the port into serial.log, rotating at half the cap: both files with
   const sock = join(dir, 'serial.sock');
   const file = join(dir, 'serial.log');
   writeFileSync(file, 'left by the previous boot\n');
-  const connected = new Promise<Socket>((resolve) => {
-    const server = createServer((s) => {
-      server.close();
-      resolve(s);
-    });
-    // the logger starts first and waits for the socket, as it does for a QEMU still starting
-    setImmediate(() => server.listen(sock));
-  });
+  // the logger starts first and waits for the socket, as it does for a QEMU still starting
+  const { guest: connected } = fakeSerialPort(sock, { listenLater: true });
   const cap = 64 * 1024;
   const pid = await startSerialLogger({ socket: sock, log: file, qemuPid: process.pid, maxBytes: cap, logger: log });
   assert.ok(pid);
