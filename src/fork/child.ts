@@ -31,6 +31,11 @@ export interface ForkTimings {
   customizedMs?: number;
 }
 
+/** A fork's time to ready as a pool counts it: to its customization (phase 2) when it had one, else to its identity. */
+export function readyMsOf(t: Pick<ForkTimings, 'readyMs' | 'customizedMs'>): number {
+  return Math.round(t.customizedMs ?? t.readyMs);
+}
+
 export interface ChildIdentityResult {
   machineId: string;
   report: IdentityReport;
@@ -183,7 +188,7 @@ export async function forkChild(deps: VmDeps, t: ReadyTemplate, child: ReservedC
     faultPoint('fork.customized');
     const facts = { machineId: identity.machineId, sshHostKeyFingerprints: report.sshHostKeyFingerprints, ip: lease.ip, mac: lease.mac, bootId: report.guest.bootId };
     // when and how fast this fork made it ready, whatever ran it (a converge, a claim, a refresh; any host): the console shows both
-    const readyMs = Math.round(timings.customizedMs ?? timings.readyMs ?? ms());
+    const readyMs = readyMsOf({ readyMs: timings.readyMs ?? ms(), ...(timings.customizedMs === undefined ? {} : { customizedMs: timings.customizedMs }) });
     await transition(db, 'vms', name, 'forking', 'running', actor, { facts_json: JSON.stringify(facts), forked_at: new Date().toISOString(), ready_ms: readyMs, ...(extra.secretHash ? { secret_hash: extra.secretHash } : {}) });
     const forkPath = forkPathOf(t.record);
     const where = { name, ip: lease.ip, mac: lease.mac, tap: lease.tap, netns: lease.netns, pid };

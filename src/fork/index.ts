@@ -5,7 +5,7 @@
  * src/qemu/freeze-resume.ts.
  */
 export { forkChildren, type ForkBatchOptions, type ForkBatchResult } from './batch.js';
-export { forkChild, registerChild, type ChildCustomizer, type ChildIdentityResult, type ForkChildOptions, type ForkedChild, type ForkTimings } from './child.js';
+export { forkChild, readyMsOf, registerChild, type ChildCustomizer, type ChildIdentityResult, type ForkChildOptions, type ForkedChild, type ForkTimings } from './child.js';
 export { forkRegistered, warmRegistered } from './registered.js';
 export { refreshChild, resetDisks, type RefreshOptions } from './refresh.js';
 export { MAX_WARM, warmName, warmTemplate, type WarmOptions, type WarmResult } from './warm.js';

@@ -6,13 +6,13 @@ import { forkLazy, settleLazy, startMemoryServer, type ChildCustomizer, type For
 import { postcopyReady } from '../host/index.js';
 import { runOnHost } from '../jobs/index.js';
 import { parsePoolSpec } from '../pool/index.js';
-import { relayBacking, removePskDir, startNbdExport, startNbdRelay, writePskDir, type NbdExport, type NbdRelay } from '../qemu/index.js';
+import { relayBacking, removePskDir, startNbdRelay, writePskDir, type NbdExport, type NbdRelay } from '../qemu/index.js';
 import { ensureReplicaTemplate } from '../replica/index.js';
-import { getReplica, requirePool } from '../store/index.js';
+import { requirePool } from '../store/index.js';
 import { vmPaths } from '../vm/index.js';
 import { exportKey } from './fleet-key.js';
 import { dialPsk, listenPsk, type PskListener } from './psk-link.js';
-import { needFleetKey, nbdDir, reporter } from './replica-steps.js';
+import { endExports, exportDisks, needFleetKey, nbdDir, readyReplicaHere, reporter } from './replica-steps.js';
 import type { StepContext } from './step-context.js';
 
 /** A memory server nobody connected to by then is ended, as an export is. */
@@ -32,17 +32,14 @@ export async function serveTemplate(ctx: StepContext, pool: string, replicaId: s
   const known = ctx.serves.get(serveId);
   if (known) return known.answer;
   const spec = parsePoolSpec(JSON.parse((await requirePool(ctx.deps.db, pool)).spec_json));
-  const replica = await getReplica(ctx.deps.db, replicaId);
-  if (!replica || replica.host_id !== ctx.deps.hostId || replica.state !== 'ready') {
-    throw new VmforkError('VMFORK_REPLICA_STATE', `host ${ctx.deps.hostId} has no ready replica ${replicaId} to serve a lazy child from`, { details: { replica: replicaId, host: ctx.deps.hostId } });
-  }
+  const replica = await readyReplicaHere(ctx, replicaId, 'serve a lazy child from');
   const template = await ensureReplicaTemplate(ctx.deps, replica, spec, reporter(ctx, 'template-serve'));
   const server = await startMemoryServer(ctx.deps, template.row.name, spec.network);
-  const pskDir = await writePskDir(exportKey(key, serveId), nbdDir(ctx));
-  const disks: NbdExport[] = [];
+  let exported: { disks: NbdExport[]; pskDir: string } | undefined;
   let listener: PskListener | undefined;
   try {
-    for (const d of server.disks) disks.push(await startNbdExport({ file: d.path, host: ctx.listenHost, name: d.id, pskDir, format: 'qcow2' }));
+    // the disks as the guest sees them (the template's qcow2 chain), not the replica's files
+    exported = await exportDisks(ctx, exportKey(key, serveId), server.disks, 'qcow2');
     let taken = false;
     listener = await listenPsk(ctx.listenHost, memoryKey(key, serveId), (link) => {
       if (taken) return void link.destroy();
@@ -57,11 +54,11 @@ export async function serveTemplate(ctx: StepContext, pool: string, replicaId: s
     });
   } catch (err) {
     listener?.close();
-    await Promise.all(disks.map((d) => d.stop()));
-    await removePskDir(pskDir);
+    if (exported) await endExports(exported);
     await server.stop();
     throw err;
   }
+  const { disks, pskDir } = exported;
   const answer = { host: ctx.listenHost, memoryPort: listener.port, template: template.row.name, disks: disks.map((d) => ({ id: d.name, port: d.port })) };
   const timer = setTimeout(() => void unserveTemplate(ctx, serveId), SERVE_LIFE_MS);
   timer.unref();
@@ -75,8 +72,7 @@ export async function unserveTemplate(ctx: StepContext, serveId: string): Promis
   if (s) {
     clearTimeout(s.timer);
     s.listener.close();
-    await Promise.all(s.disks.map((d) => d.stop()));
-    await removePskDir(s.pskDir);
+    await endExports(s);
     await s.server.stop();
   }
   return { serveId, ended: Boolean(s) };

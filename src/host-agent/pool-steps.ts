@@ -1,8 +1,8 @@
 import { poolCustomizer } from '../customize/index.js';
-import { forkChildren, refreshChild, type ChildCustomizer } from '../fork/index.js';
+import { forkChildren, readyMsOf, refreshChild, type ChildCustomizer } from '../fork/index.js';
 import { VmforkError } from '../errors.js';
 import { lazyChildHere, type LazyChild } from './lazy-steps.js';
-import { parsePoolSpec } from '../pool/index.js';
+import { childFailure, parsePoolSpec, type ChildFailure } from '../pool/index.js';
 import { ensureReplica, ensureReplicaTemplate } from '../replica/index.js';
 import { getVm, poolVms, requirePool } from '../store/index.js';
 import { destroyVm } from '../vm/index.js';
@@ -24,12 +24,12 @@ export async function convergePoolHere(ctx: StepContext, pool: string, names: st
   const todo = names.filter((n) => !running.has(n));
   const readyMs: Record<string, number> = {};
   const forked = names.filter((n) => running.has(n));
-  const failed: { name: string; code: string; message: string }[] = [];
+  const failed: ChildFailure[] = [];
   // no replica here yet: the first child starts at once from the source's template, the copy follows (item 8)
   const lazy = lazyFrom && todo.length && !running.size ? await lazyFirst(ctx, { pool, name: todo[0] as string, lazyFrom, signal, ...(customize ? { customize } : {}) }) : undefined;
   if (lazy?.child) {
     forked.push(lazy.child.child.name);
-    readyMs[lazy.child.child.name] = Math.round(lazy.child.child.timings.customizedMs ?? lazy.child.child.timings.readyMs);
+    readyMs[lazy.child.child.name] = readyMsOf(lazy.child.child.timings);
     todo.shift();
   }
   const firstMs = lazy?.child ? Math.round(performance.now() - t0) : undefined;
@@ -51,9 +51,9 @@ export async function convergePoolHere(ctx: StepContext, pool: string, names: st
     });
     for (const c of r.children) {
       forked.push(c.name);
-      readyMs[c.name] = Math.round(c.timings.customizedMs ?? c.timings.readyMs);
+      readyMs[c.name] = readyMsOf(c.timings);
     }
-    for (const f of r.failed) failed.push({ name: f.name, code: f.error.code, message: f.error.message.split('\n')[0] ?? '' });
+    for (const f of r.failed) failed.push(childFailure(f.name, f.error));
     for (const s of r.skipped) failed.push({ name: s, code: 'VMFORK_FORK_FAILED', message: 'not forked: an earlier child failed (stopOnError)' });
   }
   const settled = lazy?.child ? await settleOrDrop(ctx, lazy.child, forked, failed) : undefined;
@@ -78,7 +78,7 @@ export async function refreshPoolChildHere(ctx: StepContext, pool: string, name:
   const template = await ensureReplicaTemplate(deps, replica, spec, reporter(ctx, 'pool-child-refresh'));
   const customize = poolCustomizer(spec);
   const child = await refreshChild(deps, name, template.row.name, { signal, ...(customize ? { customize } : {}) });
-  return { name, host: deps.hostId, template: template.row.name, readyMs: Math.round(child.timings.customizedMs ?? child.timings.readyMs) };
+  return { name, host: deps.hostId, template: template.row.name, readyMs: readyMsOf(child.timings) };
 }
 
 /**
@@ -86,7 +86,7 @@ export async function refreshPoolChildHere(ctx: StepContext, pool: string, name:
  * or blocks are gone with the source): it is destroyed and reported failed, and the pool's next converge forks it
  * again here, from this host's own replica.
  */
-async function settleOrDrop(ctx: StepContext, lazy: LazyChild, forked: string[], failed: { name: string; code: string; message: string }[]): Promise<Record<string, unknown>> {
+async function settleOrDrop(ctx: StepContext, lazy: LazyChild, forked: string[], failed: ChildFailure[]): Promise<Record<string, unknown>> {
   try {
     return { ...(await lazy.settled) };
   } catch (err) {

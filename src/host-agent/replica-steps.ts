@@ -5,7 +5,7 @@ import { runOnHost } from '../jobs/index.js';
 import { parsePoolSpec } from '../pool/index.js';
 import { pullNbd, removePskDir, startNbdExport, writePskDir, type NbdExport } from '../qemu/index.js';
 import { ensureReplica, receiveReplica, removeReplicaAndTemplates, replicaDisks, type StepReporter } from '../replica/index.js';
-import { getReplica } from '../store/index.js';
+import { getReplica, type ReplicaRow } from '../store/index.js';
 import { exportKey } from './fleet-key.js';
 import type { StepContext } from './step-context.js';
 
@@ -35,24 +35,43 @@ export async function makeReplicaHere(ctx: StepContext, rawSpec: Record<string, 
   return { replica: replica.id, host: replica.host_id, datastore: replica.datastore, reused };
 }
 
+/** This host's replica `id` if it is ready; VMFORK_REPLICA_STATE naming what it was wanted for otherwise. */
+export async function readyReplicaHere(ctx: StepContext, id: string, purpose: string): Promise<ReplicaRow> {
+  const row = await getReplica(ctx.deps.db, id);
+  if (!row || row.host_id !== ctx.deps.hostId || row.state !== 'ready') {
+    throw new VmforkError('VMFORK_REPLICA_STATE', `host ${ctx.deps.hostId} has no ready replica ${id} to ${purpose}`, { details: { replica: id, host: ctx.deps.hostId, state: row?.state ?? null } });
+  }
+  return row;
+}
+
+/**
+ * Disks exported read-only over NBD on the agent's address, each under `key` (a fresh PSK dir): all of them or
+ * none — on a failure the exports already started are stopped and the key removed.
+ */
+export async function exportDisks(ctx: StepContext, key: string, files: { id: string; path: string }[], format?: 'qcow2'): Promise<{ disks: NbdExport[]; pskDir: string }> {
+  const pskDir = await writePskDir(key, nbdDir(ctx));
+  const disks: NbdExport[] = [];
+  try {
+    for (const d of files) disks.push(await startNbdExport({ file: d.path, host: ctx.listenHost, name: d.id, pskDir, ...(format ? { format } : {}) }));
+  } catch (err) {
+    await endExports({ disks, pskDir });
+    throw err;
+  }
+  return { disks, pskDir };
+}
+
+export async function endExports(e: { disks: NbdExport[]; pskDir: string }): Promise<void> {
+  await Promise.all(e.disks.map((d) => d.stop()));
+  await removePskDir(e.pskDir);
+}
+
 /** Serves a ready replica of this host, read-only, one NBD export per disk, under the export's derived key. */
 export async function exportReplica(ctx: StepContext, id: string, exportId: string): Promise<Record<string, unknown>> {
   const key = needFleetKey(ctx);
-  const row = await getReplica(ctx.deps.db, id);
-  if (!row || row.host_id !== ctx.deps.hostId || row.state !== 'ready') {
-    throw new VmforkError('VMFORK_REPLICA_STATE', `host ${ctx.deps.hostId} has no ready replica ${id} to serve`, { details: { replica: id, host: ctx.deps.hostId, state: row?.state ?? null } });
-  }
+  const row = await readyReplicaHere(ctx, id, 'serve');
   const known = ctx.exports.get(exportId);
   if (known) return { host: ctx.listenHost, disks: known.disks.map((d) => ({ id: d.name, port: d.port })) };
-  const pskDir = await writePskDir(exportKey(key, exportId), nbdDir(ctx));
-  const disks: NbdExport[] = [];
-  try {
-    for (const d of replicaDisks(row)) disks.push(await startNbdExport({ file: d.path, host: ctx.listenHost, name: d.id, pskDir }));
-  } catch (err) {
-    await Promise.all(disks.map((d) => d.stop()));
-    await removePskDir(pskDir);
-    throw err;
-  }
+  const { disks, pskDir } = await exportDisks(ctx, exportKey(key, exportId), replicaDisks(row));
   const timer = setTimeout(() => void unexportReplica(ctx, exportId), EXPORT_LIFE_MS);
   timer.unref();
   ctx.exports.set(exportId, { disks, pskDir, timer });
@@ -69,8 +88,7 @@ export async function unexportReplica(ctx: StepContext, exportId: string): Promi
   ctx.exports.delete(exportId);
   if (e) {
     clearTimeout(e.timer);
-    await Promise.all(e.disks.map((d) => d.stop()));
-    await removePskDir(e.pskDir);
+    await endExports(e);
   }
   return { exportId, ended: Boolean(e) };
 }

@@ -1,3 +1,14 @@
+/** A child a converge could not make, as its result and a host's part name it: the error's code and first line. */
+export interface ChildFailure {
+  name: string;
+  code: string;
+  message: string;
+}
+
+export function childFailure(name: string, err: { code: string; message: string }): ChildFailure {
+  return { name, code: err.code, message: err.message.split('\n')[0] ?? '' };
+}
+
 /** What a converge answers (its task's result), on one host or over the fleet's hosts. */
 export interface ConvergeResult {
   replica: string;
@@ -10,7 +21,7 @@ export interface ConvergeResult {
   readyMs: Record<string, number>;
   registered: string[];
   removed: string[];
-  failed: { name: string; code: string; message: string }[];
+  failed: ChildFailure[];
   /** Wall time of each step of this converge, in ms (the replica's is ~0 when it was reused). */
   ms: { replica: number; template: number; children: number };
 }

@@ -3,12 +3,12 @@ import { actorFor } from '../host/index.js';
 import { deletePoolRow, getPool, poolVms, requirePool, transition, updatePool, type PoolRow, type VmRow } from '../store/index.js';
 import { reconcileVm, type VmDeps } from '../vm/index.js';
 import { poolCustomizer } from '../customize/index.js';
-import { MAX_FORK_COUNT } from '../fork/index.js';
+import { MAX_FORK_COUNT, readyMsOf } from '../fork/index.js';
 import { parsePoolSpec, poolChildNames, type PoolSpec } from './spec.js';
 import type { TaskContext } from '../task/index.js';
 import { REAL_PARTS, type PoolForked, type PoolParts } from './parts.js';
 import { convergePlaced } from './placed.js';
-import type { ConvergeResult } from './converge-result.js';
+import { childFailure, type ConvergeResult } from './converge-result.js';
 import { faultPoint } from '../util/index.js';
 
 /** The spec a pool row holds (parsed when it was accepted; read back through the same schema). */
@@ -156,11 +156,12 @@ async function convergeChildren(deps: VmDeps, spec: PoolSpec, template: string, 
   const customize = poolCustomizer(spec);
   const track = (c: PoolForked | { name: string; error: VmforkError }): void => {
     if ('error' in c) {
-      out.failed.push({ name: c.name, code: c.error.code, message: c.error.message.split('\n')[0] ?? '' });
-      void ctx.child(c.name, { state: 'failed', percent: 100, error: c.error.message.split('\n')[0] ?? '' });
+      const failure = childFailure(c.name, c.error);
+      out.failed.push(failure);
+      void ctx.child(c.name, { state: 'failed', percent: 100, error: failure.message });
     } else {
       out.forked.push(c.name);
-      out.readyMs[c.name] = Math.round(c.timings.customizedMs ?? c.timings.readyMs);
+      out.readyMs[c.name] = readyMsOf(c.timings);
       void ctx.child(c.name, { state: 'running', percent: 100 });
     }
   };

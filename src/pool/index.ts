@@ -7,6 +7,7 @@ export { invalidSpec, parsePoolSpec, parsePoolSpecText, zodProblems, type PoolSp
 export { labelSchema, PoolSpecInputSchema } from './spec-schema.js';
 export { PoolDetailSchema, PoolSummarySchema, ResizeRequestSchema, type PoolChild, type PoolDetail, type PoolSummary, type PoolTask, type ResizeRequest } from './views.js';
 export type { ConvergeResult } from './converge.js';
+export { childFailure, type ChildFailure } from './converge-result.js';
 export { createProvisionService } from './service.js';
 export { DEFAULT_DISK_OVERCOMMIT, diskOvercommit, setDiskOvercommit } from './disk-budget.js';
 export { PUSH_MODES, PushViewSchema, type PushMode, type PushView } from './push.js';

@@ -5,7 +5,7 @@ import type { TaskContext } from '../task/index.js';
 import { destroyVm, hereHost, type VmDeps } from '../vm/index.js';
 import { planPlacement, hostRooms, placementHosts } from './placement.js';
 import { poolChildNames, type PoolSpec } from './spec.js';
-import type { PlacedResult } from './converge-result.js';
+import type { ChildFailure, PlacedResult } from './converge-result.js';
 
 /** What one host's agent answers for its part of a placed pool (src/host-agent/pool-steps.ts). */
 export interface HostConverged {
@@ -14,7 +14,7 @@ export interface HostConverged {
   template: string;
   forked: string[];
   readyMs: Record<string, number>;
-  failed: { name: string; code: string; message: string }[];
+  failed: ChildFailure[];
   /** From the start of this host's part to its first ready child (ms); null when none was forked. */
   firstReadyMs?: number | null;
   /** The lazy first child (issue 14 item 8), or why there was none. */
@@ -36,17 +36,12 @@ export async function destroyAnywhere(deps: VmDeps, name: string, queue?: JobQue
   return queue ? runOnHost(queue, deps.db, vm.host_id, job) : withFleetQueue(deps, (q) => runOnHost(q, deps.db, vm.host_id, job));
 }
 
-/** One job on a VM's own host, by its agent (a VM of another host of the fleet: power and the like). */
-export async function onItsHost(deps: VmDeps, vm: VmRow, job: HostJob): Promise<unknown> {
-  return withFleetQueue(deps, (q) => runOnHost(q, deps.db, vm.host_id, job));
-}
-
 /**
- * Refreshes a placed pool's child on another host (its claim released): that host's agent forks it again from its
- * own template of the pool's replica (a `pool-child-refresh` job).
+ * One job on a VM's own host, by its agent (a VM of another host of the fleet): power, or a placed pool's child
+ * refreshed after its claim's release (`pool-child-refresh`: that agent forks it again from its own template).
  */
-export async function refreshElsewhere(deps: VmDeps, vm: VmRow, pool: string, signal?: AbortSignal): Promise<unknown> {
-  return withFleetQueue(deps, (q) => runOnHost(q, deps.db, vm.host_id, { op: 'pool-child-refresh', pool, name: vm.name }, signal ? { signal } : {}));
+export async function onItsHost(deps: VmDeps, vm: VmRow, job: HostJob, signal?: AbortSignal): Promise<unknown> {
+  return withFleetQueue(deps, (q) => runOnHost(q, deps.db, vm.host_id, job, signal ? { signal } : {}));
 }
 
 /** The pool's replica on `host` (same image version, phase-1 digest and datastore as `source`), ready. */

@@ -4,7 +4,7 @@ import { VmforkError } from '../errors.js';
 import { deletePoolRow, getPool, getVm, moveClaim, poolVms, requirePool, requireVm, transition, updatePool } from '../store/index.js';
 import type { Enqueued, TaskContext, TaskRunners } from '../task/index.js';
 import { hereHost, type VmDeps } from '../vm/index.js';
-import { refreshElsewhere } from './placed.js';
+import { onItsHost } from './placed.js';
 import { claimView } from './claims.js';
 import { advancePush, runPush } from './push.js';
 import { convergePool, poolSpecOf } from './converge.js';
@@ -139,7 +139,7 @@ export function poolRunners(deps: VmDeps, enqueueConverge: EnqueueConverge, part
           } else {
             if (row.state === 'registered') await parts.forkRegistered(deps, vm, opts);
             // a placed pool's child on another host is forked again there, by its agent, from that host's template
-            else if (row.host_id !== hereHost(deps)) await refreshElsewhere(deps, row, pool.name, ctx.signal);
+            else if (row.host_id !== hereHost(deps)) await onItsHost(deps, row, { op: 'pool-child-refresh', pool: pool.name, name: row.name }, ctx.signal);
             else await parts.refreshChild(deps, vm, pool.template_name, opts);
             action = 'refreshed';
           }
