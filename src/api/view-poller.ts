@@ -47,6 +47,7 @@ export interface ViewPollerOptions<S> {
 export class ViewPoller<S> {
   private readonly subscribers = new Set<Subscriber<S>>();
   private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
 
   constructor(private readonly options: ViewPollerOptions<S>) {}
 
@@ -65,12 +66,16 @@ export class ViewPoller<S> {
   }
 
   private schedule(): void {
-    if (this.timer || this.subscribers.size === 0) return;
-    this.timer = setTimeout(() => void this.tick(), this.options.everyMs);
+    if (this.timer || this.ticking || this.subscribers.size === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.tick();
+    }, this.options.everyMs);
     this.timer.unref();
   }
 
   private async tick(): Promise<void> {
+    this.ticking = true;
     try {
       const subs = [...this.subscribers];
       const provision = this.options.provision();
@@ -91,7 +96,8 @@ export class ViewPoller<S> {
     } catch (err) {
       this.options.log.warn({ err }, 'pool event streams: cannot read the views; trying again');
     } finally {
-      this.timer = undefined;
+      // the next tick is timed from the end of this one: a slow store never gets a second reading stacked on it
+      this.ticking = false;
       this.schedule();
     }
   }

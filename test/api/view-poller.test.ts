@@ -97,3 +97,33 @@ test('a failed read is logged and the next tick tries again', async () => {
   await waitUntil(() => got.length > 0 || undefined, { deadlineMs: 10_000, everyMs: 5, what: 'views after the store answers' });
   stop();
 });
+
+test('streams leaving and coming back while a tick reads never start a second chain of ticks', async () => {
+  let reads = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let release: (() => void) | undefined;
+  const service = {
+    listPools: async () => {
+      reads++;
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise<void>((r) => (release = r));
+      inFlight--;
+      return { pools: [] };
+    },
+  } as unknown as ProvisionService;
+  const poller = new ViewPoller<Session>({ provision: () => service, sessionIsLive: async () => true, sessionKey: (s) => s.id, everyMs: 5, log: createLogger(undefined) });
+  const stop = poller.subscribe(undefined, undefined, () => undefined);
+  await waitUntil(() => inFlight === 1 || undefined, { deadlineMs: 10_000, everyMs: 2, what: 'a tick reading' });
+  stop(); // the last stream leaves mid-read, another comes at once
+  const again = poller.subscribe(undefined, undefined, () => undefined);
+  for (let i = 0; i < 5; i++) {
+    const before = reads;
+    release?.();
+    await waitUntil(() => reads > before || undefined, { deadlineMs: 10_000, everyMs: 2, what: 'the next tick' });
+  }
+  assert.equal(maxInFlight, 1, 'one reading at a time');
+  again();
+  release?.();
+});
