@@ -11,8 +11,27 @@ export interface StopOptions {
 }
 
 /**
- * Stops a VM cleanly: the guest is asked to power off (agent, then ACPI), QEMU exits by itself; past the
- * timeout QEMU is told to quit, then killed. The overlay is kept.
+ * How often the power-off request is repeated while the guest still runs. A request can be lost in a guest that
+ * is still booting — the agent that answered the boot may be vmfork-guest with qemu-ga not up yet, and an ACPI
+ * power button pressed before systemd-logind listens goes nowhere — so a stop right after a boot would otherwise
+ * wait out its whole timeout. Asking again is harmless: a shutdown already under way takes no second one.
+ */
+const ASK_AGAIN_MS = 5_000;
+
+/** Asks the guest to power off until QEMU exits or `timeoutMs` ends; whether it exited. */
+async function powerOff(proc: ProcessRow, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await askGuestToPowerOff(proc);
+    const left = deadline - Date.now();
+    if (await waitForExit(proc.pid, proc.start_time, Math.max(0, Math.min(ASK_AGAIN_MS, left)))) return true;
+    if (left <= ASK_AGAIN_MS) return false;
+  }
+}
+
+/**
+ * Stops a VM cleanly: the guest is asked to power off (agent, then ACPI; again every few seconds), QEMU exits by
+ * itself; past the timeout QEMU is told to quit, then killed. The overlay is kept.
  */
 export async function stopVm(deps: VmDeps, name: string, options: StopOptions = {}): Promise<VmRow> {
   const vm = await getVmReconciled(deps, name);
@@ -22,8 +41,7 @@ export async function stopVm(deps: VmDeps, name: string, options: StopOptions = 
   await transition(deps.db, 'vms', name, vm.state, 'stopping', actor);
   const proc = await currentProcess(deps.db, name);
   if (proc) {
-    await askGuestToPowerOff(proc);
-    if (!(await waitForExit(proc.pid, proc.start_time, options.timeoutMs ?? 60_000))) {
+    if (!(await powerOff(proc, options.timeoutMs ?? 60_000))) {
       deps.log.warn({ vm: name }, 'guest did not power off in time; quitting QEMU');
       await quitQemu(proc.qmp_path);
       if (!(await waitForExit(proc.pid, proc.start_time, 5_000))) {

@@ -55,7 +55,8 @@ test("a host's VM steps run as jobs on its queue, only by its agent: boot, stop,
       const listed = (await json(dc, h1, ['vm', 'show', 'on-h2'])) as { host?: string; state?: string; dir?: string };
       assert.deepEqual([listed.host, listed.state], ['h2', 'running']);
 
-      const stopped = await json(dc, h1, ['vm', 'stop', 'on-h2']);
+      // the CLI waits as long as the stop may take (its guest gets 60 s before QEMU is told to quit)
+      const stopped = await json(dc, h1, ['vm', 'stop', 'on-h2'], BOOT_MS);
       assert.equal(stopped.state, 'stopped');
       assert.deepEqual(await qemuIn(h2, 'on-h2'), []);
       const started = await json(dc, h1, ['vm', 'start', 'on-h2'], BOOT_MS);

@@ -91,7 +91,7 @@ export function registerVmCommands(program: Command): void {
     );
 
   vm.command('stop <name>')
-    .description('power the guest off cleanly (QEMU is told to quit after --timeout); the disk is kept. A VM on another host of the fleet is stopped by its agent')
+    .description('power the guest off cleanly (asked through its agent or the ACPI button, again every 5 s while it runs; QEMU is told to quit after --timeout); the disk is kept. A VM on another host of the fleet is stopped by its agent')
     .option('--timeout <seconds>', 'seconds to wait for the guest to power off', '60')
     .option('--json', 'print JSON')
     .action(
